@@ -1,0 +1,1 @@
+# guest-agent: build rules (filled in by the guest-agent work)

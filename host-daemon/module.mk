@@ -1,0 +1,1 @@
+# host-daemon: build rules (filled in by the host-daemon work)

@@ -1,0 +1,1 @@
+# kmod: build rules (filled in by the kmod work)

@@ -1,0 +1,1 @@
+# proto: build rules (filled in by the proto work)
