@@ -1,1 +1,11 @@
-# lib: build rules (filled in by the lib work)
+# lib/: code both daemons share, and libfreehint.a with proto/ in it.
+LIB_SRCS := lib/log.c lib/xmalloc.c lib/config.c lib/rangeset.c lib/peer.c
+LIB_OBJS := $(LIB_SRCS:%.c=$(O)/%.o)
+
+$(LIB_OBJS): $(O)/proto/freehint.pb-c.h
+
+$(LIBFREEHINT): $(PROTO_OBJS) $(LIB_OBJS)
+	@rm -f $@
+	$(AR) rcs $@ $^
+
+all: $(LIBFREEHINT)

@@ -1,0 +1,107 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * Code shared by freehint-agent, freehintd and freehintctl: logging,
+ * allocation, configuration files, range sets and the peer module that
+ * owns every protocol connection's event.
+ */
+#ifndef FREEHINT_COMMON_H
+#define FREEHINT_COMMON_H
+
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "proto.h"
+
+struct event_base;
+
+#define FH_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
+/* log.c */
+void log_init(const char *progname, int foreground, int verbose);
+void log_setverbose(int);
+int log_getverbose(void);
+void log_warn(const char *, ...) __attribute__((format(printf, 1, 2)));
+void log_warnx(const char *, ...) __attribute__((format(printf, 1, 2)));
+void log_info(const char *, ...) __attribute__((format(printf, 1, 2)));
+void log_debug(const char *, ...) __attribute__((format(printf, 1, 2)));
+void fatal(const char *, ...) __attribute__((format(printf, 1, 2), noreturn));
+void fatalx(const char *, ...) __attribute__((format(printf, 1, 2), noreturn));
+
+/* xmalloc.c: for the program's own state; they never return NULL. */
+void *xmalloc(size_t);
+void *xcalloc(size_t, size_t);
+void *xreallocarray(void *, size_t, size_t);
+char *xstrdup(const char *);
+int xasprintf(char **, const char *, ...) __attribute__((format(printf, 2, 3)));
+
+/* config.c */
+/*
+ * Called for each option, from the command line or a configuration file
+ * (whose keys are the long option names). Returns 0, or -1 with a message
+ * in err.
+ */
+typedef int (*fh_opt_cb)(int val, const char *name, const char *arg, void *ctx,
+    char *err, size_t errlen);
+int fh_conf_load(const char *path, const struct option *, fh_opt_cb, void *ctx,
+    char *err, size_t errlen);
+int fh_parse_u64(const char *, uint64_t min, uint64_t max, uint64_t *);
+int fh_parse_size(const char *, uint64_t *);
+
+/* rangeset.c: sets of page ranges [start, start + npages). */
+struct fh_range {
+	uint64_t start;
+	uint64_t npages;
+};
+
+struct fh_rangeset {
+	struct fh_range *r;
+	size_t n;
+	size_t cap;
+};
+
+void fh_rs_init(struct fh_rangeset *);
+void fh_rs_free(struct fh_rangeset *);
+void fh_rs_clear(struct fh_rangeset *);
+int fh_rs_add(struct fh_rangeset *, uint64_t start, uint64_t npages);
+void fh_rs_normalize(struct fh_rangeset *);
+bool fh_rs_is_normal(const struct fh_rangeset *);
+uint64_t fh_rs_pages(const struct fh_rangeset *);
+bool fh_rs_covers(const struct fh_rangeset *, uint64_t start, uint64_t npages);
+bool fh_rs_overlaps(const struct fh_rangeset *, const struct fh_rangeset *);
+int fh_rs_intersect(const struct fh_rangeset *, const struct fh_rangeset *,
+    struct fh_rangeset *out);
+int fh_rs_subtract(const struct fh_rangeset *, const struct fh_rangeset *,
+    struct fh_rangeset *out);
+
+/* peer.c: one protocol connection and the only event it needs. */
+struct fh_peer;
+
+/*
+ * A handler for one message type. Returns 0, or a RejectReason after which
+ * the peer answers with an Error and counts a fault.
+ */
+struct fh_handler {
+	uint8_t type;
+	int (*fn)(struct fh_peer *, const struct fh_msg *, void *arg);
+};
+
+/* Called once when the peer is lost (EOF, error, too many faults). */
+typedef void (*fh_peer_lost_cb)(struct fh_peer *, const char *why, void *arg);
+
+struct fh_peer *fh_peer_new(struct event_base *, int fd, const char *name,
+    const struct fh_handler *, size_t nhandlers, fh_peer_lost_cb, void *arg);
+void fh_peer_free(struct fh_peer *);
+int fh_peer_send(struct fh_peer *, uint8_t type, const ProtobufCMessage *);
+int fh_peer_send_error(struct fh_peer *, int reason, bool fatal,
+    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+void fh_peer_close_after_flush(struct fh_peer *, const char *why);
+const char *fh_peer_name(const struct fh_peer *);
+int fh_peer_fd(const struct fh_peer *);
+size_t fh_peer_queued(const struct fh_peer *);
+void fh_peer_set_max_faults(struct fh_peer *, unsigned);
+uint64_t fh_peer_faults(const struct fh_peer *);
+
+#endif

@@ -1,0 +1,149 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * Logging: to stderr in the foreground (-d, or under systemd, whose journal
+ * reads stderr), to syslog otherwise. log_warn appends strerror(errno);
+ * fatal and fatalx are for broken invariants only.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <syslog.h>
+#include <time.h>
+
+#include "common.h"
+
+static const char *log_progname = "freehint";
+static int log_foreground = 1;
+static int log_verbose;
+
+static void vlog(int, const char *, va_list)
+    __attribute__((format(printf, 2, 0)));
+static void vlog_errno(int, int, const char *, va_list)
+    __attribute__((format(printf, 3, 0)));
+
+void
+log_init(const char *progname, int foreground, int verbose)
+{
+	log_progname = progname;
+	log_foreground = foreground;
+	log_verbose = verbose;
+	if (!foreground)
+		openlog(progname, LOG_PID | LOG_NDELAY, LOG_DAEMON);
+	tzset();
+}
+
+void
+log_setverbose(int v)
+{
+	log_verbose = v;
+}
+
+int
+log_getverbose(void)
+{
+	return log_verbose;
+}
+
+static void
+vlog(int pri, const char *fmt, va_list ap)
+{
+	static const char *const prefix[] = { [LOG_CRIT] = "fatal: ",
+		[LOG_ERR] = "error: ",
+		[LOG_WARNING] = "warning: ",
+		[LOG_INFO] = "",
+		[LOG_DEBUG] = "debug: " };
+	int saved = errno;
+
+	if (log_foreground) {
+		fprintf(stderr, "%s: %s", log_progname, prefix[pri]);
+		vfprintf(stderr, fmt, ap);
+		fputc('\n', stderr);
+		fflush(stderr);
+	} else
+		vsyslog(pri, fmt, ap);
+	errno = saved;
+}
+
+static void
+vlog_errno(int pri, int err, const char *fmt, va_list ap)
+{
+	char *msg;
+
+	if (vasprintf(&msg, fmt, ap) == -1) {
+		vlog(pri, fmt, ap);
+		return;
+	}
+	if (log_foreground)
+		fprintf(stderr, "%s: %s%s: %s\n", log_progname,
+		    pri == LOG_CRIT ? "fatal: " : "warning: ", msg,
+		    strerror(err));
+	else
+		syslog(pri, "%s: %s", msg, strerror(err));
+	free(msg);
+	errno = err;
+}
+
+void
+log_warn(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vlog_errno(LOG_WARNING, errno, fmt, ap);
+	va_end(ap);
+}
+
+void
+log_warnx(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vlog(LOG_WARNING, fmt, ap);
+	va_end(ap);
+}
+
+void
+log_info(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vlog(LOG_INFO, fmt, ap);
+	va_end(ap);
+}
+
+void
+log_debug(const char *fmt, ...)
+{
+	va_list ap;
+
+	if (log_verbose < 1)
+		return;
+	va_start(ap, fmt);
+	vlog(LOG_DEBUG, fmt, ap);
+	va_end(ap);
+}
+
+void
+fatal(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vlog_errno(LOG_CRIT, errno, fmt, ap);
+	va_end(ap);
+	exit(1);
+}
+
+void
+fatalx(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vlog(LOG_CRIT, fmt, ap);
+	va_end(ap);
+	exit(1);
+}

@@ -1,0 +1,285 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * A peer: one protocol connection (a socket, or a virtio-serial port) with
+ * its input and output buffers and its one bufferevent. This is the only
+ * place that registers events for protocol connections: it frames, decodes
+ * and dispatches each message to a table of { type, handler }, rejects
+ * unknown or unexpected types in one place, and counts what a peer gets
+ * wrong. The owner learns of the end of a connection from one callback.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+
+#include "common.h"
+
+/* A peer that makes this many mistakes is disconnected. */
+#define PEER_MAX_FAULTS 8
+/* A peer that leaves this much of our output unread is disconnected. */
+#define PEER_MAX_QUEUED (8 * 1024 * 1024)
+
+struct fh_peer {
+	struct bufferevent *bev;
+	char *name;
+	const struct fh_handler *handlers;
+	size_t nhandlers;
+	fh_peer_lost_cb lost_cb;
+	void *arg;
+	unsigned max_faults;
+	uint64_t faults;
+	char *close_why;
+	int in_dispatch;
+	int free_pending;
+	int lost;
+};
+
+static void peer_read_cb(struct bufferevent *, void *);
+static void peer_write_cb(struct bufferevent *, void *);
+static void peer_event_cb(struct bufferevent *, short, void *);
+static void peer_lose(struct fh_peer *, const char *);
+static void peer_fault(
+    struct fh_peer *, int reason, int fatal, const char *what);
+static void peer_destroy(struct fh_peer *);
+
+struct fh_peer *
+fh_peer_new(struct event_base *base, int fd, const char *name,
+    const struct fh_handler *handlers, size_t nhandlers,
+    fh_peer_lost_cb lost_cb, void *arg)
+{
+	struct fh_peer *p;
+
+	p = xcalloc(1, sizeof *p);
+	p->name = xstrdup(name);
+	p->handlers = handlers;
+	p->nhandlers = nhandlers;
+	p->lost_cb = lost_cb;
+	p->arg = arg;
+	p->max_faults = PEER_MAX_FAULTS;
+	p->bev = bufferevent_socket_new(base, fd, BEV_OPT_CLOSE_ON_FREE);
+	if (p->bev == NULL) {
+		free(p->name);
+		free(p);
+		return NULL;
+	}
+	/* Never buffer more than one frame and one read beyond it. */
+	bufferevent_setwatermark(
+	    p->bev, EV_READ, 0, FH_HDR_SIZE + FH_FRAME_MAX);
+	bufferevent_setcb(p->bev, peer_read_cb, NULL, peer_event_cb, p);
+	bufferevent_enable(p->bev, EV_READ | EV_WRITE);
+	return p;
+}
+
+/* Safe to call from a handler or the lost callback: freed on return. */
+void
+fh_peer_free(struct fh_peer *p)
+{
+	if (p == NULL)
+		return;
+	if (p->in_dispatch) {
+		p->free_pending = 1;
+		p->lost = 1;
+		bufferevent_disable(p->bev, EV_READ | EV_WRITE);
+		return;
+	}
+	peer_destroy(p);
+}
+
+static void
+peer_destroy(struct fh_peer *p)
+{
+	bufferevent_free(p->bev);
+	free(p->close_why);
+	free(p->name);
+	free(p);
+}
+
+const char *
+fh_peer_name(const struct fh_peer *p)
+{
+	return p->name;
+}
+
+int
+fh_peer_fd(const struct fh_peer *p)
+{
+	return (int)bufferevent_getfd(p->bev);
+}
+
+size_t
+fh_peer_queued(const struct fh_peer *p)
+{
+	return evbuffer_get_length(bufferevent_get_output(p->bev));
+}
+
+void
+fh_peer_set_max_faults(struct fh_peer *p, unsigned n)
+{
+	p->max_faults = n;
+}
+
+uint64_t
+fh_peer_faults(const struct fh_peer *p)
+{
+	return p->faults;
+}
+
+int
+fh_peer_send(struct fh_peer *p, uint8_t type, const ProtobufCMessage *m)
+{
+	int err;
+
+	if (p->lost)
+		return -1;
+	if (fh_peer_queued(p) > PEER_MAX_QUEUED) {
+		peer_lose(p, "peer is not reading");
+		return -1;
+	}
+	err = fh_frame_put(bufferevent_get_output(p->bev), type, m);
+	if (err != FH_OK) {
+		log_warnx("%s: cannot send %s: %s", p->name, fh_msg_name(type),
+		    fh_strerror(err));
+		return -1;
+	}
+	return 0;
+}
+
+int
+fh_peer_send_error(
+    struct fh_peer *p, int reason, bool fatal, const char *fmt, ...)
+{
+	Freehint__Error e = FREEHINT__ERROR__INIT;
+	char detail[256];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(detail, sizeof detail, fmt, ap);
+	va_end(ap);
+	e.code = (uint32_t)reason;
+	e.detail = detail;
+	e.has_fatal = fatal;
+	e.fatal = fatal;
+	return fh_peer_send(p, FH_MSG_ERROR, &e.base);
+}
+
+/* Stop reading; report the peer lost once everything queued is written. */
+void
+fh_peer_close_after_flush(struct fh_peer *p, const char *why)
+{
+	if (p->lost || p->close_why != NULL)
+		return;
+	p->close_why = xstrdup(why);
+	bufferevent_disable(p->bev, EV_READ);
+	bufferevent_setcb(p->bev, NULL, peer_write_cb, peer_event_cb, p);
+	if (fh_peer_queued(p) == 0)
+		peer_lose(p, why);
+}
+
+static void
+peer_write_cb(struct bufferevent *bev, void *arg)
+{
+	struct fh_peer *p = arg;
+
+	if (p->close_why != NULL && fh_peer_queued(p) == 0)
+		peer_lose(p, p->close_why);
+}
+
+static void
+peer_lose(struct fh_peer *p, const char *why)
+{
+	if (p->lost)
+		return;
+	p->lost = 1;
+	bufferevent_disable(p->bev, EV_READ);
+	log_debug("%s: lost: %s", p->name, why);
+	p->in_dispatch++;
+	p->lost_cb(p, why, p->arg);
+	p->in_dispatch--;
+	if (p->free_pending && p->in_dispatch == 0)
+		peer_destroy(p);
+}
+
+/* Answer a mistake; close after too many, or at once after a fatal one. */
+static void
+peer_fault(struct fh_peer *p, int reason, int fatal, const char *what)
+{
+	p->faults++;
+	log_warnx("%s: %s", p->name, what);
+	fh_peer_send_error(
+	    p, reason, fatal || p->faults >= p->max_faults, "%s", what);
+	if (fatal)
+		fh_peer_close_after_flush(p, what);
+	else if (p->faults >= p->max_faults)
+		fh_peer_close_after_flush(p, "too many protocol errors");
+}
+
+static void
+peer_read_cb(struct bufferevent *bev, void *arg)
+{
+	struct fh_peer *p = arg;
+	struct evbuffer *in = bufferevent_get_input(bev);
+	const struct fh_handler *h;
+	struct fh_msg m;
+	char what[128];
+	size_t i;
+	int err, rc;
+
+	p->in_dispatch++;
+	while (!p->lost && p->close_why == NULL) {
+		err = fh_msg_pull(in, &m);
+		if (err == FH_ENEED)
+			break;
+		if (err != FH_OK) {
+			snprintf(what, sizeof what, "bad frame: %s",
+			    fh_strerror(err));
+			peer_fault(p,
+			    err == FH_ELIMIT
+			        ? FREEHINT__REJECT_REASON__TOO_LARGE
+			        : FREEHINT__REJECT_REASON__MALFORMED,
+			    FH_ERR_FATAL(err), what);
+			continue;
+		}
+		for (h = NULL, i = 0; i < p->nhandlers; i++) {
+			if (p->handlers[i].type == m.type) {
+				h = &p->handlers[i];
+				break;
+			}
+		}
+		if (h == NULL) {
+			snprintf(what, sizeof what, "unexpected %s message",
+			    fh_msg_name(m.type));
+			peer_fault(
+			    p, FREEHINT__REJECT_REASON__NOT_ALLOWED, 0, what);
+		} else if ((rc = h->fn(p, &m, p->arg)) != 0 && !p->lost) {
+			snprintf(what, sizeof what, "%s message refused",
+			    fh_msg_name(m.type));
+			peer_fault(p, rc, 0, what);
+		}
+		fh_msg_free(&m);
+	}
+	p->in_dispatch--;
+	if (p->free_pending && p->in_dispatch == 0)
+		peer_destroy(p);
+}
+
+static void
+peer_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	struct fh_peer *p = arg;
+	char why[128];
+
+	if (what & BEV_EVENT_EOF) {
+		if (evbuffer_get_length(bufferevent_get_input(bev)) != 0)
+			peer_lose(p, fh_strerror(FH_ETRUNC));
+		else
+			peer_lose(p, "connection closed");
+	} else if (what & BEV_EVENT_ERROR) {
+		snprintf(
+		    why, sizeof why, "%s", strerror(EVUTIL_SOCKET_ERROR()));
+		peer_lose(p, why);
+	}
+}

@@ -1,0 +1,76 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * Frame headers: magic, version, type, flags and length, big-endian.
+ * A header is checked whole before its payload is looked at.
+ */
+#include <arpa/inet.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+
+#include "proto.h"
+
+void
+fh_hdr_pack(uint8_t out[FH_HDR_SIZE], uint8_t type, uint32_t length)
+{
+	uint32_t magic = htonl(FH_MAGIC), len = htonl(length);
+
+	memcpy(out, &magic, 4);
+	out[4] = FH_PROTO_VERSION;
+	out[5] = type;
+	out[6] = 0;
+	out[7] = 0;
+	memcpy(out + 8, &len, 4);
+}
+
+int
+fh_hdr_unpack(const uint8_t in[FH_HDR_SIZE], struct fh_frame_hdr *h)
+{
+	uint32_t v;
+	uint16_t f;
+
+	memcpy(&v, in, 4);
+	h->magic = ntohl(v);
+	h->version = in[4];
+	h->type = in[5];
+	memcpy(&f, in + 6, 2);
+	h->flags = ntohs(f);
+	memcpy(&v, in + 8, 4);
+	h->length = ntohl(v);
+
+	if (h->magic != FH_MAGIC)
+		return FH_EMAGIC;
+	if (h->version != FH_PROTO_VERSION)
+		return FH_EVERSION;
+	if (h->flags != 0)
+		return FH_EFLAGS;
+	if (h->length > FH_FRAME_MAX)
+		return FH_ESIZE;
+	if (h->type == 0 || h->type > FH_MSG_MAX)
+		return FH_ETYPE;
+	return FH_OK;
+}
+
+/* Append one framed message to an output buffer. */
+int
+fh_frame_put(struct evbuffer *out, uint8_t type, const ProtobufCMessage *m)
+{
+	uint8_t hdr[FH_HDR_SIZE];
+	struct evbuffer_iovec vec;
+	size_t len;
+
+	len = protobuf_c_message_get_packed_size(m);
+	if (len > FH_FRAME_MAX)
+		return FH_ESIZE;
+	fh_hdr_pack(hdr, type, (uint32_t)len);
+	if (evbuffer_add(out, hdr, sizeof hdr) != 0)
+		return FH_ENOMEM;
+	if (len == 0)
+		return FH_OK;
+	if (evbuffer_reserve_space(out, len, &vec, 1) != 1)
+		return FH_ENOMEM;
+	vec.iov_len = protobuf_c_message_pack(m, vec.iov_base);
+	if (vec.iov_len != len || evbuffer_commit_space(out, &vec, 1) != 0)
+		return FH_ENOMEM;
+	return FH_OK;
+}

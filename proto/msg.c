@@ -1,0 +1,252 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * Message decoding: the one place where bytes from a peer become messages.
+ * Each type is unpacked with its protobuf-c descriptor and then checked
+ * for values protobuf cannot express (enum domains, limits).
+ */
+#include <string.h>
+
+#include <event2/buffer.h>
+
+#include "proto.h"
+
+static int check_hello(const Freehint__Hello *);
+static int check_welcome(const Freehint__Welcome *);
+static int check_ranges(const Freehint__RangeBatch *);
+static int check_ack(const Freehint__Ack *);
+static int check_command(const Freehint__Command *);
+static int check_stats(const Freehint__Stats *);
+static int check_error(const Freehint__Error *);
+
+static const struct {
+	const char *name;
+	const ProtobufCMessageDescriptor *desc;
+	int (*check)(const void *);
+} msg_types[FH_MSG_MAX + 1] = {
+	[FH_MSG_HELLO] = { "Hello", &freehint__hello__descriptor,
+	    (int (*)(const void *))check_hello },
+	[FH_MSG_WELCOME] = { "Welcome", &freehint__welcome__descriptor,
+	    (int (*)(const void *))check_welcome },
+	[FH_MSG_RANGES] = { "RangeBatch", &freehint__range_batch__descriptor,
+	    (int (*)(const void *))check_ranges },
+	[FH_MSG_ACK] = { "Ack", &freehint__ack__descriptor,
+	    (int (*)(const void *))check_ack },
+	[FH_MSG_COMMAND] = { "Command", &freehint__command__descriptor,
+	    (int (*)(const void *))check_command },
+	[FH_MSG_STATS] = { "Stats", &freehint__stats__descriptor,
+	    (int (*)(const void *))check_stats },
+	[FH_MSG_ERROR] = { "Error", &freehint__error__descriptor,
+	    (int (*)(const void *))check_error },
+};
+
+const char *
+fh_strerror(int err)
+{
+	switch (err) {
+	case FH_OK:
+		return "success";
+	case FH_ENEED:
+		return "incomplete frame";
+	case FH_EMAGIC:
+		return "bad magic";
+	case FH_EVERSION:
+		return "unsupported protocol version";
+	case FH_ETYPE:
+		return "unknown message type";
+	case FH_ESIZE:
+		return "frame too large";
+	case FH_EFLAGS:
+		return "reserved header bits set";
+	case FH_EDECODE:
+		return "malformed message";
+	case FH_EFIELD:
+		return "field value out of range";
+	case FH_EORDER:
+		return "ranges unsorted, overlapping or adjacent";
+	case FH_ELIMIT:
+		return "too many ranges";
+	case FH_EOVERFLOW:
+		return "page frame number overflow";
+	case FH_ENOMEM:
+		return "out of memory";
+	case FH_ETRUNC:
+		return "stream ended inside a frame";
+	}
+	return "unknown error";
+}
+
+const char *
+fh_msg_name(uint8_t type)
+{
+	if (type == 0 || type > FH_MSG_MAX)
+		return "unknown";
+	return msg_types[type].name;
+}
+
+int
+fh_msg_decode(uint8_t type, const uint8_t *buf, size_t len, struct fh_msg *m)
+{
+	int err;
+
+	memset(m, 0, sizeof *m);
+	if (type == 0 || type > FH_MSG_MAX)
+		return FH_ETYPE;
+	if (len > FH_FRAME_MAX)
+		return FH_ESIZE;
+	m->u.base =
+	    protobuf_c_message_unpack(msg_types[type].desc, NULL, len, buf);
+	if (m->u.base == NULL)
+		return FH_EDECODE;
+	m->type = type;
+	if ((err = msg_types[type].check(m->u.base)) != FH_OK) {
+		fh_msg_free(m);
+		return err;
+	}
+	return FH_OK;
+}
+
+/*
+ * Take one whole frame off the front of an input buffer and decode it.
+ * FH_ENEED leaves the buffer untouched. Any other error consumes the frame
+ * when its header was sound, so that the caller may carry on; after a
+ * fatal error (FH_ERR_FATAL) the stream cannot be trusted and must close.
+ */
+int
+fh_msg_pull(struct evbuffer *in, struct fh_msg *m)
+{
+	uint8_t hdr[FH_HDR_SIZE];
+	struct fh_frame_hdr h;
+	const uint8_t *payload;
+	size_t have;
+	int err;
+
+	memset(m, 0, sizeof *m);
+	have = evbuffer_get_length(in);
+	if (have < FH_HDR_SIZE)
+		return FH_ENEED;
+	if (evbuffer_copyout(in, hdr, sizeof hdr) != (ssize_t)sizeof hdr)
+		return FH_ENEED;
+	err = fh_hdr_unpack(hdr, &h);
+	if (err != FH_OK && err != FH_ETYPE)
+		return err;
+	if (have - FH_HDR_SIZE < h.length)
+		return FH_ENEED;
+	if (err == FH_ETYPE) {
+		evbuffer_drain(in, FH_HDR_SIZE + h.length);
+		return FH_ETYPE;
+	}
+	payload = evbuffer_pullup(in, FH_HDR_SIZE + h.length);
+	if (payload == NULL)
+		return FH_ENOMEM;
+	err = fh_msg_decode(h.type, payload + FH_HDR_SIZE, h.length, m);
+	evbuffer_drain(in, FH_HDR_SIZE + h.length);
+	return err;
+}
+
+void
+fh_msg_free(struct fh_msg *m)
+{
+	if (m->u.base != NULL)
+		protobuf_c_message_free_unpacked(m->u.base, NULL);
+	memset(m, 0, sizeof *m);
+}
+
+int
+fh_msg_send(struct evbuffer *out, const struct fh_msg *m)
+{
+	if (m->type == 0 || m->type > FH_MSG_MAX || m->u.base == NULL ||
+	    m->u.base->descriptor != msg_types[m->type].desc)
+		return FH_ETYPE;
+	return fh_frame_put(out, m->type, m->u.base);
+}
+
+static int
+check_hello(const Freehint__Hello *h)
+{
+	/* Page sizes are powers of two between 4 KiB and 64 KiB. */
+	if (h->page_size < 4096 || h->page_size > 65536 ||
+	    (h->page_size & (h->page_size - 1)) != 0)
+		return FH_EFIELD;
+	if (h->max_pfn == 0 || h->max_pfn >= FH_PFN_LIMIT)
+		return FH_EFIELD;
+	if (h->has_report_order && h->report_order > 20)
+		return FH_EFIELD;
+	if (h->has_poison_value && h->poison_value > 0xff)
+		return FH_EFIELD;
+	return FH_OK;
+}
+
+static int
+check_welcome(const Freehint__Welcome *w)
+{
+	if (w->mode < FREEHINT__MODE__DISCARD ||
+	    w->mode > FREEHINT__MODE__RECORD_ONLY)
+		return FH_EFIELD;
+	if (w->has_min_order && w->min_order > 20)
+		return FH_EFIELD;
+	if (w->has_max_batch_ranges &&
+	    (w->max_batch_ranges == 0 ||
+	        w->max_batch_ranges > FH_BATCH_MAX_RANGES))
+		return FH_EFIELD;
+	if (w->has_max_inflight &&
+	    (w->max_inflight == 0 || w->max_inflight > 1024))
+		return FH_EFIELD;
+	return FH_OK;
+}
+
+static int
+check_ranges(const Freehint__RangeBatch *b)
+{
+	if (b->kind < FREEHINT__RANGE_KIND__HINT ||
+	    b->kind > FREEHINT__RANGE_KIND__HELD)
+		return FH_EFIELD;
+	if (b->has_unit_order && b->unit_order > 40)
+		return FH_EFIELD;
+	if (b->n_gaps != b->n_lengths)
+		return FH_EFIELD;
+	if (b->n_gaps > FH_BATCH_MAX_RANGES)
+		return FH_ELIMIT;
+	return FH_OK;
+}
+
+static int
+check_ack(const Freehint__Ack *a)
+{
+	if (a->status != FREEHINT__ACK_STATUS__APPLIED &&
+	    a->status != FREEHINT__ACK_STATUS__REJECTED)
+		return FH_EFIELD;
+	if (a->has_reason &&
+	    (a->reason < 0 ||
+	        a->reason > FREEHINT__REJECT_REASON__DUPLICATE_ID))
+		return FH_EFIELD;
+	return FH_OK;
+}
+
+static int
+check_command(const Freehint__Command *c)
+{
+	if (c->type < FREEHINT__COMMAND_TYPE__HINT_PASS ||
+	    c->type > FREEHINT__COMMAND_TYPE__SNAPSHOT)
+		return FH_EFIELD;
+	if (c->has_min_order && c->min_order > 20)
+		return FH_EFIELD;
+	if (c->type == FREEHINT__COMMAND_TYPE__SET_POLICY &&
+	    (c->policy == NULL || check_welcome(c->policy) != FH_OK))
+		return FH_EFIELD;
+	return FH_OK;
+}
+
+static int
+check_stats(const Freehint__Stats *s)
+{
+	/* One entry per buddy order; no kernel has more than 64. */
+	if (s->n_free_blocks_by_order > 64)
+		return FH_ELIMIT;
+	return FH_OK;
+}
+
+static int
+check_error(const Freehint__Error *e)
+{
+	return FH_OK;
+}
