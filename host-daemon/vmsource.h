@@ -1,0 +1,52 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * The interface between freehintd's VM registry (vm.c) and the sources
+ * that know which VMs exist: static configuration with a QMP socket
+ * (qmp.c) and libvirt (libvirt.c). A source describes a VM, gives a way to
+ * run read-only human monitor commands on it, and reports migrations; the
+ * registry does everything else (memory map, backing, guests, discards).
+ */
+#ifndef FREEHINT_VMSOURCE_H
+#define FREEHINT_VMSOURCE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+enum vm_backing_kind {
+	VM_BACKING_UNKNOWN = 0, /* find out from /proc/PID/maps */
+	VM_BACKING_MEMFD,
+	VM_BACKING_FILE,
+	VM_BACKING_HUGETLBFS,
+	VM_BACKING_ANONYMOUS /* private: cannot be discarded from outside */
+};
+
+struct vm_desc {
+	const char *name;	  /* unique; the libvirt domain name */
+	const char *source;	  /* "static" or "libvirt" */
+	uint32_t cid;		  /* vsock CID, 0 when none */
+	const char *channel;	  /* unix socket of the virtio-serial chardev */
+	pid_t qemu_pid;		  /* 0: find it (SO_PEERCRED on QMP) */
+	enum vm_backing_kind backing; /* what the domain XML says, if known */
+	bool shared;		  /* memory backing is shared (MAP_SHARED) */
+	const char *unservable;	  /* why it cannot be served, with the fix */
+};
+
+/*
+ * Runs one human monitor command ("info mtree -f", "gpa2hva 0x...") and
+ * returns its output in *out (malloc'ed), or -1. Must not change any state
+ * of the VM. May block for a bounded time.
+ */
+typedef int (*vm_hmp_fn)(void *ctx, const char *cmd, char **out);
+
+enum vm_migration_event {
+	VM_MIGRATION_STARTED,	/* ask the guest for a hint pass */
+	VM_MIGRATION_FINISHED,	/* completed, failed or cancelled: release */
+};
+
+/* vm.c: called by sources. The registry copies what it keeps. */
+int vm_source_add(const struct vm_desc *, vm_hmp_fn, void *ctx);
+void vm_source_remove(const char *name);
+void vm_source_migration(const char *name, enum vm_migration_event);
+
+#endif
