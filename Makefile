@@ -89,7 +89,7 @@ format-check:
 	clang-format --dry-run --Werror $(FORMAT_SRCS)
 
 clean:
-	rm -rf build build-san
+	rm -rf build build-san build-werror check-logs
 	$(MAKE) -C kmod clean 2>/dev/null || true
 
 distclean: clean

@@ -6,7 +6,7 @@
 set -u
 cd "$(dirname "$0")/.." || exit 1
 top=$(pwd)
-logdir=$top/build/check-logs
+logdir=$top/check-logs
 mkdir -p "$logdir"
 pattern=${1:-}
 pass=0 fail=0 skip=0 failed_steps=""
