@@ -1,0 +1,634 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * freehint: /proc/freehint/hold, capture free memory for a migration.
+ *
+ * "capture" allocates free blocks, largest first, without reclaim and
+ * without touching reserves, and holds them. Reading hands them out in
+ * batches; a batch that was read is "in flight" (the host may be
+ * discarding it) until "ack <id>" or "fail <id>", after which it is "done".
+ * The shrinker gives unread and done blocks back under memory pressure,
+ * never in-flight ones. "release", close, hold_timeout_ms and module exit
+ * free everything; in-flight blocks then stay held report_grace_ms longer.
+ *
+ * Held blocks are linked through page->lru, their order is kept in
+ * page->private: the pages are ours while held.
+ */
+#define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
+
+#include <linux/ctype.h>
+#include <linux/gfp.h>
+#include <linux/highmem.h>
+#include <linux/jiffies.h>
+#include <linux/kernel.h>
+#include <linux/list.h>
+#include <linux/mm.h>
+#include <linux/mmzone.h>
+#include <linux/mutex.h>
+#include <linux/nodemask.h>
+#include <linux/poll.h>
+#include <linux/proc_fs.h>
+#include <linux/sched/signal.h>
+#include <linux/shrinker.h>
+#include <linux/slab.h>
+#include <linux/spinlock.h>
+#include <linux/string.h>
+#include <linux/swap.h>
+#include <linux/uaccess.h>
+#include <linux/vmstat.h>
+#include <linux/workqueue.h>
+
+#include "freehint.h"
+
+#define FH_HOLD_BATCH	64
+#define FH_HOLD_BUF	(32 + FH_HOLD_BATCH * 24)
+
+/**
+ * struct fh_hold_batch - blocks handed out by one read
+ * @node: in fh_hold.batches, or fh_hold.orphans once released
+ * @pages: the blocks, through page->lru
+ * @id: batch id shown to the reader
+ * @deadline: jiffies after which an orphan may be freed
+ */
+struct fh_hold_batch {
+	struct list_head node;
+	struct list_head pages;
+	u64 id;
+	unsigned long deadline;
+};
+
+/**
+ * struct fh_hold - state of the hold file
+ * @mutex: serializes commands, reads, close and the timeout
+ * @lock: protects the lists and counters; taken by the shrinker
+ * @unread: captured blocks not yet read
+ * @done: blocks acknowledged or failed by the reader
+ * @batches: read batches in flight
+ * @orphans: in-flight batches already released, freed after the grace time
+ * @unread_pages: pages on @unread
+ * @done_pages: pages on @done
+ * @next_id: last batch id handed out
+ * @open: the file is open (exclusive)
+ * @buf: read buffer of the opener
+ * @pollq: pollers wait here for unread blocks
+ * @timeout_work: releases everything hold_timeout_ms after a capture
+ * @grace_work: frees orphans whose grace time is over
+ * @shrinker: gives unread and done blocks back under memory pressure
+ */
+struct fh_hold {
+	struct mutex mutex;	/* commands, reads, close, timeout */
+	spinlock_t lock;	/* lists and page counters */
+	struct list_head unread;
+	struct list_head done;
+	struct list_head batches;
+	struct list_head orphans;
+	unsigned long unread_pages;
+	unsigned long done_pages;
+	u64 next_id;
+	bool open;
+	char *buf;
+	wait_queue_head_t pollq;
+	struct delayed_work timeout_work;
+	struct delayed_work grace_work;
+	struct shrinker shrinker;
+};
+
+static struct fh_hold fh_hold;
+
+static unsigned long fh_list_pages(struct list_head *list)
+{
+	unsigned long pages = 0;
+	struct page *page;
+
+	list_for_each_entry(page, list, lru)
+		pages += 1UL << page_private(page);
+	return pages;
+}
+
+/* Free the blocks on @list; returns bytes freed. Must not hold h->lock. */
+static u64 fh_free_blocks(struct list_head *list, atomic64_t *counter,
+			  bool can_sleep)
+{
+	struct page *page, *next;
+	unsigned int order;
+	u64 bytes = 0;
+
+	list_for_each_entry_safe(page, next, list, lru) {
+		order = page_private(page);
+		list_del(&page->lru);
+		set_page_private(page, 0);
+		__free_pages(page, order);
+		bytes += PAGE_SIZE << order;
+		if (can_sleep)
+			cond_resched();
+	}
+	atomic64_sub(bytes, &fh_stats.hold_bytes);
+	atomic64_add(bytes, counter);
+	return bytes;
+}
+
+/* Take every block except in-flight ones; in-flight batches become orphans. */
+static void fh_hold_release_all(struct fh_hold *h)
+{
+	unsigned long deadline;
+	LIST_HEAD(blocks);
+
+	deadline = jiffies + msecs_to_jiffies(READ_ONCE(fh_report_grace_ms));
+	spin_lock(&h->lock);
+	list_splice_init(&h->unread, &blocks);
+	list_splice_init(&h->done, &blocks);
+	h->unread_pages = 0;
+	h->done_pages = 0;
+	if (!list_empty(&h->batches)) {
+		struct fh_hold_batch *b;
+
+		list_for_each_entry(b, &h->batches, node)
+			b->deadline = deadline;
+		list_splice_tail_init(&h->batches, &h->orphans);
+		mod_delayed_work(system_wq, &h->grace_work,
+				 msecs_to_jiffies(READ_ONCE(fh_report_grace_ms)));
+	}
+	spin_unlock(&h->lock);
+	fh_free_blocks(&blocks, &fh_stats.hold_released_bytes, true);
+}
+
+static void fh_hold_grace_fn(struct work_struct *work)
+{
+	struct fh_hold *h = container_of(to_delayed_work(work), struct fh_hold,
+					 grace_work);
+	struct fh_hold_batch *b, *tmp;
+	unsigned long next = 0;
+	bool more = false;
+	LIST_HEAD(blocks);
+	LIST_HEAD(dead);
+
+	spin_lock(&h->lock);
+	list_for_each_entry_safe(b, tmp, &h->orphans, node) {
+		if (time_after_eq(jiffies, b->deadline)) {
+			list_splice_init(&b->pages, &blocks);
+			list_move(&b->node, &dead);
+		} else if (!more || time_before(b->deadline, next)) {
+			next = b->deadline;
+			more = true;
+		}
+	}
+	if (more)
+		mod_delayed_work(system_wq, &h->grace_work,
+				 time_after(next, jiffies) ? next - jiffies : 0);
+	spin_unlock(&h->lock);
+
+	fh_free_blocks(&blocks, &fh_stats.hold_released_bytes, true);
+	list_for_each_entry_safe(b, tmp, &dead, node)
+		kfree(b);
+}
+
+static void fh_hold_timeout_fn(struct work_struct *work)
+{
+	struct fh_hold *h = container_of(to_delayed_work(work), struct fh_hold,
+					 timeout_work);
+
+	mutex_lock(&h->mutex);
+	fh_hold_release_all(h);
+	mutex_unlock(&h->mutex);
+}
+
+static unsigned long fh_hold_count(struct shrinker *s,
+				   struct shrink_control *sc)
+{
+	struct fh_hold *h = container_of(s, struct fh_hold, shrinker);
+	unsigned long n = READ_ONCE(h->unread_pages) + READ_ONCE(h->done_pages);
+
+	return n ? n : SHRINK_EMPTY;
+}
+
+static unsigned long fh_hold_scan(struct shrinker *s,
+				  struct shrink_control *sc)
+{
+	struct fh_hold *h = container_of(s, struct fh_hold, shrinker);
+	unsigned long freed = 0, pages;
+	struct list_head *from;
+	struct page *page;
+	LIST_HEAD(blocks);
+
+	spin_lock(&h->lock);
+	while (freed < sc->nr_to_scan) {
+		/* Done blocks first: the host has seen them already. */
+		if (!list_empty(&h->done))
+			from = &h->done;
+		else if (!list_empty(&h->unread))
+			from = &h->unread;
+		else
+			break;
+		page = list_first_entry(from, struct page, lru);
+		pages = 1UL << page_private(page);
+		list_move(&page->lru, &blocks);
+		if (from == &h->done)
+			h->done_pages -= pages;
+		else
+			h->unread_pages -= pages;
+		freed += pages;
+	}
+	spin_unlock(&h->lock);
+
+	if (!freed)
+		return SHRINK_STOP;
+	fh_free_blocks(&blocks, &fh_stats.hold_shrunk_bytes, false);
+	/* Let reclaim count these pages as progress. */
+	if (current->reclaim_state)
+		current->reclaim_state->reclaimed_slab += freed;
+	return freed;
+}
+
+/* Can @zone give away @pages and stay above its low watermark + reserve? */
+static bool fh_zone_has_room(struct zone *zone, unsigned long pages)
+{
+	unsigned long floor = low_wmark_pages(zone) +
+		((unsigned long)READ_ONCE(fh_hold_reserve_mb) << (20 - PAGE_SHIFT));
+
+	return zone_page_state(zone, NR_FREE_PAGES) >= floor + pages;
+}
+
+static unsigned long fh_zero_block(struct page *page, unsigned int order)
+{
+	unsigned long i, zeroed = 0;
+	void *addr;
+
+	for (i = 0; i < (1UL << order); i++) {
+		addr = kmap_local_page(nth_page(page, i));
+		if (memchr_inv(addr, 0, PAGE_SIZE)) {
+			clear_page(addr);
+			zeroed++;
+		}
+		kunmap_local(addr);
+	}
+	return zeroed;
+}
+
+/* gfp zone modifiers that make @zt the highest zone allocated from. */
+static gfp_t fh_zone_gfp(enum zone_type zt)
+{
+	switch (zt) {
+#ifdef CONFIG_ZONE_DMA32
+	case ZONE_DMA32:
+		return __GFP_DMA32 | __GFP_MOVABLE;
+#endif
+	case ZONE_NORMAL:
+		return __GFP_MOVABLE;
+	case ZONE_MOVABLE:
+		return __GFP_HIGHMEM | __GFP_MOVABLE;
+	default:
+		return 0;
+	}
+}
+
+/*
+ * Capture from one zone of one node. Returns 0 when the zone has reached
+ * its floor or the byte limit is reached, or a negative errno.
+ */
+static int fh_capture_zone(struct fh_hold *h, int nid, enum zone_type zt,
+			   unsigned int min_order, u64 limit, bool zero,
+			   u64 *held)
+{
+	struct zone *zone = &NODE_DATA(nid)->node_zones[zt];
+	gfp_t gfp = (GFP_HIGHUSER_MOVABLE & ~(__GFP_RECLAIM | GFP_ZONEMASK)) |
+		    __GFP_NORETRY | __GFP_NOWARN | __GFP_NOMEMALLOC |
+		    __GFP_THISNODE | fh_zone_gfp(zt);
+	unsigned long zeroed;
+	struct page *page;
+	int order;
+
+	for (order = MAX_ORDER - 1; order >= (int)min_order; order--) {
+		while (*held + (PAGE_SIZE << order) <= limit) {
+			if (fatal_signal_pending(current))
+				return -EINTR;
+			if (!fh_zone_has_room(zone, 1UL << order))
+				return 0;
+			page = alloc_pages_node(nid, gfp, order);
+			if (!page)
+				break;
+			/* A fallback to a lower zone must respect its floor. */
+			if (page_zone(page) != zone &&
+			    !fh_zone_has_room(page_zone(page), 0)) {
+				__free_pages(page, order);
+				break;
+			}
+			zeroed = zero ? fh_zero_block(page, order) : 0;
+			set_page_private(page, order);
+			spin_lock(&h->lock);
+			list_add_tail(&page->lru, &h->unread);
+			h->unread_pages += 1UL << order;
+			spin_unlock(&h->lock);
+			*held += PAGE_SIZE << order;
+			atomic64_add(PAGE_SIZE << order, &fh_stats.hold_bytes);
+			atomic64_add(PAGE_SIZE << order,
+				     &fh_stats.hold_captured_bytes);
+			atomic64_add(zeroed, &fh_stats.hold_zeroed_pages);
+			cond_resched();
+		}
+	}
+	return 0;
+}
+
+static int fh_hold_capture(struct fh_hold *h, char *args)
+{
+	unsigned int min_order = 0;
+	u64 limit = U64_MAX, held = 0;
+	bool zero = false;
+	char *tok, *end;
+	int nid, zt, err = 0;
+
+	while ((tok = strsep(&args, " \t"))) {
+		if (!*tok)
+			continue;
+		if (!strncmp(tok, "min_order=", 10)) {
+			if (kstrtouint(tok + 10, 10, &min_order) ||
+			    min_order >= MAX_ORDER)
+				return -EINVAL;
+		} else if (!strncmp(tok, "limit=", 6)) {
+			limit = memparse(tok + 6, &end);
+			if (end == tok + 6 || *end)
+				return -EINVAL;
+		} else if (!strcmp(tok, "zero")) {
+			zero = true;
+		} else {
+			return -EINVAL;
+		}
+	}
+
+	for_each_online_node(nid) {
+		for (zt = MAX_NR_ZONES - 1; zt >= 0 && !err; zt--) {
+			if (!fh_zone_gfp(zt) ||
+			    !populated_zone(&NODE_DATA(nid)->node_zones[zt]))
+				continue;
+			err = fh_capture_zone(h, nid, zt, min_order, limit,
+					      zero, &held);
+		}
+	}
+	if (held) {
+		mod_delayed_work(system_wq, &h->timeout_work,
+				 msecs_to_jiffies(READ_ONCE(fh_hold_timeout_ms)));
+		wake_up_interruptible_poll(&h->pollq, EPOLLIN | EPOLLRDNORM);
+	}
+	return err;
+}
+
+/* Ack or fail: the batch's blocks are done (or freed, if released). */
+static int fh_hold_settle(struct fh_hold *h, u64 id)
+{
+	struct fh_hold_batch *b, *found = NULL;
+	bool orphan = false;
+	LIST_HEAD(blocks);
+
+	spin_lock(&h->lock);
+	list_for_each_entry(b, &h->batches, node) {
+		if (b->id == id) {
+			found = b;
+			break;
+		}
+	}
+	if (!found) {
+		list_for_each_entry(b, &h->orphans, node) {
+			if (b->id == id) {
+				found = b;
+				orphan = true;
+				break;
+			}
+		}
+	}
+	if (!found) {
+		spin_unlock(&h->lock);
+		return -EINVAL;
+	}
+	list_del(&found->node);
+	if (orphan) {
+		list_splice_init(&found->pages, &blocks);
+	} else {
+		h->done_pages += fh_list_pages(&found->pages);
+		list_splice_tail_init(&found->pages, &h->done);
+	}
+	spin_unlock(&h->lock);
+
+	fh_free_blocks(&blocks, &fh_stats.hold_released_bytes, true);
+	kfree(found);
+	return 0;
+}
+
+static int fh_hold_cmd(char *line, void *ctx)
+{
+	struct fh_hold *h = ctx;
+	u64 id;
+	int err;
+
+	if (!strncmp(line, "capture", 7) && (!line[7] || isspace(line[7])))
+		return fh_hold_capture(h, line + 7);
+	if (!strcmp(line, "release")) {
+		fh_hold_release_all(h);
+		return 0;
+	}
+	err = fh_parse_id_cmd(line, "ack", &id);
+	if (err == -ENOENT)
+		err = fh_parse_id_cmd(line, "fail", &id);
+	if (err)
+		return -EINVAL;
+	return fh_hold_settle(h, id);
+}
+
+static int fh_hold_open(struct inode *inode, struct file *file)
+{
+	struct fh_hold *h = &fh_hold;
+	char *buf;
+	int err = 0;
+
+	buf = kmalloc(FH_HOLD_BUF, GFP_KERNEL);
+	if (!buf)
+		return -ENOMEM;
+	mutex_lock(&h->mutex);
+	if (h->open) {
+		err = -EBUSY;
+	} else {
+		h->open = true;
+		h->buf = buf;
+	}
+	mutex_unlock(&h->mutex);
+	if (err) {
+		kfree(buf);
+		return err;
+	}
+	return stream_open(inode, file);
+}
+
+static ssize_t fh_hold_write(struct file *file, const char __user *ubuf,
+			     size_t count, loff_t *ppos)
+{
+	struct fh_hold *h = &fh_hold;
+	ssize_t ret;
+
+	if (mutex_lock_interruptible(&h->mutex))
+		return -ERESTARTSYS;
+	ret = fh_write_lines(ubuf, count, fh_hold_cmd, h);
+	mutex_unlock(&h->mutex);
+	return ret;
+}
+
+static ssize_t fh_hold_read(struct file *file, char __user *ubuf,
+			    size_t count, loff_t *ppos)
+{
+	struct fh_hold *h = &fh_hold;
+	struct fh_hold_batch *b;
+	struct page *page, *last = NULL;
+	unsigned int n = 0;
+	ssize_t ret;
+	size_t len;
+
+	b = kmalloc(sizeof(*b), GFP_KERNEL);
+	if (!b)
+		return -ENOMEM;
+	INIT_LIST_HEAD(&b->pages);
+	if (mutex_lock_interruptible(&h->mutex)) {
+		kfree(b);
+		return -ERESTARTSYS;
+	}
+
+	spin_lock(&h->lock);
+	list_for_each_entry(page, &h->unread, lru) {
+		if (n == FH_HOLD_BATCH)
+			break;
+		last = page;
+		n++;
+	}
+	if (!n) {
+		spin_unlock(&h->lock);
+		ret = 0;
+		goto out;
+	}
+	b->id = h->next_id + 1;
+	len = scnprintf(h->buf, FH_HOLD_BUF, "batch %llu %u\n", b->id, n);
+	list_for_each_entry(page, &h->unread, lru) {
+		len += scnprintf(h->buf + len, FH_HOLD_BUF - len, "0x%lx %lu\n",
+				 page_to_pfn(page), page_private(page));
+		if (page == last)
+			break;
+	}
+	if (len > count) {
+		spin_unlock(&h->lock);
+		ret = -EINVAL;
+		goto out;
+	}
+	h->next_id++;
+	list_cut_position(&b->pages, &h->unread, &last->lru);
+	h->unread_pages -= fh_list_pages(&b->pages);
+	list_add_tail(&b->node, &h->batches);
+	spin_unlock(&h->lock);
+
+	/* In flight: neither the shrinker nor a release frees these now. */
+	list_for_each_entry(page, &b->pages, lru)
+		fh_scribble(page, page_private(page));
+
+	if (copy_to_user(ubuf, h->buf, len)) {
+		/* Never seen by the reader: it is safe to take them back. */
+		spin_lock(&h->lock);
+		list_del(&b->node);
+		h->unread_pages += fh_list_pages(&b->pages);
+		list_splice_init(&b->pages, &h->unread);
+		spin_unlock(&h->lock);
+		ret = -EFAULT;
+		goto out;
+	}
+	mutex_unlock(&h->mutex);
+	return len;
+
+out:
+	mutex_unlock(&h->mutex);
+	kfree(b);
+	return ret;
+}
+
+static __poll_t fh_hold_poll(struct file *file, poll_table *wait)
+{
+	struct fh_hold *h = &fh_hold;
+
+	poll_wait(file, &h->pollq, wait);
+	return READ_ONCE(h->unread_pages) ? EPOLLIN | EPOLLRDNORM : 0;
+}
+
+static int fh_hold_release(struct inode *inode, struct file *file)
+{
+	struct fh_hold *h = &fh_hold;
+
+	mutex_lock(&h->mutex);
+	fh_hold_release_all(h);
+	h->open = false;
+	kfree(h->buf);
+	h->buf = NULL;
+	mutex_unlock(&h->mutex);
+	/* Nothing is held but orphans, which have their own work. */
+	cancel_delayed_work_sync(&h->timeout_work);
+	return 0;
+}
+
+const struct proc_ops fh_hold_ops = {
+	.proc_open	= fh_hold_open,
+	.proc_read	= fh_hold_read,
+	.proc_write	= fh_hold_write,
+	.proc_poll	= fh_hold_poll,
+	.proc_lseek	= no_llseek,
+	.proc_release	= fh_hold_release,
+};
+
+/**
+ * fh_hold_init() - set up the hold state and register the shrinker
+ *
+ * Return: 0 or a negative errno.
+ */
+int fh_hold_init(void)
+{
+	struct fh_hold *h = &fh_hold;
+
+	mutex_init(&h->mutex);
+	spin_lock_init(&h->lock);
+	INIT_LIST_HEAD(&h->unread);
+	INIT_LIST_HEAD(&h->done);
+	INIT_LIST_HEAD(&h->batches);
+	INIT_LIST_HEAD(&h->orphans);
+	init_waitqueue_head(&h->pollq);
+	INIT_DELAYED_WORK(&h->timeout_work, fh_hold_timeout_fn);
+	INIT_DELAYED_WORK(&h->grace_work, fh_hold_grace_fn);
+	h->shrinker.count_objects = fh_hold_count;
+	h->shrinker.scan_objects = fh_hold_scan;
+	/* Held blocks cost nothing to give back: trim them aggressively. */
+	h->shrinker.seeks = 0;
+	return register_shrinker(&h->shrinker, "freehint-hold");
+}
+
+/**
+ * fh_hold_exit() - release everything and unregister the shrinker
+ *
+ * Called once the hold file can no longer be opened. In-flight blocks are
+ * freed only when their grace time is over: this waits for it.
+ */
+void fh_hold_exit(void)
+{
+	struct fh_hold *h = &fh_hold;
+	struct fh_hold_batch *b, *tmp;
+	unsigned long last = jiffies;
+	LIST_HEAD(blocks);
+
+	unregister_shrinker(&h->shrinker);
+	cancel_delayed_work_sync(&h->timeout_work);
+	mutex_lock(&h->mutex);
+	fh_hold_release_all(h);
+	mutex_unlock(&h->mutex);
+	cancel_delayed_work_sync(&h->grace_work);
+
+	/* No work or file touches the orphans any more. */
+	list_for_each_entry(b, &h->orphans, node)
+		if (time_after(b->deadline, last))
+			last = b->deadline;
+	if (time_after(last, jiffies))
+		fh_sleep_idle_ms(jiffies_to_msecs(last - jiffies));
+	list_for_each_entry_safe(b, tmp, &h->orphans, node) {
+		list_splice_init(&b->pages, &blocks);
+		list_del(&b->node);
+		kfree(b);
+	}
+	fh_free_blocks(&blocks, &fh_stats.hold_released_bytes, true);
+}

@@ -1,0 +1,354 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * freehint: /proc/freehint/report, the page reporting channel.
+ *
+ * The module registers itself as the page reporting device. The kernel's
+ * reporting work isolates up to PAGE_REPORTING_CAPACITY free blocks and
+ * calls fh_report_cb(), which publishes them as one batch to the reader of
+ * /proc/freehint/report and waits for "ack <id>" (the blocks become
+ * Reported), "fail <id>", close or report_timeout_ms (the blocks go back
+ * unreported and are offered again later). A batch that was read but not
+ * acknowledged or failed stays isolated report_grace_ms longer before the
+ * callback returns, so that a host discard begun late cannot hit memory
+ * that was handed out again.
+ */
+#define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
+
+#include <linux/kernel.h>
+#include <linux/mm.h>
+#include <linux/page_reporting.h>
+#include <linux/pageblock-flags.h>
+#include <linux/poll.h>
+#include <linux/proc_fs.h>
+#include <linux/scatterlist.h>
+#include <linux/slab.h>
+#include <linux/spinlock.h>
+#include <linux/uaccess.h>
+#include <linux/wait.h>
+
+#include "freehint.h"
+
+/* "batch <u64> <count>\n" and "0x<pfn> <order>\n" lines. */
+#define FH_REPORT_BUF	(32 + PAGE_REPORTING_CAPACITY * 24)
+
+enum fh_rep_state {
+	FH_REP_IDLE,		/* no batch */
+	FH_REP_PENDING,		/* published, not read */
+	FH_REP_READ,		/* read, host may be discarding */
+	FH_REP_ACKED,		/* reader: discarded */
+	FH_REP_FAILED,		/* reader: not touched */
+	FH_REP_CLOSED,		/* reader went away */
+};
+
+/**
+ * struct fh_report - state of the report channel
+ * @lock: protects everything below except @prdev
+ * @readq: readers and pollers wait here for a pending batch
+ * @doneq: the report callback waits here for the reader's answer
+ * @registered: page_reporting_register() succeeded
+ * @open: the file is open (exclusive)
+ * @state: enum fh_rep_state of the current batch
+ * @was_read: the current batch has been read at least once
+ * @id: id of the current batch
+ * @count: blocks in the current batch
+ * @pages: first page of each block
+ * @orders: order of each block
+ * @prdev: our page reporting device
+ */
+struct fh_report {
+	spinlock_t lock;	/* batch state, open flag */
+	wait_queue_head_t readq;
+	wait_queue_head_t doneq;
+	bool registered;
+	bool open;
+	int state;
+	bool was_read;
+	u64 id;
+	unsigned int count;
+	struct page *pages[PAGE_REPORTING_CAPACITY];
+	unsigned int orders[PAGE_REPORTING_CAPACITY];
+	struct page_reporting_dev_info prdev;
+};
+
+static struct fh_report fh_rep;
+
+/**
+ * fh_report_registered() - is the report channel on?
+ *
+ * Return: true if the module holds the kernel's page reporting device.
+ */
+bool fh_report_registered(void)
+{
+	return fh_rep.registered;
+}
+
+/**
+ * fh_report_effective_order() - smallest order the kernel reports to us
+ *
+ * Return: report_order, or pageblock_order when report_order is 0.
+ */
+unsigned int fh_report_effective_order(void)
+{
+	return fh_rep.prdev.order;
+}
+
+static bool fh_report_settled(struct fh_report *r)
+{
+	int state = READ_ONCE(r->state);
+
+	return state == FH_REP_ACKED || state == FH_REP_FAILED ||
+	       state == FH_REP_CLOSED;
+}
+
+static int fh_report_cb(struct page_reporting_dev_info *prdev,
+			struct scatterlist *sgl, unsigned int nents)
+{
+	struct fh_report *r = container_of(prdev, struct fh_report, prdev);
+	struct scatterlist *sg;
+	bool was_read;
+	u64 bytes = 0;
+	int state;
+	int i;
+
+	if (WARN_ON_ONCE(nents > PAGE_REPORTING_CAPACITY))
+		return -EINVAL;
+
+	spin_lock(&r->lock);
+	if (!r->open) {
+		spin_unlock(&r->lock);
+		return -EAGAIN;
+	}
+	for_each_sg(sgl, sg, nents, i) {
+		r->pages[i] = sg_page(sg);
+		r->orders[i] = get_order(sg->length);
+		bytes += sg->length;
+	}
+	r->count = nents;
+	r->id++;
+	r->was_read = false;
+	r->state = FH_REP_PENDING;
+	spin_unlock(&r->lock);
+
+	atomic64_inc(&fh_stats.report_batches);
+	atomic64_add(nents, &fh_stats.report_blocks);
+	atomic64_add(bytes, &fh_stats.report_bytes);
+	wake_up_interruptible_poll(&r->readq, EPOLLIN | EPOLLRDNORM);
+
+	wait_event_idle_timeout(r->doneq, fh_report_settled(r),
+				msecs_to_jiffies(READ_ONCE(fh_report_timeout_ms)));
+
+	spin_lock(&r->lock);
+	state = r->state;
+	was_read = r->was_read;
+	r->state = FH_REP_IDLE;
+	r->count = 0;
+	spin_unlock(&r->lock);
+
+	if (state == FH_REP_ACKED) {
+		atomic64_add(bytes, &fh_stats.report_acked_bytes);
+		return 0;
+	}
+	atomic64_inc(&fh_stats.report_failed_batches);
+	if (state != FH_REP_FAILED && state != FH_REP_CLOSED)
+		atomic64_inc(&fh_stats.report_timeouts);
+	/* The host may still be discarding: keep the blocks isolated. */
+	if (was_read && state != FH_REP_FAILED)
+		fh_sleep_idle_ms(READ_ONCE(fh_report_grace_ms));
+	return -EAGAIN;
+}
+
+static int fh_report_open(struct inode *inode, struct file *file)
+{
+	struct fh_report *r = &fh_rep;
+	char *buf;
+	int err = 0;
+
+	if (!r->registered)
+		return -ENODEV;
+	buf = kmalloc(FH_REPORT_BUF, GFP_KERNEL);
+	if (!buf)
+		return -ENOMEM;
+
+	spin_lock(&r->lock);
+	if (r->open)
+		err = -EBUSY;
+	else
+		r->open = true;
+	spin_unlock(&r->lock);
+	if (err) {
+		kfree(buf);
+		return err;
+	}
+	file->private_data = buf;
+	return stream_open(inode, file);
+}
+
+static bool fh_report_pending(struct fh_report *r)
+{
+	return READ_ONCE(r->state) == FH_REP_PENDING;
+}
+
+static ssize_t fh_report_read(struct file *file, char __user *ubuf,
+			      size_t count, loff_t *ppos)
+{
+	struct page *pages[PAGE_REPORTING_CAPACITY];
+	unsigned int orders[PAGE_REPORTING_CAPACITY];
+	struct fh_report *r = &fh_rep;
+	char *buf = file->private_data;
+	unsigned int n, i;
+	size_t len;
+	u64 id;
+	int err;
+
+	for (;;) {
+		spin_lock(&r->lock);
+		if (r->state == FH_REP_PENDING)
+			break;
+		spin_unlock(&r->lock);
+		if (file->f_flags & O_NONBLOCK)
+			return -EAGAIN;
+		err = wait_event_interruptible(r->readq, fh_report_pending(r));
+		if (err)
+			return err;
+	}
+
+	/* Bounded: at most PAGE_REPORTING_CAPACITY short lines. */
+	id = r->id;
+	n = r->count;
+	len = scnprintf(buf, FH_REPORT_BUF, "batch %llu %u\n", id, n);
+	for (i = 0; i < n; i++) {
+		pages[i] = r->pages[i];
+		orders[i] = r->orders[i];
+		len += scnprintf(buf + len, FH_REPORT_BUF - len, "0x%lx %u\n",
+				 page_to_pfn(pages[i]), orders[i]);
+	}
+	if (len > count) {
+		spin_unlock(&r->lock);
+		return -EINVAL;
+	}
+	r->state = FH_REP_READ;
+	r->was_read = true;
+	spin_unlock(&r->lock);
+
+	/*
+	 * The callback keeps these blocks isolated until ack, fail, or a
+	 * timeout or close plus the grace period.
+	 */
+	for (i = 0; i < n; i++)
+		fh_scribble(pages[i], orders[i]);
+
+	if (copy_to_user(ubuf, buf, len)) {
+		spin_lock(&r->lock);
+		if (r->id == id && r->state == FH_REP_READ)
+			r->state = FH_REP_PENDING;
+		spin_unlock(&r->lock);
+		return -EFAULT;
+	}
+	return len;
+}
+
+static int fh_report_cmd(char *line, void *ctx)
+{
+	struct fh_report *r = &fh_rep;
+	int state, err;
+	u64 id;
+
+	err = fh_parse_id_cmd(line, "ack", &id);
+	state = FH_REP_ACKED;
+	if (err == -ENOENT) {
+		err = fh_parse_id_cmd(line, "fail", &id);
+		state = FH_REP_FAILED;
+	}
+	if (err)
+		return -EINVAL;
+
+	spin_lock(&r->lock);
+	if (r->state != FH_REP_READ || r->id != id) {
+		spin_unlock(&r->lock);
+		return -EINVAL;
+	}
+	r->state = state;
+	spin_unlock(&r->lock);
+	wake_up(&r->doneq);
+	return 0;
+}
+
+static ssize_t fh_report_write(struct file *file, const char __user *ubuf,
+			       size_t count, loff_t *ppos)
+{
+	return fh_write_lines(ubuf, count, fh_report_cmd, NULL);
+}
+
+static __poll_t fh_report_poll(struct file *file, poll_table *wait)
+{
+	struct fh_report *r = &fh_rep;
+
+	poll_wait(file, &r->readq, wait);
+	return fh_report_pending(r) ? EPOLLIN | EPOLLRDNORM : 0;
+}
+
+static int fh_report_release(struct inode *inode, struct file *file)
+{
+	struct fh_report *r = &fh_rep;
+
+	spin_lock(&r->lock);
+	r->open = false;
+	if (r->state == FH_REP_PENDING || r->state == FH_REP_READ)
+		r->state = FH_REP_CLOSED;
+	spin_unlock(&r->lock);
+	wake_up(&r->doneq);
+	kfree(file->private_data);
+	return 0;
+}
+
+const struct proc_ops fh_report_ops = {
+	.proc_open	= fh_report_open,
+	.proc_read	= fh_report_read,
+	.proc_write	= fh_report_write,
+	.proc_poll	= fh_report_poll,
+	.proc_lseek	= no_llseek,
+	.proc_release	= fh_report_release,
+};
+
+/**
+ * fh_report_init() - register as the page reporting device
+ *
+ * Failing to register (another driver such as virtio_balloon holds the
+ * device) is not an error: the channel stays off.
+ *
+ * Return: 0.
+ */
+int fh_report_init(void)
+{
+	struct fh_report *r = &fh_rep;
+	int err;
+
+	spin_lock_init(&r->lock);
+	init_waitqueue_head(&r->readq);
+	init_waitqueue_head(&r->doneq);
+	r->prdev.report = fh_report_cb;
+	r->prdev.order = fh_report_order && fh_report_order < MAX_ORDER ?
+			 fh_report_order : pageblock_order;
+
+	err = page_reporting_register(&r->prdev);
+	if (err) {
+		pr_warn("page reporting unavailable (%d), report channel off\n",
+			err);
+		return 0;
+	}
+	r->registered = true;
+	return 0;
+}
+
+/**
+ * fh_report_exit() - unregister the page reporting device
+ *
+ * Waits for a running report callback, which by now has no reader and
+ * returns after at most the grace period.
+ */
+void fh_report_exit(void)
+{
+	if (fh_rep.registered)
+		page_reporting_unregister(&fh_rep.prdev);
+	fh_rep.registered = false;
+}
