@@ -11,6 +11,9 @@
 #include "common.h"
 #include "proto.h"
 
+static int batch_unpack(
+    const Freehint__RangeBatch *, struct fh_rangeset *, size_t);
+
 /* The largest unit the encoder may pick; the decoder accepts up to 40. */
 #define UNIT_ORDER_MAX 30
 
@@ -65,10 +68,22 @@ fh_batch_pack(
  * Decode a batch's ranges into out (cleared first). Fails on more than
  * max_ranges ranges, on zero lengths, on adjacent ranges (gap 0 after the
  * first: the encoder always coalesces) and on any pfn at or past
- * FH_PFN_LIMIT.
+ * FH_PFN_LIMIT. On failure out is left empty, never half-filled, so that a
+ * caller cannot act on part of a refused batch.
  */
 int
 fh_batch_unpack(
+    const Freehint__RangeBatch *b, struct fh_rangeset *out, size_t max_ranges)
+{
+	int err;
+
+	if ((err = batch_unpack(b, out, max_ranges)) != FH_OK)
+		fh_rs_clear(out);
+	return err;
+}
+
+static int
+batch_unpack(
     const Freehint__RangeBatch *b, struct fh_rangeset *out, size_t max_ranges)
 {
 	uint64_t pos = 0, gap, len, limit;

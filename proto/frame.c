@@ -51,26 +51,31 @@ fh_hdr_unpack(const uint8_t in[FH_HDR_SIZE], struct fh_frame_hdr *h)
 	return FH_OK;
 }
 
-/* Append one framed message to an output buffer. */
+/*
+ * Append one framed message to an output buffer. Header and payload are
+ * reserved and committed together: on any error nothing is appended, so a
+ * failed send never leaves half a frame that would desynchronise the peer.
+ */
 int
 fh_frame_put(struct evbuffer *out, uint8_t type, const ProtobufCMessage *m)
 {
-	uint8_t hdr[FH_HDR_SIZE];
 	struct evbuffer_iovec vec;
 	size_t len;
 
+	if (type == 0 || type > FH_MSG_MAX)
+		return FH_ETYPE;
 	len = protobuf_c_message_get_packed_size(m);
 	if (len > FH_FRAME_MAX)
 		return FH_ESIZE;
-	fh_hdr_pack(hdr, type, (uint32_t)len);
-	if (evbuffer_add(out, hdr, sizeof hdr) != 0)
+	if (evbuffer_reserve_space(out, FH_HDR_SIZE + len, &vec, 1) != 1 ||
+	    vec.iov_len < FH_HDR_SIZE + len)
 		return FH_ENOMEM;
-	if (len == 0)
-		return FH_OK;
-	if (evbuffer_reserve_space(out, len, &vec, 1) != 1)
+	fh_hdr_pack(vec.iov_base, type, (uint32_t)len);
+	if (protobuf_c_message_pack(m, (uint8_t *)vec.iov_base + FH_HDR_SIZE) !=
+	    len)
 		return FH_ENOMEM;
-	vec.iov_len = protobuf_c_message_pack(m, vec.iov_base);
-	if (vec.iov_len != len || evbuffer_commit_space(out, &vec, 1) != 0)
+	vec.iov_len = FH_HDR_SIZE + len;
+	if (evbuffer_commit_space(out, &vec, 1) != 0)
 		return FH_ENOMEM;
 	return FH_OK;
 }

@@ -230,8 +230,10 @@ check_command(const Freehint__Command *c)
 		return FH_EFIELD;
 	if (c->has_min_order && c->min_order > 20)
 		return FH_EFIELD;
-	if (c->type == FREEHINT__COMMAND_TYPE__SET_POLICY &&
-	    (c->policy == NULL || check_welcome(c->policy) != FH_OK))
+	if (c->type == FREEHINT__COMMAND_TYPE__SET_POLICY && c->policy == NULL)
+		return FH_EFIELD;
+	/* A policy is checked wherever it appears: it is a Welcome. */
+	if (c->policy != NULL && check_welcome(c->policy) != FH_OK)
 		return FH_EFIELD;
 	return FH_OK;
 }
