@@ -95,7 +95,9 @@ fh_conf_load(const char *path, const struct option *opts, fh_opt_cb cb,
 			snprintf(err, errlen, "%s:%u: '%s' needs a value", path,
 			    lineno, key);
 			goto out;
-		}
+		} else if (*val == '\0')
+			val =
+			    NULL; /* as getopt gives an absent optional value */
 		if (cb(o->val, o->name, val, ctx, err, errlen) != 0) {
 			/* Prefix the callback's message with the place. */
 			char msg[256];
@@ -116,17 +118,30 @@ out:
 	return rc;
 }
 
-/* Parse a decimal (or 0x hex) number within [min, max]. */
+/*
+ * Parse a decimal (or 0x hex) number within [min, max]. Never octal: a
+ * leading zero ("010") is decimal, as a person writing a config means.
+ */
 int
 fh_parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out)
 {
 	unsigned long long v;
 	char *end;
+	int base = 10;
 
-	if (s == NULL || *s == '\0' || *s == '-' || isspace((unsigned char)*s))
+	if (s == NULL || *s == '\0' || *s == '-' || *s == '+' ||
+	    isspace((unsigned char)*s))
 		return -1;
+	if (s[0] == '0' && (s[1] == 'x' || s[1] == 'X')) {
+		s += 2;
+		base = 16;
+		/* strtoull would take a second sign or 0x after the prefix. */
+		if (!isxdigit((unsigned char)*s) ||
+		    (s[0] == '0' && (s[1] == 'x' || s[1] == 'X')))
+			return -1;
+	}
 	errno = 0;
-	v = strtoull(s, &end, 0);
+	v = strtoull(s, &end, base);
 	if (errno != 0 || *end != '\0' || v < min || v > max)
 		return -1;
 	*out = v;
@@ -141,7 +156,7 @@ fh_parse_size(const char *s, uint64_t *out)
 	unsigned shift = 0;
 	char *end;
 
-	if (s == NULL || *s == '\0' || *s == '-' || isspace((unsigned char)*s))
+	if (s == NULL || !isdigit((unsigned char)*s))
 		return -1;
 	errno = 0;
 	v = strtoull(s, &end, 10);

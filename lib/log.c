@@ -68,12 +68,20 @@ vlog(int pri, const char *fmt, va_list ap)
 static void
 vlog_errno(int pri, int err, const char *fmt, va_list ap)
 {
+	va_list copy;
 	char *msg;
+	int n;
 
-	if (vasprintf(&msg, fmt, ap) == -1) {
-		vlog(pri, fmt, ap);
+	/* vasprintf consumes ap; the fallback needs its own copy. */
+	va_copy(copy, ap);
+	n = vasprintf(&msg, fmt, ap);
+	if (n == -1) {
+		vlog(pri, fmt, copy);
+		va_end(copy);
+		errno = err;
 		return;
 	}
+	va_end(copy);
 	if (log_foreground)
 		fprintf(stderr, "%s: %s%s: %s\n", log_progname,
 		    pri == LOG_CRIT ? "fatal: " : "warning: ", msg,

@@ -22,6 +22,8 @@
 #define PEER_MAX_FAULTS 8
 /* A peer that leaves this much of our output unread is disconnected. */
 #define PEER_MAX_QUEUED (8 * 1024 * 1024)
+/* A peer closing after an error gets this long to read what is queued. */
+#define PEER_FLUSH_TIMEOUT_SEC 5
 
 struct fh_peer {
 	struct bufferevent *bev;
@@ -33,6 +35,7 @@ struct fh_peer {
 	unsigned max_faults;
 	uint64_t faults;
 	char *close_why;
+	char *lose_why; /* lost from the event loop, not from a caller */
 	int in_dispatch;
 	int free_pending;
 	int lost;
@@ -42,6 +45,7 @@ static void peer_read_cb(struct bufferevent *, void *);
 static void peer_write_cb(struct bufferevent *, void *);
 static void peer_event_cb(struct bufferevent *, short, void *);
 static void peer_lose(struct fh_peer *, const char *);
+static void peer_lose_later(struct fh_peer *, const char *);
 static void peer_fault(
     struct fh_peer *, int reason, int fatal, const char *what);
 static void peer_destroy(struct fh_peer *);
@@ -92,7 +96,9 @@ fh_peer_free(struct fh_peer *p)
 static void
 peer_destroy(struct fh_peer *p)
 {
+	/* Also cancels a deferred callback still pending for this peer. */
 	bufferevent_free(p->bev);
+	free(p->lose_why);
 	free(p->close_why);
 	free(p->name);
 	free(p);
@@ -133,10 +139,10 @@ fh_peer_send(struct fh_peer *p, uint8_t type, const ProtobufCMessage *m)
 {
 	int err;
 
-	if (p->lost)
+	if (p->lost || p->lose_why != NULL)
 		return -1;
 	if (fh_peer_queued(p) > PEER_MAX_QUEUED) {
-		peer_lose(p, "peer is not reading");
+		peer_lose_later(p, "peer is not reading");
 		return -1;
 	}
 	err = fh_frame_put(bufferevent_get_output(p->bev), type, m);
@@ -166,17 +172,24 @@ fh_peer_send_error(
 	return fh_peer_send(p, FH_MSG_ERROR, &e.base);
 }
 
-/* Stop reading; report the peer lost once everything queued is written. */
+/*
+ * Stop reading; report the peer lost once everything queued is written, or
+ * after PEER_FLUSH_TIMEOUT_SEC if the peer does not read it. The lost
+ * callback always comes from the event loop, never from inside this call.
+ */
 void
 fh_peer_close_after_flush(struct fh_peer *p, const char *why)
 {
-	if (p->lost || p->close_why != NULL)
+	struct timeval tv = { PEER_FLUSH_TIMEOUT_SEC, 0 };
+
+	if (p->lost || p->close_why != NULL || p->lose_why != NULL)
 		return;
 	p->close_why = xstrdup(why);
 	bufferevent_disable(p->bev, EV_READ);
 	bufferevent_setcb(p->bev, NULL, peer_write_cb, peer_event_cb, p);
+	bufferevent_set_timeouts(p->bev, NULL, &tv);
 	if (fh_peer_queued(p) == 0)
-		peer_lose(p, why);
+		peer_lose_later(p, why);
 }
 
 static void
@@ -186,6 +199,22 @@ peer_write_cb(struct bufferevent *bev, void *arg)
 
 	if (p->close_why != NULL && fh_peer_queued(p) == 0)
 		peer_lose(p, p->close_why);
+}
+
+/*
+ * Report the peer lost on the next turn of the event loop. Used where the
+ * owner called us (fh_peer_send, fh_peer_close_after_flush): a lost
+ * callback run from there could free the peer under the caller's feet.
+ */
+static void
+peer_lose_later(struct fh_peer *p, const char *why)
+{
+	if (p->lost || p->lose_why != NULL)
+		return;
+	p->lose_why = xstrdup(why);
+	bufferevent_disable(p->bev, EV_READ);
+	bufferevent_trigger_event(
+	    p->bev, BEV_EVENT_ERROR, BEV_TRIG_DEFER_CALLBACKS);
 }
 
 static void
@@ -229,7 +258,7 @@ peer_read_cb(struct bufferevent *bev, void *arg)
 	int err, rc;
 
 	p->in_dispatch++;
-	while (!p->lost && p->close_why == NULL) {
+	while (!p->lost && p->close_why == NULL && p->lose_why == NULL) {
 		err = fh_msg_pull(in, &m);
 		if (err == FH_ENEED)
 			break;
@@ -272,7 +301,14 @@ peer_event_cb(struct bufferevent *bev, short what, void *arg)
 	struct fh_peer *p = arg;
 	char why[128];
 
-	if (what & BEV_EVENT_EOF) {
+	if (p->lose_why != NULL)
+		peer_lose(p, p->lose_why);
+	else if (p->close_why != NULL &&
+	    (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)))
+		peer_lose(p, p->close_why);
+	else if (what & BEV_EVENT_TIMEOUT)
+		peer_lose(p, "timed out flushing output");
+	else if (what & BEV_EVENT_EOF) {
 		if (evbuffer_get_length(bufferevent_get_input(bev)) != 0)
 			peer_lose(p, fh_strerror(FH_ETRUNC));
 		else
