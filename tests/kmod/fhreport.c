@@ -1,0 +1,253 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * fhreport: tests of /proc/freehint/report, run inside the guest.
+ *   fhreport TIMEOUT_MS GRACE_MS   (the module's report_timeout_ms and
+ *                                   report_grace_ms)
+ * Needs /bin/fhmem to dirty and free memory.
+ */
+#include <poll.h>
+#include <sys/wait.h>
+
+#include "fhtest.h"
+
+#define MAXB    32
+#define MAXSEEN 65536
+
+struct seen {
+	struct fh_block b[MAXSEEN];
+	int n;
+};
+
+static struct seen acked, failed;
+static int fd;
+
+static int
+seen_has(struct seen *s, struct fh_block *b)
+{
+	int i;
+
+	for (i = 0; i < s->n; i++)
+		if (s->b[i].pfn == b->pfn && s->b[i].order == b->order)
+			return 1;
+	return 0;
+}
+
+static void
+seen_add(struct seen *s, struct fh_block *b)
+{
+	if (s->n < MAXSEEN)
+		s->b[s->n++] = *b;
+}
+
+static void
+run_fhmem(const char *mode, const char *mb)
+{
+	pid_t pid = fork();
+	int st;
+
+	if (pid == 0) {
+		execl("/bin/fhmem", "fhmem", mode, mb, (char *)NULL);
+		_exit(127);
+	}
+	waitpid(pid, &st, 0);
+}
+
+/* Dirty and free memory so that the kernel starts a new reporting pass. */
+static void
+nudge(void)
+{
+	char *p = alloc_fill(16, 0x33);
+
+	if (p)
+		munmap(p, 16 << 20);
+}
+
+/* Wait up to @ms for a batch; returns its block count or -1. */
+static int
+next_batch(int ms, uint64_t *id, struct fh_block *blk)
+{
+	struct pollfd pfd = { .fd = fd, .events = POLLIN };
+	char buf[4096];
+	ssize_t n;
+
+	if (poll(&pfd, 1, ms) <= 0 || !(pfd.revents & POLLIN))
+		return -1;
+	n = read(fd, buf, sizeof(buf) - 1);
+	if (n <= 0)
+		return -1;
+	return parse_batch(buf, n, id, blk, MAXB);
+}
+
+static void
+reply(const char *verb, uint64_t id)
+{
+	char cmd[64];
+
+	snprintf(cmd, sizeof(cmd), "%s %" PRIu64 "\n", verb, id);
+	if (write_str(fd, cmd))
+		say("note: '%s %" PRIu64 "' -> %s\n", verb, id,
+		    strerror(errno));
+}
+
+int
+main(int argc, char **argv)
+{
+	long timeout_ms = argc > 1 ? atol(argv[1]) : 5000;
+	long grace_ms = argc > 2 ? atol(argv[2]) : 2000;
+	struct fh_block blk[MAXB];
+	long long acked0, failed0, timeouts0, acked_bytes = 0;
+	int i, n, fd2, batches = 0, repeats = 0, reoffered = 0, nfailed = 0;
+	char small[16];
+	double t0, gap;
+	uint64_t id, tid;
+
+	if (stat_get("report_registered") != 1) {
+		say("FAIL report-registered: report channel is off\n");
+		return 1;
+	}
+	fd = open(FH_PROC "report", O_RDWR | O_NONBLOCK);
+	if (fd < 0)
+		die("open report");
+	fd2 = open(FH_PROC "report", O_RDWR);
+	CHECK(fd2 < 0 && errno == EBUSY, "report-second-open-ebusy",
+	    "second open: fd %d, %s", fd2, strerror(errno));
+	n = read(fd, small, sizeof(small));
+	CHECK(n < 0 && errno == EAGAIN, "report-nonblock-eagain",
+	    "read with nothing pending returned %d (%s)", n, strerror(errno));
+	CHECK(write_str(fd, "ack 12345\n") < 0 && errno == EINVAL,
+	    "report-unknown-id-einval", "ack of unknown id accepted");
+	CHECK(write_str(fd, "hello\n") < 0 && errno == EINVAL,
+	    "report-malformed-einval", "malformed line accepted");
+
+	acked0 = stat_get("report_acked_bytes");
+	failed0 = stat_get("report_failed_batches");
+	timeouts0 = stat_get("report_timeouts");
+
+	/* Phase 1: dirty and free 200 MiB, ack every batch. */
+	say("report: freeing 200 MiB; waiting for batches (the kernel reports "
+	    "blocks of order >= %lld about 2 s after they accumulate)\n",
+	    stat_get("report_order"));
+	run_fhmem("dirty", "200");
+	t0 = now_s();
+	for (;;) {
+		struct pollfd pfd = { .fd = fd, .events = POLLIN };
+		char buf[4096];
+		ssize_t len;
+
+		if (poll(&pfd, 1, batches ? 6000 : 15000) <= 0 ||
+		    now_s() - t0 > 40)
+			break;
+		CHECK(pfd.revents & POLLIN, "report-poll-in", "revents %#x",
+		    pfd.revents);
+		if (!batches) {
+			len = read(fd, small, sizeof(small));
+			CHECK(len < 0 && errno == EINVAL,
+			    "report-short-buffer-einval",
+			    "16-byte read returned %zd", len);
+		}
+		len = read(fd, buf, sizeof(buf) - 1);
+		n = len > 0 ? parse_batch(buf, len, &id, blk, MAXB) : -1;
+		if (n <= 0) {
+			CHECK(0, "report-batch-format", "read %zd, parse %d",
+			    len, n);
+			break;
+		}
+		if (!batches) {
+			len = read(fd, small, sizeof(small));
+			CHECK(len < 0 && errno == EAGAIN, "report-read-once",
+			    "batch read twice (%zd)", len);
+		}
+		for (i = 0; i < n; i++) {
+			repeats += seen_has(&acked, &blk[i]);
+			seen_add(&acked, &blk[i]);
+			acked_bytes += 4096LL << blk[i].order;
+		}
+		reply("ack", id);
+		batches++;
+	}
+	say("report: %d batches, %d blocks, %lld MiB acked in %.1f s; %d "
+	    "repeated\n",
+	    batches, acked.n, acked_bytes >> 20, now_s() - t0, repeats);
+	CHECK(batches >= 2 && acked_bytes >= (100LL << 20),
+	    "report-batches-arrive", "only %d batches, %lld MiB", batches,
+	    acked_bytes >> 20);
+	CHECK(repeats <= acked.n / 50, "report-acked-not-reoffered",
+	    "%d acked blocks offered again", repeats);
+	CHECK(stat_get("report_acked_bytes") - acked0 == acked_bytes,
+	    "report-stats-acked-bytes", "stats say %lld, we acked %lld",
+	    stat_get("report_acked_bytes") - acked0, acked_bytes);
+
+	/* Phase 2: fail two batches; they must be offered again. */
+	run_fhmem("dirty", "64");
+	for (t0 = now_s(); nfailed < 2 && now_s() - t0 < 20;) {
+		n = next_batch(3000, &id, blk);
+		if (n <= 0) {
+			nudge();
+			continue;
+		}
+		for (i = 0; i < n; i++)
+			seen_add(&failed, &blk[i]);
+		reply("fail", id);
+		nfailed++;
+	}
+	CHECK(nfailed == 2, "report-fail-batches", "got %d batches to fail",
+	    nfailed);
+	for (t0 = now_s(); !reoffered && now_s() - t0 < 25;) {
+		n = next_batch(3000, &id, blk);
+		if (n <= 0) {
+			nudge();
+			continue;
+		}
+		for (i = 0; i < n; i++)
+			reoffered += seen_has(&failed, &blk[i]);
+		reply("ack", id);
+	}
+	say("report: %d of %d failed blocks offered again\n", reoffered,
+	    failed.n);
+	CHECK(reoffered > 0, "report-failed-reoffered",
+	    "none of %d failed blocks came back", failed.n);
+	CHECK(stat_get("report_failed_batches") - failed0 >= 2,
+	    "report-stats-failed", "report_failed_batches +%lld",
+	    stat_get("report_failed_batches") - failed0);
+
+	/* Phase 3: read a batch and never answer it: timeout, then grace. */
+	run_fhmem("dirty", "64");
+	for (t0 = now_s(), n = -1; n <= 0 && now_s() - t0 < 20;) {
+		n = next_batch(3000, &tid, blk);
+		if (n <= 0)
+			nudge();
+	}
+	t0 = now_s();
+	gap = -1;
+	while (n > 0 && now_s() - t0 < 30) {
+		struct pollfd pfd = { .fd = fd, .events = POLLIN };
+
+		if (poll(&pfd, 1, 2000) > 0) {
+			gap = now_s() - t0;
+			break;
+		}
+		nudge();
+	}
+	CHECK(n > 0 && gap * 1000 >= timeout_ms + grace_ms - 100,
+	    "report-timeout-then-grace",
+	    "next batch %.2f s after the unanswered one (timeout %ld + grace "
+	    "%ld ms)",
+	    gap, timeout_ms, grace_ms);
+	CHECK(stat_get("report_timeouts") > timeouts0, "report-stats-timeouts",
+	    "report_timeouts did not grow");
+	{
+		char cmd[64];
+
+		snprintf(cmd, sizeof(cmd), "ack %" PRIu64 "\n", tid);
+		CHECK(write_str(fd, cmd) < 0 && errno == EINVAL,
+		    "report-late-ack-einval", "ack after timeout accepted");
+	}
+
+	/* Close with a batch read: the next opener can open at once. */
+	n = next_batch(5000, &id, blk);
+	close(fd);
+	fd = open(FH_PROC "report", O_RDWR | O_NONBLOCK);
+	CHECK(fd >= 0, "report-reopen-after-close", "%s", strerror(errno));
+	close(fd);
+	return fh_failures ? 1 : 0;
+}
