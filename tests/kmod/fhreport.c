@@ -96,7 +96,7 @@ main(int argc, char **argv)
 	long grace_ms = argc > 2 ? atol(argv[2]) : 2000;
 	struct fh_block blk[MAXB];
 	long long acked0, failed0, timeouts0, acked_bytes = 0;
-	int i, n, fd2, batches = 0, repeats = 0, reoffered = 0, nfailed = 0;
+	int i, n, fd2, poll_bad = 0, batches = 0, repeats = 0, reoffered = 0, nfailed = 0;
 	char small[16];
 	double t0, gap;
 	uint64_t id, tid;
@@ -165,6 +165,8 @@ main(int argc, char **argv)
 		reply("ack", id);
 		batches++;
 	}
+	CHECK(batches && !poll_bad, "report-poll-in",
+	      "%d wakeups without POLLIN", poll_bad);
 	say("report: %d batches, %d blocks, %lld MiB acked in %.1f s; %d "
 	    "repeated\n",
 	    batches, acked.n, acked_bytes >> 20, now_s() - t0, repeats);
@@ -228,6 +230,7 @@ main(int argc, char **argv)
 		}
 		nudge();
 	}
+	say("report: next batch %.2f s after an unanswered one\n", gap);
 	CHECK(n > 0 && gap * 1000 >= timeout_ms + grace_ms - 100,
 	    "report-timeout-then-grace",
 	    "next batch %.2f s after the unanswered one (timeout %ld + grace "
