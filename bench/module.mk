@@ -6,3 +6,13 @@ bench:
 	scripts/install-deps.sh all
 	$(MAKE) all
 	bench/run.sh
+
+# Guest workloads of the benchmarks: static, for the busybox initramfs.
+BENCH_GUEST := $(patsubst bench/guest/%.c,$(O)/bench/guest/%,\
+	$(wildcard bench/guest/*.c))
+.PHONY: bench-guest
+bench-guest: $(BENCH_GUEST)
+
+$(O)/bench/guest/%: bench/guest/%.c bench/guest/wl.h
+	@mkdir -p $(dir $@)
+	$(CC) -std=gnu11 $(WARN) -O2 -D_GNU_SOURCE -static -o $@ $<

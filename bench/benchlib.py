@@ -1,0 +1,305 @@
+# SPDX-License-Identifier: GPL-2.0-only
+"""Shared code of the benchmarks: the guest initramfs, one QEMU guest with
+its QMP sockets, memory and CPU sampling, freehintd, and the Markdown,
+table and plot output. Standard library only (python3 is a test dependency).
+"""
+import glob
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+OUT = os.path.join(ROOT, "build", "bench")
+DOCS = os.path.join(ROOT, "docs", "bench")
+GUEST_PROGS = ("dirty", "frag", "churn")
+GUEST_MODULES = ("virtio_pci", "virtio_console", "virtio_balloon")
+CHANNEL_NAME = "org.freehint.agent.0"
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from qmp import Qmp, migrate_wait  # noqa: E402
+
+
+def kver():
+    """The guest kernel: the newest /lib/modules entry with headers."""
+    vers = [os.path.basename(os.path.dirname(b))
+            for b in glob.glob("/lib/modules/*/build")]
+    if not vers:
+        sys.exit("bench: no kernel with headers under /lib/modules")
+    return sorted(vers, key=lambda v: [int(x) if x.isdigit() else x
+                                       for x in re.split(r"[.-]", v)])[-1]
+
+
+def have_freehint():
+    """Why freehint cannot be benchmarked yet, or None when it can."""
+    need = {"kmod/freehint.ko": "make kmod",
+            "build/freehint-agent": "make",
+            "build/freehintd": "make"}
+    missing = [p for p in need if not os.path.exists(os.path.join(ROOT, p))]
+    if missing:
+        return "not built: " + ", ".join(missing)
+    return None
+
+
+def _mod_closure(kv, names):
+    seen, order = set(), []
+
+    def visit(n):
+        if n in seen:
+            return
+        seen.add(n)
+        deps = subprocess.run(["modinfo", "-k", kv, "-F", "depends", n],
+                              capture_output=True, text=True, check=True)
+        for d in filter(None, deps.stdout.strip().split(",")):
+            visit(d)
+        path = subprocess.run(["modinfo", "-k", kv, "-F", "filename", n],
+                              capture_output=True, text=True, check=True)
+        order.append(path.stdout.strip())
+
+    for n in names:
+        visit(n)
+    return order
+
+
+def _copy_with_libs(binary, stage):
+    """A dynamic program and the shared libraries ldd lists."""
+    shutil.copy2(binary, os.path.join(stage, "bin"))
+    ldd = subprocess.run(["ldd", binary], capture_output=True, text=True)
+    for path in re.findall(r"(/\S+) \(0x", ldd.stdout):
+        dst = os.path.join(stage, path.lstrip("/"))
+        os.makedirs(os.path.dirname(dst), exist_ok=True)
+        shutil.copy2(path, dst)
+
+
+def build_initrd():
+    """build/bench/initrd.cpio.gz: busybox, workloads, modules, freehint."""
+    kv = kver()
+    subprocess.run(["make", "-s", "-C", ROOT, "bench-guest"], check=True)
+    stage = os.path.join(OUT, "initrd")
+    shutil.rmtree(stage, ignore_errors=True)
+    for d in ("bin", "sbin", "proc", "sys", "dev", "tmp", "lib/modules"):
+        os.makedirs(os.path.join(stage, d))
+    shutil.copy2("/bin/busybox", os.path.join(stage, "bin/busybox"))
+    applets = subprocess.run(["/bin/busybox", "--list"], capture_output=True,
+                             text=True, check=True).stdout.split()
+    for a in applets:
+        if a != "busybox":
+            os.symlink("busybox", os.path.join(stage, "bin", a))
+    shutil.copy2(os.path.join(ROOT, "bench/guest/init.sh"),
+                 os.path.join(stage, "init"))
+    for p in GUEST_PROGS:
+        shutil.copy2(os.path.join(OUT, "guest", p), os.path.join(stage, "bin"))
+    for src in _mod_closure(kv, GUEST_MODULES):
+        dst = os.path.join(stage, src.lstrip("/"))
+        os.makedirs(os.path.dirname(dst), exist_ok=True)
+        shutil.copy2(src, dst)
+    for meta in ("modules.order", "modules.builtin",
+                 "modules.builtin.modinfo"):
+        shutil.copy2(os.path.join("/lib/modules", kv, meta),
+                     os.path.join(stage, "lib/modules", kv))
+    subprocess.run(["depmod", "-b", stage, kv], check=True)
+    if have_freehint() is None:
+        shutil.copy2(os.path.join(ROOT, "kmod/freehint.ko"),
+                     os.path.join(stage, "lib/modules/freehint.ko"))
+        _copy_with_libs(os.path.join(ROOT, "build/freehint-agent"), stage)
+    out = os.path.join(OUT, "initrd.cpio.gz")
+    subprocess.run("cd %s && find . | cpio -o -H newc --quiet | gzip -1 > %s"
+                   % (stage, out), shell=True, check=True)
+    return out
+
+
+class Vm:
+    """One QEMU guest on a shared memfd, with two QMP sockets (one for the
+    benchmark, one for freehintd) and the virtio-serial agent channel."""
+
+    def __init__(self, name, run, mem_mib=512, balloon=None, freehint=False,
+                 append=""):
+        self.name = name
+        self.dir = os.path.join(OUT, "vm", name)
+        shutil.rmtree(self.dir, ignore_errors=True)
+        os.makedirs(self.dir)
+        self.log = os.path.join(self.dir, "serial.log")
+        self.qmp_path = os.path.join(self.dir, "qmp.sock")
+        self.qmp_daemon = os.path.join(self.dir, "qmp-freehintd.sock")
+        self.channel = os.path.join(self.dir, "channel.sock")
+        self.mem_mib = mem_mib
+        kv = kver()
+        cmdline = "console=ttyS0 quiet panic=-1 bench.run=%s" % run
+        if balloon:
+            cmdline += " bench.balloon=1"
+        if freehint:
+            cmdline += " bench.freehint=1"
+        cmdline += " " + append
+        args = ["qemu-system-x86_64", "-machine", "pc,memory-backend=mem0",
+                "-m", str(mem_mib), "-smp", "1",
+                "-object", "memory-backend-memfd,id=mem0,size=%dM,share=on"
+                % mem_mib,
+                "-display", "none", "-no-reboot", "-nodefaults",
+                "-serial", "file:" + self.log,
+                "-kernel", "/boot/vmlinuz-" + kv,
+                "-initrd", os.path.join(OUT, "initrd.cpio.gz"),
+                "-append", cmdline.strip(),
+                "-qmp", "unix:%s,server=on,wait=off" % self.qmp_path,
+                "-qmp", "unix:%s,server=on,wait=off" % self.qmp_daemon,
+                "-device", "virtio-serial-pci",
+                "-chardev", "socket,id=ch0,path=%s,server=on,wait=off"
+                % self.channel,
+                "-device", "virtserialport,chardev=ch0,name=" + CHANNEL_NAME]
+        if balloon == "hint":
+            args += ["-object", "iothread,id=io0", "-device",
+                     "virtio-balloon-pci,free-page-hint=on,iothread=io0"]
+        elif balloon == "report":
+            args += ["-device", "virtio-balloon-pci,free-page-reporting=on"]
+        self.stderr = open(os.path.join(self.dir, "qemu.stderr"), "w")
+        self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL,
+                                     stdout=self.stderr, stderr=self.stderr)
+        self.pid = self.proc.pid
+        self.daemon = None
+        self._qmp = None
+
+    def lines(self):
+        try:
+            with open(self.log, errors="replace") as f:
+                return f.read().splitlines()
+        except FileNotFoundError:
+            return []
+
+    def wait(self, pattern, timeout=120, poll=0.05):
+        """The first serial line matching pattern; raises on timeout."""
+        rx = re.compile(pattern)
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            for line in self.lines():
+                if rx.search(line):
+                    return line
+            if self.proc.poll() is not None:
+                break
+            time.sleep(poll)
+        raise RuntimeError("%s: no '%s' on the console (see %s)"
+                           % (self.name, pattern, self.log))
+
+    def value(self, key, pattern=None):
+        """An integer from a "BENCH key=value" line (the last one)."""
+        vals = [int(m.group(1)) for m in
+                (re.search(r"\b%s=(\d+)" % key, ln) for ln in self.lines()
+                 if ln.startswith("BENCH"))
+                if m]
+        if not vals:
+            raise RuntimeError("%s: no %s on the console" % (self.name, key))
+        return vals
+
+    def qmp(self):
+        if self._qmp is None:
+            end = time.monotonic() + 10
+            while True:
+                try:
+                    self._qmp = Qmp(self.qmp_path)
+                    break
+                except (FileNotFoundError, ConnectionRefusedError):
+                    if time.monotonic() > end:
+                        raise
+                    time.sleep(0.05)
+        return self._qmp
+
+    def migrate(self, bandwidth, timeout=300):
+        q = self.qmp()
+        q.cmd("migrate-set-parameters", {"max-bandwidth": bandwidth})
+        return migrate_wait(q, "exec:cat > /dev/null", timeout)
+
+    def status_kib(self, key):
+        with open("/proc/%d/status" % self.pid) as f:
+            for line in f:
+                if line.startswith(key + ":"):
+                    return int(line.split()[1])
+        return 0
+
+    def cpu_seconds(self):
+        """User plus system CPU time of the QEMU process."""
+        with open("/proc/%d/stat" % self.pid) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def start_freehintd(self, extra=()):
+        """freehintd for this one VM, in the foreground, logging to a file."""
+        conf = "name=%s,qmp=%s,channel=%s" % (self.name, self.qmp_daemon,
+                                              self.channel)
+        self.daemon_log = open(os.path.join(self.dir, "freehintd.log"), "w")
+        self.daemon = subprocess.Popen(
+            [os.path.join(ROOT, "build/freehintd"), "-d", "--vm", conf]
+            + list(extra), stdin=subprocess.DEVNULL,
+            stdout=self.daemon_log, stderr=self.daemon_log)
+
+    def stop(self):
+        if self._qmp is not None:
+            try:
+                self._qmp.cmd("quit")
+            except (OSError, EOFError, RuntimeError):
+                pass
+        for p in (self.proc, self.daemon):
+            if p is None:
+                continue
+            try:
+                p.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                p.terminate()
+                try:
+                    p.wait(timeout=5)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+                    p.wait()
+        self.stderr.close()
+
+
+def freehint_hint(vm):
+    """Starts a freehint hint pass on the guest before a migration."""
+    subprocess.run([os.path.join(ROOT, "build/freehintctl"), "hint",
+                    vm.name], check=True, timeout=30)
+
+
+# Output ---------------------------------------------------------------
+
+def table(headers, rows):
+    """A Markdown table (also readable as plain text)."""
+    cells = [headers] + [[str(c) for c in r] for r in rows]
+    width = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+    fmt = lambda r: "| " + " | ".join(c.ljust(w) for c, w in zip(r, width)) \
+        + " |"
+    out = [fmt(headers), "| " + " | ".join("-" * w for w in width) + " |"]
+    out += [fmt(r) for r in cells[1:]]
+    return "\n".join(out)
+
+
+def ratio(a, b):
+    return "n/a" if not b or a is None else "%.2f" % (a / b)
+
+
+def machine():
+    cpu = "unknown CPU"
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    qemu = subprocess.run(["qemu-system-x86_64", "--version"],
+                          capture_output=True, text=True).stdout.split("\n")[0]
+    return "%s, %d CPUs, %s, guest kernel %s, TCG (no KVM)" % (
+        cpu, os.cpu_count(), qemu, kver())
+
+
+def write_doc(name, text):
+    os.makedirs(DOCS, exist_ok=True)
+    path = os.path.join(DOCS, name + ".md")
+    with open(path, "w") as f:
+        f.write(text.rstrip() + "\n")
+    print("wrote", os.path.relpath(path, ROOT))
+
+
+def gnuplot(script):
+    if shutil.which("gnuplot") is None:
+        print("bench: gnuplot missing, no plot")
+        return False
+    subprocess.run(["gnuplot"], input=script, text=True, check=True)
+    return True

@@ -1,0 +1,93 @@
+#!/bin/sh
+# /init of the benchmark guests (busybox). The kernel command line says
+# what to run:
+#   bench.run=migrate-dirty|migrate-frag|reclaim|churn
+#   bench.balloon=1    load virtio_balloon (QEMU's hinting and reporting)
+#   bench.freehint=1   load freehint.ko and start freehint-agent
+#   bench.churn=SECONDS
+# The host follows the serial console: every line it needs starts with
+# "BENCH ".
+export PATH=/bin:/sbin
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+run=none balloon=0 freehint=0 churn=20
+for a in $(cat /proc/cmdline); do
+	case "$a" in
+	bench.run=*) run=${a#*=} ;;
+	bench.balloon=*) balloon=${a#*=} ;;
+	bench.freehint=*) freehint=${a#*=} ;;
+	bench.churn=*) churn=${a#*=} ;;
+	esac
+done
+
+# Pages the guest really uses: its RAM less its free memory.
+used() {
+	t=$(awk '/^MemTotal:/ {print $2}' /proc/meminfo)
+	f=$(awk '/^MemFree:/ {print $2}' /proc/meminfo)
+	echo "BENCH used_kib=$((t - f)) total_kib=$t free_kib=$f"
+}
+
+# Non-idle CPU time of the whole guest, in clock ticks (USER_HZ).
+cpu() {
+	awk '/^cpu / {print "BENCH cpu_ticks=" $2+$3+$4+$7+$8+$9}' /proc/stat
+}
+
+finish() {
+	echo "BENCH done"
+	sync
+	poweroff -f
+}
+
+modprobe virtio_pci
+modprobe virtio_console
+[ "$balloon" = 1 ] && modprobe virtio_balloon
+if [ "$freehint" = 1 ]; then
+	insmod /lib/modules/freehint.ko || echo "BENCH error insmod freehint"
+	port=$(grep -l org.freehint.agent.0 /sys/class/virtio-ports/*/name |
+	    head -n 1)
+	dev=/dev/$(basename "$(dirname "$port")")
+	freehint-agent -d --channel "virtio-serial:$dev" >/dev/console 2>&1 &
+fi
+# Let boot-time page reporting and the agent settle.
+sleep 2
+echo "BENCH booted"
+
+case "$run" in
+migrate-dirty)
+	dirty 60
+	sleep 1
+	used
+	echo "BENCH ready"
+	;;
+migrate-frag)
+	frag 64 48 >/tmp/frag.log &
+	while ! grep -q ready /tmp/frag.log 2>/dev/null; do sleep 0.2; done
+	cat /tmp/frag.log
+	sleep 1
+	used
+	# Free blocks per order: most of the freed memory must be below
+	# order 10 (4 MiB), where QEMU's hinting does not look.
+	sed 's/^/BENCH buddyinfo /' /proc/buddyinfo
+	echo "BENCH ready"
+	;;
+reclaim)
+	cpu
+	dirty 70
+	echo "BENCH freed"
+	cpu
+	sleep 10
+	cpu
+	finish
+	;;
+churn)
+	sleep 3
+	churn "$churn" 128 | sed 's/^/BENCH /'
+	finish
+	;;
+*)
+	echo "BENCH error unknown run '$run'"
+	finish
+	;;
+esac
+while :; do sleep 3600; done
