@@ -1,1 +1,54 @@
-# host-daemon: build rules (filled in by the host-daemon work)
+# host-daemon: freehintd and freehintctl.
+#
+# HOSTD_LIB is the daemon's objects without main.o, for the unit tests
+# (tests/unit/test_hostd_*.c); HOSTD_LIBS its extra link flags.
+JSONC_LIBS := $(shell $(PKG_CONFIG) --libs json-c 2>/dev/null)
+HOSTD_SRCS := host-daemon/memmap.c host-daemon/discard.c \
+	host-daemon/validate.c host-daemon/vm.c host-daemon/qmp.c \
+	host-daemon/guest.c host-daemon/listen.c host-daemon/control.c
+# The libvirt source, once host-daemon/libvirt.c exists.
+ifneq ($(wildcard host-daemon/libvirt.c),)
+HOSTD_SRCS += host-daemon/libvirt.c
+HOSTD_CFLAGS := -DHAVE_LIBVIRT
+endif
+HOSTD_OBJS := $(HOSTD_SRCS:%.c=$(O)/%.o)
+HOSTD_LIB := $(O)/host-daemon/libhostd.a
+HOSTD_LIBS := $(EVENT_LIBS) $(PROTOBUF_LIBS) $(SYSTEMD_LIBS) $(VIRT_LIBS) \
+	$(JSONC_LIBS)
+
+$(HOSTD_OBJS) $(O)/host-daemon/main.o $(O)/host-daemon/freehintctl.o: \
+	$(O)/proto/freehint.pb-c.h
+$(HOSTD_OBJS) $(O)/host-daemon/main.o: ALL_CFLAGS += $(HOSTD_CFLAGS)
+
+$(HOSTD_LIB): $(HOSTD_OBJS)
+	@rm -f $@
+	$(AR) rcs $@ $^
+
+$(O)/freehintd: $(O)/host-daemon/main.o $(HOSTD_LIB) $(LIBFREEHINT)
+	$(CC) $(ALL_LDFLAGS) -o $@ $< $(HOSTD_LIB) $(LIBFREEHINT) $(HOSTD_LIBS)
+
+$(O)/freehintctl: $(O)/host-daemon/freehintctl.o $(LIBFREEHINT)
+	$(CC) $(ALL_LDFLAGS) -o $@ $< $(LIBFREEHINT) $(JSONC_LIBS)
+
+# The hostile guest of tests/hostd/, built from the project's codec.
+$(O)/tests/hostd/fh-hostile: $(O)/tests/hostd/fh-hostile.o $(LIBFREEHINT)
+	$(CC) $(ALL_LDFLAGS) -o $@ $< $(LIBFREEHINT) $(EVENT_LIBS) \
+		$(PROTOBUF_LIBS)
+$(O)/tests/hostd/fh-hostile.o: $(O)/proto/freehint.pb-c.h
+
+PROGRAMS += $(O)/freehintd $(O)/freehintctl
+INSTALL_TARGETS += install-hostd
+.PHONY: install-hostd hostd-tests demo
+hostd-tests: $(O)/tests/hostd/fh-hostile
+
+install-hostd: $(O)/freehintd $(O)/freehintctl
+	install -m 0755 $(O)/freehintd $(DESTDIR)$(SBINDIR)/freehintd
+	install -m 0755 $(O)/freehintctl $(DESTDIR)$(BINDIR)/freehintctl
+	install -m 0644 systemd/freehintd.service $(DESTDIR)$(UNITDIR)/
+	install -m 0644 man/freehintd.8 man/freehintctl.8 \
+		$(DESTDIR)$(MANDIR)/man8/
+	install -m 0644 host-daemon/freehintd.conf.example \
+		$(DESTDIR)$(DOCDIR)/
+
+demo:
+	scripts/demo.sh

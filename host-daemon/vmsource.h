@@ -22,14 +22,14 @@ enum vm_backing_kind {
 };
 
 struct vm_desc {
-	const char *name;	  /* unique; the libvirt domain name */
-	const char *source;	  /* "static" or "libvirt" */
-	uint32_t cid;		  /* vsock CID, 0 when none */
-	const char *channel;	  /* unix socket of the virtio-serial chardev */
-	pid_t qemu_pid;		  /* 0: find it (SO_PEERCRED on QMP) */
+	const char *name; /* unique; the libvirt domain name */
+	const char *source; /* "static" or "libvirt" */
+	uint32_t cid; /* vsock CID, 0 when none */
+	const char *channel; /* unix socket of the virtio-serial chardev */
+	pid_t qemu_pid; /* 0: find it (SO_PEERCRED on QMP) */
 	enum vm_backing_kind backing; /* what the domain XML says, if known */
-	bool shared;		  /* memory backing is shared (MAP_SHARED) */
-	const char *unservable;	  /* why it cannot be served, with the fix */
+	bool shared; /* memory backing is shared (MAP_SHARED) */
+	const char *unservable; /* why it cannot be served, with the fix */
 };
 
 /*
@@ -40,8 +40,8 @@ struct vm_desc {
 typedef int (*vm_hmp_fn)(void *ctx, const char *cmd, char **out);
 
 enum vm_migration_event {
-	VM_MIGRATION_STARTED,	/* ask the guest for a hint pass */
-	VM_MIGRATION_FINISHED,	/* completed, failed or cancelled: release */
+	VM_MIGRATION_STARTED, /* ask the guest for a hint pass */
+	VM_MIGRATION_FINISHED, /* completed, failed or cancelled: release */
 };
 
 /* vm.c: called by sources. The registry copies what it keeps. */

@@ -1,0 +1,246 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * freehintctl: talks to freehintd over its control socket. One request,
+ * one JSON answer. Exit status: 0 done, 1 failed, 2 usage, 3 the daemon
+ * is not running, 4 no such VM.
+ */
+#include <sys/socket.h>
+#include <sys/un.h>
+
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <json-c/json.h>
+
+#define CTL_DEFAULT_SOCK "/run/freehint/freehintd.sock"
+#define EXIT_FAILED      1
+#define EXIT_USAGE       2
+#define EXIT_NODAEMON    3
+#define EXIT_UNKNOWN_VM  4
+
+static void usage(void) __attribute__((noreturn));
+static int request(const char *, const char *, json_object **);
+static void print_table(json_object *);
+static const char *human(uint64_t, char *, size_t);
+static uint64_t get_u64(json_object *, const char *);
+static const char *get_str(json_object *, const char *);
+
+static void
+usage(void)
+{
+	fprintf(stderr,
+	    "usage: freehintctl [-s socket] status [--json]\n"
+	    "       freehintctl [-s socket] hint|release NAME\n"
+	    "       freehintctl [-s socket] notify EVENT NAME\n");
+	exit(EXIT_USAGE);
+}
+
+static int
+request(const char *path, const char *line, json_object **reply)
+{
+	struct sockaddr_un sun;
+	char *buf = NULL;
+	size_t len = 0;
+	ssize_t n;
+	int fd;
+
+	memset(&sun, 0, sizeof sun);
+	sun.sun_family = AF_UNIX;
+	if (strlen(path) >= sizeof sun.sun_path) {
+		fprintf(stderr, "freehintctl: socket path too long\n");
+		return EXIT_USAGE;
+	}
+	strcpy(sun.sun_path, path);
+	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1 ||
+	    connect(fd, (struct sockaddr *)&sun, sizeof sun) != 0) {
+		fprintf(stderr,
+		    "freehintctl: freehintd is not running (%s: %s)\n", path,
+		    strerror(errno));
+		if (fd != -1)
+			close(fd);
+		return EXIT_NODAEMON;
+	}
+	if (write(fd, line, strlen(line)) != (ssize_t)strlen(line) ||
+	    write(fd, "\n", 1) != 1) {
+		fprintf(stderr, "freehintctl: write: %s\n", strerror(errno));
+		close(fd);
+		return EXIT_FAILED;
+	}
+	for (;;) {
+		if ((buf = realloc(buf, len + 65536 + 1)) == NULL) {
+			close(fd);
+			return EXIT_FAILED;
+		}
+		if ((n = read(fd, buf + len, 65536)) <= 0)
+			break;
+		len += (size_t)n;
+		if (len > (64u << 20))
+			break;
+	}
+	close(fd);
+	buf[len] = '\0';
+	*reply = json_tokener_parse(buf);
+	free(buf);
+	if (*reply == NULL) {
+		fprintf(stderr, "freehintctl: no answer from freehintd\n");
+		return EXIT_FAILED;
+	}
+	return 0;
+}
+
+static uint64_t
+get_u64(json_object *o, const char *key)
+{
+	json_object *v;
+
+	if (!json_object_object_get_ex(o, key, &v))
+		return 0;
+	return json_object_get_uint64(v);
+}
+
+static const char *
+get_str(json_object *o, const char *key)
+{
+	json_object *v;
+
+	if (!json_object_object_get_ex(o, key, &v))
+		return "";
+	return json_object_get_string(v);
+}
+
+static const char *
+human(uint64_t b, char *buf, size_t len)
+{
+	if (b >= (1ULL << 30))
+		snprintf(buf, len, "%.1fG", (double)b / (1 << 30));
+	else if (b >= (1ULL << 20))
+		snprintf(buf, len, "%.1fM", (double)b / (1 << 20));
+	else
+		snprintf(buf, len, "%lluK", (unsigned long long)b >> 10);
+	return buf;
+}
+
+static void
+print_table(json_object *reply)
+{
+	json_object *arr, *v, *c;
+	char b1[16], b2[16], b3[16], b4[16], conn[24];
+	size_t i;
+
+	if (!json_object_object_get_ex(reply, "vms", &arr))
+		return;
+	printf("%-16s %-14s %-13s %8s %8s %9s %8s %8s %8s  %s\n", "VM",
+	    "CONNECTED", "MODE", "RAM", "FREE", "RECLAIMED", "HELD", "APPLIED",
+	    "REJECTED", "LAST ERROR");
+	for (i = 0; i < json_object_array_length(arr); i++) {
+		v = json_object_array_get_idx(arr, i);
+		json_object_object_get_ex(v, "connected", &c);
+		snprintf(conn, sizeof conn, "%s",
+		    json_object_get_boolean(c) ? get_str(v, "transport")
+		                               : "no");
+		printf("%-16s %-14s %-13s %8s %8s %9s %8s %8llu %8llu  %s\n",
+		    get_str(v, "name"), conn, get_str(v, "mode"),
+		    human(get_u64(v, "ram_bytes"), b1, sizeof b1),
+		    human(get_u64(v, "guest_free_bytes"), b2, sizeof b2),
+		    human(get_u64(v, "reclaimed_bytes"), b3, sizeof b3),
+		    human(get_u64(v, "held_bytes"), b4, sizeof b4),
+		    (unsigned long long)get_u64(v, "ranges_applied"),
+		    (unsigned long long)get_u64(v, "ranges_rejected"),
+		    get_str(v, "last_error"));
+		if (*get_str(v, "mode_reason") != '\0')
+			printf(
+			    "%-16s mode: %s\n", "", get_str(v, "mode_reason"));
+	}
+}
+
+int
+main(int argc, char **argv)
+{
+	const char *sock = CTL_DEFAULT_SOCK;
+	json_object *reply = NULL, *ok, *out, *arr, *v;
+	char line[512];
+	int ch, rc, json = 0;
+	size_t i;
+
+	if (getenv("FREEHINTD_SOCK") != NULL)
+		sock = getenv("FREEHINTD_SOCK");
+	while ((ch = getopt(argc, argv, "+s:")) != -1) {
+		if (ch != 's')
+			usage();
+		sock = optarg;
+	}
+	argc -= optind;
+	argv += optind;
+	if (argc < 1)
+		usage();
+	if (strcmp(argv[0], "status") == 0 && argc <= 2) {
+		if (argc == 2 && strcmp(argv[1], "--json") != 0)
+			usage();
+		json = argc == 2;
+		snprintf(line, sizeof line, "status");
+	} else if ((strcmp(argv[0], "hint") == 0 ||
+	               strcmp(argv[0], "release") == 0) &&
+	    argc == 2)
+		snprintf(line, sizeof line, "%s %s", argv[0], argv[1]);
+	else if (strcmp(argv[0], "notify") == 0 && argc == 3)
+		snprintf(line, sizeof line, "notify %s %s", argv[1], argv[2]);
+	else
+		usage();
+	if (strpbrk(line, "\n\r") != NULL || strlen(line) > 400)
+		usage();
+	if ((rc = request(sock, line, &reply)) != 0)
+		return rc;
+	if (!json_object_object_get_ex(reply, "ok", &ok) ||
+	    !json_object_get_boolean(ok)) {
+		fprintf(stderr, "freehintctl: %s: %s\n", argv[0],
+		    get_str(reply, "error"));
+		rc = strcmp(get_str(reply, "code"), "unknown-vm") == 0
+		    ? EXIT_UNKNOWN_VM
+		    : strcmp(get_str(reply, "code"), "usage") == 0
+		    ? EXIT_USAGE
+		    : EXIT_FAILED;
+		json_object_put(reply);
+		return rc;
+	}
+	if (strcmp(argv[0], "status") == 0) {
+		if (json) {
+			/* Exactly the documented keys, numbers as numbers. */
+			static const char *const keys[] = { "name", "connected",
+				"transport", "mode", "ram_bytes",
+				"guest_free_bytes", "reclaimed_bytes",
+				"held_bytes", "ranges_applied",
+				"ranges_rejected", "last_error" };
+			json_object *vmsa = json_object_new_array(), *o;
+			size_t k;
+
+			json_object_object_get_ex(reply, "vms", &arr);
+			for (i = 0; i < json_object_array_length(arr); i++) {
+				v = json_object_array_get_idx(arr, i);
+				o = json_object_new_object();
+				for (k = 0; k < sizeof keys / sizeof keys[0];
+				     k++) {
+					json_object *x = NULL;
+
+					json_object_object_get_ex(
+					    v, keys[k], &x);
+					json_object_object_add(
+					    o, keys[k], json_object_get(x));
+				}
+				json_object_array_add(vmsa, o);
+			}
+			out = json_object_new_object();
+			json_object_object_add(out, "vms", vmsa);
+			printf("%s\n",
+			    json_object_to_json_string_ext(
+			        out, JSON_C_TO_STRING_SPACED));
+			json_object_put(out);
+		} else
+			print_table(reply);
+	}
+	json_object_put(reply);
+	return 0;
+}

@@ -1,0 +1,194 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * freehintd: the host daemon. Shared structures, grouped by the file that
+ * implements them.
+ */
+#ifndef FREEHINTD_H
+#define FREEHINTD_H
+
+#include <sys/queue.h>
+#include <sys/types.h>
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "common.h"
+#include "vmsource.h"
+
+struct event;
+struct event_base;
+struct fh_peer;
+
+#define FREEHINTD_CONF       "/etc/freehint/freehintd.conf"
+#define FREEHINTD_CONTROL    "/run/freehint/freehintd.sock"
+#define FREEHINTD_VSOCK_PORT 7700
+/* Never begin a discard later than this after the batch arrived: the
+ * guest kernel keeps the pages isolated only 5 s + 2 s grace. */
+#define FREEHINTD_DISCARD_DEADLINE_MS 1000
+
+/* main.c: the effective configuration. */
+struct vm_conf {
+	char *name;
+	char *qmp;
+	char *channel;
+	uint32_t cid;
+	TAILQ_ENTRY(vm_conf) entry;
+};
+TAILQ_HEAD(vm_conf_list, vm_conf);
+
+struct policy {
+	uint32_t min_order; /* smallest block the guest should send */
+	uint32_t max_batch_ranges; /* ranges per batch */
+	uint64_t max_batch_bytes; /* bytes per batch */
+	uint32_t max_batches_sec; /* batches per second and VM */
+	uint64_t max_bytes_sec; /* bytes per second and VM */
+	uint32_t max_faults; /* rejected batches before disconnect */
+	uint32_t hint_min_order; /* hint pass: smallest held block */
+	uint32_t stats_interval_ms;
+};
+
+struct config {
+	char *control;
+	char *control_group;
+	uint32_t vsock_port; /* 0: no vsock listener */
+	char *libvirt_uri;
+	struct policy policy;
+	struct vm_conf_list vms;
+};
+
+extern struct config *conf;
+extern struct event_base *ev_base;
+
+/* memmap.c: guest-physical RAM and its backing in the QEMU process. */
+struct memregion {
+	uint64_t gpa; /* guest-physical start */
+	uint64_t size; /* bytes */
+	uint64_t blk_off; /* offset in the RAM block (the "@" of mtree) */
+	uint64_t hva; /* in QEMU, from gpa2hva; 0 until resolved */
+	int fd; /* backing file, -1 when none */
+	uint64_t file_off; /* offset of gpa in the backing file */
+	uint64_t pagesz; /* host page size of the backing */
+};
+
+struct memmap {
+	struct memregion *r;
+	size_t n;
+	char *ramblock; /* the guest's main RAM block */
+	enum vm_backing_kind kind; /* of every region, or UNKNOWN */
+};
+
+void memmap_init(struct memmap *);
+void memmap_free(struct memmap *);
+int memmap_parse_mtree(
+    const char *text, const char *ramblock, struct memmap *, char *, size_t);
+int memmap_resolve(struct memmap *, pid_t, vm_hmp_fn, void *, char *, size_t);
+const struct memregion *memmap_find(
+    const struct memmap *, uint64_t gpa, uint64_t len);
+uint64_t memmap_ram_bytes(const struct memmap *);
+const char *memmap_kind_name(enum vm_backing_kind);
+
+/* discard.c */
+struct discard_result {
+	uint64_t bytes; /* holes punched */
+	uint64_t skipped; /* not whole host pages: left alone */
+};
+
+bool discard_trim(uint64_t off, uint64_t len, uint64_t pagesz, uint64_t *toff,
+    uint64_t *tlen);
+int discard_range(const struct memmap *, uint64_t gpa, uint64_t len,
+    struct discard_result *, char *, size_t);
+
+/* validate.c: the one place a batch from a guest is checked. */
+struct vstate {
+	uint64_t last_batch_id;
+	bool have_batch_id;
+	struct timespec window; /* start of the current rate window */
+	uint32_t window_batches;
+	uint64_t window_bytes;
+	struct fh_rangeset held; /* HELD ranges of the pass, in pages */
+};
+
+void vstate_init(struct vstate *);
+void vstate_free(struct vstate *);
+int validate_batch(struct vstate *, const struct policy *,
+    const struct memmap *, uint32_t page_size, uint64_t align_pages,
+    const Freehint__RangeBatch *, const struct timespec *now,
+    struct fh_rangeset *out, char *, size_t);
+const char *validate_reason_name(int);
+
+/* vm.c: the VM registry. */
+enum vm_transport {
+	VM_TRANSPORT_NONE = 0,
+	VM_TRANSPORT_CHANNEL,
+	VM_TRANSPORT_VSOCK
+};
+
+struct vm {
+	char *name;
+	char *source;
+	uint32_t cid;
+	char *channel;
+	pid_t qemu_pid;
+	char *unservable;
+	vm_hmp_fn hmp;
+	void *hmp_ctx;
+
+	struct memmap map;
+	Freehint__Mode mode;
+	char *mode_why;
+
+	struct guest *guest;
+	enum vm_transport transport;
+	struct chan *chan; /* listen.c: the channel connector */
+
+	uint64_t guest_free_bytes;
+	uint64_t reclaimed_bytes;
+	uint64_t held_bytes;
+	uint64_t ranges_applied;
+	uint64_t ranges_rejected;
+	uint64_t batches_applied;
+	uint64_t batches_rejected;
+	uint64_t pass_id;
+	bool pass_active;
+	char last_error[256];
+
+	TAILQ_ENTRY(vm) entry;
+};
+TAILQ_HEAD(vm_list, vm);
+
+extern struct vm_list vms;
+
+struct vm *vm_find(const char *);
+struct vm *vm_find_cid(uint32_t);
+void vm_set_error(struct vm *, const char *, ...)
+    __attribute__((format(printf, 2, 3)));
+int vm_hint(struct vm *, char *, size_t);
+int vm_release(struct vm *, char *, size_t);
+void vm_remove_all(void);
+const char *vm_mode_name(Freehint__Mode);
+const char *vm_transport_name(enum vm_transport);
+
+/* qmp.c: the static VM source (--vm name=,qmp=). */
+int qmp_static_start(const struct vm_conf *);
+void qmp_static_stop_all(void);
+int qmp_parse_vm(const char *, struct vm_conf *, char *, size_t);
+
+/* guest.c: the session with one agent. */
+struct guest *guest_new(struct vm *, int fd, enum vm_transport);
+void guest_free(struct guest *);
+int guest_command(struct guest *, Freehint__CommandType, uint64_t pass_id,
+    uint32_t min_order, uint64_t byte_limit, bool zero);
+
+/* listen.c: vsock listener and virtio-serial channel connectors. */
+int listen_vsock(uint32_t port);
+void listen_vsock_close(void);
+void chan_start(struct vm *);
+void chan_stop(struct vm *);
+void chan_lost(struct vm *);
+
+/* control.c */
+int control_open(const char *path, const char *group);
+void control_close(void);
+
+#endif

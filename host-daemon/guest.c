@@ -1,0 +1,296 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * The protocol session with one guest agent, on top of the peer module.
+ * Hello is answered with the VM's mode (decided from its backing, never
+ * from what the guest says); each RangeBatch is validated, then REPORTED
+ * and HELD ranges are discarded at once and acknowledged only after the
+ * discard returned; HINT ranges are only counted.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "freehintd.h"
+
+struct guest {
+	struct vm *vm;
+	struct fh_peer *peer;
+	bool hello;
+	uint32_t page_size;
+	uint64_t align_pages;
+	Freehint__Mode mode;
+	struct vstate vs;
+	struct fh_rangeset ranges;
+};
+
+static int guest_hello(struct fh_peer *, const struct fh_msg *, void *);
+static int guest_ranges(struct fh_peer *, const struct fh_msg *, void *);
+static int guest_stats(struct fh_peer *, const struct fh_msg *, void *);
+static int guest_error(struct fh_peer *, const struct fh_msg *, void *);
+static void guest_lost(struct fh_peer *, const char *, void *);
+static int guest_apply(struct guest *, const Freehint__RangeBatch *,
+    const struct timespec *, Freehint__Ack *, char *, size_t);
+static int64_t ms_since(const struct timespec *);
+
+static const struct fh_handler guest_handlers[] = {
+	{ FH_MSG_HELLO, guest_hello },
+	{ FH_MSG_RANGES, guest_ranges },
+	{ FH_MSG_STATS, guest_stats },
+	{ FH_MSG_ERROR, guest_error },
+};
+
+struct guest *
+guest_new(struct vm *vm, int fd, enum vm_transport t)
+{
+	struct guest *g;
+	char name[128];
+
+	snprintf(
+	    name, sizeof name, "vm %s (%s)", vm->name, vm_transport_name(t));
+	g = xcalloc(1, sizeof *g);
+	g->vm = vm;
+	vstate_init(&g->vs);
+	fh_rs_init(&g->ranges);
+	g->peer = fh_peer_new(ev_base, fd, name, guest_handlers,
+	    FH_ARRAY_SIZE(guest_handlers), guest_lost, g);
+	if (g->peer == NULL) {
+		vstate_free(&g->vs);
+		free(g);
+		return NULL;
+	}
+	fh_peer_set_max_faults(g->peer, conf->policy.max_faults);
+	vm->guest = g;
+	vm->transport = t;
+	log_info("%s: connected", name);
+	return g;
+}
+
+void
+guest_free(struct guest *g)
+{
+	if (g == NULL)
+		return;
+	if (g->vm->guest == g) {
+		g->vm->guest = NULL;
+		g->vm->transport = VM_TRANSPORT_NONE;
+		g->vm->held_bytes = 0;
+	}
+	fh_peer_free(g->peer);
+	vstate_free(&g->vs);
+	fh_rs_free(&g->ranges);
+	free(g);
+}
+
+static void
+guest_lost(struct fh_peer *p, const char *why, void *arg)
+{
+	struct guest *g = arg;
+	struct vm *vm = g->vm;
+
+	vm_set_error(vm, "agent lost: %s", why);
+	guest_free(g);
+	chan_lost(vm);
+}
+
+int
+guest_command(struct guest *g, Freehint__CommandType type, uint64_t pass_id,
+    uint32_t min_order, uint64_t byte_limit, bool zero)
+{
+	Freehint__Command c = FREEHINT__COMMAND__INIT;
+
+	if (!g->hello)
+		return -1;
+	c.type = type;
+	c.has_pass_id = true;
+	c.pass_id = pass_id;
+	if (type == FREEHINT__COMMAND_TYPE__HINT_PASS) {
+		c.has_min_order = c.has_byte_limit = c.has_zero = true;
+		c.min_order = min_order;
+		c.byte_limit = byte_limit;
+		c.zero = zero;
+	}
+	if (type == FREEHINT__COMMAND_TYPE__RELEASE)
+		fh_rs_clear(&g->vs.held);
+	return fh_peer_send(g->peer, FH_MSG_COMMAND, &c.base);
+}
+
+static int64_t
+ms_since(const struct timespec *t0)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (int64_t)(now.tv_sec - t0->tv_sec) * 1000 +
+	    (now.tv_nsec - t0->tv_nsec) / 1000000;
+}
+
+static int
+guest_hello(struct fh_peer *p, const struct fh_msg *m, void *arg)
+{
+	Freehint__Welcome w = FREEHINT__WELCOME__INIT;
+	const Freehint__Hello *h = m->u.hello;
+	struct guest *g = arg;
+	struct vm *vm = g->vm;
+	char why[256];
+	uint32_t order;
+
+	if (g->hello || h->proto_version != FH_PROTO_VERSION)
+		return FREEHINT__REJECT_REASON__NOT_ALLOWED;
+	g->hello = true;
+	g->page_size = h->page_size;
+	g->mode = vm->mode;
+	snprintf(why, sizeof why, "%s", vm->mode_why ? vm->mode_why : "");
+	/* Holes read back as zeroes: that fails a non-zero poison check. */
+	if (h->has_page_poisoning && h->page_poisoning && h->has_poison_value &&
+	    h->poison_value != 0 && g->mode != FREEHINT__MODE__RECORD_ONLY) {
+		g->mode = FREEHINT__MODE__RECORD_ONLY;
+		snprintf(why, sizeof why, "page poisoning with 0x%02x",
+		    h->poison_value);
+	}
+	vm->mode = g->mode;
+	free(vm->mode_why);
+	vm->mode_why = xstrdup(why);
+	order = conf->policy.min_order;
+	if (h->has_report_order && h->report_order < order)
+		order = h->report_order;
+	g->align_pages = 1ULL << order;
+
+	w.proto_version = FH_PROTO_VERSION;
+	w.mode = g->mode;
+	w.reason = why;
+	w.has_min_order = w.has_max_batch_ranges = true;
+	w.min_order = conf->policy.min_order;
+	w.max_batch_ranges = conf->policy.max_batch_ranges;
+	w.has_max_inflight = true;
+	w.max_inflight = 4;
+	w.has_stats_interval_ms = true;
+	w.stats_interval_ms = conf->policy.stats_interval_ms;
+	log_info("vm %s: agent %s, %u-byte pages, mode %s (%s)", vm->name,
+	    h->agent_version, h->page_size, vm_mode_name(g->mode), why);
+	fh_peer_send(p, FH_MSG_WELCOME, &w.base);
+	return 0;
+}
+
+/* Discard (or count) a validated batch; fills the Ack. */
+static int
+guest_apply(struct guest *g, const Freehint__RangeBatch *b,
+    const struct timespec *rx, Freehint__Ack *a, char *err, size_t errlen)
+{
+	struct vm *vm = g->vm;
+	struct discard_result res = { 0, 0 };
+	uint64_t bytes = 0;
+	size_t i;
+
+	for (i = 0; i < g->ranges.n; i++)
+		bytes += g->ranges.r[i].npages * g->page_size;
+	if (b->kind == FREEHINT__RANGE_KIND__HINT) {
+		vm->guest_free_bytes = bytes;
+		return 0;
+	}
+	if (b->kind == FREEHINT__RANGE_KIND__HELD) {
+		for (i = 0; i < g->ranges.n; i++)
+			if (fh_rs_add(&g->vs.held, g->ranges.r[i].start,
+			        g->ranges.r[i].npages) != 0) {
+				snprintf(err, errlen, "out of memory");
+				return FREEHINT__REJECT_REASON__HOST_ERROR;
+			}
+		fh_rs_normalize(&g->vs.held);
+		vm->held_bytes += bytes;
+	}
+	if (g->mode != FREEHINT__MODE__DISCARD)
+		return 0;
+	for (i = 0; i < g->ranges.n; i++) {
+		/* The guest kernel keeps them isolated only so long. */
+		if (ms_since(rx) > FREEHINTD_DISCARD_DEADLINE_MS) {
+			snprintf(err, errlen, "too late to discard");
+			break;
+		}
+		if (discard_range(&vm->map, g->ranges.r[i].start * g->page_size,
+		        g->ranges.r[i].npages * g->page_size, &res, err,
+		        errlen) != 0)
+			break;
+	}
+	vm->reclaimed_bytes += res.bytes;
+	a->has_bytes_discarded = true;
+	a->bytes_discarded = res.bytes;
+	if (i < g->ranges.n) {
+		/* Part may be gone already: that is safe, it was free. */
+		return FREEHINT__REJECT_REASON__HOST_ERROR;
+	}
+	return 0;
+}
+
+static int
+guest_ranges(struct fh_peer *p, const struct fh_msg *m, void *arg)
+{
+	const Freehint__RangeBatch *b = m->u.ranges;
+	Freehint__Ack a = FREEHINT__ACK__INIT;
+	struct guest *g = arg;
+	struct vm *vm = g->vm;
+	struct timespec rx, now;
+	char err[256];
+	int reason;
+
+	clock_gettime(CLOCK_MONOTONIC, &rx);
+	clock_gettime(CLOCK_REALTIME, &now);
+	if (!g->hello)
+		return FREEHINT__REJECT_REASON__NOT_ALLOWED;
+	a.batch_id = b->batch_id;
+	reason = validate_batch(&g->vs, &conf->policy, &vm->map, g->page_size,
+	    g->align_pages, b, &now, &g->ranges, err, sizeof err);
+	if (reason == 0 && b->kind == FREEHINT__RANGE_KIND__HELD &&
+	    (!vm->pass_active || !b->has_pass_id ||
+	        b->pass_id != vm->pass_id)) {
+		snprintf(err, sizeof err, "HELD outside the active hint pass");
+		reason = FREEHINT__REJECT_REASON__NOT_ALLOWED;
+	}
+	if (reason == 0)
+		reason = guest_apply(g, b, &rx, &a, err, sizeof err);
+	if (reason == 0) {
+		a.status = FREEHINT__ACK_STATUS__APPLIED;
+		a.has_ranges_applied = true;
+		a.ranges_applied = g->ranges.n;
+		vm->ranges_applied += g->ranges.n;
+		vm->batches_applied++;
+		fh_peer_send(p, FH_MSG_ACK, &a.base);
+		return 0;
+	}
+	a.status = FREEHINT__ACK_STATUS__REJECTED;
+	a.has_reason = true;
+	a.reason = (Freehint__RejectReason)reason;
+	a.detail = err;
+	vm->ranges_rejected += b->n_gaps;
+	vm->batches_rejected++;
+	vm_set_error(vm, "batch %" PRIu64 " rejected: %s: %s", b->batch_id,
+	    validate_reason_name(reason), err);
+	fh_peer_send(p, FH_MSG_ACK, &a.base);
+	/* A failed discard is ours, not the guest's fault. */
+	return reason == FREEHINT__REJECT_REASON__HOST_ERROR ? 0 : reason;
+}
+
+static int
+guest_stats(struct fh_peer *p, const struct fh_msg *m, void *arg)
+{
+	struct guest *g = arg;
+
+	if (!g->hello)
+		return FREEHINT__REJECT_REASON__NOT_ALLOWED;
+	if (m->u.stats->has_free_bytes)
+		g->vm->guest_free_bytes = m->u.stats->free_bytes;
+	return 0;
+}
+
+static int
+guest_error(struct fh_peer *p, const struct fh_msg *m, void *arg)
+{
+	struct guest *g = arg;
+
+	vm_set_error(g->vm, "agent says: %s (%s)",
+	    m->u.error->detail ? m->u.error->detail : "",
+	    validate_reason_name((int)m->u.error->code));
+	if (m->u.error->has_fatal && m->u.error->fatal)
+		fh_peer_close_after_flush(p, "agent gave up");
+	return 0;
+}

@@ -1,0 +1,185 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * Where agents come from. The AF_VSOCK listener takes connections from any
+ * CID and hands them to the VM that owns the CID (unknown CIDs are refused
+ * and logged). For a VM with a virtio-serial channel, QEMU listens on the
+ * chardev's unix socket and the daemon connects to it, reconnecting with a
+ * growing delay when QEMU restarts or the socket goes away. Identity is
+ * the CID or the channel, never anything the guest says.
+ */
+#include <sys/socket.h>
+#include <sys/un.h>
+
+#include <linux/vm_sockets.h>
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <event2/listener.h>
+
+#include "freehintd.h"
+
+#define CHAN_BACKOFF_MIN_MS 200
+#define CHAN_BACKOFF_MAX_MS 5000
+
+struct chan {
+	struct vm *vm;
+	struct event *ev;
+	int backoff_ms;
+	bool warned;
+};
+
+static struct evconnlistener *vsock_listener;
+
+static void vsock_accept(
+    struct evconnlistener *, evutil_socket_t, struct sockaddr *, int, void *);
+static void chan_try(evutil_socket_t, short, void *);
+static void chan_schedule(struct chan *, int);
+
+int
+listen_vsock(uint32_t port)
+{
+	struct sockaddr_vm svm;
+
+	memset(&svm, 0, sizeof svm);
+	svm.svm_family = AF_VSOCK;
+	svm.svm_cid = VMADDR_CID_ANY;
+	svm.svm_port = port;
+	vsock_listener = evconnlistener_new_bind(ev_base, vsock_accept, NULL,
+	    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC | LEV_OPT_REUSEABLE,
+	    16, (struct sockaddr *)&svm, sizeof svm);
+	if (vsock_listener == NULL) {
+		log_warn("vsock port %u", port);
+		return -1;
+	}
+	log_info("listening on vsock port %u", port);
+	return 0;
+}
+
+void
+listen_vsock_close(void)
+{
+	if (vsock_listener != NULL)
+		evconnlistener_free(vsock_listener);
+	vsock_listener = NULL;
+}
+
+static void
+vsock_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
+    int salen, void *arg)
+{
+	struct sockaddr_vm *svm = (struct sockaddr_vm *)sa;
+	struct vm *vm;
+
+	if (sa->sa_family != AF_VSOCK || salen < (int)sizeof *svm) {
+		close(fd);
+		return;
+	}
+	if ((vm = vm_find_cid(svm->svm_cid)) == NULL) {
+		log_warnx("vsock: connection from unknown cid %u refused",
+		    svm->svm_cid);
+		close(fd);
+		return;
+	}
+	if (vm->guest != NULL) {
+		log_warnx("vm %s: second agent connection refused", vm->name);
+		close(fd);
+		return;
+	}
+	evutil_make_socket_nonblocking(fd);
+	if (guest_new(vm, fd, VM_TRANSPORT_VSOCK) == NULL)
+		close(fd);
+}
+
+static void
+chan_schedule(struct chan *c, int ms)
+{
+	struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
+
+	evtimer_add(c->ev, &tv);
+}
+
+static void
+chan_try(evutil_socket_t unused, short what, void *arg)
+{
+	struct chan *c = arg;
+	struct vm *vm = c->vm;
+	struct sockaddr_un sun;
+	int fd;
+
+	if (vm->guest != NULL)
+		return;
+	memset(&sun, 0, sizeof sun);
+	sun.sun_family = AF_UNIX;
+	if (strlen(vm->channel) >= sizeof sun.sun_path) {
+		vm_set_error(vm, "channel path too long");
+		return;
+	}
+	strcpy(sun.sun_path, vm->channel);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd == -1 || connect(fd, (struct sockaddr *)&sun, sizeof sun) != 0) {
+		if (!c->warned)
+			log_warn("vm %s: channel %s", vm->name, vm->channel);
+		c->warned = true;
+		if (fd != -1)
+			close(fd);
+		chan_schedule(c, c->backoff_ms);
+		c->backoff_ms *= 2;
+		if (c->backoff_ms > CHAN_BACKOFF_MAX_MS)
+			c->backoff_ms = CHAN_BACKOFF_MAX_MS;
+		return;
+	}
+	c->warned = false;
+	c->backoff_ms = CHAN_BACKOFF_MIN_MS;
+	if (guest_new(vm, fd, VM_TRANSPORT_CHANNEL) == NULL) {
+		close(fd);
+		chan_schedule(c, c->backoff_ms);
+	}
+}
+
+void
+chan_start(struct vm *vm)
+{
+	struct chan *c;
+
+	if ((c = vm->chan) == NULL) {
+		c = xcalloc(1, sizeof *c);
+		c->vm = vm;
+		c->ev = evtimer_new(ev_base, chan_try, c);
+		if (c->ev == NULL)
+			fatalx("%s: evtimer_new", __func__);
+		vm->chan = c;
+	}
+	c->backoff_ms = CHAN_BACKOFF_MIN_MS;
+	chan_schedule(c, 0);
+}
+
+/* The agent on the channel went away: try again after a while. */
+void
+chan_lost(struct vm *vm)
+{
+	struct chan *c = vm->chan;
+
+	if (c == NULL)
+		return;
+	chan_schedule(c, c->backoff_ms);
+	c->backoff_ms *= 2;
+	if (c->backoff_ms > CHAN_BACKOFF_MAX_MS)
+		c->backoff_ms = CHAN_BACKOFF_MAX_MS;
+}
+
+void
+chan_stop(struct vm *vm)
+{
+	struct chan *c = vm->chan;
+
+	if (c == NULL)
+		return;
+	event_free(c->ev);
+	free(c);
+	vm->chan = NULL;
+}

@@ -1,0 +1,439 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * freehintd: receives what guest agents offer, validates it and drops the
+ * guest memory that is safe to drop. Options, configuration, signals and
+ * the systemd protocol; everything else lives in the other files.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <systemd/sd-daemon.h>
+
+#include "freehintd.h"
+#ifdef HAVE_LIBVIRT
+#include "libvirt.h"
+#endif
+
+enum {
+	OPT_VM = 256,
+	OPT_CONTROL,
+	OPT_CONTROL_GROUP,
+	OPT_VSOCK_PORT,
+	OPT_LIBVIRT_URI,
+	OPT_DUMP,
+	OPT_MIN_ORDER,
+	OPT_MAX_RANGES,
+	OPT_MAX_BYTES,
+	OPT_BATCHES_SEC,
+	OPT_BYTES_SEC,
+	OPT_MAX_FAULTS,
+	OPT_HINT_ORDER,
+	OPT_STATS_MS,
+};
+
+static const struct option longopts[] = { { "debug", no_argument, NULL, 'd' },
+	{ "config", required_argument, NULL, 'f' },
+	{ "check", no_argument, NULL, 'n' },
+	{ "verbose", no_argument, NULL, 'v' },
+	{ "dump-config", no_argument, NULL, OPT_DUMP },
+	{ "vm", required_argument, NULL, OPT_VM },
+	{ "control", required_argument, NULL, OPT_CONTROL },
+	{ "control-group", required_argument, NULL, OPT_CONTROL_GROUP },
+	{ "vsock-port", required_argument, NULL, OPT_VSOCK_PORT },
+	{ "libvirt-uri", required_argument, NULL, OPT_LIBVIRT_URI },
+	{ "min-order", required_argument, NULL, OPT_MIN_ORDER },
+	{ "max-batch-ranges", required_argument, NULL, OPT_MAX_RANGES },
+	{ "max-batch-bytes", required_argument, NULL, OPT_MAX_BYTES },
+	{ "max-batches-per-sec", required_argument, NULL, OPT_BATCHES_SEC },
+	{ "max-bytes-per-sec", required_argument, NULL, OPT_BYTES_SEC },
+	{ "max-faults", required_argument, NULL, OPT_MAX_FAULTS },
+	{ "hint-min-order", required_argument, NULL, OPT_HINT_ORDER },
+	{ "stats-interval-ms", required_argument, NULL, OPT_STATS_MS },
+	{ NULL, 0, NULL, 0 } };
+
+struct config *conf;
+struct event_base *ev_base;
+
+static int foreground, check_only, verbose, dump;
+static const char *conf_path;
+static struct event *ev_sigterm, *ev_sigint, *ev_sighup, *ev_watchdog;
+
+static void usage(void) __attribute__((noreturn));
+static struct config *config_new(void);
+static void config_free(struct config *);
+static int config_opt(int, const char *, const char *, void *, char *, size_t);
+static struct config *config_load(int, char **, char *, size_t);
+static void config_dump(const struct config *);
+static void start_vms(void);
+static void on_signal(evutil_socket_t, short, void *);
+static void on_watchdog(evutil_socket_t, short, void *);
+static void notify_status(void);
+
+static void
+usage(void)
+{
+	fprintf(stderr,
+	    "usage: freehintd [-dnv] [-f file] [--dump-config] "
+	    "[--vm name=NAME,qmp=PATH[,channel=PATH][,cid=N]]...\n"
+	    "                 [--control path] [--control-group group] "
+	    "[--vsock-port port] [--libvirt-uri uri]\n");
+	exit(2);
+}
+
+static struct config *
+config_new(void)
+{
+	struct config *c;
+
+	c = xcalloc(1, sizeof *c);
+	c->control = xstrdup(FREEHINTD_CONTROL);
+	c->vsock_port = FREEHINTD_VSOCK_PORT;
+	TAILQ_INIT(&c->vms);
+	c->policy.min_order = 9;
+	c->policy.max_batch_ranges = 4096;
+	c->policy.max_batch_bytes = 1ULL << 30;
+	c->policy.max_batches_sec = 200;
+	c->policy.max_bytes_sec = 16ULL << 30;
+	c->policy.max_faults = 8;
+	c->policy.hint_min_order = 9;
+	c->policy.stats_interval_ms = 2000;
+	return c;
+}
+
+static void
+config_free(struct config *c)
+{
+	struct vm_conf *vc;
+
+	if (c == NULL)
+		return;
+	while ((vc = TAILQ_FIRST(&c->vms)) != NULL) {
+		TAILQ_REMOVE(&c->vms, vc, entry);
+		free(vc->name);
+		free(vc->qmp);
+		free(vc->channel);
+		free(vc);
+	}
+	free(c->control);
+	free(c->control_group);
+	free(c->libvirt_uri);
+	free(c);
+}
+
+static int
+config_opt(int val, const char *name, const char *arg, void *ctx, char *err,
+    size_t errlen)
+{
+	struct config *c = ctx;
+	struct vm_conf vc, *n, *o;
+	uint64_t v;
+
+	switch (val) {
+	case OPT_VM:
+		if (qmp_parse_vm(arg, &vc, err, errlen) != 0)
+			return -1;
+		TAILQ_FOREACH(o, &c->vms, entry)
+		if (strcmp(o->name, vc.name) == 0 ||
+		    (vc.cid != 0 && o->cid == vc.cid)) {
+			snprintf(err, errlen, "vm %s: name or cid repeated",
+			    vc.name);
+			free(vc.name);
+			free(vc.qmp);
+			free(vc.channel);
+			return -1;
+		}
+		n = xmalloc(sizeof *n);
+		*n = vc;
+		TAILQ_INSERT_TAIL(&c->vms, n, entry);
+		return 0;
+	case OPT_CONTROL:
+		free(c->control);
+		c->control = xstrdup(arg);
+		return 0;
+	case OPT_CONTROL_GROUP:
+		free(c->control_group);
+		c->control_group = xstrdup(arg);
+		return 0;
+	case OPT_LIBVIRT_URI:
+		free(c->libvirt_uri);
+		c->libvirt_uri = xstrdup(arg);
+		return 0;
+	case OPT_VSOCK_PORT:
+		if (fh_parse_u64(arg, 0, UINT32_MAX - 1, &v) != 0)
+			break;
+		c->vsock_port = (uint32_t)v;
+		return 0;
+	case OPT_MIN_ORDER:
+	case OPT_HINT_ORDER:
+		if (fh_parse_u64(arg, 0, 20, &v) != 0)
+			break;
+		if (val == OPT_MIN_ORDER)
+			c->policy.min_order = (uint32_t)v;
+		else
+			c->policy.hint_min_order = (uint32_t)v;
+		return 0;
+	case OPT_MAX_RANGES:
+		if (fh_parse_u64(arg, 1, FH_BATCH_MAX_RANGES, &v) != 0)
+			break;
+		c->policy.max_batch_ranges = (uint32_t)v;
+		return 0;
+	case OPT_MAX_BYTES:
+	case OPT_BYTES_SEC:
+		if (fh_parse_size(arg, &v) != 0 || v == 0)
+			break;
+		if (val == OPT_MAX_BYTES)
+			c->policy.max_batch_bytes = v;
+		else
+			c->policy.max_bytes_sec = v;
+		return 0;
+	case OPT_BATCHES_SEC:
+	case OPT_MAX_FAULTS:
+		if (fh_parse_u64(arg, 1, 1000000, &v) != 0)
+			break;
+		if (val == OPT_BATCHES_SEC)
+			c->policy.max_batches_sec = (uint32_t)v;
+		else
+			c->policy.max_faults = (uint32_t)v;
+		return 0;
+	case OPT_STATS_MS:
+		if (fh_parse_u64(arg, 0, 3600000, &v) != 0)
+			break;
+		c->policy.stats_interval_ms = (uint32_t)v;
+		return 0;
+	default:
+		snprintf(err, errlen, "%s: not allowed here", name);
+		return -1;
+	}
+	snprintf(err, errlen, "%s: bad value '%s'", name, arg);
+	return -1;
+}
+
+/* The file first (if any), then the command line on top of it. */
+static struct config *
+config_load(int argc, char **argv, char *err, size_t errlen)
+{
+	struct config *c = config_new();
+	int ch;
+
+	if (conf_path != NULL || access(FREEHINTD_CONF, F_OK) == 0) {
+		if (fh_conf_load(conf_path ? conf_path : FREEHINTD_CONF,
+		        longopts, config_opt, c, err, errlen) != 0) {
+			config_free(c);
+			return NULL;
+		}
+	}
+	optind = 1;
+	while ((ch = getopt_long(argc, argv, "df:nv", longopts, NULL)) != -1) {
+		if (ch == 'd' || ch == 'f' || ch == 'n' || ch == 'v' ||
+		    ch == OPT_DUMP)
+			continue;
+		if (ch == '?') {
+			config_free(c);
+			snprintf(err, errlen, "bad option");
+			return NULL;
+		}
+		if (config_opt(ch, "", optarg, c, err, errlen) != 0) {
+			config_free(c);
+			return NULL;
+		}
+	}
+	return c;
+}
+
+static void
+config_dump(const struct config *c)
+{
+	const struct vm_conf *vc;
+
+	printf("control %s\n", c->control);
+	if (c->control_group)
+		printf("control-group %s\n", c->control_group);
+	printf("vsock-port %u\n", c->vsock_port);
+	if (c->libvirt_uri)
+		printf("libvirt-uri %s\n", c->libvirt_uri);
+	printf("min-order %u\nmax-batch-ranges %u\nmax-batch-bytes %llu\n"
+	       "max-batches-per-sec %u\nmax-bytes-per-sec %llu\n"
+	       "max-faults %u\nhint-min-order %u\nstats-interval-ms %u\n",
+	    c->policy.min_order, c->policy.max_batch_ranges,
+	    (unsigned long long)c->policy.max_batch_bytes,
+	    c->policy.max_batches_sec,
+	    (unsigned long long)c->policy.max_bytes_sec, c->policy.max_faults,
+	    c->policy.hint_min_order, c->policy.stats_interval_ms);
+	TAILQ_FOREACH(vc, &c->vms, entry)
+	{
+		printf("vm name=%s,qmp=%s", vc->name, vc->qmp);
+		if (vc->channel)
+			printf(",channel=%s", vc->channel);
+		if (vc->cid)
+			printf(",cid=%u", vc->cid);
+		printf("\n");
+	}
+}
+
+static void
+start_vms(void)
+{
+	struct vm_conf *vc;
+
+	TAILQ_FOREACH(vc, &conf->vms, entry)
+	qmp_static_start(vc);
+}
+
+static void
+notify_status(void)
+{
+	struct vm *vm;
+	unsigned n = 0, up = 0;
+
+	TAILQ_FOREACH(vm, &vms, entry)
+	{
+		n++;
+		up += vm->guest != NULL;
+	}
+	sd_notifyf(0, "STATUS=%u VMs, %u agents connected", n, up);
+}
+
+static void
+on_watchdog(evutil_socket_t fd, short what, void *arg)
+{
+	sd_notify(0, "WATCHDOG=1");
+	notify_status();
+}
+
+static void
+on_signal(evutil_socket_t sig, short what, void *arg)
+{
+	struct config *c;
+	char err[256];
+	char **argv = arg;
+	int argc = 0;
+
+	if (sig != SIGHUP) {
+		log_info("exiting on signal %d", (int)sig);
+		sd_notify(0, "STOPPING=1");
+		event_base_loopbreak(ev_base);
+		return;
+	}
+	while (argv[argc] != NULL)
+		argc++;
+	if ((c = config_load(argc, argv, err, sizeof err)) == NULL) {
+		log_warnx("reload: %s; keeping the old configuration", err);
+		return;
+	}
+	sd_notify(0, "RELOADING=1");
+	log_info("reloading the VM list");
+	qmp_static_stop_all();
+	config_free(conf);
+	conf = c;
+	start_vms();
+	sd_notify(0, "READY=1");
+}
+
+int
+main(int argc, char **argv)
+{
+	struct timeval tv;
+	uint64_t wd_usec;
+	char err[512];
+	int ch, rc = 1;
+
+	while ((ch = getopt_long(argc, argv, "df:nv", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 'd':
+			foreground = 1;
+			break;
+		case 'f':
+			conf_path = optarg;
+			break;
+		case 'n':
+			check_only = 1;
+			break;
+		case 'v':
+			verbose++;
+			break;
+		case OPT_DUMP:
+			dump = 1;
+			break;
+		case '?':
+			usage();
+		default:
+			break;
+		}
+	}
+	if (optind != argc)
+		usage();
+	/* Under systemd the journal reads stderr. */
+	log_init("freehintd",
+	    foreground || check_only || dump || getenv("JOURNAL_STREAM"),
+	    verbose);
+	if ((conf = config_load(argc, argv, err, sizeof err)) == NULL) {
+		fprintf(stderr, "freehintd: %s\n", err);
+		return 1;
+	}
+	if (dump)
+		config_dump(conf);
+	if (check_only || dump) {
+		if (check_only)
+			fprintf(stderr, "freehintd: configuration OK\n");
+		config_free(conf);
+		return 0;
+	}
+	signal(SIGPIPE, SIG_IGN);
+	if ((ev_base = event_base_new()) == NULL)
+		fatalx("event_base_new");
+	ev_sigterm = evsignal_new(ev_base, SIGTERM, on_signal, argv);
+	ev_sigint = evsignal_new(ev_base, SIGINT, on_signal, argv);
+	ev_sighup = evsignal_new(ev_base, SIGHUP, on_signal, argv);
+	evsignal_add(ev_sigterm, NULL);
+	evsignal_add(ev_sigint, NULL);
+	evsignal_add(ev_sighup, NULL);
+
+	if (control_open(conf->control, conf->control_group) != 0)
+		goto out;
+	/* Where vsock has no transport the daemon still serves channels. */
+	if (conf->vsock_port != 0 && listen_vsock(conf->vsock_port) != 0)
+		log_warnx("no vsock listener; virtio-serial channels only");
+#ifdef HAVE_LIBVIRT
+	if (conf->libvirt_uri != NULL && vl_init(ev_base, conf->libvirt_uri))
+		log_warnx("libvirt %s: not available", conf->libvirt_uri);
+#endif
+	start_vms();
+	sd_notify(0, "READY=1");
+	notify_status();
+	ev_watchdog = event_new(ev_base, -1, EV_PERSIST, on_watchdog, NULL);
+	if (sd_watchdog_enabled(0, &wd_usec) > 0) {
+		tv.tv_sec = (time_t)(wd_usec / 2 / 1000000);
+		tv.tv_usec = (suseconds_t)(wd_usec / 2 % 1000000);
+	} else {
+		tv.tv_sec = 10;
+		tv.tv_usec = 0;
+	}
+	event_add(ev_watchdog, &tv);
+	log_info("started, control socket %s", conf->control);
+	event_base_dispatch(ev_base);
+	rc = 0;
+out:
+	sd_notify(0, "STOPPING=1");
+#ifdef HAVE_LIBVIRT
+	if (conf->libvirt_uri != NULL)
+		vl_shutdown();
+#endif
+	qmp_static_stop_all();
+	vm_remove_all();
+	control_close();
+	listen_vsock_close();
+	if (ev_watchdog)
+		event_free(ev_watchdog);
+	event_free(ev_sigterm);
+	event_free(ev_sigint);
+	event_free(ev_sighup);
+	event_base_free(ev_base);
+	config_free(conf);
+	return rc;
+}
