@@ -1,0 +1,172 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0-only
+"""Reclaim benchmark (issue 7): after the guest dirties and frees about 70%
+of its RAM, QEMU's RssShmem sampled every 100 ms, for no reporting, QEMU's
+virtio-balloon free-page-reporting and freehint (agent + module, page
+reporting, freehintd discarding).
+
+  bench/reclaim.py [--mem MIB] [--window SECONDS]
+"""
+import argparse
+import os
+import sys
+import time
+
+import benchlib as b
+
+CONFIGS = ("none", "qemu-report", "freehint")
+PERIOD = 0.1
+
+
+def run_one(cfg, args):
+    vm = b.Vm("reclaim-" + cfg, "reclaim", mem_mib=args.mem,
+              balloon="report" if cfg == "qemu-report" else None,
+              freehint=cfg == "freehint")
+    try:
+        if cfg == "freehint":
+            vm.start_freehintd()
+        vm.wait(r"^BENCH booted", 240)
+        if args.window > 10:
+            raise RuntimeError("the guest stays up 15 s after the free")
+        samples, t_free, cpu_free = [], None, None
+        t0 = time.monotonic()
+        while True:
+            now = time.monotonic() - t0
+            samples.append((now, vm.status_kib("RssShmem")))
+            if t_free is None and any(ln.startswith("BENCH freed")
+                                      for ln in vm.lines()):
+                t_free, cpu_free = now, vm.cpu_seconds()
+            if t_free is not None and now - t_free >= args.window:
+                break
+            if now > 240:
+                raise RuntimeError("the guest never freed its memory")
+            time.sleep(PERIOD - (time.monotonic() - t0 - now) % PERIOD)
+        qemu_cpu = vm.cpu_seconds() - cpu_free
+        vm.wait(r"^BENCH done", 60)
+        ticks = vm.value("cpu_ticks")
+        return analyse(samples, t_free, (ticks[2] - ticks[1]) / 100.0,
+                       qemu_cpu)
+    except Exception as e:  # noqa: BLE001: one failed run is a row
+        return {"error": str(e)}
+    finally:
+        vm.stop()
+
+
+def analyse(samples, t_free, guest_cpu, qemu_cpu):
+    curve = [(t - t_free, kib / 1024.0) for t, kib in samples]
+    at_free = max(m for t, m in curve if t <= 0)
+    after = [(t, m) for t, m in curve if t >= 0]
+    footprint = min(m for t, m in after)
+    drop = at_free - footprint
+    t90 = None
+    if drop > 1:
+        t90 = next(t for t, m in after if m <= at_free - 0.9 * drop)
+    return {"curve": curve, "at_free": at_free, "footprint": footprint,
+            "t90": t90, "guest_cpu": guest_cpu, "qemu_cpu": qemu_cpu}
+
+
+def verdicts(res):
+    fh, ref = res["freehint"], res["qemu-report"]
+    if "error" in fh:
+        return ["- **Reclaim target not measured**: %s." % fh["error"]]
+    if "error" in ref:
+        return ["- **Reference failed**: %s." % ref["error"]]
+    out = []
+    ok = fh["footprint"] <= ref["footprint"] * 1.01
+    out.append("- footprint %.0f MiB vs QEMU free-page-reporting %.0f MiB: "
+               "%s." % (fh["footprint"], ref["footprint"],
+                        "met" if ok else "**NOT MET**"))
+    ok = fh["t90"] is not None and ref["t90"] is not None and \
+        fh["t90"] <= ref["t90"] + 0.2
+    out.append("- time to 90%% %s s vs %s s: %s." % (
+        fmt_t(fh["t90"]), fmt_t(ref["t90"]), "met" if ok else "**NOT MET**"))
+    return out
+
+
+def fmt_t(t):
+    return "never" if t is None else "%.1f" % t
+
+
+def report(args, res):
+    rows = []
+    ref = res["qemu-report"]
+    for cfg in CONFIGS:
+        r = res[cfg]
+        if "error" in r:
+            rows.append([cfg, "not measured"] + ["-"] * 6)
+            continue
+        rows.append([cfg, "%.0f" % r["at_free"], "%.0f" % r["footprint"],
+                     fmt_t(r["t90"]), "%.2f" % r["guest_cpu"],
+                     "%.2f" % r["qemu_cpu"],
+                     b.ratio(r["footprint"], ref.get("footprint")),
+                     b.ratio(r["t90"], ref.get("t90"))])
+    hdr = ["reporting", "RssShmem at free MiB", "footprint MiB",
+           "time to 90% s", "guest CPU s", "QEMU CPU s",
+           "footprint vs qemu-report", "t90 vs qemu-report"]
+    tab = b.table(hdr, rows)
+    verdict = verdicts(res)
+    print(tab)
+    print("\n".join(verdict))
+    plot = plot_curves(res)
+    doc = ["## Reclaim", "",
+           "Command: `bench/run.sh reclaim` (runs `python3 bench/reclaim.py "
+           "--mem %d --window %d`)." % (args.mem, args.window), "",
+           "Machine: %s. Guest: %d MiB on a shared memfd, 1 vCPU. The guest "
+           "dirties 70%% of its RAM and frees it; QEMU's `RssShmem` is "
+           "sampled every 100 ms for %d s after the free. Footprint: the "
+           "lowest RssShmem reached; time to 90%%: from the free until 90%% "
+           "of the drop; guest CPU: the guest's non-idle CPU time (from "
+           "`/proc/stat`) over the window; QEMU CPU: the QEMU process's."
+           % (b.machine(), args.mem, args.window), "", tab, "",
+           "Targets:", ""] + verdict
+    if plot:
+        doc += ["", "![RssShmem after the free](%s)" % plot]
+    b.write_doc("30-reclaim", "\n".join(doc))
+
+
+def plot_curves(res):
+    plots = []
+    for cfg in CONFIGS:
+        if "curve" not in res[cfg]:
+            continue
+        dat = os.path.join(b.OUT, "reclaim-%s.dat" % cfg)
+        with open(dat, "w") as f:
+            for t, m in res[cfg]["curve"]:
+                f.write("%.2f %.1f\n" % (t, m))
+        plots.append("'%s' using 1:2 with lines lw 2 title '%s'" % (dat, cfg))
+    if not plots:
+        return None
+    png = "30-reclaim.png"
+    ok = b.gnuplot("""
+set terminal pngcairo size 800,450 noenhanced
+set output '%s'
+set xlabel 'seconds after the guest freed its memory'
+set ylabel 'QEMU RssShmem (MiB)'
+set title 'Reclaim: host memory of the guest after a free'
+set xrange [-3:*]
+set key top right
+plot %s
+""" % (os.path.join(b.DOCS, png), ", ".join(plots)))
+    return png if ok else None
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--mem", type=int, default=512)
+    ap.add_argument("--window", type=int, default=10)
+    args = ap.parse_args()
+    b.build_initrd()
+    why_not = b.have_freehint()
+    res = {}
+    for cfg in CONFIGS:
+        if cfg == "freehint" and why_not:
+            res[cfg] = {"error": "freehint " + why_not}
+            continue
+        res[cfg] = run_one(cfg, args)
+        print("%s: %s" % (cfg, {k: v for k, v in res[cfg].items()
+                                if k != "curve"}))
+    report(args, res)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
