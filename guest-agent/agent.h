@@ -1,0 +1,190 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * freehint-agent: hands what freehint.ko offers under /proc/freehint to the
+ * host, over AF_VSOCK, virtio-serial or a unix socket. Shared structs are
+ * declared here, grouped by the file that implements them.
+ */
+#ifndef FREEHINT_AGENT_H
+#define FREEHINT_AGENT_H
+
+#include <sys/queue.h>
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "common.h"
+
+struct event;
+struct event_base;
+
+#define AGENT_CONF_FILE "/etc/freehint/agent.conf"
+/* Orders the agent understands in the module's files (MAX_ORDER <= 64). */
+#define AGENT_MAX_ORDERS 64
+/* No kernel batch is larger than this (the module says 4096 is enough). */
+#define AGENT_KBUF_SIZE 8192
+
+enum transport_kind {
+	TRANSPORT_AUTO,
+	TRANSPORT_VSOCK,
+	TRANSPORT_SERIAL,
+	TRANSPORT_UNIX,
+};
+
+/* main.c: the effective configuration (keys are the long options). */
+struct agent_conf {
+	enum transport_kind transport;
+	uint32_t vsock_cid;
+	uint32_t vsock_port;
+	char *serial_path;
+	char *unix_path;
+	char *proc_dir;
+	uint32_t max_inflight;
+	uint32_t batch_ranges;
+	uint32_t stats_interval; /* seconds, 0: only on request */
+	uint32_t backoff_max; /* milliseconds */
+	bool wait_module;
+};
+
+/* Counters reported to the host and in STATUS=. */
+struct agent_stats {
+	uint64_t batches_sent;
+	uint64_t batches_acked;
+	uint64_t batches_failed;
+	uint64_t bytes_reported;
+	uint64_t bytes_acked;
+	uint64_t reconnects;
+	char last_error[128];
+};
+
+struct agent {
+	struct event_base *base;
+	struct agent_conf conf;
+	const char *conf_file;
+	int conf_explicit;
+	struct agent_stats stats;
+	uint32_t page_size;
+	uint64_t next_batch_id; /* unique across connections */
+	int stopping;
+	int exit_code;
+
+	struct transport *transport;
+	struct session *session;
+	struct report *report;
+	struct hold *hold;
+	struct snapshot *snapshot;
+
+	struct event *ev_sighup;
+	struct event *ev_sigterm;
+	struct event *ev_sigint;
+	struct event *ev_watchdog;
+	struct event *ev_module;
+};
+
+/* main.c */
+void agent_status(struct agent *);
+void agent_error(struct agent *, const char *, ...)
+    __attribute__((format(printf, 2, 3)));
+char *agent_proc_path(const struct agent *, const char *name);
+
+/* transport.c: the channel to the host. */
+typedef void (*transport_cb)(struct agent *, int fd, const char *what);
+const char *transport_kind_name(enum transport_kind);
+int transport_kind_parse(const char *, enum transport_kind *);
+struct transport *transport_new(struct agent *, transport_cb);
+void transport_free(struct transport *);
+void transport_start(struct transport *);
+void transport_lost(struct transport *, const char *why);
+void transport_restart(struct transport *);
+const char *transport_what(const struct transport *);
+void transport_established(struct transport *);
+bool transport_connected(const struct transport *);
+uint32_t backoff_delay(
+    unsigned attempt, uint32_t base_ms, uint32_t max_ms, uint32_t rnd);
+
+/*
+ * session.c: the protocol on top of fh_peer. A kernel batch (report or
+ * hold) may travel as several RangeBatches; it is answered once all of
+ * them are acknowledged, or failed as soon as the session ends.
+ */
+enum kbatch_source {
+	KB_REPORT,
+	KB_HOLD,
+	KB_HINT,
+	KB_ORPHAN, /* its file was closed: nothing to answer */
+};
+
+struct kbatch {
+	TAILQ_ENTRY(kbatch) entry;
+	enum kbatch_source source;
+	uint64_t kid; /* the module's batch id */
+	uint64_t bytes;
+	unsigned remaining; /* RangeBatches not yet acknowledged */
+	int failed;
+};
+TAILQ_HEAD(kbatch_list, kbatch);
+
+struct session *session_new(struct agent *, int fd, const char *what);
+void session_free(struct session *);
+bool session_ready(const struct session *);
+unsigned session_free_slots(const struct session *);
+uint32_t session_batch_ranges(const struct session *);
+uint32_t session_min_order(const struct session *);
+bool session_zero(const struct session *);
+size_t session_batches_needed(const struct session *, size_t nranges);
+int session_send_ranges(struct session *, Freehint__RangeKind,
+    const struct fh_rangeset *, uint64_t pass_id, bool last, struct kbatch *);
+void session_send_stats(struct session *, const uint64_t *by_order,
+    size_t norders, uint64_t free_bytes);
+void agent_pump(struct agent *);
+void agent_kbatch_done(struct agent *, struct kbatch *);
+
+/* report.c: /proc/freehint/report. */
+struct report *report_open(struct agent *, int *err);
+void report_free(struct report *);
+void report_pump(struct report *);
+void report_kbatch_done(struct report *, struct kbatch *);
+bool report_registered(const struct report *);
+
+/* hold.c: /proc/freehint/hold and the host's hint passes. */
+struct hold *hold_new(struct agent *);
+void hold_free(struct hold *);
+int hold_start(struct hold *, uint64_t pass_id, uint32_t min_order,
+    uint64_t byte_limit, bool zero);
+void hold_release(struct hold *, const char *why);
+void hold_pump(struct hold *);
+void hold_kbatch_done(struct hold *, struct kbatch *);
+uint64_t hold_bytes(const struct hold *);
+
+/* snapshot.c: /proc/freehint/blocks. */
+struct snapshot *snapshot_new(struct agent *);
+void snapshot_free(struct snapshot *);
+void snapshot_set_interval(struct snapshot *, uint32_t ms);
+int snapshot_send_stats(struct snapshot *);
+int snapshot_send_hints(struct snapshot *);
+void snapshot_pump(struct snapshot *);
+void snapshot_drop(struct snapshot *);
+
+/* kmodfile.c: the module's text formats. */
+struct kmod_stats {
+	uint64_t page_size;
+	uint64_t max_pfn;
+	uint64_t report_registered;
+	uint64_t report_order;
+	uint64_t page_poisoning;
+	uint64_t init_on_free;
+	uint64_t poison_value;
+	uint64_t hold_bytes;
+	uint64_t report_acked_bytes;
+};
+
+int kmod_read_file(const char *path, char **buf, size_t *len);
+int kmod_parse_batch(const char *buf, size_t len, uint64_t *id,
+    struct fh_rangeset *, char *err, size_t errlen);
+int kmod_parse_blocks(const char *buf, size_t len, unsigned min_order,
+    uint64_t by_order[AGENT_MAX_ORDERS], struct fh_rangeset *, char *err,
+    size_t errlen);
+int kmod_parse_stats(
+    const char *buf, size_t len, struct kmod_stats *, char *err, size_t errlen);
+int kmod_answer(int fd, const char *verb, uint64_t id);
+
+#endif

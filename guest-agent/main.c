@@ -1,0 +1,582 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * freehint-agent: options and configuration, signals, systemd
+ * notification (READY=1, STATUS=, WATCHDOG=1) and the glue between the
+ * channel to the host and the module's files.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <systemd/sd-daemon.h>
+
+#include "agent.h"
+
+/* How often --wait-module looks for the module. */
+#define MODULE_POLL_SEC 2
+
+enum {
+	OPT_DUMP_CONFIG = 256,
+	OPT_TRANSPORT,
+	OPT_VSOCK_CID,
+	OPT_VSOCK_PORT,
+	OPT_SERIAL_PATH,
+	OPT_UNIX_PATH,
+	OPT_PROC_DIR,
+	OPT_MAX_INFLIGHT,
+	OPT_BATCH_RANGES,
+	OPT_STATS_INTERVAL,
+	OPT_WAIT_MODULE,
+	OPT_BACKOFF_MAX,
+};
+
+/* Options that may appear in the configuration file. */
+static const struct option conf_options[] = {
+	{ "transport", required_argument, NULL, OPT_TRANSPORT },
+	{ "vsock-cid", required_argument, NULL, OPT_VSOCK_CID },
+	{ "vsock-port", required_argument, NULL, OPT_VSOCK_PORT },
+	{ "serial-path", required_argument, NULL, OPT_SERIAL_PATH },
+	{ "unix-path", required_argument, NULL, OPT_UNIX_PATH },
+	{ "proc-dir", required_argument, NULL, OPT_PROC_DIR },
+	{ "max-inflight", required_argument, NULL, OPT_MAX_INFLIGHT },
+	{ "batch-ranges", required_argument, NULL, OPT_BATCH_RANGES },
+	{ "stats-interval", required_argument, NULL, OPT_STATS_INTERVAL },
+	{ "wait-module", no_argument, NULL, OPT_WAIT_MODULE },
+	{ "backoff-max", required_argument, NULL, OPT_BACKOFF_MAX },
+	{ NULL, 0, NULL, 0 },
+};
+
+/* Command-line options applied over the file, kept for SIGHUP. */
+struct cmdline_opt {
+	int val;
+	const char *name;
+	const char *arg;
+};
+
+static struct cmdline_opt *cmdline;
+static size_t ncmdline;
+
+static __attribute__((noreturn)) void usage(void);
+static void conf_defaults(struct agent_conf *);
+static void conf_clear(struct agent_conf *);
+static int conf_set(int, const char *, const char *, void *, char *, size_t);
+static int conf_load(struct agent *, struct agent_conf *, char *, size_t);
+static void conf_dump(const struct agent_conf *);
+static void agent_connected(struct agent *, int, const char *);
+static int agent_module(struct agent *, int quiet);
+static void agent_module_cb(int, short, void *);
+static void agent_stop(struct agent *, const char *);
+static void agent_reload(struct agent *);
+static void signal_cb(int, short, void *);
+static void watchdog_cb(int, short, void *);
+
+static __attribute__((noreturn)) void
+usage(void)
+{
+	fprintf(stderr,
+	    "usage: freehint-agent [-dnv] [-f file] [--dump-config] "
+	    "[--transport auto|vsock|virtio-serial|unix]\n"
+	    "\t[--vsock-cid N] [--vsock-port N] [--serial-path PATH] "
+	    "[--unix-path PATH]\n"
+	    "\t[--proc-dir DIR] [--max-inflight N] [--batch-ranges N] "
+	    "[--stats-interval SEC]\n"
+	    "\t[--wait-module] [--backoff-max MS]\n");
+	exit(1);
+}
+
+static void
+conf_defaults(struct agent_conf *c)
+{
+	memset(c, 0, sizeof *c);
+	c->transport = TRANSPORT_AUTO;
+	c->vsock_cid = 2;
+	c->vsock_port = 7700;
+	c->serial_path = xstrdup("/dev/virtio-ports/org.freehint.agent.0");
+	c->proc_dir = xstrdup("/proc/freehint");
+	c->max_inflight = 8;
+	c->batch_ranges = 1024;
+	c->stats_interval = 10;
+	c->backoff_max = 30000;
+}
+
+static void
+conf_clear(struct agent_conf *c)
+{
+	free(c->serial_path);
+	free(c->unix_path);
+	free(c->proc_dir);
+	memset(c, 0, sizeof *c);
+}
+
+static int
+conf_u32(const char *arg, uint64_t min, uint64_t max, uint32_t *out,
+    const char *name, char *err, size_t errlen)
+{
+	uint64_t v;
+
+	if (fh_parse_u64(arg, min, max, &v) != 0) {
+		snprintf(err, errlen, "%s: '%s' is not a number in %llu..%llu",
+		    name, arg, (unsigned long long)min,
+		    (unsigned long long)max);
+		return -1;
+	}
+	*out = (uint32_t)v;
+	return 0;
+}
+
+/* One setting, from the file or the command line. */
+static int
+conf_set(int val, const char *name, const char *arg, void *ctx, char *err,
+    size_t errlen)
+{
+	struct agent_conf *c = ctx;
+
+	switch (val) {
+	case OPT_TRANSPORT:
+		if (transport_kind_parse(arg, &c->transport) != 0) {
+			snprintf(err, errlen,
+			    "transport: '%s' is not auto, vsock, "
+			    "virtio-serial or unix",
+			    arg);
+			return -1;
+		}
+		return 0;
+	case OPT_VSOCK_CID:
+		return conf_u32(
+		    arg, 1, UINT32_MAX - 1, &c->vsock_cid, name, err, errlen);
+	case OPT_VSOCK_PORT:
+		return conf_u32(
+		    arg, 1, UINT32_MAX - 1, &c->vsock_port, name, err, errlen);
+	case OPT_SERIAL_PATH:
+		free(c->serial_path);
+		c->serial_path = xstrdup(arg);
+		return 0;
+	case OPT_UNIX_PATH:
+		free(c->unix_path);
+		c->unix_path = xstrdup(arg);
+		return 0;
+	case OPT_PROC_DIR:
+		free(c->proc_dir);
+		c->proc_dir = xstrdup(arg);
+		return 0;
+	case OPT_MAX_INFLIGHT:
+		return conf_u32(
+		    arg, 1, 1024, &c->max_inflight, name, err, errlen);
+	case OPT_BATCH_RANGES:
+		return conf_u32(arg, 1, FH_BATCH_MAX_RANGES, &c->batch_ranges,
+		    name, err, errlen);
+	case OPT_STATS_INTERVAL:
+		return conf_u32(
+		    arg, 0, 86400, &c->stats_interval, name, err, errlen);
+	case OPT_WAIT_MODULE:
+		c->wait_module = true;
+		return 0;
+	case OPT_BACKOFF_MAX:
+		return conf_u32(
+		    arg, 100, 3600000, &c->backoff_max, name, err, errlen);
+	}
+	snprintf(err, errlen, "%s: unknown option", name);
+	return -1;
+}
+
+/* Defaults, then the file, then the command line. */
+static int
+conf_load(struct agent *a, struct agent_conf *c, char *err, size_t errlen)
+{
+	size_t i;
+
+	conf_defaults(c);
+	if (fh_conf_load(
+	        a->conf_file, conf_options, conf_set, c, err, errlen) != 0) {
+		/* A missing default file is fine; an explicit one is not. */
+		if (!(errno == ENOENT && !a->conf_explicit)) {
+			conf_clear(c);
+			return -1;
+		}
+	}
+	for (i = 0; i < ncmdline; i++) {
+		if (conf_set(cmdline[i].val, cmdline[i].name, cmdline[i].arg, c,
+		        err, errlen) != 0) {
+			conf_clear(c);
+			return -1;
+		}
+	}
+	if (c->transport == TRANSPORT_UNIX && c->unix_path == NULL) {
+		snprintf(err, errlen, "transport unix needs unix-path");
+		conf_clear(c);
+		return -1;
+	}
+	return 0;
+}
+
+static void
+conf_dump(const struct agent_conf *c)
+{
+	printf("transport %s\n", transport_kind_name(c->transport));
+	printf("vsock-cid %u\n", c->vsock_cid);
+	printf("vsock-port %u\n", c->vsock_port);
+	printf("serial-path %s\n", c->serial_path);
+	if (c->unix_path != NULL)
+		printf("unix-path %s\n", c->unix_path);
+	else
+		printf("# unix-path (none)\n");
+	printf("proc-dir %s\n", c->proc_dir);
+	printf("max-inflight %u\n", c->max_inflight);
+	printf("batch-ranges %u\n", c->batch_ranges);
+	printf("stats-interval %u\n", c->stats_interval);
+	printf("wait-module %s\n", c->wait_module ? "yes" : "no");
+	printf("backoff-max %u\n", c->backoff_max);
+}
+
+char *
+agent_proc_path(const struct agent *a, const char *name)
+{
+	char *p;
+
+	xasprintf(&p, "%s/%s", a->conf.proc_dir, name);
+	return p;
+}
+
+void
+agent_error(struct agent *a, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(a->stats.last_error, sizeof a->stats.last_error, fmt, ap);
+	va_end(ap);
+}
+
+/* One line a person can read, for systemctl status. */
+void
+agent_status(struct agent *a)
+{
+	const char *what = transport_what(a->transport);
+	char line[512];
+
+	if (a->report == NULL)
+		snprintf(line, sizeof line, "waiting for freehint.ko (%s)",
+		    a->conf.proc_dir);
+	else if (session_ready(a->session))
+		snprintf(line, sizeof line,
+		    "connected over %s; %llu MiB reported, %llu MiB acked, "
+		    "%llu batches failed",
+		    what, (unsigned long long)(a->stats.bytes_reported >> 20),
+		    (unsigned long long)(a->stats.bytes_acked >> 20),
+		    (unsigned long long)a->stats.batches_failed);
+	else
+		snprintf(line, sizeof line,
+		    "not connected (%s)%s%s; %llu MiB reported so far", what,
+		    a->stats.last_error[0] != '\0' ? ": " : "",
+		    a->stats.last_error,
+		    (unsigned long long)(a->stats.bytes_reported >> 20));
+	sd_notifyf(0, "STATUS=%s", line);
+}
+
+void
+agent_pump(struct agent *a)
+{
+	if (a->stopping)
+		return;
+	report_pump(a->report);
+	if (a->hold != NULL)
+		hold_pump(a->hold);
+	if (a->snapshot != NULL)
+		snapshot_pump(a->snapshot);
+}
+
+void
+agent_kbatch_done(struct agent *a, struct kbatch *kb)
+{
+	switch (kb->source) {
+	case KB_REPORT:
+		report_kbatch_done(a->report, kb);
+		break;
+	case KB_HOLD:
+		hold_kbatch_done(a->hold, kb);
+		break;
+	case KB_HINT:
+	case KB_ORPHAN:
+		free(kb);
+		break;
+	}
+}
+
+static void
+agent_connected(struct agent *a, int fd, const char *what)
+{
+	a->session = session_new(a, fd, what);
+	if (a->session == NULL)
+		transport_lost(a->transport, "cannot start a session");
+	agent_status(a);
+}
+
+/*
+ * Open the report channel. 0: open; -1: not possible (logged once unless
+ * quiet). A missing module is the one error --wait-module waits out.
+ */
+static int
+agent_module(struct agent *a, int quiet)
+{
+	char *path;
+	int err = 0;
+
+	a->report = report_open(a, &err);
+	if (a->report != NULL)
+		return 0;
+	path = agent_proc_path(a, "report");
+	if (err == ENOENT && !quiet)
+		log_warnx(
+		    "freehint.ko is not loaded: %s: %s; modprobe freehint",
+		    path, strerror(err));
+	else if (err == EBUSY)
+		log_warnx("%s: %s: is another freehint-agent running?", path,
+		    strerror(err));
+	else if (err != ENOENT)
+		log_warnx("%s: %s", path, strerror(err));
+	free(path);
+	return err == ENOENT ? -1 : -2;
+}
+
+static void
+agent_module_cb(int fd, short what, void *arg)
+{
+	struct agent *a = arg;
+	struct timeval tv = { MODULE_POLL_SEC, 0 };
+	int rc;
+
+	if ((rc = agent_module(a, 1)) == -1) {
+		evtimer_add(a->ev_module, &tv);
+		return;
+	}
+	if (rc != 0) {
+		a->exit_code = 1;
+		agent_stop(a, "cannot open the module's report channel");
+		return;
+	}
+	log_info("freehint.ko is there");
+	a->hold = hold_new(a);
+	a->snapshot = snapshot_new(a);
+	transport_start(a->transport);
+	agent_status(a);
+}
+
+static void
+agent_stop(struct agent *a, const char *why)
+{
+	if (a->stopping)
+		return;
+	a->stopping = 1;
+	log_info("stopping: %s", why);
+	sd_notify(0, "STOPPING=1");
+	/* Pending batches are failed back, held blocks released. */
+	session_free(a->session);
+	a->session = NULL;
+	hold_free(a->hold);
+	a->hold = NULL;
+	event_base_loopbreak(a->base);
+}
+
+static void
+agent_reload(struct agent *a)
+{
+	struct agent_conf c;
+	char err[512];
+	bool relink;
+
+	sd_notify(0, "RELOADING=1");
+	if (conf_load(a, &c, err, sizeof err) != 0) {
+		log_warnx("reload: %s; keeping the old configuration", err);
+		sd_notify(0, "READY=1");
+		return;
+	}
+	if (strcmp(c.proc_dir, a->conf.proc_dir) != 0) {
+		log_warnx("reload: proc-dir changes need a restart");
+		free(c.proc_dir);
+		c.proc_dir = xstrdup(a->conf.proc_dir);
+	}
+	relink = c.transport != a->conf.transport ||
+	    c.vsock_cid != a->conf.vsock_cid ||
+	    c.vsock_port != a->conf.vsock_port ||
+	    strcmp(c.serial_path, a->conf.serial_path) != 0 ||
+	    (c.unix_path == NULL) != (a->conf.unix_path == NULL) ||
+	    (c.unix_path != NULL && strcmp(c.unix_path, a->conf.unix_path));
+	conf_clear(&a->conf);
+	a->conf = c;
+	log_info("configuration reloaded%s", relink ? ", reconnecting" : "");
+	if (relink && a->report != NULL) {
+		session_free(a->session);
+		a->session = NULL;
+		hold_release(a->hold, "reconnecting");
+		snapshot_drop(a->snapshot);
+		transport_restart(a->transport);
+	}
+	agent_status(a);
+	sd_notify(0, "READY=1");
+}
+
+static void
+signal_cb(int sig, short what, void *arg)
+{
+	struct agent *a = arg;
+
+	if (sig == SIGHUP)
+		agent_reload(a);
+	else
+		agent_stop(a, sig == SIGTERM ? "SIGTERM" : "SIGINT");
+}
+
+static void
+watchdog_cb(int fd, short what, void *arg)
+{
+	sd_notify(0, "WATCHDOG=1");
+}
+
+int
+main(int argc, char *argv[])
+{
+	static const struct option long_options[] = {
+		{ "dump-config", no_argument, NULL, OPT_DUMP_CONFIG },
+		{ "transport", required_argument, NULL, OPT_TRANSPORT },
+		{ "vsock-cid", required_argument, NULL, OPT_VSOCK_CID },
+		{ "vsock-port", required_argument, NULL, OPT_VSOCK_PORT },
+		{ "serial-path", required_argument, NULL, OPT_SERIAL_PATH },
+		{ "unix-path", required_argument, NULL, OPT_UNIX_PATH },
+		{ "proc-dir", required_argument, NULL, OPT_PROC_DIR },
+		{ "max-inflight", required_argument, NULL, OPT_MAX_INFLIGHT },
+		{ "batch-ranges", required_argument, NULL, OPT_BATCH_RANGES },
+		{ "stats-interval", required_argument, NULL,
+		    OPT_STATS_INTERVAL },
+		{ "wait-module", no_argument, NULL, OPT_WAIT_MODULE },
+		{ "backoff-max", required_argument, NULL, OPT_BACKOFF_MAX },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct agent a;
+	struct timeval tv;
+	uint64_t wd_usec;
+	char err[512];
+	int ch, foreground = 0, verbose = 0, dump = 0, check = 0, rc;
+
+	memset(&a, 0, sizeof a);
+	a.conf_file = AGENT_CONF_FILE;
+	cmdline = xreallocarray(NULL, (size_t)argc + 1, sizeof *cmdline);
+	while ((ch = getopt_long(argc, argv, "df:hnv", long_options, NULL)) !=
+	    -1) {
+		switch (ch) {
+		case 'd':
+			foreground = 1;
+			break;
+		case 'f':
+			a.conf_file = optarg;
+			a.conf_explicit = 1;
+			break;
+		case 'n':
+			check = 1;
+			break;
+		case 'v':
+			verbose++;
+			break;
+		case OPT_DUMP_CONFIG:
+			dump = 1;
+			break;
+		case '?':
+		case 'h':
+			usage();
+		default:
+			cmdline[ncmdline].val = ch;
+			cmdline[ncmdline].name =
+			    long_options[ch - OPT_DUMP_CONFIG].name;
+			cmdline[ncmdline].arg = optarg;
+			ncmdline++;
+			break;
+		}
+	}
+	if (optind != argc)
+		usage();
+	/* Under systemd stderr goes to the journal: no syslog needed. */
+	if (getenv("JOURNAL_STREAM") != NULL || getenv("NOTIFY_SOCKET") != NULL)
+		foreground = 1;
+	log_init("freehint-agent", foreground || dump || check, verbose);
+	if (conf_load(&a, &a.conf, err, sizeof err) != 0) {
+		log_warnx("%s", err);
+		return 1;
+	}
+	if (dump || check) {
+		if (dump)
+			conf_dump(&a.conf);
+		conf_clear(&a.conf);
+		free(cmdline);
+		return 0;
+	}
+	srandom((unsigned)time(NULL) ^ (unsigned)getpid());
+	signal(SIGPIPE, SIG_IGN);
+	a.page_size = (uint32_t)sysconf(_SC_PAGESIZE);
+
+	if ((a.base = event_base_new()) == NULL)
+		fatalx("event_base_new");
+	a.transport = transport_new(&a, agent_connected);
+	a.ev_module = evtimer_new(a.base, agent_module_cb, &a);
+	a.ev_sighup = evsignal_new(a.base, SIGHUP, signal_cb, &a);
+	a.ev_sigterm = evsignal_new(a.base, SIGTERM, signal_cb, &a);
+	a.ev_sigint = evsignal_new(a.base, SIGINT, signal_cb, &a);
+	if (a.ev_module == NULL || a.ev_sighup == NULL ||
+	    a.ev_sigterm == NULL || a.ev_sigint == NULL)
+		fatalx("evsignal_new");
+	evsignal_add(a.ev_sighup, NULL);
+	evsignal_add(a.ev_sigterm, NULL);
+	evsignal_add(a.ev_sigint, NULL);
+
+	rc = agent_module(&a, 0);
+	if (rc == -1 && a.conf.wait_module) {
+		log_info("waiting for freehint.ko");
+		event_active(a.ev_module, EV_TIMEOUT, 0);
+	} else if (rc != 0) {
+		rc = 1;
+		goto out;
+	} else {
+		a.hold = hold_new(&a);
+		a.snapshot = snapshot_new(&a);
+		transport_start(a.transport);
+	}
+
+	if (sd_watchdog_enabled(0, &wd_usec) > 0) {
+		a.ev_watchdog =
+		    event_new(a.base, -1, EV_PERSIST, watchdog_cb, NULL);
+		if (a.ev_watchdog == NULL)
+			fatalx("event_new");
+		wd_usec /= 2;
+		tv.tv_sec = (time_t)(wd_usec / 1000000);
+		tv.tv_usec = (suseconds_t)(wd_usec % 1000000);
+		event_add(a.ev_watchdog, &tv);
+	}
+	agent_status(&a);
+	sd_notify(0, "READY=1");
+	log_info("started (%s)", transport_kind_name(a.conf.transport));
+
+	event_base_dispatch(a.base);
+	rc = a.exit_code;
+	if (!a.stopping)
+		agent_stop(&a, "event loop ended");
+out:
+	session_free(a.session);
+	hold_free(a.hold);
+	snapshot_free(a.snapshot);
+	report_free(a.report);
+	transport_free(a.transport);
+	if (a.ev_watchdog != NULL)
+		event_free(a.ev_watchdog);
+	event_free(a.ev_module);
+	event_free(a.ev_sighup);
+	event_free(a.ev_sigterm);
+	event_free(a.ev_sigint);
+	event_base_free(a.base);
+	conf_clear(&a.conf);
+	free(cmdline);
+	return rc;
+}

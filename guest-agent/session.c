@@ -1,0 +1,507 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * One connection's protocol with the host, on top of fh_peer: Hello, then
+ * the host's Welcome (its policy), then RangeBatches out and Acks,
+ * Commands, Stats and Errors in. Every RangeBatch sent is pending until
+ * its Ack; at most max_inflight are. When the connection ends, every
+ * pending batch counts as failed, so the module gets its pages back.
+ */
+#include <sys/utsname.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "agent.h"
+
+/* A host that does not answer Hello within this is not there. */
+#define HANDSHAKE_TIMEOUT_SEC 10
+
+struct pending {
+	TAILQ_ENTRY(pending) entry;
+	uint64_t id;
+	uint64_t bytes;
+	struct kbatch *kb;
+};
+
+struct session {
+	struct agent *agent;
+	struct fh_peer *peer;
+	struct event *ev_handshake;
+	bool welcomed;
+	Freehint__Mode mode;
+	uint32_t max_inflight;
+	uint32_t batch_ranges;
+	uint32_t min_order;
+	unsigned inflight;
+	int in_send;
+	char *lost_why; /* lost while sending: ended after the send */
+	TAILQ_HEAD(, pending) pending;
+};
+
+static int handle_welcome(struct fh_peer *, const struct fh_msg *, void *);
+static int handle_ack(struct fh_peer *, const struct fh_msg *, void *);
+static int handle_command(struct fh_peer *, const struct fh_msg *, void *);
+static int handle_stats(struct fh_peer *, const struct fh_msg *, void *);
+static int handle_error(struct fh_peer *, const struct fh_msg *, void *);
+static void session_lost(struct fh_peer *, const char *, void *);
+static void session_handshake_cb(int, short, void *);
+static void session_end(struct session *, const char *why);
+static void session_policy(struct session *, const Freehint__Welcome *);
+static int session_hello(struct session *);
+static void pending_done(struct session *, struct pending *, bool ok);
+static void session_after_send(struct session *);
+
+static const struct fh_handler session_handlers[] = {
+	{ FH_MSG_WELCOME, handle_welcome },
+	{ FH_MSG_ACK, handle_ack },
+	{ FH_MSG_COMMAND, handle_command },
+	{ FH_MSG_STATS, handle_stats },
+	{ FH_MSG_ERROR, handle_error },
+};
+
+struct session *
+session_new(struct agent *a, int fd, const char *what)
+{
+	struct timeval tv = { HANDSHAKE_TIMEOUT_SEC, 0 };
+	struct session *s;
+
+	s = xcalloc(1, sizeof *s);
+	s->agent = a;
+	TAILQ_INIT(&s->pending);
+	s->peer = fh_peer_new(a->base, fd, what, session_handlers,
+	    FH_ARRAY_SIZE(session_handlers), session_lost, s);
+	if (s->peer == NULL) {
+		close(fd);
+		free(s);
+		return NULL;
+	}
+	s->ev_handshake = evtimer_new(a->base, session_handshake_cb, s);
+	if (s->ev_handshake == NULL)
+		fatalx("%s: evtimer_new", __func__);
+	evtimer_add(s->ev_handshake, &tv);
+	if (session_hello(s) != 0) {
+		fh_peer_free(s->peer);
+		event_free(s->ev_handshake);
+		free(s);
+		return NULL;
+	}
+	return s;
+}
+
+/* Fail everything pending, then close. Safe from a peer callback. */
+void
+session_free(struct session *s)
+{
+	struct pending *p;
+
+	if (s == NULL)
+		return;
+	while ((p = TAILQ_FIRST(&s->pending)) != NULL)
+		pending_done(s, p, false);
+	fh_peer_free(s->peer);
+	event_free(s->ev_handshake);
+	free(s->lost_why);
+	free(s);
+}
+
+bool
+session_ready(const struct session *s)
+{
+	return s != NULL && s->welcomed;
+}
+
+unsigned
+session_free_slots(const struct session *s)
+{
+	if (!session_ready(s) || s->inflight >= s->max_inflight)
+		return 0;
+	return s->max_inflight - s->inflight;
+}
+
+uint32_t
+session_batch_ranges(const struct session *s)
+{
+	return s->batch_ranges;
+}
+
+uint32_t
+session_min_order(const struct session *s)
+{
+	return s->min_order;
+}
+
+bool
+session_zero(const struct session *s)
+{
+	return s->mode == FREEHINT__MODE__ZERO_IN_GUEST;
+}
+
+/* How many RangeBatches nranges ranges take (an empty set takes one). */
+size_t
+session_batches_needed(const struct session *s, size_t nranges)
+{
+	if (nranges == 0)
+		return 1;
+	return (nranges + s->batch_ranges - 1) / s->batch_ranges;
+}
+
+/*
+ * Send rs as RangeBatches of at most batch_ranges ranges, each pending
+ * until acknowledged and counted against kb. Whatever happens, kb is
+ * completed (agent_kbatch_done) exactly once, possibly before this
+ * returns: the caller must not touch kb afterwards.
+ */
+int
+session_send_ranges(struct session *s, Freehint__RangeKind kind,
+    const struct fh_rangeset *rs, uint64_t pass_id, bool last,
+    struct kbatch *kb)
+{
+	Freehint__RangeBatch b;
+	struct fh_rangeset view;
+	struct pending *p;
+	uint64_t *scratch;
+	size_t off = 0, n;
+	int rc = 0, err;
+
+	scratch = xreallocarray(NULL, 2 * s->batch_ranges + 2, sizeof *scratch);
+	kb->remaining++; /* held until every piece is out */
+	s->in_send++;
+	do {
+		n = rs->n - off;
+		if (n > s->batch_ranges)
+			n = s->batch_ranges;
+		view.r = rs->r + off;
+		view.n = view.cap = n;
+		freehint__range_batch__init(&b);
+		b.batch_id = ++s->agent->next_batch_id;
+		b.kind = kind;
+		if (kind == FREEHINT__RANGE_KIND__HELD) {
+			b.has_pass_id = true;
+			b.pass_id = pass_id;
+			b.has_last = true;
+			b.last = last && off + n == rs->n;
+		}
+		if ((err = fh_batch_pack(&b, &view, scratch)) != FH_OK) {
+			log_warnx("%s: %s", __func__, fh_strerror(err));
+			rc = -1;
+			break;
+		}
+		if (fh_peer_send(s->peer, FH_MSG_RANGES, &b.base) != 0) {
+			rc = -1;
+			break;
+		}
+		p = xcalloc(1, sizeof *p);
+		p->id = b.batch_id;
+		p->bytes = fh_rs_pages(&view) * s->agent->page_size;
+		p->kb = kb;
+		kb->remaining++;
+		TAILQ_INSERT_TAIL(&s->pending, p, entry);
+		s->inflight++;
+		s->agent->stats.batches_sent++;
+		if (kind != FREEHINT__RANGE_KIND__HINT)
+			s->agent->stats.bytes_reported += p->bytes;
+		off += n;
+	} while (off < rs->n);
+	free(scratch);
+	s->in_send--;
+	if (rc != 0)
+		kb->failed = 1;
+	if (--kb->remaining == 0)
+		agent_kbatch_done(s->agent, kb);
+	session_after_send(s);
+	return rc;
+}
+
+void
+session_send_stats(struct session *s, const uint64_t *by_order, size_t norders,
+    uint64_t free_bytes)
+{
+	Freehint__Stats st = FREEHINT__STATS__INIT;
+	struct agent_stats *as = &s->agent->stats;
+
+	st.has_free_bytes = true;
+	st.free_bytes = free_bytes;
+	st.n_free_blocks_by_order = norders;
+	st.free_blocks_by_order = (uint64_t *)(uintptr_t)by_order;
+	st.has_held_bytes = true;
+	st.held_bytes = hold_bytes(s->agent->hold);
+	st.has_batches_sent = st.has_batches_acked = true;
+	st.batches_sent = as->batches_sent;
+	st.batches_acked = as->batches_acked;
+	st.has_batches_failed = st.has_bytes_reported = true;
+	st.batches_failed = as->batches_failed;
+	st.bytes_reported = as->bytes_reported;
+	st.has_bytes_discarded = st.has_reconnects = true;
+	st.bytes_discarded = as->bytes_acked;
+	st.reconnects = as->reconnects;
+	if (as->last_error[0] != '\0')
+		st.last_error = as->last_error;
+	s->in_send++;
+	fh_peer_send(s->peer, FH_MSG_STATS, &st.base);
+	s->in_send--;
+	session_after_send(s);
+}
+
+/* The peer was lost during a send: end the session now. s may be freed. */
+static void
+session_after_send(struct session *s)
+{
+	char *why;
+
+	if (s->lost_why == NULL || s->in_send != 0)
+		return;
+	why = s->lost_why;
+	s->lost_why = NULL;
+	session_end(s, why);
+	free(why);
+}
+
+static int
+session_hello(struct session *s)
+{
+	Freehint__Hello h = FREEHINT__HELLO__INIT;
+	struct agent *a = s->agent;
+	struct kmod_stats ks;
+	struct utsname u;
+	char err[128], *buf, *path;
+	size_t len;
+	long pages;
+	int ok = -1;
+
+	path = agent_proc_path(a, "stats");
+	if (kmod_read_file(path, &buf, &len) == 0) {
+		ok = kmod_parse_stats(buf, len, &ks, err, sizeof err);
+		if (ok != 0)
+			log_warnx("%s: %s", path, err);
+		free(buf);
+	} else
+		log_warn("%s", path);
+	free(path);
+	if (ok != 0)
+		return -1;
+
+	h.proto_version = FH_PROTO_VERSION;
+	h.agent_version = (char *)(uintptr_t)FREEHINT_VERSION;
+	h.page_size = (uint32_t)ks.page_size;
+	a->page_size = h.page_size;
+	pages = sysconf(_SC_PHYS_PAGES);
+	h.ram_bytes = pages > 0 ? (uint64_t)pages * ks.page_size : 0;
+	h.max_pfn = ks.max_pfn;
+	if (uname(&u) == 0)
+		h.kernel_release = u.release;
+	h.has_page_poisoning = h.has_init_on_free = true;
+	h.page_poisoning = ks.page_poisoning != 0;
+	h.init_on_free = ks.init_on_free != 0;
+	h.has_poison_value = true;
+	h.poison_value = (uint32_t)(ks.poison_value & 0xff);
+	h.has_capabilities = true;
+	h.capabilities = FREEHINT__CAPABILITY__CAP_HOLD |
+	    FREEHINT__CAPABILITY__CAP_ZERO | FREEHINT__CAPABILITY__CAP_HINT;
+	if (report_registered(a->report))
+		h.capabilities |= FREEHINT__CAPABILITY__CAP_REPORT;
+	if (ks.report_order <= 20) {
+		h.has_report_order = true;
+		h.report_order = (uint32_t)ks.report_order;
+	}
+	return fh_peer_send(s->peer, FH_MSG_HELLO, &h.base);
+}
+
+/* The host's policy, capped by ours. */
+static void
+session_policy(struct session *s, const Freehint__Welcome *w)
+{
+	const struct agent_conf *c = &s->agent->conf;
+
+	s->mode = w->mode;
+	s->max_inflight = c->max_inflight;
+	if (w->has_max_inflight && w->max_inflight < s->max_inflight)
+		s->max_inflight = w->max_inflight;
+	s->batch_ranges = c->batch_ranges;
+	if (w->has_max_batch_ranges && w->max_batch_ranges < s->batch_ranges)
+		s->batch_ranges = w->max_batch_ranges;
+	s->min_order = w->has_min_order ? w->min_order : 0;
+	snapshot_set_interval(s->agent->snapshot,
+	    w->has_stats_interval_ms ? w->stats_interval_ms
+	                             : c->stats_interval * 1000);
+}
+
+static int
+handle_welcome(struct fh_peer *peer, const struct fh_msg *m, void *arg)
+{
+	const Freehint__Welcome *w = m->u.welcome;
+	struct session *s = arg;
+
+	if (s->welcomed)
+		return FREEHINT__REJECT_REASON__NOT_ALLOWED;
+	if (w->proto_version != FH_PROTO_VERSION) {
+		fh_peer_send_error(peer, FREEHINT__REJECT_REASON__MALFORMED,
+		    true, "protocol version %u, want %u", w->proto_version,
+		    FH_PROTO_VERSION);
+		fh_peer_close_after_flush(peer, "protocol version mismatch");
+		return 0;
+	}
+	evtimer_del(s->ev_handshake);
+	session_policy(s, w);
+	s->welcomed = true;
+	transport_established(s->agent->transport);
+	log_info("%s: welcomed, mode %s%s%s", fh_peer_name(peer),
+	    w->mode == FREEHINT__MODE__DISCARD             ? "discard"
+	        : w->mode == FREEHINT__MODE__ZERO_IN_GUEST ? "zero-in-guest"
+	                                                   : "record-only",
+	    w->reason != NULL ? ": " : "", w->reason != NULL ? w->reason : "");
+	agent_status(s->agent);
+	agent_pump(s->agent);
+	return 0;
+}
+
+static int
+handle_ack(struct fh_peer *peer, const struct fh_msg *m, void *arg)
+{
+	const Freehint__Ack *ack = m->u.ack;
+	struct session *s = arg;
+	struct pending *p;
+	bool ok;
+
+	if (!s->welcomed)
+		return FREEHINT__REJECT_REASON__NOT_ALLOWED;
+	TAILQ_FOREACH(p, &s->pending, entry)
+	if (p->id == ack->batch_id)
+		break;
+	if (p == NULL) {
+		log_warnx("%s: Ack for unknown batch %llu", fh_peer_name(peer),
+		    (unsigned long long)ack->batch_id);
+		return FREEHINT__REJECT_REASON__DUPLICATE_ID;
+	}
+	ok = ack->status == FREEHINT__ACK_STATUS__APPLIED;
+	if (!ok)
+		log_info("%s: batch %llu rejected: reason %d%s%s",
+		    fh_peer_name(peer), (unsigned long long)ack->batch_id,
+		    ack->has_reason ? (int)ack->reason : 0,
+		    ack->detail != NULL ? ": " : "",
+		    ack->detail != NULL ? ack->detail : "");
+	pending_done(s, p, ok);
+	agent_pump(s->agent);
+	return 0;
+}
+
+static void
+pending_done(struct session *s, struct pending *p, bool ok)
+{
+	struct kbatch *kb = p->kb;
+
+	TAILQ_REMOVE(&s->pending, p, entry);
+	s->inflight--;
+	if (ok) {
+		s->agent->stats.batches_acked++;
+		if (kb->source != KB_HINT)
+			s->agent->stats.bytes_acked += p->bytes;
+	} else {
+		s->agent->stats.batches_failed++;
+		kb->failed = 1;
+	}
+	free(p);
+	if (--kb->remaining == 0)
+		agent_kbatch_done(s->agent, kb);
+}
+
+static int
+handle_command(struct fh_peer *peer, const struct fh_msg *m, void *arg)
+{
+	const Freehint__Command *c = m->u.command;
+	struct session *s = arg;
+	struct agent *a = s->agent; /* s may end while we send */
+
+	if (!s->welcomed)
+		return FREEHINT__REJECT_REASON__NOT_ALLOWED;
+	switch (c->type) {
+	case FREEHINT__COMMAND_TYPE__HINT_PASS:
+		if (!c->has_pass_id)
+			return FREEHINT__REJECT_REASON__MALFORMED;
+		if (hold_start(a->hold, c->pass_id,
+		        c->has_min_order ? c->min_order : s->min_order,
+		        c->has_byte_limit ? c->byte_limit : 0,
+		        (c->has_zero && c->zero) || session_zero(s)) != 0)
+			return FREEHINT__REJECT_REASON__NOT_ALLOWED;
+		break;
+	case FREEHINT__COMMAND_TYPE__RELEASE:
+		hold_release(a->hold, "host asked");
+		break;
+	case FREEHINT__COMMAND_TYPE__SET_POLICY:
+		session_policy(s, c->policy);
+		break;
+	case FREEHINT__COMMAND_TYPE__STATS_REQUEST:
+		if (snapshot_send_stats(a->snapshot) != 0)
+			return FREEHINT__REJECT_REASON__HOST_ERROR;
+		break;
+	case FREEHINT__COMMAND_TYPE__SNAPSHOT:
+		if (snapshot_send_hints(a->snapshot) != 0)
+			return FREEHINT__REJECT_REASON__HOST_ERROR;
+		break;
+	default:
+		return FREEHINT__REJECT_REASON__MALFORMED;
+	}
+	agent_pump(a);
+	return 0;
+}
+
+static int
+handle_stats(struct fh_peer *peer, const struct fh_msg *m, void *arg)
+{
+	const Freehint__Stats *st = m->u.stats;
+
+	log_debug("%s: host discarded %llu bytes", fh_peer_name(peer),
+	    (unsigned long long)st->bytes_discarded);
+	return 0;
+}
+
+static int
+handle_error(struct fh_peer *peer, const struct fh_msg *m, void *arg)
+{
+	const Freehint__Error *e = m->u.error;
+
+	log_warnx("%s: host error %u: %s", fh_peer_name(peer), e->code,
+	    e->detail != NULL ? e->detail : "");
+	if (e->has_fatal && e->fatal)
+		fh_peer_close_after_flush(peer, "fatal error from host");
+	return 0;
+}
+
+static void
+session_lost(struct fh_peer *peer, const char *why, void *arg)
+{
+	struct session *s = arg;
+
+	/* fh_peer_send can lose the peer: end it once the send is over. */
+	if (s->in_send) {
+		if (s->lost_why == NULL)
+			s->lost_why = xstrdup(why);
+		return;
+	}
+	session_end(s, why);
+}
+
+static void
+session_handshake_cb(int fd, short what, void *arg)
+{
+	session_end(arg, "no Welcome from the host");
+}
+
+/* The connection is over: give everything back and reconnect later. */
+static void
+session_end(struct session *s, const char *why)
+{
+	struct agent *a = s->agent;
+
+	log_info("%s: disconnected: %s", fh_peer_name(s->peer), why);
+	a->session = NULL;
+	session_free(s);
+	hold_release(a->hold, "host disconnected");
+	snapshot_drop(a->snapshot);
+	if (!a->stopping)
+		transport_lost(a->transport, why);
+	agent_status(a);
+}
