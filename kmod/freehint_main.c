@@ -200,6 +200,7 @@ static int fh_stats_show(struct seq_file *m, void *v)
 #undef FH_STAT
 	seq_printf(m, "page_poisoning %d\n", page_poisoning_enabled());
 	seq_printf(m, "init_on_free %d\n", want_init_on_free());
+	seq_printf(m, "init_on_alloc %d\n", want_init_on_alloc(0));
 	seq_printf(m, "poison_value %d\n", PAGE_POISON);
 	seq_printf(m, "page_size %lu\n", PAGE_SIZE);
 	seq_printf(m, "max_pfn %lu\n", fh_max_pfn());

@@ -33,7 +33,7 @@ kmod-tests: $(KMOD_TEST_PROGS)
 
 $(O)/tests/kmod/%: tests/kmod/%.c tests/kmod/fhtest.h
 	@mkdir -p $(dir $@)
-	$(CC) -O2 -Wall -Wextra -D_GNU_SOURCE -static -o $@ $<
+	$(CC) -O2 -Wall -Wextra -D_GNU_SOURCE -static -pthread -o $@ $<
 
 kmod-clean:
 	$(MAKE) -C $(KDIR) M=$(CURDIR)/kmod clean

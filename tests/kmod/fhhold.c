@@ -11,7 +11,8 @@
 
 static int fd;
 
-static int read_batch(uint64_t *id, struct fh_block *blk)
+static int
+read_batch(uint64_t *id, struct fh_block *blk)
 {
 	char buf[4096];
 	ssize_t n = read(fd, buf, sizeof(buf) - 1);
@@ -21,14 +22,16 @@ static int read_batch(uint64_t *id, struct fh_block *blk)
 	return parse_batch(buf, n, id, blk, MAXB);
 }
 
-static int pollin(void)
+static int
+pollin(void)
 {
 	struct pollfd pfd = { .fd = fd, .events = POLLIN };
 
 	return poll(&pfd, 1, 0) == 1 && (pfd.revents & POLLIN);
 }
 
-static int cmd(const char *fmt, uint64_t id)
+static int
+cmd(const char *fmt, uint64_t id)
 {
 	char c[64];
 
@@ -36,7 +39,8 @@ static int cmd(const char *fmt, uint64_t id)
 	return write_str(fd, c);
 }
 
-int main(int argc, char **argv)
+int
+main(int argc, char **argv)
 {
 	long grace_ms = argc > 1 ? atol(argv[1]) : 2000;
 	struct fh_block blk[MAXB], flight[MAXB];
@@ -53,14 +57,14 @@ int main(int argc, char **argv)
 		die("open hold/pagemap");
 	fd2 = open(FH_PROC "hold", O_RDWR);
 	CHECK(fd2 < 0 && errno == EBUSY, "hold-second-open-ebusy",
-	      "second open: fd %d, %s", fd2, strerror(errno));
+	    "second open: fd %d, %s", fd2, strerror(errno));
 	CHECK(read_batch(&id, blk) == 0, "hold-read-empty-eof",
-	      "read with nothing held did not return 0");
+	    "read with nothing held did not return 0");
 	CHECK(!pollin(), "hold-poll-empty", "POLLIN with nothing held");
 	CHECK(write_str(fd, "capture bogus=1\n") < 0 && errno == EINVAL,
-	      "hold-bad-command-einval", "bad capture accepted");
+	    "hold-bad-command-einval", "bad capture accepted");
 	CHECK(cmd("ack %" PRIu64 "\n", 999) < 0 && errno == EINVAL,
-	      "hold-unknown-id-einval", "ack of unknown id accepted");
+	    "hold-unknown-id-einval", "ack of unknown id accepted");
 
 	/* Dirty memory first so that "zero" has something to do. */
 	p = alloc_fill(64, 0x55);
@@ -70,21 +74,22 @@ int main(int argc, char **argv)
 	free0 = meminfo_kb("MemFree");
 	t0 = now_s();
 	CHECK(write_str(fd, "capture min_order=0 limit=64G zero\n") == 0,
-	      "hold-capture", "%s", strerror(errno));
+	    "hold-capture", "%s", strerror(errno));
 	held = stat_get("hold_bytes");
-	say("hold: captured %lld MiB of %lld MiB free in %.2f s, zeroed %lld pages, MemFree now %lld MiB\n",
-	    held >> 20, free0 >> 10, now_s() - t0, stat_get("hold_zeroed_pages"),
-	    meminfo_kb("MemFree") >> 10);
+	say("hold: captured %lld MiB of %lld MiB free in %.2f s, zeroed %lld "
+	    "pages, MemFree now %lld MiB\n",
+	    held >> 20, free0 >> 10, now_s() - t0,
+	    stat_get("hold_zeroed_pages"), meminfo_kb("MemFree") >> 10);
 	CHECK(stat_get("hold_zeroed_pages") > 0, "hold-zero",
-	      "no dirty page zeroed");
+	    "no dirty page zeroed");
 	CHECK(held > free0 * 1024 / 2, "hold-captures-most",
-	      "held %lld MiB of %lld MiB free", held >> 20, free0 >> 10);
+	    "held %lld MiB of %lld MiB free", held >> 20, free0 >> 10);
 	CHECK(pollin(), "hold-poll-in", "no POLLIN with unread blocks");
 
 	/* One batch acked (done), one left in flight. */
 	n = read_batch(&id, blk);
 	CHECK(n > 0 && cmd("ack %" PRIu64 "\n", id) == 0, "hold-read-ack",
-	      "read %d, ack: %s", n, strerror(errno));
+	    "read %d, ack: %s", n, strerror(errno));
 	nflight = read_batch(&fid, flight);
 	CHECK(nflight > 0, "hold-read-second", "read %d", nflight);
 
@@ -94,50 +99,51 @@ int main(int argc, char **argv)
 	p = alloc_fill(200, 0x44);
 	if (!p)
 		die("alloc 200 MiB");
-	say("hold: allocated 200 MiB in %.2f s; shrunk %lld MiB; held now %lld MiB\n",
+	say("hold: allocated 200 MiB in %.2f s; shrunk %lld MiB; held now %lld "
+	    "MiB\n",
 	    now_s() - t0, (stat_get("hold_shrunk_bytes") - shrunk0) >> 20,
 	    stat_get("hold_bytes") >> 20);
-	CHECK(stat_get("hold_shrunk_bytes") > shrunk0, "hold-shrinker-gives-back",
-	      "hold_shrunk_bytes did not grow");
+	CHECK(stat_get("hold_shrunk_bytes") > shrunk0,
+	    "hold-shrinker-gives-back", "hold_shrunk_bytes did not grow");
 	for (i = 0; i < len; i += 4096) {
 		uint64_t pfn = addr_pfn(pm, p + i);
 		int b;
 
 		for (b = 0; b < nflight; b++)
 			overlap += pfn >= flight[b].pfn &&
-				   pfn < flight[b].pfn + (1ULL << flight[b].order);
+			    pfn < flight[b].pfn + (1ULL << flight[b].order);
 		if (p[i] != 0x44)
 			overlap++;
 	}
 	CHECK(overlap == 0, "hold-in-flight-kept",
-	      "%zu of our pages are in the in-flight batch", overlap);
+	    "%zu of our pages are in the in-flight batch", overlap);
 	CHECK(cmd("fail %" PRIu64 "\n", fid) == 0, "hold-fail", "%s",
-	      strerror(errno));
+	    strerror(errno));
 	munmap(p, len);
 
 	CHECK(write_str(fd, "release\n") == 0 && stat_get("hold_bytes") == 0,
-	      "hold-release", "hold_bytes %lld after release",
-	      stat_get("hold_bytes"));
+	    "hold-release", "hold_bytes %lld after release",
+	    stat_get("hold_bytes"));
 	CHECK(read_batch(&id, blk) == 0, "hold-read-eof-after-release",
-	      "read did not return 0");
+	    "read did not return 0");
 
 	/* Close with a batch in flight: kept for the grace time. */
 	CHECK(write_str(fd, "capture min_order=9 limit=64M\n") == 0,
-	      "hold-capture-limit", "%s", strerror(errno));
+	    "hold-capture-limit", "%s", strerror(errno));
 	v = stat_get("hold_bytes");
 	CHECK(v > 0 && v <= 64 << 20, "hold-limit-respected",
-	      "held %lld bytes for limit=64M", v);
+	    "held %lld bytes for limit=64M", v);
 	n = read_batch(&id, blk);
 	close(fd);
 	v = stat_get("hold_bytes");
 	CHECK(n > 0 && v > 0, "hold-close-keeps-in-flight",
-	      "held %lld bytes right after close", v);
+	    "held %lld bytes right after close", v);
 	sleep_ms(grace_ms + 500);
 	CHECK(stat_get("hold_bytes") == 0, "hold-close-releases-after-grace",
-	      "hold_bytes %lld", stat_get("hold_bytes"));
+	    "hold_bytes %lld", stat_get("hold_bytes"));
 	v = meminfo_kb("MemFree");
 	CHECK(v > free0 - (32 << 10), "hold-memfree-recovers",
-	      "MemFree %lld MiB, was %lld MiB", v >> 10, free0 >> 10);
+	    "MemFree %lld MiB, was %lld MiB", v >> 10, free0 >> 10);
 	fd = open(FH_PROC "hold", O_RDWR);
 	CHECK(fd >= 0, "hold-reopen", "%s", strerror(errno));
 	close(fd);

@@ -96,7 +96,8 @@ main(int argc, char **argv)
 	long grace_ms = argc > 2 ? atol(argv[2]) : 2000;
 	struct fh_block blk[MAXB];
 	long long acked0, failed0, timeouts0, acked_bytes = 0;
-	int i, n, fd2, poll_bad = 0, batches = 0, repeats = 0, reoffered = 0, nfailed = 0;
+	int i, n, fd2, poll_bad = 0, batches = 0, repeats = 0, reoffered = 0,
+	               nfailed = 0;
 	char small[16];
 	double t0, gap;
 	uint64_t id, tid;
@@ -137,8 +138,7 @@ main(int argc, char **argv)
 		if (poll(&pfd, 1, batches ? 6000 : 15000) <= 0 ||
 		    now_s() - t0 > 40)
 			break;
-		CHECK(pfd.revents & POLLIN, "report-poll-in", "revents %#x",
-		    pfd.revents);
+		poll_bad += !(pfd.revents & POLLIN);
 		if (!batches) {
 			len = read(fd, small, sizeof(small));
 			CHECK(len < 0 && errno == EINVAL,
@@ -166,7 +166,7 @@ main(int argc, char **argv)
 		batches++;
 	}
 	CHECK(batches && !poll_bad, "report-poll-in",
-	      "%d wakeups without POLLIN", poll_bad);
+	    "%d wakeups without POLLIN", poll_bad);
 	say("report: %d batches, %d blocks, %lld MiB acked in %.1f s; %d "
 	    "repeated\n",
 	    batches, acked.n, acked_bytes >> 20, now_s() - t0, repeats);
