@@ -16,6 +16,7 @@
 
 struct event;
 struct event_base;
+struct kbatch;
 
 #define AGENT_CONF_FILE "/etc/freehint/agent.conf"
 /* Orders the agent understands in the module's files (MAX_ORDER <= 64). */
@@ -80,11 +81,13 @@ struct agent {
 	struct event *ev_module;
 };
 
-/* main.c */
+/* agent.c: glue between the channel and the module's files. */
 void agent_status(struct agent *);
 void agent_error(struct agent *, const char *, ...)
     __attribute__((format(printf, 2, 3)));
 char *agent_proc_path(const struct agent *, const char *name);
+void agent_pump(struct agent *);
+void agent_kbatch_done(struct agent *, struct kbatch *);
 
 /* transport.c: the channel to the host. */
 typedef void (*transport_cb)(struct agent *, int fd, const char *what);
@@ -135,8 +138,6 @@ int session_send_ranges(struct session *, Freehint__RangeKind,
     const struct fh_rangeset *, uint64_t pass_id, bool last, struct kbatch *);
 void session_send_stats(struct session *, const uint64_t *by_order,
     size_t norders, uint64_t free_bytes);
-void agent_pump(struct agent *);
-void agent_kbatch_done(struct agent *, struct kbatch *);
 
 /* report.c: /proc/freehint/report. */
 struct report *report_open(struct agent *, int *err);

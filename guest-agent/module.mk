@@ -3,7 +3,7 @@
 # AGENT_LIB holds every object but main.o, so that the unit tests
 # (tests/unit/test_agent_*.c) link the real code; AGENT_LIBS are the extra
 # link flags the agent needs beyond libfreehint.a, libevent and protobuf-c.
-AGENT_SRCS := guest-agent/transport.c guest-agent/session.c \
+AGENT_SRCS := guest-agent/agent.c guest-agent/transport.c guest-agent/session.c \
 	guest-agent/report.c guest-agent/hold.c guest-agent/snapshot.c \
 	guest-agent/kmodfile.c
 AGENT_OBJS := $(AGENT_SRCS:%.c=$(O)/%.o)
@@ -41,3 +41,6 @@ install-agent: $(AGENT_BIN) install-dirs
 	install -m 0644 man/freehint-agent.8 $(DESTDIR)$(MANDIR)/man8/
 	install -m 0644 guest-agent/agent.conf \
 		$(DESTDIR)$(SYSCONFDIR)/freehint/agent.conf.example
+
+# The agent's unit tests and test peers include agent.h.
+$(O)/tests/unit/test_agent_%.o: ALL_CFLAGS += -Iguest-agent

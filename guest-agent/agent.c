@@ -1,0 +1,87 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * The glue between the channel to the host and the module's files: who
+ * gets room when the host acknowledges, who answers the module when a
+ * kernel batch is done, and the one-line status systemd shows.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include <systemd/sd-daemon.h>
+
+#include "agent.h"
+
+char *
+agent_proc_path(const struct agent *a, const char *name)
+{
+	char *p;
+
+	xasprintf(&p, "%s/%s", a->conf.proc_dir, name);
+	return p;
+}
+
+void
+agent_error(struct agent *a, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(a->stats.last_error, sizeof a->stats.last_error, fmt, ap);
+	va_end(ap);
+}
+
+/* One line a person can read, for systemctl status. */
+void
+agent_status(struct agent *a)
+{
+	const char *what = transport_what(a->transport);
+	char line[512];
+
+	if (a->report == NULL)
+		snprintf(line, sizeof line, "waiting for freehint.ko (%s)",
+		    a->conf.proc_dir);
+	else if (session_ready(a->session))
+		snprintf(line, sizeof line,
+		    "connected over %s; %llu MiB reported, %llu MiB acked, "
+		    "%llu batches failed",
+		    what, (unsigned long long)(a->stats.bytes_reported >> 20),
+		    (unsigned long long)(a->stats.bytes_acked >> 20),
+		    (unsigned long long)a->stats.batches_failed);
+	else
+		snprintf(line, sizeof line,
+		    "not connected (%s)%s%s; %llu MiB reported so far", what,
+		    a->stats.last_error[0] != '\0' ? ": " : "",
+		    a->stats.last_error,
+		    (unsigned long long)(a->stats.bytes_reported >> 20));
+	sd_notifyf(0, "STATUS=%s", line);
+}
+
+void
+agent_pump(struct agent *a)
+{
+	if (a->stopping)
+		return;
+	report_pump(a->report);
+	if (a->hold != NULL)
+		hold_pump(a->hold);
+	if (a->snapshot != NULL)
+		snapshot_pump(a->snapshot);
+}
+
+void
+agent_kbatch_done(struct agent *a, struct kbatch *kb)
+{
+	switch (kb->source) {
+	case KB_REPORT:
+		report_kbatch_done(a->report, kb);
+		break;
+	case KB_HOLD:
+		hold_kbatch_done(a->hold, kb);
+		break;
+	case KB_HINT:
+	case KB_ORPHAN:
+		free(kb);
+		break;
+	}
+}
