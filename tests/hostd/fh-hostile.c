@@ -1,0 +1,405 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * A hostile guest agent for freehintd's black-box test. It listens where
+ * QEMU's virtio-serial chardev would (freehintd connects to it), speaks
+ * the protocol through the project's own codec and breaks it on purpose.
+ * Each case prints PASS or FAIL; the exit status is the number of FAILs.
+ *
+ *   fh-hostile SOCK hostile RAM_BYTES CANARY_GPA   the attacks, in phases
+ *   fh-hostile SOCK steady SECONDS PFN             a well-behaved guest
+ */
+#include <sys/socket.h>
+#include <sys/un.h>
+
+#include <errno.h>
+#include <signal.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+
+#include "common.h"
+
+#define TIMEOUT_MS 10000
+
+static int lfd = -1, fd = -1, fails;
+static uint64_t next_id = 1;
+static struct evbuffer *in;
+
+static void check(int, const char *, const char *, ...)
+    __attribute__((format(printf, 3, 4)));
+static int accept_daemon(void);
+static int sendmsg_(uint8_t, const ProtobufCMessage *);
+static int recv_msg(struct fh_msg *, int);
+static int hello(void);
+static int send_batch(Freehint__RangeKind, uint64_t id, uint64_t *gaps,
+    uint64_t *lens, size_t n, uint32_t unit);
+static int expect_ack(uint64_t id, int status, int reason, uint64_t *);
+static int expect_error(int code);
+static int expect_eof(void);
+
+static void
+check(int ok, const char *name, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (ok) {
+		printf("PASS %s\n", name);
+	} else {
+		printf("FAIL %s: ", name);
+		va_start(ap, fmt);
+		vprintf(fmt, ap);
+		va_end(ap);
+		printf("\n");
+		fails++;
+	}
+	fflush(stdout);
+}
+
+static int
+accept_daemon(void)
+{
+	struct pollfd p = { lfd, POLLIN, 0 };
+
+	if (fd != -1)
+		close(fd);
+	fd = -1;
+	evbuffer_drain(in, evbuffer_get_length(in));
+	if (poll(&p, 1, TIMEOUT_MS) != 1)
+		return -1;
+	fd = accept(lfd, NULL, NULL);
+	return fd == -1 ? -1 : 0;
+}
+
+static int
+sendmsg_(uint8_t type, const ProtobufCMessage *m)
+{
+	struct evbuffer *out = evbuffer_new();
+	int rc;
+
+	fh_frame_put(out, type, m);
+	rc = evbuffer_write(out, fd) < 0 ? -1 : 0;
+	while (rc == 0 && evbuffer_get_length(out) > 0)
+		rc = evbuffer_write(out, fd) < 0 ? -1 : 0;
+	evbuffer_free(out);
+	return rc;
+}
+
+/* 1 with a message, 0 on EOF, -1 on timeout or a bad frame. */
+static int
+recv_msg(struct fh_msg *m, int timeout_ms)
+{
+	struct pollfd p = { fd, POLLIN, 0 };
+	int err, n;
+
+	for (;;) {
+		err = fh_msg_pull(in, m);
+		if (err == FH_OK)
+			return 1;
+		if (err != FH_ENEED)
+			return -1;
+		if (poll(&p, 1, timeout_ms) != 1)
+			return -1;
+		n = evbuffer_read(in, fd, 65536);
+		if (n == 0)
+			return 0;
+		if (n < 0)
+			return errno == ECONNRESET ? 0 : -1;
+	}
+}
+
+static int
+hello(void)
+{
+	Freehint__Hello h = FREEHINT__HELLO__INIT;
+	struct fh_msg m;
+	int ok;
+
+	h.proto_version = FH_PROTO_VERSION;
+	h.agent_version = "hostile";
+	h.page_size = 4096;
+	h.ram_bytes = 1ULL << 40; /* lies: must not matter */
+	h.max_pfn = 1ULL << 28;
+	h.has_capabilities = true;
+	h.capabilities = 15;
+	if (sendmsg_(FH_MSG_HELLO, &h.base) != 0 ||
+	    recv_msg(&m, TIMEOUT_MS) != 1)
+		return -1;
+	ok = m.type == FH_MSG_WELCOME &&
+	    m.u.welcome->mode == FREEHINT__MODE__DISCARD;
+	fh_msg_free(&m);
+	return ok ? 0 : -1;
+}
+
+static int
+send_batch(Freehint__RangeKind kind, uint64_t id, uint64_t *gaps,
+    uint64_t *lens, size_t n, uint32_t unit)
+{
+	Freehint__RangeBatch b = FREEHINT__RANGE_BATCH__INIT;
+
+	b.batch_id = id;
+	b.kind = kind;
+	b.n_gaps = b.n_lengths = n;
+	b.gaps = gaps;
+	b.lengths = lens;
+	b.has_unit_order = unit != 0;
+	b.unit_order = unit;
+	return sendmsg_(FH_MSG_RANGES, &b.base);
+}
+
+/* Skips Errors (the daemon sends one per fault besides the Ack). */
+static int
+expect_ack(uint64_t id, int status, int reason, uint64_t *discarded)
+{
+	struct fh_msg m;
+	int ok = 0;
+
+	while (recv_msg(&m, TIMEOUT_MS) == 1) {
+		if (m.type == FH_MSG_ERROR) {
+			fh_msg_free(&m);
+			continue;
+		}
+		ok = m.type == FH_MSG_ACK && m.u.ack->batch_id == id &&
+		    (int)m.u.ack->status == status &&
+		    (reason == 0 || (int)m.u.ack->reason == reason);
+		if (!ok)
+			printf("# got %s id %llu status %d reason %d (%s)\n",
+			    fh_msg_name(m.type),
+			    m.type == FH_MSG_ACK
+			        ? (unsigned long long)m.u.ack->batch_id
+			        : 0ULL,
+			    m.type == FH_MSG_ACK ? (int)m.u.ack->status : -1,
+			    m.type == FH_MSG_ACK ? (int)m.u.ack->reason : -1,
+			    m.type == FH_MSG_ACK && m.u.ack->detail
+			        ? m.u.ack->detail
+			        : "");
+		if (ok && discarded != NULL)
+			*discarded = m.u.ack->bytes_discarded;
+		fh_msg_free(&m);
+		/* A guest's fault is also answered with an Error. */
+		if (ok && status == FREEHINT__ACK_STATUS__REJECTED &&
+		    reason != FREEHINT__REJECT_REASON__HOST_ERROR)
+			ok = expect_error(reason);
+		return ok;
+	}
+	return 0;
+}
+
+static int
+expect_error(int code)
+{
+	struct fh_msg m;
+	int ok;
+
+	if (recv_msg(&m, TIMEOUT_MS) != 1)
+		return 0;
+	ok = m.type == FH_MSG_ERROR && (int)m.u.error->code == code;
+	fh_msg_free(&m);
+	return ok;
+}
+
+static int
+expect_eof(void)
+{
+	struct fh_msg m;
+	int rc;
+
+	while ((rc = recv_msg(&m, TIMEOUT_MS)) == 1)
+		fh_msg_free(&m);
+	return rc == 0;
+}
+
+#define ACK(id, st, rs) expect_ack(id, FREEHINT__ACK_STATUS__##st, rs, NULL)
+#define REJ(r)          FREEHINT__REJECT_REASON__##r
+
+static void
+hostile(uint64_t ram, uint64_t canary)
+{
+	uint64_t g[8], l[8], id, bytes = 0, *many;
+	uint8_t junk[64];
+	size_t i;
+	int rl = 0, ok;
+
+	/* Phase 1: ranges that are not this guest's RAM, or not whole. */
+	check(accept_daemon() == 0 && hello() == 0, "hostile:welcome",
+	    "no connection or no DISCARD welcome");
+	g[0] = 0x4000;
+	l[0] = 512;
+	id = next_id++;
+	send_batch(FREEHINT__RANGE_KIND__REPORTED, id, g, l, 1, 0);
+	check(expect_ack(id, FREEHINT__ACK_STATUS__APPLIED, 0, &bytes) &&
+	        bytes == 2 << 20,
+	    "hostile:valid-reported", "bytes %llu", (unsigned long long)bytes);
+	g[0] = ram >> 12;
+	send_batch(FREEHINT__RANGE_KIND__REPORTED, id = next_id++, g, l, 1, 0);
+	check(ACK(id, REJECTED, REJ(OUT_OF_RANGE)), "hostile:past-ram", "-");
+	g[0] = canary >> 12;
+	send_batch(FREEHINT__RANGE_KIND__REPORTED, id = next_id++, g, l, 1, 0);
+	check(ACK(id, REJECTED, REJ(OUT_OF_RANGE)), "hostile:canary-bar", "-");
+	g[0] = (ram >> 12) - 512;
+	l[0] = 1024;
+	send_batch(FREEHINT__RANGE_KIND__REPORTED, id = next_id++, g, l, 1, 0);
+	check(
+	    ACK(id, REJECTED, REJ(OUT_OF_RANGE)), "hostile:straddle-end", "-");
+	g[0] = 0;
+	l[0] = 512; /* 0-2M covers the VGA hole and the BIOS */
+	send_batch(FREEHINT__RANGE_KIND__REPORTED, id = next_id++, g, l, 1, 0);
+	check(ACK(id, REJECTED, REJ(OUT_OF_RANGE)), "hostile:vga-hole", "-");
+	g[0] = 0x4001;
+	l[0] = 1;
+	send_batch(FREEHINT__RANGE_KIND__REPORTED, id = next_id++, g, l, 1, 0);
+	check(ACK(id, REJECTED, REJ(UNALIGNED)), "hostile:unaligned", "-");
+	g[0] = 0x4000;
+	l[0] = 512;
+	g[1] = 0; /* adjacent or overlapping: the encoder never sends it */
+	l[1] = 512;
+	send_batch(FREEHINT__RANGE_KIND__REPORTED, id = next_id++, g, l, 2, 0);
+	check(ACK(id, REJECTED, REJ(OVERLAPPING)), "hostile:overlapping", "-");
+	g[0] = 0x4000;
+	l[0] = 512;
+	send_batch(FREEHINT__RANGE_KIND__HELD, id = next_id++, g, l, 1, 0);
+	check(ACK(id, REJECTED, REJ(NOT_ALLOWED)), "hostile:held-outside-pass",
+	    "-");
+
+	/* Phase 2: limits, ids, bad messages. */
+	check(accept_daemon() == 0 && hello() == 0, "hostile:reconnect-1",
+	    "daemon did not come back");
+	send_batch(FREEHINT__RANGE_KIND__HINT, 100, g, l, 1, 0);
+	check(ACK(100, APPLIED, 0), "hostile:hint-applied", "-");
+	send_batch(FREEHINT__RANGE_KIND__HINT, 100, g, l, 1, 0);
+	check(
+	    ACK(100, REJECTED, REJ(DUPLICATE_ID)), "hostile:duplicate-id", "-");
+	many = calloc(2 * 5000, sizeof *many);
+	for (i = 0; i < 5000; i++) {
+		many[i] = i == 0 ? 0x4000 : 512;
+		many[5000 + i] = 512;
+	}
+	send_batch(
+	    FREEHINT__RANGE_KIND__REPORTED, 101, many, many + 5000, 5000, 0);
+	check(
+	    ACK(101, REJECTED, REJ(TOO_LARGE)), "hostile:too-many-ranges", "-");
+	free(many);
+	g[0] = 0x4000;
+	l[0] = 64 * 512; /* 64 MiB: above --max-batch-bytes 32M */
+	send_batch(FREEHINT__RANGE_KIND__REPORTED, 102, g, l, 1, 0);
+	check(
+	    ACK(102, REJECTED, REJ(TOO_LARGE)), "hostile:too-many-bytes", "-");
+	send_batch((Freehint__RangeKind)0, 103, g, l, 1, 0);
+	check(expect_error(REJ(MALFORMED)), "hostile:bad-kind", "-");
+	/* A sound header around a payload cut inside a field. */
+	fh_hdr_pack(junk, FH_MSG_RANGES, 3);
+	junk[12] = 0x08;
+	junk[13] = 0xff;
+	junk[14] = 0xff;
+	ok = write(fd, junk, 15) == 15;
+	check(ok && expect_error(REJ(MALFORMED)), "hostile:truncated-payload",
+	    "-");
+
+	/* Phase 3: a flood; rate limits, then too many faults. */
+	check(accept_daemon() == 0 && hello() == 0, "hostile:reconnect-2",
+	    "daemon did not come back");
+	for (i = 0; i < 200; i++) {
+		g[0] = 0x4000;
+		l[0] = 512;
+		send_batch(FREEHINT__RANGE_KIND__HINT, 1000 + i, g, l, 1, 0);
+	}
+	for (;;) {
+		struct fh_msg m;
+
+		if (recv_msg(&m, TIMEOUT_MS) != 1)
+			break;
+		if (m.type == FH_MSG_ACK &&
+		    m.u.ack->reason == REJ(RATE_LIMITED))
+			rl++;
+		fh_msg_free(&m);
+	}
+	check(rl > 0, "hostile:flood-rate-limited", "no RATE_LIMITED");
+	check(recv_msg(&(struct fh_msg){ 0 }, 100) == 0,
+	    "hostile:flood-disconnected", "still connected");
+
+	/* Phase 4: garbage closes the stream. */
+	check(accept_daemon() == 0, "hostile:reconnect-3", "-");
+	memset(junk, 0x5a, sizeof junk);
+	ok = write(fd, junk, sizeof junk) == (ssize_t)sizeof junk;
+	check(ok && expect_error(REJ(MALFORMED)) && expect_eof(),
+	    "hostile:garbage", "no error and close");
+
+	/* Phase 5: a stream cut inside a frame, then still served. */
+	check(accept_daemon() == 0 && hello() == 0, "hostile:reconnect-4", "-");
+	fh_hdr_pack(junk, FH_MSG_RANGES, 40);
+	ok = write(fd, junk, 20) == 20;
+	close(fd);
+	fd = -1;
+	check(ok && accept_daemon() == 0 && hello() == 0,
+	    "hostile:truncated-stream", "-");
+	g[0] = 0x4000;
+	l[0] = 512;
+	send_batch(FREEHINT__RANGE_KIND__REPORTED, 1, g, l, 1, 0);
+	check(ACK(1, APPLIED, 0), "hostile:still-served", "-");
+}
+
+static void
+steady(unsigned seconds, uint64_t pfn)
+{
+	uint64_t g[2], l[2], id;
+	time_t end = time(NULL) + seconds;
+	unsigned n = 0, bad = 0;
+
+	check(accept_daemon() == 0 && hello() == 0, "steady:welcome", "-");
+	/* A HINT over pfn + 512: never discarded (the script checks). */
+	g[0] = pfn + 512;
+	l[0] = 512;
+	send_batch(FREEHINT__RANGE_KIND__HINT, id = next_id++, g, l, 1, 0);
+	check(ACK(id, APPLIED, 0), "steady:hint", "-");
+	while (time(NULL) < end) {
+		g[0] = pfn;
+		l[0] = 512;
+		send_batch(
+		    FREEHINT__RANGE_KIND__REPORTED, id = next_id++, g, l, 1, 0);
+		if (!ACK(id, APPLIED, 0))
+			bad++;
+		n++;
+		usleep(100000);
+	}
+	check(bad == 0 && n > 5, "steady:served-during-attack",
+	    "%u of %u batches not applied", bad, n);
+}
+
+int
+main(int argc, char **argv)
+{
+	struct sockaddr_un sun;
+
+	if (argc != 5) {
+		fprintf(stderr, "usage: fh-hostile SOCK hostile|steady A B\n");
+		return 2;
+	}
+	log_init("fh-hostile", 1, 0);
+	signal(SIGPIPE, SIG_IGN);
+	in = evbuffer_new();
+	memset(&sun, 0, sizeof sun);
+	sun.sun_family = AF_UNIX;
+	snprintf(sun.sun_path, sizeof sun.sun_path, "%s", argv[1]);
+	unlink(argv[1]);
+	if ((lfd = socket(AF_UNIX, SOCK_STREAM, 0)) == -1 ||
+	    bind(lfd, (struct sockaddr *)&sun, sizeof sun) != 0 ||
+	    listen(lfd, 4) != 0) {
+		perror(argv[1]);
+		return 2;
+	}
+	if (strcmp(argv[2], "hostile") == 0)
+		hostile(strtoull(argv[3], NULL, 0), strtoull(argv[4], NULL, 0));
+	else
+		steady((unsigned)strtoul(argv[3], NULL, 0),
+		    strtoull(argv[4], NULL, 0));
+	if (fd != -1)
+		close(fd);
+	close(lfd);
+	unlink(argv[1]);
+	evbuffer_free(in);
+	return fails;
+}
