@@ -554,14 +554,17 @@ static int fh_hold_release(struct inode *inode, struct file *file)
 {
 	struct fh_hold *h = &fh_hold;
 
+	/*
+	 * Before the mutex (the timeout work takes it), and while the file
+	 * is still ours so that no new capture can re-arm it.
+	 */
+	cancel_delayed_work_sync(&h->timeout_work);
 	mutex_lock(&h->mutex);
 	fh_hold_release_all(h);
 	h->open = false;
 	kfree(h->buf);
 	h->buf = NULL;
 	mutex_unlock(&h->mutex);
-	/* Nothing is held but orphans, which have their own work. */
-	cancel_delayed_work_sync(&h->timeout_work);
 	return 0;
 }
 
