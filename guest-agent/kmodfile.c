@@ -170,10 +170,13 @@ at_end(const char *p, const char *end)
 static int
 add_block(struct fh_rangeset *rs, uint64_t pfn, uint64_t order)
 {
-	uint64_t n = 1ULL << order;
+	uint64_t n;
 
-	if (order > KMOD_ORDER_LIMIT || pfn >= FH_PFN_LIMIT ||
-	    n > FH_PFN_LIMIT - pfn || (pfn & (n - 1)) != 0)
+	if (order > KMOD_ORDER_LIMIT)
+		return -1;
+	n = 1ULL << order;
+	if (pfn >= FH_PFN_LIMIT || n > FH_PFN_LIMIT - pfn ||
+	    (pfn & (n - 1)) != 0)
 		return -1;
 	return rs == NULL ? 0 : fh_rs_add(rs, pfn, n);
 }
