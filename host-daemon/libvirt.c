@@ -742,13 +742,13 @@ vl_dom_refresh(struct vl_dom *d)
 		vl_dom_remove(d);
 		return;
 	}
-	/* A save or an offline migration pauses the guest before it starts:
-	 * the only sign of it before the job runs. */
+	/* A save pauses the guest before its job runs: the first sign of
+	 * it. (PAUSED_MIGRATION is also an incoming migration or a restore,
+	 * and an outgoing one has its own event.) */
 	if (state == VIR_DOMAIN_PAUSED &&
 	    (reason == VIR_DOMAIN_PAUSED_SAVE ||
-	        reason == VIR_DOMAIN_PAUSED_MIGRATION ||
 	        reason == VIR_DOMAIN_PAUSED_SNAPSHOT))
-		vl_migration_start(d, "paused for save or migration");
+		vl_migration_start(d, "paused for a save");
 
 	if ((xml = virDomainGetXMLDesc(d->dom, 0)) == NULL) {
 		log_warnx("libvirt: %s: cannot read its XML: %s", d->name,

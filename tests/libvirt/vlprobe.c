@@ -1,0 +1,158 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * vlprobe: host-daemon/libvirt.c alone against a real libvirtd. The VM
+ * registry is replaced by one line per call on stdout, so that
+ * tests/checks.d/60-libvirt.sh can check what the libvirt source reports
+ * independently of the rest of freehintd. Commands on stdin:
+ * "notify EVENT NAME", "hmp NAME CMD", "quit".
+ */
+#include <sys/types.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "common.h"
+#include "libvirt.h"
+#include "vmsource.h"
+
+struct probe_vm {
+	char name[256];
+	vm_hmp_fn hmp;
+	void *ctx;
+};
+
+static void probe_line(char *);
+static void probe_stdin(int, short, void *);
+static struct probe_vm *probe_find(const char *);
+
+static struct probe_vm vms[16];
+static struct event_base *base;
+
+static struct probe_vm *
+probe_find(const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < FH_ARRAY_SIZE(vms); i++) {
+		if (strcmp(vms[i].name, name) == 0)
+			return (&vms[i]);
+	}
+	return (NULL);
+}
+
+int
+vm_source_add(const struct vm_desc *d, vm_hmp_fn hmp, void *ctx)
+{
+	struct probe_vm *v;
+	char *out = NULL;
+	int rc;
+
+	if ((v = probe_find(d->name)) == NULL && (v = probe_find("")) == NULL)
+		return (-1);
+	snprintf(v->name, sizeof(v->name), "%s", d->name);
+	v->hmp = hmp;
+	v->ctx = ctx;
+	/* What the registry does first: the guest-physical map. */
+	rc = hmp(ctx, "info mtree -f", &out);
+	printf("ADD %s source=%s pid=%ld channel=%s cid=%u backing=%d "
+	       "shared=%d mtree=%s unservable=%s\n",
+	    d->name, d->source, (long)d->qemu_pid,
+	    d->channel != NULL ? d->channel : "-", d->cid, (int)d->backing,
+	    (int)d->shared,
+	    rc == 0 && out != NULL && strstr(out, "ram") != NULL ? "ok"
+	                                                         : "fail",
+	    d->unservable != NULL ? d->unservable : "-");
+	free(out);
+	fflush(stdout);
+	return (0);
+}
+
+void
+vm_source_remove(const char *name)
+{
+	struct probe_vm *v;
+
+	if ((v = probe_find(name)) != NULL)
+		memset(v, 0, sizeof(*v));
+	printf("REMOVE %s\n", name);
+	fflush(stdout);
+}
+
+void
+vm_source_migration(const char *name, enum vm_migration_event ev)
+{
+	printf("MIGRATION %s %s\n", name,
+	    ev == VM_MIGRATION_STARTED ? "STARTED" : "FINISHED");
+	fflush(stdout);
+}
+
+static void
+probe_line(char *line)
+{
+	char ev[64], name[256], msg[256], *out = NULL;
+	struct probe_vm *v;
+	int rc;
+
+	if (sscanf(line, "notify %63s %255s", ev, name) == 2) {
+		rc = vl_notify(ev, name, msg, sizeof(msg));
+		printf("NOTIFY %d %s\n", rc, msg);
+	} else if (sscanf(line, "hmp %255s", name) == 1 &&
+	    (v = probe_find(name)) != NULL) {
+		rc = v->hmp(v->ctx, line + 5 + strlen(name), &out);
+		printf("HMP %d %s\n", rc, out != NULL ? out : "");
+		free(out);
+	} else if (strcmp(line, "quit") == 0)
+		event_base_loopbreak(base);
+	else
+		printf("ERR %s\n", line);
+	fflush(stdout);
+}
+
+static void
+probe_stdin(int fd, short what, void *arg)
+{
+	static char buf[4096];
+	static size_t len;
+	char *nl;
+	ssize_t n;
+
+	if ((n = read(fd, buf + len, sizeof(buf) - 1 - len)) <= 0) {
+		event_base_loopbreak(base);
+		return;
+	}
+	len += (size_t)n;
+	buf[len] = '\0';
+	while ((nl = strchr(buf, '\n')) != NULL) {
+		*nl = '\0';
+		probe_line(buf);
+		len -= (size_t)(nl + 1 - buf);
+		memmove(buf, nl + 1, len + 1);
+	}
+	if (len == sizeof(buf) - 1)
+		len = 0;
+}
+
+int
+main(int argc, char **argv)
+{
+	struct event *ev;
+
+	log_init("vlprobe", 1, argc > 2 ? 2 : 0);
+	if ((base = event_base_new()) == NULL)
+		fatalx("event_base_new");
+	if (vl_init(base, argc > 1 ? argv[1] : NULL) == -1)
+		fatalx("vl_init failed");
+	ev = event_new(
+	    base, STDIN_FILENO, EV_READ | EV_PERSIST, probe_stdin, NULL);
+	if (ev == NULL || event_add(ev, NULL) == -1)
+		fatalx("stdin event");
+	event_base_dispatch(base);
+	event_free(ev);
+	vl_shutdown();
+	event_base_free(base);
+	return (0);
+}
