@@ -4,12 +4,14 @@
  * Each type is unpacked with its protobuf-c descriptor and then checked
  * for values protobuf cannot express (enum domains, limits).
  */
+#include <stdlib.h>
 #include <string.h>
 
 #include <event2/buffer.h>
 
 #include "proto.h"
 
+static void drop_unknown(ProtobufCMessage *);
 static int check_hello(const Freehint__Hello *);
 static int check_welcome(const Freehint__Welcome *);
 static int check_ranges(const Freehint__RangeBatch *);
@@ -98,6 +100,7 @@ fh_msg_decode(uint8_t type, const uint8_t *buf, size_t len, struct fh_msg *m)
 	if (m->u.base == NULL)
 		return FH_EDECODE;
 	m->type = type;
+	drop_unknown(m->u.base);
 	if ((err = msg_types[type].check(m->u.base)) != FH_OK) {
 		fh_msg_free(m);
 		return err;
@@ -158,6 +161,34 @@ fh_msg_send(struct evbuffer *out, const struct fh_msg *m)
 	    m->u.base->descriptor != msg_types[m->type].desc)
 		return FH_ETYPE;
 	return fh_frame_put(out, m->type, m->u.base);
+}
+
+/*
+ * Forget fields this version does not know (a newer peer's additions, or
+ * junk): nothing reads them, and protobuf-c would otherwise keep them in
+ * memory and write them back out if the message were ever re-sent.
+ */
+static void
+drop_unknown(ProtobufCMessage *m)
+{
+	const ProtobufCFieldDescriptor *f;
+	ProtobufCMessage *sub;
+	unsigned i;
+
+	for (i = 0; i < m->n_unknown_fields; i++)
+		free(m->unknown_fields[i].data);
+	free(m->unknown_fields);
+	m->unknown_fields = NULL;
+	m->n_unknown_fields = 0;
+	for (i = 0; i < m->descriptor->n_fields; i++) {
+		f = &m->descriptor->fields[i];
+		if (f->type != PROTOBUF_C_TYPE_MESSAGE ||
+		    f->label == PROTOBUF_C_LABEL_REPEATED)
+			continue;
+		memcpy(&sub, (char *)m + f->offset, sizeof sub);
+		if (sub != NULL)
+			drop_unknown(sub);
+	}
 }
 
 static int
