@@ -289,6 +289,32 @@ test_stats_domain(void **state)
 }
 
 static void
+test_unknown_fields(void **state)
+{
+	/* Error{code=1, field 99=5, field 0 as an overlong tag=0x32}. */
+	static const uint8_t err[] = { 0x08, 0x01, 0x98, 0x06, 0x05, 0x80, 0x00,
+		0x32 };
+	/* Command{SET_POLICY, policy=Welcome{1, DISCARD, field 15=1}}. */
+	static const uint8_t cmd[] = { 0x08, 0x03, 0x32, 0x06, 0x08, 0x01, 0x10,
+		0x01, 0x78, 0x01 };
+	struct fh_msg m;
+
+	/* Accepted, for newer peers; dropped, so never kept or re-sent. */
+	assert_int_equal(
+	    fh_msg_decode(FH_MSG_ERROR, err, sizeof err, &m), FH_OK);
+	assert_int_equal(m.u.error->code, 1);
+	assert_int_equal(m.u.base->n_unknown_fields, 0);
+	assert_int_equal(protobuf_c_message_get_packed_size(m.u.base), 2);
+	fh_msg_free(&m);
+	assert_int_equal(
+	    fh_msg_decode(FH_MSG_COMMAND, cmd, sizeof cmd, &m), FH_OK);
+	assert_non_null(m.u.command->policy);
+	assert_int_equal(m.u.command->policy->base.n_unknown_fields, 0);
+	assert_int_equal(protobuf_c_message_get_packed_size(m.u.base), 8);
+	fh_msg_free(&m);
+}
+
+static void
 test_send_mismatch(void **state)
 {
 	Freehint__Hello h =
@@ -336,6 +362,7 @@ main(void)
 		cmocka_unit_test(test_ack_domain),
 		cmocka_unit_test(test_command_domain),
 		cmocka_unit_test(test_stats_domain),
+		cmocka_unit_test(test_unknown_fields),
 		cmocka_unit_test(test_send_mismatch),
 		cmocka_unit_test(test_names),
 	};
