@@ -31,6 +31,7 @@ $(O)/tests/agent/fh-testhost: $(O)/tests/agent/fh-testhost.o $(LIBFREEHINT)
 	$(CC) $(ALL_LDFLAGS) -o $@ $< $(LIBFREEHINT) $(EVENT_LIBS) \
 		$(PROTOBUF_LIBS)
 $(O)/tests/agent/fh-testhost.o: $(O)/proto/freehint.pb-c.h
+$(O)/tests/agent/%.o: ALL_CFLAGS += -Iguest-agent
 .PHONY: agent-tests install-agent
 
 install-agent: $(AGENT_BIN) install-dirs
