@@ -16,3 +16,11 @@ bench-guest: $(BENCH_GUEST)
 $(O)/bench/guest/%: bench/guest/%.c bench/guest/wl.h
 	@mkdir -p $(dir $@)
 	$(CC) -std=gnu11 $(WARN) -O2 -D_GNU_SOURCE -static -o $@ $<
+
+# bench/codec: encode/decode throughput and wire size of range batches.
+BENCH_CODEC := $(O)/bench/codec
+$(O)/bench/codec.o: $(O)/proto/freehint.pb-c.h
+$(BENCH_CODEC): $(O)/bench/codec.o $(LIBFREEHINT)
+	$(CC) $(ALL_LDFLAGS) -o $@ $< $(LIBFREEHINT) $(EVENT_LIBS) \
+		$(PROTOBUF_LIBS)
+all: $(BENCH_CODEC)
