@@ -41,6 +41,8 @@ struct opts {
 	unsigned until_reported;
 	unsigned until_connections;
 	unsigned until_passes;
+	unsigned until_lost;
+	int keep_pass; /* never RELEASE */
 	uint32_t inflight, batch_ranges, stats_ms;
 	unsigned timeout;
 };
@@ -97,7 +99,7 @@ summary_exit(void)
 {
 	int met = c.reported_acked >= o.until_reported &&
 	    c.connections >= o.until_connections &&
-	    c.passes_done >= o.until_passes;
+	    c.passes_done >= o.until_passes && c.lost >= o.until_lost;
 
 	printf("SUMMARY connections=%u hellos=%u reported=%u acked=%u "
 	       "rejected=%u reported_bytes=%llu held=%u held_bytes=%llu "
@@ -117,7 +119,7 @@ check_goals(void)
 {
 	if (c.reported_acked >= o.until_reported &&
 	    c.connections >= o.until_connections &&
-	    c.passes_done >= o.until_passes)
+	    c.passes_done >= o.until_passes && c.lost >= o.until_lost)
 		summary_exit();
 }
 
@@ -298,8 +300,10 @@ h_ranges(struct fh_peer *p, const struct fh_msg *m, void *arg)
 		printf("PASS_DONE conn=%u pass=%llu held_bytes=%llu\n", k->n,
 		    (unsigned long long)k->pass_id,
 		    (unsigned long long)c.held_bytes);
-		send_command(k, FREEHINT__COMMAND_TYPE__RELEASE);
-		k->pass_open = 0;
+		if (!o.keep_pass) {
+			send_command(k, FREEHINT__COMMAND_TYPE__RELEASE);
+			k->pass_open = 0;
+		}
 		c.passes_done++;
 	}
 	fflush(stdout);
@@ -467,6 +471,8 @@ main(int argc, char *argv[])
 		{ "until-reported", required_argument, NULL, 'u' },
 		{ "until-connections", required_argument, NULL, 'n' },
 		{ "until-passes", required_argument, NULL, 'P' },
+		{ "until-lost", required_argument, NULL, 'U' },
+		{ "keep-pass", no_argument, NULL, 'K' },
 		{ "inflight", required_argument, NULL, 'i' },
 		{ "batch-ranges", required_argument, NULL, 'b' },
 		{ "timeout", required_argument, NULL, 't' },
@@ -523,6 +529,12 @@ main(int argc, char *argv[])
 			break;
 		case 'P':
 			o.until_passes = (unsigned)atoi(optarg);
+			break;
+		case 'U':
+			o.until_lost = (unsigned)atoi(optarg);
+			break;
+		case 'K':
+			o.keep_pass = 1;
 			break;
 		case 'i':
 			o.inflight = (uint32_t)atoi(optarg);

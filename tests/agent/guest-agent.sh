@@ -1,0 +1,178 @@
+#!/bin/sh
+# Inside the guest (tests/checks.d/40-agent-guest.sh): freehint-agent with
+# the real freehint.ko against fh-testhost, over a unix socket and over
+# AF_VSOCK through vsock_loopback (CID 1). Prints PASS/FAIL lines.
+set -u
+FAILED=0
+ok() { echo "PASS agent-guest-$1"; }
+ko() { echo "FAIL agent-guest-$1: $2"; FAILED=1; }
+st() { awk -v k="$1" '$1 == k { print $2 }' /proc/freehint/stats; }
+show() { sed "s/^/  $1| /" "$2"; }
+# wait_for FILE PATTERN SECONDS
+wait_for() {
+	_i=0
+	while ! grep -q -- "$2" "$1" 2>/dev/null; do
+		_i=$((_i + 1))
+		[ $_i -gt $(($3 * 10)) ] && return 1
+		sleep 0.1
+	done
+}
+
+# The module is missing: one clear line, exit 1.
+freehint-agent -d >/tmp/a0.log 2>&1
+rc=$?
+if [ $rc = 1 ] && grep -q "freehint.ko is not loaded: /proc/freehint/report: No such file or directory; modprobe freehint" /tmp/a0.log &&
+	[ "$(wc -l </tmp/a0.log)" = 1 ]; then
+	ok module-missing
+else
+	ko module-missing "exit $rc"; show a0 /tmp/a0.log
+fi
+
+# Scenario 1 starts before the module, with --wait-module.
+fh-testhost -l unix:/tmp/h1.sock --reject-every 3 --hint-after 4 \
+	--pass-limit 32M --snapshot --until-reported 6 --until-passes 1 \
+	--timeout 120 >/tmp/h1.log 2>&1 &
+H=$!
+sleep 0.3
+freehint-agent -d -v --wait-module --transport unix --unix-path /tmp/h1.sock \
+	--stats-interval 1 >/tmp/a1.log 2>&1 &
+A=$!
+sleep 1
+if grep -q "waiting for freehint.ko" /tmp/a1.log && kill -0 $A; then
+	ok wait-module
+else
+	ko wait-module "agent did not wait"; show a1 /tmp/a1.log
+fi
+insmod /lib/freehint/freehint.ko || { ko insmod "insmod failed"; exit 1; }
+modprobe vsock_loopback || ko vsock-loopback "modprobe failed"
+
+# Free memory in large blocks, again and again, so that page reporting has
+# something to report.
+(while :; do fhmem dirty 48 >/dev/null 2>&1; sleep 0.3; done) &
+CHURN=$!
+
+f0=$(st report_failed_batches) a0=$(st report_acked_bytes)
+r0=$(st hold_released_bytes)
+wait $H
+hrc=$?
+sleep 0.5
+kill -TERM $A
+wait $A
+arc=$?
+show host1 /tmp/h1.log
+show agent1 /tmp/a1.log
+if [ $hrc = 0 ] && grep -q "^HELLO conn=1 .*page_size=4096" /tmp/h1.log; then
+	ok unix-handshake-report-roundtrip
+else
+	ko unix-handshake-report-roundtrip "fh-testhost exit $hrc"
+fi
+[ "$(st report_acked_bytes)" -gt "$a0" ] && ok report-acked-to-module ||
+	ko report-acked-to-module "report_acked_bytes $a0 -> $(st report_acked_bytes)"
+# Every third batch was rejected: the agent failed it back to the module.
+[ "$(st report_failed_batches)" -gt "$f0" ] && ok rejected-failed-to-module ||
+	ko rejected-failed-to-module "report_failed_batches $f0 -> $(st report_failed_batches)"
+if grep -q "^PASS_DONE" /tmp/h1.log && grep -q "kind=HELD.*last=1" /tmp/h1.log &&
+	[ "$(st hold_released_bytes)" -gt "$r0" ] && [ "$(st hold_bytes)" = 0 ]; then
+	ok hint-pass-release
+else
+	ko hint-pass-release "hold_bytes $(st hold_bytes) released $r0 -> $(st hold_released_bytes)"
+fi
+grep -q "^STATS free_bytes=[1-9]" /tmp/h1.log && grep -q "kind=HINT" /tmp/h1.log &&
+	ok snapshot-stats || ko snapshot-stats "no Stats or HINT batch"
+[ $arc = 0 ] && grep -q "stopping: SIGTERM" /tmp/a1.log && ok sigterm-clean ||
+	ko sigterm-clean "agent exit $arc"
+
+# Scenario 2: the host drops the link with batches in flight, then sends
+# garbage; the agent fails the batches back, hangs up, reconnects.
+f0=$(st report_failed_batches)
+fh-testhost -l unix:/tmp/h2.sock --drop-after 2 --garbage 2 \
+	--until-connections 3 --until-reported 2 --timeout 120 >/tmp/h2.log 2>&1 &
+H=$!
+sleep 0.3
+freehint-agent -d -v --transport unix --unix-path /tmp/h2.sock \
+	--backoff-max 2000 >/tmp/a2.log 2>&1 &
+A=$!
+wait $H
+hrc=$?
+show host2 /tmp/h2.log
+if [ $hrc = 0 ] && kill -0 $A && grep -q "too many protocol errors" /tmp/a2.log &&
+	grep -q "^ERROR code=9 fatal=1" /tmp/h2.log; then
+	ok disconnect-garbage-reconnect
+else
+	ko disconnect-garbage-reconnect "fh-testhost exit $hrc"
+	show agent2 /tmp/a2.log
+fi
+[ "$(st report_failed_batches)" -gt "$f0" ] && ok disconnect-fails-inflight ||
+	ko disconnect-fails-inflight "report_failed_batches $f0 -> $(st report_failed_batches)"
+kill -TERM $A
+wait $A
+
+# Scenario 3: the host goes away in the middle of a hint pass.
+fh-testhost -l unix:/tmp/h3.sock --hint-after 1 --pass-limit 64M \
+	--batch-ranges 8 --drop-after-held 1 --until-lost 1 --timeout 120 \
+	>/tmp/h3.log 2>&1 &
+H=$!
+sleep 0.3
+freehint-agent -d -v --transport unix --unix-path /tmp/h3.sock \
+	>/tmp/a3.log 2>&1 &
+A=$!
+wait $H
+hrc=$?
+# In-flight blocks come back after the module's grace (2 s).
+sleep 3
+if [ $hrc = 0 ] && [ "$(st hold_bytes)" = 0 ] && kill -0 $A &&
+	grep -q "released (host disconnected)" /tmp/a3.log; then
+	ok hint-pass-disconnect-releases
+else
+	ko hint-pass-disconnect-releases "exit $hrc, hold_bytes $(st hold_bytes)"
+	show host3 /tmp/h3.log
+	show agent3 /tmp/a3.log
+fi
+kill -TERM $A
+wait $A
+
+# Scenario 4: SIGTERM while the host keeps a pass: released on the way out.
+fh-testhost -l unix:/tmp/h4.sock --hint-after 1 --pass-limit 32M \
+	--keep-pass --until-passes 2 --timeout 120 >/tmp/h4.log 2>&1 &
+H=$!
+sleep 0.3
+freehint-agent -d --transport unix --unix-path /tmp/h4.sock >/tmp/a4.log 2>&1 &
+A=$!
+wait_for /tmp/h4.log PASS_DONE 60
+sleep 0.5
+held=$(st hold_bytes)
+kill -TERM $A
+wait $A
+arc=$?
+sleep 3
+if [ "$held" -gt 0 ] && [ "$(st hold_bytes)" = 0 ] && [ $arc = 0 ] &&
+	grep -q "released (agent stops)" /tmp/a4.log; then
+	ok sigterm-releases-hold
+else
+	ko sigterm-releases-hold "held $held, then $(st hold_bytes), exit $arc"
+	show agent4 /tmp/a4.log
+fi
+kill $H
+wait $H
+
+# Scenario 5: real AF_VSOCK over vsock_loopback, chosen by --transport auto.
+fh-testhost -l vsock:7700 --until-reported 2 --timeout 120 >/tmp/h5.log 2>&1 &
+H=$!
+sleep 0.3
+freehint-agent -d -v --transport auto --vsock-cid 1 --vsock-port 7700 \
+	>/tmp/a5.log 2>&1 &
+A=$!
+wait $H
+hrc=$?
+if [ $hrc = 0 ] && grep -q "connected over vsock 1:7700" /tmp/a5.log; then
+	ok vsock-loopback-auto
+else
+	ko vsock-loopback-auto "fh-testhost exit $hrc"
+	show host5 /tmp/h5.log
+	show agent5 /tmp/a5.log
+fi
+kill -TERM $A
+wait $A
+
+kill $CHURN
+exit $FAILED

@@ -1,0 +1,73 @@
+#!/bin/sh
+# freehint-agent for real: two QEMU guests (TCG is fine) with freehint.ko.
+#   agent   fh-testhost inside the guest over a unix socket and AF_VSOCK
+#           (vsock_loopback): handshake, REPORTED round trip with acks and
+#           rejects, hint pass + release, disconnects in the middle of
+#           each, garbage from the host, SIGTERM, a missing module
+#   serial  fh-testhost on this machine over a real virtio-serial port,
+#           connecting late: the agent backs off meanwhile, then reports
+# Exit 0 pass, 77 skip, 1 fail. Logs in build/agent-guest/.
+set -u
+cd "$(dirname "$0")/../.." || exit 1
+FHROOT=$(pwd)
+. tests/guest/lib.sh
+guest_require agent-guest
+
+out=$FHROOT/build/agent-guest
+mkdir -p "$out"
+kver=$(guest_kver)
+[ -e "/lib/modules/$kver/build/Makefile" ] ||
+	skip agent-guest "no kernel headers for $kver"
+if ! make -s kmod kmod-tests build/freehint-agent agent-tests \
+	>"$out/make.log" 2>&1; then
+	fail agent-build "make failed:"
+	tail -n 30 "$out/make.log"
+	exit 1
+fi
+B=$FHROOT/build
+guest_build "$out/agent.cpio.gz" -m kmod/freehint.ko -b "$B/freehint-agent" \
+	-b "$B/tests/agent/fh-testhost" -b "$B/tests/kmod/fhmem" \
+	-s tests/agent/guest-agent.sh &&
+guest_build "$out/serial.cpio.gz" -m kmod/freehint.ko \
+	-b "$B/freehint-agent" -b "$B/tests/kmod/fhmem" \
+	-s tests/agent/guest-serial.sh ||
+	{ fail agent-initrd "mkinitrd.sh failed"; exit 1; }
+
+echo "booting 2 guests (agent, serial); about a minute with TCG"
+guest_run "$out/agent.log" "$out/agent.cpio.gz" -t 400 &
+p_agent=$!
+sock=$out/serial.sock
+rm -f "$sock"
+guest_run "$out/serial.log" "$out/serial.cpio.gz" -c "$sock" -t 300 &
+p_serial=$!
+
+# The host side of the serial channel comes only once the guest says so.
+i=0
+while ! grep -aq "FHSERIAL READY" "$out/serial.log" 2>/dev/null; do
+	i=$((i + 1))
+	[ $i -gt 2400 ] && break
+	kill -0 $p_serial 2>/dev/null || break
+	sleep 0.1
+done
+"$B/tests/agent/fh-testhost" -c "unix:$sock" --until-reported 2 \
+	--timeout 120 >"$out/serial-host.log" 2>&1
+hrc=$?
+sed 's/^/  serial-host| /' "$out/serial-host.log" | tail -n 15
+[ $hrc = 0 ] && pass agent-serial-testhost ||
+	fail agent-serial-testhost "fh-testhost exit $hrc"
+
+for g in agent:$p_agent serial:$p_serial; do
+	name=${g%%:*}
+	rc=0
+	wait "${g#*:}" || rc=$?
+	log=$out/$name.log
+	echo "--- guest $name (exit $rc, log $log)"
+	tr -d '\r' <"$log" | grep -a -E '^(PASS|FAIL|SKIP) |^  '
+	if [ "$rc" -ne 0 ] && ! tr -d '\r' <"$log" | grep -a -q '^FAIL '; then
+		fail "agent-guest-$name" "guest exited $rc (124: timeout, 125: no FHGUEST EXIT line: crash?)"
+		tr -d '\r' <"$log" | tail -n 30
+	elif [ "$rc" -ne 0 ]; then
+		FH_FAILED=1
+	fi
+done
+exit $FH_FAILED
