@@ -19,6 +19,7 @@
 #define ARRAY_N(a) (sizeof(a) / sizeof((a)[0]))
 
 static struct evbuffer *all_types(void);
+static void expect_all_types(struct evbuffer *, const uint8_t *, size_t);
 static size_t pull_all(struct evbuffer *, uint8_t *types, size_t max);
 static void put_hdr(struct evbuffer *, uint32_t magic, uint8_t version,
     uint8_t type, uint16_t flags, uint32_t length);
@@ -121,25 +122,42 @@ test_hdr_errors(void **state)
 	assert_int_equal(fh_hdr_unpack(b, &h), FH_ESIZE);
 }
 
+/* What was pulled is one message of every type, in order, and no more. */
+static void
+expect_all_types(struct evbuffer *in, const uint8_t *types, size_t n)
+{
+	size_t t;
+
+	assert_int_equal(n, FH_MSG_MAX);
+	for (t = 0; t < n; t++)
+		assert_int_equal(types[t], t + 1);
+	assert_int_equal(evbuffer_get_length(in), 0);
+}
+
 static void
 test_split_every_byte(void **state)
 {
 	struct evbuffer *src = all_types(), *in = evbuffer_new();
-	uint8_t types[16];
+	size_t ends[FH_MSG_MAX + 1], len, i, n = 0, whole = 0;
+	uint8_t types[16], t;
 	const uint8_t *bytes;
-	size_t len, i, n = 0, t;
 
+	/* Where each frame ends in the stream. */
+	for (t = 1, ends[0] = 0; t <= FH_MSG_MAX; t++)
+		ends[t] = ends[t - 1] + FH_HDR_SIZE +
+		    protobuf_c_message_get_packed_size(sample_message(t));
 	len = evbuffer_get_length(src);
+	assert_int_equal(len, ends[FH_MSG_MAX]);
 	bytes = evbuffer_pullup(src, -1);
 	/* One byte at a time: a message appears exactly when it is whole. */
 	for (i = 0; i < len; i++) {
 		assert_int_equal(evbuffer_add(in, bytes + i, 1), 0);
 		n += pull_all(in, types + n, ARRAY_N(types) - n);
+		while (whole < FH_MSG_MAX && ends[whole + 1] <= i + 1)
+			whole++;
+		assert_int_equal(n, whole);
 	}
-	assert_int_equal(n, FH_MSG_MAX);
-	for (t = 0; t < n; t++)
-		assert_int_equal(types[t], t + 1);
-	assert_int_equal(evbuffer_get_length(in), 0);
+	expect_all_types(in, types, n);
 	evbuffer_free(in);
 	evbuffer_free(src);
 }
@@ -150,7 +168,7 @@ test_split_two_pieces(void **state)
 	struct evbuffer *src = all_types(), *in;
 	uint8_t types[16];
 	const uint8_t *bytes;
-	size_t len, off, n, t;
+	size_t len, off, n;
 
 	len = evbuffer_get_length(src);
 	bytes = evbuffer_pullup(src, -1);
@@ -160,10 +178,7 @@ test_split_two_pieces(void **state)
 		n = pull_all(in, types, sizeof types);
 		assert_int_equal(evbuffer_add(in, bytes + off, len - off), 0);
 		n += pull_all(in, types + n, sizeof types - n);
-		assert_int_equal(n, FH_MSG_MAX);
-		for (t = 0; t < n; t++)
-			assert_int_equal(types[t], t + 1);
-		assert_int_equal(evbuffer_get_length(in), 0);
+		expect_all_types(in, types, n);
 		evbuffer_free(in);
 	}
 	evbuffer_free(src);
