@@ -136,8 +136,19 @@ guest_hello(struct fh_peer *p, const struct fh_msg *m, void *arg)
 	char why[256];
 	uint32_t order;
 
-	if (g->hello || h->proto_version != FH_PROTO_VERSION)
+	if (h->proto_version != FH_PROTO_VERSION)
 		return FREEHINT__REJECT_REASON__NOT_ALLOWED;
+	if (g->hello) {
+		/* virtio-serial has no connections: a restarted agent says
+		 * Hello on the same stream. Start the session afresh. */
+		if (vm->transport != VM_TRANSPORT_CHANNEL)
+			return FREEHINT__REJECT_REASON__NOT_ALLOWED;
+		log_info("vm %s: agent restarted", vm->name);
+		vstate_free(&g->vs);
+		vstate_init(&g->vs);
+		vm->pass_active = false;
+		vm->held_bytes = 0;
+	}
 	g->hello = true;
 	g->page_size = h->page_size;
 	g->mode = vm->mode;

@@ -20,6 +20,8 @@
 #include "libvirt.h"
 #endif
 
+#define LIBVIRTD_SOCK "/run/libvirt/libvirt-sock"
+
 enum {
 	OPT_VM = 256,
 	OPT_CONTROL,
@@ -400,6 +402,10 @@ main(int argc, char **argv)
 	if (conf->vsock_port != 0 && listen_vsock(conf->vsock_port) != 0)
 		log_warnx("no vsock listener; virtio-serial channels only");
 #ifdef HAVE_LIBVIRT
+	/* With no VM configured, follow the local libvirtd if it runs. */
+	if (conf->libvirt_uri == NULL && TAILQ_EMPTY(&conf->vms) &&
+	    access(LIBVIRTD_SOCK, F_OK) == 0)
+		conf->libvirt_uri = xstrdup(VL_DEFAULT_URI);
 	if (conf->libvirt_uri != NULL && vl_init(ev_base, conf->libvirt_uri))
 		log_warnx("libvirt %s: not available", conf->libvirt_uri);
 #endif

@@ -1,0 +1,37 @@
+#!/bin/sh
+# freehintd end to end in a real guest (freehint.ko + freehint-agent over
+# virtio-serial, memfd RAM): after the guest dirties and frees 300 MiB,
+# QEMU's RssShmem drops by most of it within a few seconds; a migration to
+# /dev/null with a hint pass sends far fewer pages than one without.
+set -u
+cd "$(dirname "$0")/../.." || exit 1
+FHROOT=$(pwd)
+. tests/hostd/e2e.sh
+guest_require hostd-e2e
+make -s all kmod >/dev/null 2>&1 || { fail hostd-e2e "make all kmod failed"; exit 1; }
+
+d=$(mktemp -d /tmp/fh-e2e.XXXXXX)
+trap 'e2e_stop "$d"; rm -rf "$d"' EXIT
+if ! e2e_run "$d"; then
+	fail hostd-e2e "scenario did not complete"
+	tail -n 20 "$d/freehintd.log" "$d/guest.log"
+	exit 1
+fi
+drop=$((E2E_RSS_BEFORE - E2E_RSS_AFTER))
+if [ "$drop" -ge 204800 ]; then
+	pass "hostd-e2e:rss-drop ($((drop / 1024)) MiB)"
+else
+	fail hostd-e2e:rss-drop "RssShmem $E2E_RSS_BEFORE -> $E2E_RSS_AFTER kB"
+fi
+if echo "$E2E_STATUS" | grep -q '^demo *virtio-serial *discard'; then
+	pass hostd-e2e:status
+else
+	fail hostd-e2e:status "$E2E_STATUS"
+fi
+if [ "$E2E_PLAIN_NORMAL" -gt 0 ] &&
+    [ $((E2E_HINT_NORMAL * 2)) -lt "$E2E_PLAIN_NORMAL" ]; then
+	pass "hostd-e2e:migration-hint ($E2E_PLAIN_NORMAL -> $E2E_HINT_NORMAL pages)"
+else
+	fail hostd-e2e:migration-hint "pages without $E2E_PLAIN_NORMAL, with $E2E_HINT_NORMAL"
+fi
+exit "${FH_FAILED:-0}"

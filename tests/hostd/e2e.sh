@@ -1,0 +1,101 @@
+# The host daemon end to end in a real guest (sourced by
+# tests/checks.d/50-hostd-e2e.sh and scripts/demo.sh). Needs FHROOT, the
+# built tree (make all kmod) and tests/guest/. Sets E2E_* results:
+#   E2E_RSS_BEFORE E2E_RSS_AFTER   QEMU's RssShmem (KiB) after the guest
+#                                  dirtied 300 MiB and after it freed them
+#   E2E_PLAIN_NORMAL E2E_PLAIN_BYTES  migration to /dev/null, no freehint
+#   E2E_HINT_NORMAL E2E_HINT_BYTES    the same with a hint pass
+#   E2E_STATUS                     freehintctl status after the reclaim
+. "$FHROOT/tests/guest/lib.sh"
+
+e2e_rss() { sed -n 's/^RssShmem:[[:space:]]*\([0-9]*\) kB/\1/p' "/proc/$1/status"; }
+
+# e2e_wait_log FILE PATTERN SECONDS
+e2e_wait_log() {
+	_n=0
+	while ! grep -aq -- "$2" "$1" 2>/dev/null; do
+		_n=$((_n + 1))
+		[ $_n -gt $(($3 * 10)) ] && return 1
+		sleep 0.1
+	done
+}
+
+# e2e_migrate QMPSOCK: prints "NORMAL TRANSFERRED" of a migration to
+# /dev/null, then resumes the guest.
+e2e_migrate() {
+	"$FHROOT/tests/hostd/qmp.py" "$1" exec migrate-set-parameters \
+	    '{"max-bandwidth": 10737418240}' >/dev/null
+	"$FHROOT/tests/hostd/qmp.py" "$1" exec migrate \
+	    '{"uri": "exec:cat > /dev/null"}' >/dev/null || return 1
+	_n=0
+	while :; do
+		_m=$("$FHROOT/tests/hostd/qmp.py" "$1" exec query-migrate)
+		case $_m in
+		*'"completed"'*) break ;;
+		*'"failed"'* | *'"cancelled"'*) return 1 ;;
+		esac
+		_n=$((_n + 1))
+		[ $_n -gt 300 ] && return 1
+		sleep 0.2
+	done
+	echo "$_m" | python3 -c 'import json,sys
+r = json.load(sys.stdin)["ram"]
+print(r["normal"], r["transferred"])'
+	"$FHROOT/tests/hostd/qmp.py" "$1" exec cont >/dev/null
+}
+
+# e2e_run DIR: the whole scenario; returns non-zero when a step failed.
+e2e_run() {
+	_d=$1
+	_ctl="$FHROOT/build/freehintctl -s $_d/ctl"
+	guest_build "$_d/initrd.cpio.gz" -m "$FHROOT/kmod/freehint.ko" \
+	    -b "$FHROOT/build/freehint-agent" \
+	    -s "$FHROOT/tests/hostd/guest-e2e.sh" >"$_d/mkinitrd.log" 2>&1 ||
+	    { echo "e2e: initrd build failed" >&2; return 1; }
+	"$FHROOT/tests/guest/run-guest.sh" -b -m 512 -t 150 \
+	    -q "$_d/qmp" -c "$_d/chan" -p "$_d/qemu.pid" \
+	    -i "$_d/initrd.cpio.gz" -l "$_d/guest.log" -- \
+	    -qmp "unix:$_d/qmp2,server=on,wait=off" || return 1
+	_qpid=$(cat "$_d/qemu.pid")
+	"$FHROOT/build/freehintd" -d --vsock-port 0 --control "$_d/ctl" \
+	    --vm "name=demo,qmp=$_d/qmp,channel=$_d/chan" \
+	    >"$_d/freehintd.log" 2>&1 &
+	E2E_DPID=$!
+	e2e_wait_log "$_d/guest.log" "FH FILL1" 60 || return 1
+	E2E_RSS_START=$(e2e_rss "$_qpid")
+	e2e_wait_log "$_d/guest.log" "FH FREED1" 60 || return 1
+	E2E_RSS_BEFORE=$(e2e_rss "$_qpid")
+	_n=0
+	E2E_RSS_AFTER=$E2E_RSS_BEFORE
+	while [ $_n -lt 80 ]; do
+		sleep 0.1
+		_n=$((_n + 1))
+		E2E_RSS_AFTER=$(e2e_rss "$_qpid")
+		[ $((E2E_RSS_BEFORE - E2E_RSS_AFTER)) -gt 250000 ] && break
+	done
+	E2E_STATUS=$($_ctl status)
+	e2e_wait_log "$_d/guest.log" "FH FREED2" 60 || return 1
+	set -- $(e2e_migrate "$_d/qmp2")
+	E2E_PLAIN_NORMAL=${1:-0} E2E_PLAIN_BYTES=${2:-0}
+	e2e_wait_log "$_d/guest.log" "FH AGENT2" 60 || return 1
+	# Ask for a hint pass as soon as the agent is back, then migrate
+	# while the blocks are held.
+	_n=0
+	until $_ctl hint demo >/dev/null 2>&1; do
+		_n=$((_n + 1))
+		[ $_n -gt 100 ] && return 1
+		sleep 0.1
+	done
+	sleep 2
+	E2E_HELD=$($_ctl status --json | python3 -c 'import json,sys
+print(json.load(sys.stdin)["vms"][0]["held_bytes"])')
+	set -- $(e2e_migrate "$_d/qmp2")
+	E2E_HINT_NORMAL=${1:-0} E2E_HINT_BYTES=${2:-0}
+	return 0
+}
+
+e2e_stop() {
+	[ -n "${E2E_DPID:-}" ] && kill "$E2E_DPID" 2>/dev/null
+	[ -f "$1/qemu.pid" ] && kill "$(cat "$1/qemu.pid")" 2>/dev/null
+	wait 2>/dev/null
+}
