@@ -18,7 +18,7 @@ mkdir -p "$out"
 kver=$(guest_kver)
 [ -e "/lib/modules/$kver/build/Makefile" ] ||
 	skip agent-guest "no kernel headers for $kver"
-if ! make -s kmod kmod-tests build/freehint-agent agent-tests \
+if ! make -s kmod build/tests/kmod/fhmem build/freehint-agent agent-tests \
 	>"$out/make.log" 2>&1; then
 	fail agent-build "make failed:"
 	tail -n 30 "$out/make.log"
