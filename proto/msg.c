@@ -12,6 +12,7 @@
 #include "proto.h"
 
 static void drop_unknown(ProtobufCMessage *);
+static int check_strings(const ProtobufCMessage *);
 static int check_hello(const Freehint__Hello *);
 static int check_welcome(const Freehint__Welcome *);
 static int check_ranges(const Freehint__RangeBatch *);
@@ -101,7 +102,8 @@ fh_msg_decode(uint8_t type, const uint8_t *buf, size_t len, struct fh_msg *m)
 		return FH_EDECODE;
 	m->type = type;
 	drop_unknown(m->u.base);
-	if ((err = msg_types[type].check(m->u.base)) != FH_OK) {
+	if ((err = check_strings(m->u.base)) != FH_OK ||
+	    (err = msg_types[type].check(m->u.base)) != FH_OK) {
 		fh_msg_free(m);
 		return err;
 	}
@@ -189,6 +191,43 @@ drop_unknown(ProtobufCMessage *m)
 		if (sub != NULL)
 			drop_unknown(sub);
 	}
+}
+
+/*
+ * Strings from a peer end up in logs and in freehintctl's output: no
+ * control characters (a newline would forge a log line), and short.
+ */
+static int
+check_strings(const ProtobufCMessage *m)
+{
+	const ProtobufCFieldDescriptor *f;
+	const ProtobufCMessage *sub;
+	const char *str;
+	size_t len;
+	unsigned i;
+
+	for (i = 0; i < m->descriptor->n_fields; i++) {
+		f = &m->descriptor->fields[i];
+		if (f->label == PROTOBUF_C_LABEL_REPEATED)
+			continue;
+		if (f->type == PROTOBUF_C_TYPE_MESSAGE) {
+			memcpy(&sub, (const char *)m + f->offset, sizeof sub);
+			if (sub != NULL && check_strings(sub) != FH_OK)
+				return FH_EFIELD;
+			continue;
+		}
+		if (f->type != PROTOBUF_C_TYPE_STRING)
+			continue;
+		memcpy(&str, (const char *)m + f->offset, sizeof str);
+		if (str == NULL)
+			continue;
+		if ((len = strnlen(str, FH_STRING_MAX + 1)) > FH_STRING_MAX)
+			return FH_EFIELD;
+		while (len-- > 0)
+			if ((unsigned char)str[len] < 0x20 || str[len] == 0x7f)
+				return FH_EFIELD;
+	}
+	return FH_OK;
 }
 
 static int

@@ -23,6 +23,8 @@ struct fh_rangeset;
 #define FH_BATCH_MAX_RANGES 16384
 /* Guest-physical frame numbers fit in 52 bits on every architecture. */
 #define FH_PFN_LIMIT (1ULL << 52)
+/* Longest string field a peer may send, in bytes; no control characters. */
+#define FH_STRING_MAX 1024
 
 enum fh_msg_type {
 	FH_MSG_HELLO = 1,
