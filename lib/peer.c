@@ -64,6 +64,16 @@ fh_peer_new(struct event_base *base, int fd, const char *name,
 	p->lost_cb = lost_cb;
 	p->arg = arg;
 	p->max_faults = PEER_MAX_FAULTS;
+	/*
+	 * A blocking fd (a virtio-serial port opened plainly) would let a
+	 * peer that stops reading hang the whole daemon in write().
+	 */
+	if (evutil_make_socket_nonblocking(fd) != 0) {
+		log_warn("%s: cannot make fd non-blocking", name);
+		free(p->name);
+		free(p);
+		return NULL;
+	}
 	p->bev = bufferevent_socket_new(base, fd, BEV_OPT_CLOSE_ON_FREE);
 	if (p->bev == NULL) {
 		free(p->name);
