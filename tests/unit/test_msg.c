@@ -315,6 +315,40 @@ test_unknown_fields(void **state)
 }
 
 static void
+test_strings(void **state)
+{
+	Freehint__Hello h =
+	    *(const Freehint__Hello *)sample_message(FH_MSG_HELLO);
+	Freehint__Command c =
+	    *(const Freehint__Command *)sample_message(FH_MSG_COMMAND);
+	Freehint__Welcome p = *c.policy;
+	char s[FH_STRING_MAX + 2];
+
+	h.agent_version = "0.1.0-\xc3\xa9"; /* UTF-8 is fine */
+	assert_int_equal(decode(FH_MSG_HELLO, &h.base), FH_OK);
+	h.agent_version = "0.1.0\nfreehintd: forged log line";
+	assert_int_equal(decode(FH_MSG_HELLO, &h.base), FH_EFIELD);
+	h.agent_version = "x\x7f";
+	assert_int_equal(decode(FH_MSG_HELLO, &h.base), FH_EFIELD);
+	h.agent_version = "ok";
+	h.kernel_release = "6.1\t";
+	assert_int_equal(decode(FH_MSG_HELLO, &h.base), FH_EFIELD);
+	h.kernel_release = NULL;
+	memset(s, 'a', sizeof s - 1);
+	s[FH_STRING_MAX + 1] = '\0';
+	h.agent_version = s;
+	assert_int_equal(decode(FH_MSG_HELLO, &h.base), FH_EFIELD);
+	s[FH_STRING_MAX] = '\0';
+	assert_int_equal(decode(FH_MSG_HELLO, &h.base), FH_OK);
+	/* Inside a nested message too. */
+	c.policy = &p;
+	p.reason = "a\rb";
+	assert_int_equal(decode(FH_MSG_COMMAND, &c.base), FH_EFIELD);
+	p.reason = "ab";
+	assert_int_equal(decode(FH_MSG_COMMAND, &c.base), FH_OK);
+}
+
+static void
 test_send_mismatch(void **state)
 {
 	Freehint__Hello h =
@@ -363,6 +397,7 @@ main(void)
 		cmocka_unit_test(test_command_domain),
 		cmocka_unit_test(test_stats_domain),
 		cmocka_unit_test(test_unknown_fields),
+		cmocka_unit_test(test_strings),
 		cmocka_unit_test(test_send_mismatch),
 		cmocka_unit_test(test_names),
 	};
