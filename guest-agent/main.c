@@ -36,8 +36,12 @@ enum {
 	OPT_BACKOFF_MAX,
 };
 
-/* Options that may appear in the configuration file. */
-static const struct option conf_options[] = {
+/*
+ * The long options, indexed by value - OPT_DUMP_CONFIG. All but the first
+ * may appear in the configuration file (conf_options).
+ */
+static const struct option long_options[] = {
+	{ "dump-config", no_argument, NULL, OPT_DUMP_CONFIG },
 	{ "transport", required_argument, NULL, OPT_TRANSPORT },
 	{ "vsock-cid", required_argument, NULL, OPT_VSOCK_CID },
 	{ "vsock-port", required_argument, NULL, OPT_VSOCK_PORT },
@@ -51,6 +55,7 @@ static const struct option conf_options[] = {
 	{ "backoff-max", required_argument, NULL, OPT_BACKOFF_MAX },
 	{ NULL, 0, NULL, 0 },
 };
+static const struct option *const conf_options = long_options + 1;
 
 /* Command-line options applied over the file, kept for SIGHUP. */
 struct cmdline_opt {
@@ -367,22 +372,6 @@ watchdog_cb(int fd, short what, void *arg)
 int
 main(int argc, char *argv[])
 {
-	static const struct option long_options[] = {
-		{ "dump-config", no_argument, NULL, OPT_DUMP_CONFIG },
-		{ "transport", required_argument, NULL, OPT_TRANSPORT },
-		{ "vsock-cid", required_argument, NULL, OPT_VSOCK_CID },
-		{ "vsock-port", required_argument, NULL, OPT_VSOCK_PORT },
-		{ "serial-path", required_argument, NULL, OPT_SERIAL_PATH },
-		{ "unix-path", required_argument, NULL, OPT_UNIX_PATH },
-		{ "proc-dir", required_argument, NULL, OPT_PROC_DIR },
-		{ "max-inflight", required_argument, NULL, OPT_MAX_INFLIGHT },
-		{ "batch-ranges", required_argument, NULL, OPT_BATCH_RANGES },
-		{ "stats-interval", required_argument, NULL,
-		    OPT_STATS_INTERVAL },
-		{ "wait-module", no_argument, NULL, OPT_WAIT_MODULE },
-		{ "backoff-max", required_argument, NULL, OPT_BACKOFF_MAX },
-		{ NULL, 0, NULL, 0 },
-	};
 	struct agent a;
 	struct timeval tv;
 	uint64_t wd_usec;
