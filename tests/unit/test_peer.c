@@ -405,6 +405,20 @@ test_close_nothing_queued(void **state)
 }
 
 static void
+test_free_with_loss_pending(void **state)
+{
+	struct fx *f = *state;
+
+	/* The owner frees the peer before the deferred loss is reported. */
+	fh_peer_close_after_flush(f->p, "idle");
+	fh_peer_free(f->p);
+	f->p = NULL;
+	SPIN_UNTIL(f, f->eof);
+	event_base_loop(f->base, EVLOOP_NONBLOCK);
+	assert_int_equal(f->lost, 0);
+}
+
+static void
 test_not_reading(void **state)
 {
 	Freehint__RangeBatch b = FREEHINT__RANGE_BATCH__INIT;
@@ -453,6 +467,7 @@ main(void)
 		T(test_keep_after_lost),
 		T(test_close_after_flush),
 		T(test_close_nothing_queued),
+		T(test_free_with_loss_pending),
 		T(test_not_reading),
 	};
 #undef T
