@@ -78,17 +78,19 @@ e2e_run() {
 	set -- $(e2e_migrate "$_d/qmp2")
 	E2E_PLAIN_NORMAL=${1:-0} E2E_PLAIN_BYTES=${2:-0}
 	e2e_wait_log "$_d/guest.log" "FH AGENT2" 60 || return 1
-	# Ask for a hint pass as soon as the agent is back, then migrate
-	# while the blocks are held.
+	# Ask for a hint pass once the restarted agent is welcomed (a command
+	# sent before its Hello is lost on virtio-serial), then migrate while
+	# the blocks are held.
 	_n=0
-	until $_ctl hint demo >/dev/null 2>&1; do
+	E2E_HELD=0
+	while [ "$E2E_HELD" = 0 ]; do
 		_n=$((_n + 1))
-		[ $_n -gt 100 ] && return 1
-		sleep 0.1
-	done
-	sleep 2
-	E2E_HELD=$($_ctl status --json | python3 -c 'import json,sys
+		[ $_n -gt 20 ] && return 1
+		$_ctl hint demo >/dev/null 2>&1 || { sleep 0.2; continue; }
+		sleep 1
+		E2E_HELD=$($_ctl status --json | python3 -c 'import json,sys
 print(json.load(sys.stdin)["vms"][0]["held_bytes"])')
+	done
 	set -- $(e2e_migrate "$_d/qmp2")
 	E2E_HINT_NORMAL=${1:-0} E2E_HINT_BYTES=${2:-0}
 	return 0

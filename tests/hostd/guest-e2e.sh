@@ -15,14 +15,14 @@ sleep 2
 echo "FH FILL1"
 fill 300
 echo "FH FREED1"
-sleep 10
+sleep 6
 kill %1
 wait
 sleep 3
 fill 300
 echo "FH FREED2"
 # The host migrates without freehint now, then says go by ... time.
-sleep 20
+sleep 15
 agent
 echo "FH AGENT2"
 sleep 60
