@@ -17,6 +17,17 @@ $(O)/bench/guest/%: bench/guest/%.c bench/guest/wl.h
 	@mkdir -p $(dir $@)
 	$(CC) -std=gnu11 $(WARN) -O2 -D_GNU_SOURCE -static -o $@ $<
 
+# The scale benchmark's load generator: N fake VMs for one freehintd.
+BENCH_LOADGEN := $(O)/bench/freehint-loadgen
+.PHONY: bench-loadgen
+bench-loadgen: $(BENCH_LOADGEN)
+
+$(BENCH_LOADGEN): $(O)/bench/loadgen.o $(LIBFREEHINT)
+	$(CC) $(ALL_LDFLAGS) -o $@ $< $(LIBFREEHINT) $(EVENT_LIBS) \
+		$(PROTOBUF_LIBS) -lm -lpthread
+
+$(O)/bench/loadgen.o: $(O)/proto/freehint.pb-c.h
+
 # bench/codec: encode/decode throughput and wire size of range batches.
 BENCH_CODEC := $(O)/bench/codec
 $(O)/bench/codec.o: $(O)/proto/freehint.pb-c.h
