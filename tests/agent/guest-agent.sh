@@ -155,19 +155,24 @@ fi
 kill $H
 wait $H
 
-# Scenario 5: real AF_VSOCK over vsock_loopback, chosen by --transport auto.
+# Scenario 5: real AF_VSOCK over vsock_loopback, chosen by --transport
+# auto after a SIGHUP reload: the agent starts on a dead unix path.
+printf 'transport unix\nunix-path /tmp/nobody.sock\nvsock-cid 1\n' >/tmp/a5.conf
 fh-testhost -l vsock:7700 --until-reported 2 --timeout 120 >/tmp/h5.log 2>&1 &
 H=$!
 sleep 0.3
-freehint-agent -d -v --transport auto --vsock-cid 1 --vsock-port 7700 \
-	>/tmp/a5.log 2>&1 &
+freehint-agent -d -v -f /tmp/a5.conf --vsock-port 7700 >/tmp/a5.log 2>&1 &
 A=$!
+sleep 2
+printf 'transport auto\nvsock-cid 1\n' >/tmp/a5.conf
+kill -HUP $A
 wait $H
 hrc=$?
-if [ $hrc = 0 ] && grep -q "connected over vsock 1:7700" /tmp/a5.log; then
-	ok vsock-loopback-auto
+if [ $hrc = 0 ] && grep -q "configuration reloaded, reconnecting" /tmp/a5.log &&
+	grep -q "connected over vsock 1:7700" /tmp/a5.log; then
+	ok reload-vsock-loopback-auto
 else
-	ko vsock-loopback-auto "fh-testhost exit $hrc"
+	ko reload-vsock-loopback-auto "fh-testhost exit $hrc"
 	show host5 /tmp/h5.log
 	show agent5 /tmp/a5.log
 fi
