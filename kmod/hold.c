@@ -372,7 +372,7 @@ static int fh_hold_capture(struct fh_hold *h, char *args)
 }
 
 /* Ack or fail: the batch's blocks are done (or freed, if released). */
-static int fh_hold_settle(struct fh_hold *h, u64 id)
+static int fh_hold_settle(struct fh_hold *h, u64 id, bool discarded)
 {
 	struct fh_hold_batch *b, *found = NULL;
 	bool orphan = false;
@@ -399,6 +399,17 @@ static int fh_hold_settle(struct fh_hold *h, u64 id)
 		return -EINVAL;
 	}
 	list_del(&found->node);
+	spin_unlock(&h->lock);
+
+	/* Out of every list: neither the shrinker nor the grace work sees it. */
+	if (discarded) {
+		struct page *page;
+
+		list_for_each_entry(page, &found->pages, lru)
+			fh_scribble(page, page_private(page));
+	}
+
+	spin_lock(&h->lock);
 	if (orphan) {
 		list_splice_init(&found->pages, &blocks);
 	} else {
@@ -425,11 +436,11 @@ static int fh_hold_cmd(char *line, void *ctx)
 		return 0;
 	}
 	err = fh_parse_id_cmd(line, "ack", &id);
-	if (err == -ENOENT)
-		err = fh_parse_id_cmd(line, "fail", &id);
-	if (err)
-		return -EINVAL;
-	return fh_hold_settle(h, id);
+	if (!err)
+		return fh_hold_settle(h, id, true);
+	if (err == -ENOENT && !fh_parse_id_cmd(line, "fail", &id))
+		return fh_hold_settle(h, id, false);
+	return -EINVAL;
 }
 
 static int fh_hold_open(struct inode *inode, struct file *file)

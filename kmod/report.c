@@ -267,6 +267,26 @@ static int fh_report_cmd(char *line, void *ctx)
 		spin_unlock(&r->lock);
 		return -EINVAL;
 	}
+#ifdef FREEHINT_SCRIBBLE
+	/* A discard may run until the ack: scribble again at its end. */
+	if (state == FH_REP_ACKED) {
+		struct page *pages[PAGE_REPORTING_CAPACITY];
+		unsigned int orders[PAGE_REPORTING_CAPACITY];
+		unsigned int i, n = r->count;
+
+		memcpy(pages, r->pages, n * sizeof(*pages));
+		memcpy(orders, r->orders, n * sizeof(*orders));
+		spin_unlock(&r->lock);
+		/* Isolated until this ack, or through the grace time. */
+		for (i = 0; i < n; i++)
+			fh_scribble(pages[i], orders[i]);
+		spin_lock(&r->lock);
+		if (r->state != FH_REP_READ || r->id != id) {
+			spin_unlock(&r->lock);
+			return -EINVAL;
+		}
+	}
+#endif
 	r->state = state;
 	spin_unlock(&r->lock);
 	wake_up(&r->doneq);

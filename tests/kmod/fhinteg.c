@@ -28,7 +28,7 @@ static int nchunks, pagemap;
 static pthread_mutex_t map_lock = PTHREAD_MUTEX_INITIALIZER;
 static volatile int stop;
 static long bad_pages, verified_pages, overlaps, rep_batches, rep_blocks;
-static long hold_batches, hold_blocks, hold_captures, remaps;
+static long hold_batches, hold_blocks, hold_captures, remaps, grabs;
 static uint64_t *pfnbuf;
 
 static uint64_t
@@ -60,13 +60,14 @@ verify(struct chunk *c)
 			if (c->p[pg * 512 + j] != word(c->seed, pg, j))
 				break;
 		if (j < 512) {
-			if (bad_pages++ < 5)
+			if (__atomic_fetch_add(
+			        &bad_pages, 1, __ATOMIC_RELAXED) < 5)
 				say("integrity: page %zu of chunk %p corrupt "
 				    "(word %zu = %#llx)\n",
 				    pg, (void *)c->p, j,
 				    (unsigned long long)c->p[pg * 512 + j]);
 		}
-		verified_pages++;
+		__atomic_fetch_add(&verified_pages, 1, __ATOMIC_RELAXED);
 	}
 }
 
@@ -115,6 +116,54 @@ check_overlap(struct fh_block *blk, int n)
 		}
 	}
 	pthread_mutex_unlock(&map_lock);
+}
+
+/*
+ * Allocate most of the available memory, fill, verify and free it, again
+ * and again: blocks the module gives back are reused at once, so data
+ * written into them too late is caught.
+ */
+static void *
+grabber(void *arg)
+{
+	uint64_t seed = 1ULL << 40;
+	struct chunk c;
+	long long avail;
+	size_t len, i;
+	char *base;
+
+	(void)arg;
+	while (!stop) {
+		avail = meminfo_kb("MemAvailable") * 1024LL - (128LL << 20);
+		if (avail > (128LL << 20))
+			avail = 128LL << 20;
+		if (avail < (long long)CHUNK) {
+			sleep_ms(100);
+			continue;
+		}
+		len = avail / CHUNK;
+		base = mmap(NULL, len * CHUNK, PROT_READ | PROT_WRITE,
+		    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		if (base == MAP_FAILED) {
+			sleep_ms(100);
+			continue;
+		}
+		madvise(base, len * CHUNK, MADV_NOHUGEPAGE);
+		for (i = 0; i < len; i++) {
+			c.p = (uint64_t *)(base + i * CHUNK);
+			c.seed = seed + i;
+			fill(&c);
+		}
+		for (i = 0; i < len; i++) {
+			c.p = (uint64_t *)(base + i * CHUNK);
+			c.seed = seed + i;
+			verify(&c);
+		}
+		seed += len;
+		munmap(base, len * CHUNK);
+		grabs++;
+	}
+	return NULL;
 }
 
 static void *
@@ -191,7 +240,7 @@ main(int argc, char **argv)
 	double secs = argc > 1 ? atof(argv[1]) : 60, t0;
 	size_t mb = argc > 2 ? strtoul(argv[2], NULL, 0) : 128;
 	uint64_t seed = 1;
-	pthread_t rt, ht;
+	pthread_t rt, ht, gt;
 	int i;
 
 	nchunks = mb / 4;
@@ -204,6 +253,7 @@ main(int argc, char **argv)
 		remap(&chunks[i], seed++);
 	pthread_create(&rt, NULL, reporter, NULL);
 	pthread_create(&ht, NULL, holder, NULL);
+	pthread_create(&gt, NULL, grabber, NULL);
 	srand(42);
 	for (t0 = now_s(); now_s() - t0 < secs;) {
 		struct chunk *c = &chunks[rand() % nchunks];
@@ -215,12 +265,14 @@ main(int argc, char **argv)
 	stop = 1;
 	pthread_join(rt, NULL);
 	pthread_join(ht, NULL);
+	pthread_join(gt, NULL);
 	for (i = 0; i < nchunks; i++)
 		verify(&chunks[i]);
 
-	say("integrity: %.0f s, %ld chunk reallocations, %ld pages verified, "
+	say("integrity: %.0f s, %ld chunk reallocations, %ld grabs, %ld pages "
+	    "verified, "
 	    "%ld corrupt\n",
-	    secs, remaps, verified_pages, bad_pages);
+	    secs, remaps, grabs, verified_pages, bad_pages);
 	say("integrity: report %ld batches / %ld blocks acked; hold %ld "
 	    "captures, %ld batches / %ld blocks acked; %ld overlaps\n",
 	    rep_batches, rep_blocks, hold_captures, hold_batches, hold_blocks,
