@@ -76,9 +76,9 @@ parse_line(const char *line, const char *ramblock, struct memregion *r)
 {
 	unsigned long long start, end, off = 0;
 	char type[16], name[128];
-	const char *p;
+	const char *p, *at;
 	int n = 0, prio;
-	size_t len;
+	size_t len, eol;
 
 	if (sscanf(line, " %llx-%llx (prio %d, %15[^)]): %n", &start, &end,
 	        &prio, type, &n) != 4 ||
@@ -87,10 +87,12 @@ parse_line(const char *line, const char *ramblock, struct memregion *r)
 	if (strcmp(type, "ram") != 0 || end < start)
 		return 0;
 	p = line + n;
-	len = strcspn(p, "@\r\n");
+	/* Only this line: the name, then " @offset" and " KVM" if any. */
+	eol = strcspn(p, "\r\n");
+	at = memchr(p, '@', eol);
+	len = at != NULL ? (size_t)(at - p) : eol;
 	while (len > 0 && p[len - 1] == ' ')
 		len--;
-	/* "KVM" follows the name when the region is mapped into KVM. */
 	if (len > 4 && strncmp(p + len - 4, " KVM", 4) == 0)
 		len -= 4;
 	if (len == 0 || len >= sizeof name)
@@ -99,7 +101,7 @@ parse_line(const char *line, const char *ramblock, struct memregion *r)
 	name[len] = '\0';
 	if (strcmp(name, ramblock) != 0)
 		return 0;
-	if ((p = strchr(p, '@')) != NULL && sscanf(p, "@%llx", &off) != 1)
+	if (at != NULL && sscanf(at, "@%llx", &off) != 1)
 		return 0;
 	r->gpa = start;
 	r->size = end - start + 1;

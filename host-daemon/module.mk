@@ -52,3 +52,6 @@ install-hostd: $(O)/freehintd $(O)/freehintctl
 
 demo:
 	scripts/demo.sh
+
+# Unit tests of the daemon include its header.
+$(O)/tests/unit/test_hostd_%.o: ALL_CFLAGS += -Ihost-daemon

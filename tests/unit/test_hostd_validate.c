@@ -1,0 +1,226 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * validate.c, the one judge of what a guest sends: each RejectReason from
+ * a batch built to deserve it, and the well-formed batches that pass.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "freehintd.h"
+
+#define MiB (1ULL << 20)
+
+/* pc machine, 512 MiB: RAM below the VGA hole and from 1 MiB up. */
+static struct memregion regions[2] = {
+	{ 0, 0xa0000, 0, 0, -1, 0, 4096 },
+	{ 0x100000, 512 * MiB - 0x100000, 0x100000, 0, -1, 0, 4096 },
+};
+static const struct memmap map = { regions, 2, NULL, VM_BACKING_MEMFD };
+static const struct policy pol = {
+	.min_order = 9,
+	.max_batch_ranges = 64,
+	.max_batch_bytes = 256 * MiB,
+	.max_batches_sec = 10,
+	.max_bytes_sec = 1024 * MiB,
+	.max_faults = 8,
+};
+
+struct fixture {
+	struct vstate vs;
+	struct fh_rangeset out;
+	struct timespec now;
+	uint64_t id;
+	char err[256];
+};
+
+static int
+setup(void **state)
+{
+	struct fixture *f = calloc(1, sizeof *f);
+
+	vstate_init(&f->vs);
+	fh_rs_init(&f->out);
+	f->now.tv_sec = 1000;
+	*state = f;
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	struct fixture *f = *state;
+
+	vstate_free(&f->vs);
+	fh_rs_free(&f->out);
+	free(f);
+	return 0;
+}
+
+/* One batch from (gap, length) pairs in pages. */
+static int
+judge(struct fixture *f, Freehint__RangeKind kind, const uint64_t *pairs,
+    size_t n)
+{
+	Freehint__RangeBatch b = FREEHINT__RANGE_BATCH__INIT;
+	uint64_t gaps[128], lens[128];
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		gaps[i] = pairs[2 * i];
+		lens[i] = pairs[2 * i + 1];
+	}
+	b.batch_id = ++f->id;
+	b.kind = kind;
+	b.gaps = gaps;
+	b.lengths = lens;
+	b.n_gaps = b.n_lengths = n;
+	return validate_batch(&f->vs, &pol, &map, 4096, 512, &b, &f->now,
+	    &f->out, f->err, sizeof f->err);
+}
+
+#define REP  FREEHINT__RANGE_KIND__REPORTED
+#define R(x) FREEHINT__REJECT_REASON__##x
+
+static void
+test_valid(void **state)
+{
+	struct fixture *f = *state;
+	const uint64_t two[] = { 0x4000, 512, 512, 1024 };
+
+	assert_int_equal(judge(f, REP, two, 2), 0);
+	assert_int_equal(f->out.n, 2);
+	assert_int_equal(f->out.r[1].start, 0x4000 + 512 + 512);
+	/* The last 2 MiB of RAM. */
+	const uint64_t last[] = { (512 * MiB >> 12) - 512, 512 };
+	assert_int_equal(judge(f, REP, last, 1), 0);
+}
+
+static void
+test_out_of_range(void **state)
+{
+	struct fixture *f = *state;
+	const uint64_t past[] = { 512 * MiB >> 12, 512 };
+	const uint64_t straddle[] = { (512 * MiB >> 12) - 512, 1024 };
+	const uint64_t hole[] = { 0, 512 }; /* VGA hole, BIOS */
+	const uint64_t bar[] = { 0xfe000000ULL >> 12, 512 }; /* a BAR */
+	const uint64_t huge[] = { (1ULL << 52) - 512, 512, 512, 512 };
+
+	assert_int_equal(judge(f, REP, past, 1), R(OUT_OF_RANGE));
+	assert_int_equal(judge(f, REP, straddle, 1), R(OUT_OF_RANGE));
+	assert_int_equal(judge(f, REP, hole, 1), R(OUT_OF_RANGE));
+	assert_int_equal(judge(f, REP, bar, 1), R(OUT_OF_RANGE));
+	assert_int_equal(judge(f, REP, huge, 2), R(OUT_OF_RANGE));
+	/* HINTs are bounded too, though never discarded. */
+	assert_int_equal(
+	    judge(f, FREEHINT__RANGE_KIND__HINT, past, 1), R(OUT_OF_RANGE));
+}
+
+static void
+test_unaligned(void **state)
+{
+	struct fixture *f = *state;
+	const uint64_t start[] = { 0x4001, 512 };
+	const uint64_t length[] = { 0x4000, 513 };
+
+	assert_int_equal(judge(f, REP, start, 1), R(UNALIGNED));
+	assert_int_equal(judge(f, REP, length, 1), R(UNALIGNED));
+	assert_int_equal(
+	    judge(f, FREEHINT__RANGE_KIND__HELD, start, 1), R(UNALIGNED));
+	/* A snapshot is a hint: single pages are fine. */
+	assert_int_equal(judge(f, FREEHINT__RANGE_KIND__HINT, start, 1), 0);
+}
+
+static void
+test_overlapping(void **state)
+{
+	struct fixture *f = *state;
+	const uint64_t adjacent[] = { 0x4000, 512, 0, 512 };
+	const uint64_t ok[] = { 0x4000, 512 };
+	const uint64_t again[] = { 0x4000, 1024 };
+
+	assert_int_equal(judge(f, REP, adjacent, 2), R(OVERLAPPING));
+	/* HELD twice in one pass. */
+	assert_int_equal(judge(f, FREEHINT__RANGE_KIND__HELD, ok, 1), 0);
+	fh_rs_add(&f->vs.held, 0x4000, 512);
+	assert_int_equal(
+	    judge(f, FREEHINT__RANGE_KIND__HELD, again, 1), R(OVERLAPPING));
+}
+
+static void
+test_too_large(void **state)
+{
+	struct fixture *f = *state;
+	uint64_t many[2 * 65];
+	const uint64_t bytes[] = { 0x4000, 256 * MiB / 4096 + 512 };
+	size_t i;
+
+	for (i = 0; i < 65; i++) {
+		many[2 * i] = i == 0 ? 0x4000 : 512;
+		many[2 * i + 1] = 512;
+	}
+	assert_int_equal(judge(f, REP, many, 65), R(TOO_LARGE));
+	assert_int_equal(judge(f, REP, many, 64), 0);
+	assert_int_equal(judge(f, REP, bytes, 1), R(TOO_LARGE));
+}
+
+static void
+test_rate_and_ids(void **state)
+{
+	struct fixture *f = *state;
+	const uint64_t ok[] = { 0x4000, 512 };
+	int i;
+
+	for (i = 0; i < 10; i++)
+		assert_int_equal(judge(f, REP, ok, 1), 0);
+	assert_int_equal(judge(f, REP, ok, 1), R(RATE_LIMITED));
+	f->now.tv_sec++;
+	assert_int_equal(judge(f, REP, ok, 1), 0);
+	/* Ids only go up. */
+	f->id -= 1;
+	assert_int_equal(judge(f, REP, ok, 1), R(DUPLICATE_ID));
+	f->id += 5;
+	assert_int_equal(judge(f, REP, ok, 1), 0);
+}
+
+static void
+test_malformed(void **state)
+{
+	struct fixture *f = *state;
+	const uint64_t zero_len[] = { 0x4000, 0 };
+
+	assert_int_equal(judge(f, REP, zero_len, 1), R(MALFORMED));
+	assert_int_equal(judge(f, REP, zero_len, 0), R(MALFORMED)); /* empty */
+	assert_int_equal(
+	    judge(f, FREEHINT__RANGE_KIND__RANGE_KIND_UNSPECIFIED, zero_len, 1),
+	    R(BAD_KIND));
+	assert_string_equal(
+	    validate_reason_name(R(OUT_OF_RANGE)), "OUT_OF_RANGE");
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_valid, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_out_of_range, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_unaligned, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_overlapping, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_too_large, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_rate_and_ids, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_malformed, setup, teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
