@@ -2,10 +2,10 @@
 /*
  * The one place a batch of ranges from a guest is judged. The guest may be
  * hostile: every range must decode, lie inside the VM's RAM map (from QEMU,
- * never from the guest), be aligned to the host page size where it will be
- * discarded, and not overlap anything held for the current pass; batches
- * and bytes are limited per batch and per second, so that one VM cannot
- * keep the daemon from serving the others. The answer is a RejectReason.
+ * never from the guest), be whole blocks of the order we asked for, and not
+ * overlap anything held for the current pass; batches and bytes are
+ * limited per batch and per second, so that one VM cannot keep the daemon
+ * from serving the others. The answer is a RejectReason.
  */
 #include <inttypes.h>
 #include <stdio.h>
