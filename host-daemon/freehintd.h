@@ -172,6 +172,7 @@ const char *vm_transport_name(enum vm_transport);
 /* qmp.c: the static VM source (--vm name=,qmp=). */
 int qmp_static_start(const struct vm_conf *);
 void qmp_static_stop_all(void);
+void qmp_static_reload(const struct vm_conf_list *);
 int qmp_parse_vm(const char *, struct vm_conf *, char *, size_t);
 
 /* guest.c: the session with one agent. */

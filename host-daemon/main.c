@@ -330,10 +330,14 @@ on_signal(evutil_socket_t sig, short what, void *arg)
 	}
 	sd_notify(0, "RELOADING=1");
 	log_info("reloading the VM list");
-	qmp_static_stop_all();
+	/* Policy, VMs; sockets and libvirt stay as they were bound. */
+	free(c->control);
+	c->control = xstrdup(conf->control);
+	if (c->libvirt_uri == NULL && conf->libvirt_uri != NULL)
+		c->libvirt_uri = xstrdup(conf->libvirt_uri);
+	qmp_static_reload(&c->vms);
 	config_free(conf);
 	conf = c;
-	start_vms();
 	sd_notify(0, "READY=1");
 }
 

@@ -49,6 +49,8 @@ static int qmp_hmp(void *, const char *, char **);
 static void qmp_tick(evutil_socket_t, short, void *);
 static void qmp_announce(struct qmp *);
 static void qmp_poll_migration(struct qmp *);
+static bool same_conf(const struct vm_conf *, const struct vm_conf *);
+static void qmp_free(struct qmp *);
 
 /* "name=NAME,qmp=PATH[,channel=PATH][,cid=N]" */
 int
@@ -121,21 +123,64 @@ qmp_static_start(const struct vm_conf *vc)
 	return 0;
 }
 
+static bool
+same_conf(const struct vm_conf *a, const struct vm_conf *b)
+{
+	return strcmp(a->name, b->name) == 0 && strcmp(a->qmp, b->qmp) == 0 &&
+	    a->cid == b->cid &&
+	    ((a->channel == NULL && b->channel == NULL) ||
+	        (a->channel != NULL && b->channel != NULL &&
+	            strcmp(a->channel, b->channel) == 0));
+}
+
+static void
+qmp_free(struct qmp *q)
+{
+	LIST_REMOVE(q, entry);
+	vm_source_remove(q->vc.name);
+	qmp_disconnect(q);
+	event_free(q->ev);
+	free(q->vc.name);
+	free(q->vc.qmp);
+	free(q->vc.channel);
+	free(q);
+}
+
+/*
+ * SIGHUP: VMs whose line did not change keep their monitor and agent;
+ * the others are removed, and new ones started.
+ */
+void
+qmp_static_reload(const struct vm_conf_list *list)
+{
+	const struct vm_conf *vc;
+	struct qmp *q, *next;
+
+	for (q = LIST_FIRST(&qmps); q != NULL; q = next) {
+		next = LIST_NEXT(q, entry);
+		TAILQ_FOREACH(vc, list, entry)
+		if (same_conf(&q->vc, vc))
+			break;
+		if (vc == NULL)
+			qmp_free(q);
+	}
+	TAILQ_FOREACH(vc, list, entry)
+	{
+		LIST_FOREACH(q, &qmps, entry)
+		if (same_conf(&q->vc, vc))
+			break;
+		if (q == NULL)
+			qmp_static_start(vc);
+	}
+}
+
 void
 qmp_static_stop_all(void)
 {
 	struct qmp *q;
 
-	while ((q = LIST_FIRST(&qmps)) != NULL) {
-		LIST_REMOVE(q, entry);
-		vm_source_remove(q->vc.name);
-		qmp_disconnect(q);
-		event_free(q->ev);
-		free(q->vc.name);
-		free(q->vc.qmp);
-		free(q->vc.channel);
-		free(q);
-	}
+	while ((q = LIST_FIRST(&qmps)) != NULL)
+		qmp_free(q);
 }
 
 static void
