@@ -122,7 +122,14 @@ struct kbatch {
 	uint64_t kid; /* the module's batch id */
 	uint64_t bytes;
 	unsigned remaining; /* RangeBatches not yet acknowledged */
-	int failed;
+	int failed; /* the host did not discard all of it */
+	/*
+	 * Sent, and the host went away before answering: it may be
+	 * discarding right now. Such a batch is never answered "fail" (the
+	 * module would hand the pages out at once); it is left to the
+	 * module's timeout and grace period, which outlast any discard.
+	 */
+	int unanswered;
 };
 TAILQ_HEAD(kbatch_list, kbatch);
 

@@ -52,7 +52,9 @@ static void session_handshake_cb(int, short, void *);
 static void session_end(struct session *, const char *why);
 static void session_policy(struct session *, const Freehint__Welcome *);
 static int session_hello(struct session *);
-static void pending_done(struct session *, struct pending *, bool ok);
+enum pending_outcome { PENDING_APPLIED, PENDING_REJECTED, PENDING_LOST };
+static void pending_done(
+    struct session *, struct pending *, enum pending_outcome);
 static void session_after_send(struct session *);
 
 static const struct fh_handler session_handlers[] = {
@@ -101,7 +103,7 @@ session_free(struct session *s)
 	if (s == NULL)
 		return;
 	while ((p = TAILQ_FIRST(&s->pending)) != NULL)
-		pending_done(s, p, false);
+		pending_done(s, p, PENDING_LOST);
 	fh_peer_free(s->peer);
 	event_free(s->ev_handshake);
 	free(s->lost_why);
@@ -383,25 +385,27 @@ handle_ack(struct fh_peer *peer, const struct fh_msg *m, void *arg)
 		    ack->has_reason ? (int)ack->reason : 0,
 		    ack->detail != NULL ? ": " : "",
 		    ack->detail != NULL ? ack->detail : "");
-	pending_done(s, p, ok);
+	pending_done(s, p, ok ? PENDING_APPLIED : PENDING_REJECTED);
 	agent_pump(s->agent);
 	return 0;
 }
 
 static void
-pending_done(struct session *s, struct pending *p, bool ok)
+pending_done(struct session *s, struct pending *p, enum pending_outcome outcome)
 {
 	struct kbatch *kb = p->kb;
 
 	TAILQ_REMOVE(&s->pending, p, entry);
 	s->inflight--;
-	if (ok) {
+	if (outcome == PENDING_APPLIED) {
 		s->agent->stats.batches_acked++;
 		if (kb->source != KB_HINT)
 			s->agent->stats.bytes_acked += p->bytes;
 	} else {
 		s->agent->stats.batches_failed++;
 		kb->failed = 1;
+		if (outcome == PENDING_LOST)
+			kb->unanswered = 1;
 	}
 	free(p);
 	if (--kb->remaining == 0)
