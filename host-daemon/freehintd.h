@@ -135,7 +135,9 @@ struct vm {
 	void *hmp_ctx;
 
 	struct memmap map;
-	Freehint__Mode mode;
+	Freehint__Mode map_mode; /* what the backing allows */
+	char *map_why;
+	Freehint__Mode mode; /* what the connected guest gets */
 	char *mode_why;
 
 	struct guest *guest;

@@ -151,8 +151,13 @@ guest_hello(struct fh_peer *p, const struct fh_msg *m, void *arg)
 	}
 	g->hello = true;
 	g->page_size = h->page_size;
-	g->mode = vm->mode;
-	snprintf(why, sizeof why, "%s", vm->mode_why ? vm->mode_why : "");
+	/* Start from what the backing allows, not from what an earlier
+	 * guest of this VM (before a reboot, say) was given. */
+	g->mode = vm->map_mode;
+	snprintf(why, sizeof why, "%s",
+	    vm->map_why != NULL        ? vm->map_why
+	        : vm->mode_why != NULL ? vm->mode_why
+	                               : "");
 	/* Holes read back as zeroes: that fails a non-zero poison check. */
 	if (h->has_page_poisoning && h->page_poisoning && h->has_poison_value &&
 	    h->poison_value != 0 && g->mode != FREEHINT__MODE__RECORD_ONLY) {

@@ -120,9 +120,14 @@ validate_batch(struct vstate *v, const struct policy *pol,
 		return FREEHINT__REJECT_REASON__MALFORMED;
 	}
 	for (i = 0; i < out->n; i++) {
-		/* Below FH_PFN_LIMIT (checked by unpack): no overflow. */
-		gpa = out->r[i].start * page_size;
-		len = out->r[i].npages * page_size;
+		/* Below FH_PFN_LIMIT (checked by unpack), but a guest may
+		 * claim 64 KiB pages: 2^52 of those do not fit in 64 bits. */
+		if (__builtin_mul_overflow(out->r[i].start, page_size, &gpa) ||
+		    __builtin_mul_overflow(out->r[i].npages, page_size, &len) ||
+		    gpa + len < gpa) {
+			snprintf(err, errlen, "%s", fh_strerror(FH_EOVERFLOW));
+			return FREEHINT__REJECT_REASON__OUT_OF_RANGE;
+		}
 		if (memmap_find(m, gpa, len) == NULL) {
 			snprintf(err, errlen,
 			    "0x%" PRIx64 "+0x%" PRIx64 " outside guest RAM",

@@ -117,6 +117,7 @@ vm_free(struct vm *vm)
 	free(vm->channel);
 	free(vm->unservable);
 	free(vm->mode_why);
+	free(vm->map_why);
 	free(vm);
 }
 
@@ -146,7 +147,9 @@ vm_load_map(struct vm *vm)
 	char err[256], block[128], *mtree = NULL;
 
 	memmap_free(&vm->map);
-	vm->mode = FREEHINT__MODE__RECORD_ONLY;
+	vm->mode = vm->map_mode = FREEHINT__MODE__RECORD_ONLY;
+	free(vm->map_why);
+	vm->map_why = NULL;
 	if (vm->unservable != NULL) {
 		set_str(&vm->mode_why, vm->unservable);
 		return;
@@ -184,6 +187,8 @@ vm_load_map(struct vm *vm)
 		break;
 	}
 	set_str(&vm->mode_why, err);
+	vm->map_mode = vm->mode;
+	set_str(&vm->map_why, err);
 	log_info("vm %s: %" PRIu64 " MiB of RAM in %zu regions, block %s, "
 	         "mode %s (%s)",
 	    vm->name, memmap_ram_bytes(&vm->map) >> 20, vm->map.n, block,

@@ -121,6 +121,34 @@ test_out_of_range(void **state)
 	    judge(f, FREEHINT__RANGE_KIND__HINT, past, 1), R(OUT_OF_RANGE));
 }
 
+/*
+ * A guest may claim 64 KiB pages. pfn 2^48 + 0x400 of those is 2^64 plus
+ * 64 MiB: computed without care it wraps to 64 MiB, inside RAM.
+ */
+static void
+test_page_size_wrap(void **state)
+{
+	struct fixture *f = *state;
+	Freehint__RangeBatch b = FREEHINT__RANGE_BATCH__INIT;
+	uint64_t gaps[1] = { (1ULL << 48) + 0x400 }, lens[1] = { 32 };
+	uint64_t ok_gaps[1] = { 0x400 };
+
+	b.batch_id = ++f->id;
+	b.kind = REP;
+	b.gaps = gaps;
+	b.lengths = lens;
+	b.n_gaps = b.n_lengths = 1;
+	assert_int_equal(validate_batch(&f->vs, &pol, &map, 65536, 32, &b,
+	                     &f->now, &f->out, f->err, sizeof f->err),
+	    R(OUT_OF_RANGE));
+	/* The same range without the 2^48 lies inside RAM and passes. */
+	b.batch_id = ++f->id;
+	b.gaps = ok_gaps;
+	assert_int_equal(validate_batch(&f->vs, &pol, &map, 65536, 32, &b,
+	                     &f->now, &f->out, f->err, sizeof f->err),
+	    0);
+}
+
 static void
 test_unaligned(void **state)
 {
@@ -210,6 +238,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_valid, setup, teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_out_of_range, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_page_size_wrap, setup, teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_unaligned, setup, teardown),
 		cmocka_unit_test_setup_teardown(
