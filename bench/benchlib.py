@@ -8,7 +8,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -17,7 +16,6 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OUT = os.path.join(ROOT, "build", "bench")
 DOCS = os.path.join(ROOT, "docs", "bench")
 GUEST_PROGS = ("dirty", "frag", "churn")
-GUEST_MODULES = ("virtio_pci", "virtio_console", "virtio_balloon")
 CHANNEL_NAME = "org.freehint.agent.0"
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from qmp import Qmp, migrate_wait  # noqa: E402
@@ -44,70 +42,19 @@ def have_freehint():
     return None
 
 
-def _mod_closure(kv, names):
-    seen, order = set(), []
-
-    def visit(n):
-        if n in seen:
-            return
-        seen.add(n)
-        deps = subprocess.run(["modinfo", "-k", kv, "-F", "depends", n],
-                              capture_output=True, text=True, check=True)
-        for d in filter(None, deps.stdout.strip().split(",")):
-            visit(d)
-        path = subprocess.run(["modinfo", "-k", kv, "-F", "filename", n],
-                              capture_output=True, text=True, check=True)
-        order.append(path.stdout.strip())
-
-    for n in names:
-        visit(n)
-    return order
-
-
-def _copy_with_libs(binary, stage):
-    """A dynamic program and the shared libraries ldd lists."""
-    shutil.copy2(binary, os.path.join(stage, "bin"))
-    ldd = subprocess.run(["ldd", binary], capture_output=True, text=True)
-    for path in re.findall(r"(/\S+) \(0x", ldd.stdout):
-        dst = os.path.join(stage, path.lstrip("/"))
-        os.makedirs(os.path.dirname(dst), exist_ok=True)
-        shutil.copy2(path, dst)
-
-
 def build_initrd():
-    """build/bench/initrd.cpio.gz: busybox, workloads, modules, freehint."""
-    kv = kver()
+    """build/bench/initrd.cpio.gz (tests/guest/mkinitrd.sh): the workloads,
+    bench/guest/scenario.sh, and freehint.ko with the agent when built."""
     subprocess.run(["make", "-s", "-C", ROOT, "bench-guest"], check=True)
-    stage = os.path.join(OUT, "initrd")
-    shutil.rmtree(stage, ignore_errors=True)
-    for d in ("bin", "sbin", "proc", "sys", "dev", "tmp", "lib/modules"):
-        os.makedirs(os.path.join(stage, d))
-    shutil.copy2("/bin/busybox", os.path.join(stage, "bin/busybox"))
-    applets = subprocess.run(["/bin/busybox", "--list"], capture_output=True,
-                             text=True, check=True).stdout.split()
-    for a in applets:
-        if a != "busybox":
-            os.symlink("busybox", os.path.join(stage, "bin", a))
-    shutil.copy2(os.path.join(ROOT, "bench/guest/init.sh"),
-                 os.path.join(stage, "init"))
-    for p in GUEST_PROGS:
-        shutil.copy2(os.path.join(OUT, "guest", p), os.path.join(stage, "bin"))
-    for src in _mod_closure(kv, GUEST_MODULES):
-        dst = os.path.join(stage, src.lstrip("/"))
-        os.makedirs(os.path.dirname(dst), exist_ok=True)
-        shutil.copy2(src, dst)
-    for meta in ("modules.order", "modules.builtin",
-                 "modules.builtin.modinfo"):
-        shutil.copy2(os.path.join("/lib/modules", kv, meta),
-                     os.path.join(stage, "lib/modules", kv))
-    subprocess.run(["depmod", "-b", stage, kv], check=True)
-    if have_freehint() is None:
-        shutil.copy2(os.path.join(ROOT, "kmod/freehint.ko"),
-                     os.path.join(stage, "lib/modules/freehint.ko"))
-        _copy_with_libs(os.path.join(ROOT, "build/freehint-agent"), stage)
     out = os.path.join(OUT, "initrd.cpio.gz")
-    subprocess.run("cd %s && find . | cpio -o -H newc --quiet | gzip -1 > %s"
-                   % (stage, out), shell=True, check=True)
+    args = [os.path.join(ROOT, "tests/guest/mkinitrd.sh"), "-o", out,
+            "-s", os.path.join(ROOT, "bench/guest/scenario.sh")]
+    for p in GUEST_PROGS:
+        args += ["-b", os.path.join(OUT, "guest", p)]
+    if have_freehint() is None:
+        args += ["-m", os.path.join(ROOT, "kmod/freehint.ko"),
+                 "-b", os.path.join(ROOT, "build/freehint-agent")]
+    subprocess.run(args, check=True)
     return out
 
 
@@ -223,14 +170,29 @@ class Vm:
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def start_freehintd(self, extra=()):
-        """freehintd for this one VM, in the foreground, logging to a file."""
+        """freehintd for this one VM, in the foreground, logging to a file.
+        Never a vsock listener: not on the build machine."""
         conf = "name=%s,qmp=%s,channel=%s" % (self.name, self.qmp_daemon,
                                               self.channel)
+        self.control = os.path.join(self.dir, "ctl.sock")
         self.daemon_log = open(os.path.join(self.dir, "freehintd.log"), "w")
         self.daemon = subprocess.Popen(
-            [os.path.join(ROOT, "build/freehintd"), "-d", "--vm", conf]
-            + list(extra), stdin=subprocess.DEVNULL,
-            stdout=self.daemon_log, stderr=self.daemon_log)
+            [os.path.join(ROOT, "build/freehintd"), "-d", "--vsock-port", "0",
+             "--control", self.control, "--vm", conf] + list(extra),
+            stdin=subprocess.DEVNULL, stdout=self.daemon_log,
+            stderr=self.daemon_log)
+
+    def freehintctl(self, *args):
+        r = subprocess.run([os.path.join(ROOT, "build/freehintctl"), "-s",
+                            self.control] + list(args),
+                           capture_output=True, text=True, timeout=30)
+        return r.returncode, r.stdout + r.stderr
+
+    def fh_status(self):
+        rc, out = self.freehintctl("status", "--json")
+        if rc != 0:
+            raise RuntimeError("freehintctl status: " + out.strip())
+        return json.loads(out)["vms"][0]
 
     def stop(self):
         if self._qmp is not None:
@@ -253,10 +215,30 @@ class Vm:
         self.stderr.close()
 
 
-def freehint_hint(vm):
-    """Starts a freehint hint pass on the guest before a migration."""
-    subprocess.run([os.path.join(ROOT, "build/freehintctl"), "hint",
-                    vm.name], check=True, timeout=30)
+def freehint_hint(vm, timeout=60):
+    """A freehint hint pass before a migration: asks until freehintd takes
+    the command (it fails until the agent is welcomed), once, then waits
+    until the held bytes stop growing. Returns (seconds, held bytes)."""
+    t0 = time.monotonic()
+    end = t0 + timeout
+    while True:
+        rc, out = vm.freehintctl("hint", vm.name)
+        if rc == 0:
+            break
+        if time.monotonic() > end:
+            raise RuntimeError("freehintctl hint: " + out.strip())
+        time.sleep(0.2)
+    held, last, stable, t_last = 0, -1, 0, time.monotonic()
+    while time.monotonic() < end:
+        time.sleep(0.1)
+        held = vm.fh_status().get("held_bytes", 0)
+        if held != last:
+            last, stable, t_last = held, 0, time.monotonic()
+        elif held > 0:
+            stable += 1
+            if stable >= 5:
+                return t_last - t0, held
+    raise RuntimeError("hint pass: held %d bytes, never settled" % held)
 
 
 # Output ---------------------------------------------------------------

@@ -1,16 +1,13 @@
 #!/bin/sh
-# /init of the benchmark guests (busybox). The kernel command line says
-# what to run:
+# The benchmark guests' script (/test.sh of tests/guest/mkinitrd.sh, whose
+# /init mounts the file systems, loads virtio_console and powers off when
+# this returns). The kernel command line says what to run:
 #   bench.run=migrate-dirty|migrate-frag|reclaim|churn
 #   bench.balloon=1    load virtio_balloon (QEMU's hinting and reporting)
 #   bench.freehint=1   load freehint.ko and start freehint-agent
 #   bench.churn=SECONDS
 # The host follows the serial console: every line it needs starts with
 # "BENCH ".
-export PATH=/bin:/sbin
-mount -t proc proc /proc
-mount -t sysfs sysfs /sys
-mount -t devtmpfs devtmpfs /dev
 run=none balloon=0 freehint=0 churn=20
 for a in $(cat /proc/cmdline); do
 	case "$a" in
@@ -35,19 +32,13 @@ cpu() {
 
 finish() {
 	echo "BENCH done"
-	sync
-	poweroff -f
+	exit 0
 }
 
-modprobe virtio_pci
-modprobe virtio_console
 [ "$balloon" = 1 ] && modprobe virtio_balloon
 if [ "$freehint" = 1 ]; then
-	insmod /lib/modules/freehint.ko || echo "BENCH error insmod freehint"
-	port=$(grep -l org.freehint.agent.0 /sys/class/virtio-ports/*/name |
-	    head -n 1)
-	dev=/dev/$(basename "$(dirname "$port")")
-	freehint-agent -d --channel "virtio-serial:$dev" >/dev/console 2>&1 &
+	insmod /lib/freehint/freehint.ko || echo "BENCH error insmod freehint"
+	freehint-agent -d --transport virtio-serial >/run/agent.log 2>&1 &
 fi
 # Let boot-time page reporting and the agent settle.
 sleep 2
