@@ -182,6 +182,15 @@ control_status(void)
 		    v, "mode", json_object_new_string(vm_mode_name(vm->mode)));
 		json_object_object_add(v, "mode_reason",
 		    json_object_new_string(vm->mode_why ? vm->mode_why : ""));
+		/* The backing the map found, and its host page size (the
+		 * unit of every discard; 0 without a backing fd). */
+		json_object_object_add(v, "backing",
+		    json_object_new_string(memmap_kind_name(vm->map.kind)));
+		json_object_object_add(v, "host_page_size",
+		    json_object_new_uint64(
+		        vm->map.n > 0 && vm->map.r[0].fd != -1
+		            ? vm->map.r[0].pagesz
+		            : 0));
 		json_object_object_add(v, "ram_bytes",
 		    json_object_new_uint64(memmap_ram_bytes(&vm->map)));
 		json_object_object_add(v, "guest_free_bytes",
