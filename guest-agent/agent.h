@@ -64,6 +64,7 @@ struct agent {
 	int conf_explicit;
 	struct agent_stats stats;
 	uint32_t page_size;
+	uint32_t lease_ms; /* the module's grace, less a margin */
 	uint64_t next_batch_id; /* unique across connections */
 	int stopping;
 	int exit_code;
@@ -88,6 +89,9 @@ void agent_error(struct agent *, const char *, ...)
 char *agent_proc_path(const struct agent *, const char *name);
 void agent_pump(struct agent *);
 void agent_kbatch_done(struct agent *, struct kbatch *);
+uint64_t agent_now_ms(void);
+void agent_read_lease(struct agent *);
+void agent_lease_start(struct agent *, struct kbatch *);
 
 /* transport.c: the channel to the host. */
 typedef void (*transport_cb)(struct agent *, int fd, const char *what);
@@ -130,6 +134,8 @@ struct kbatch {
 	 * module's timeout and grace period, which outlast any discard.
 	 */
 	int unanswered;
+	/* Until when (CLOCK_MONOTONIC ms) the module surely keeps it. */
+	uint64_t lease_end_ms;
 };
 TAILQ_HEAD(kbatch_list, kbatch);
 

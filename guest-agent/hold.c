@@ -207,6 +207,9 @@ hold_send(struct hold *h, bool last)
 	kb = xcalloc(1, sizeof *kb);
 	kb->source = KB_HOLD;
 	kb->kid = h->cur_id; /* 0: nothing to answer */
+	/* In flight from now: released or closed, the module still keeps
+	 * it report_grace_ms. */
+	agent_lease_start(h->agent, kb);
 	kb->bytes = fh_rs_pages(&h->cur) * h->agent->page_size;
 	h->bytes += kb->bytes;
 	TAILQ_INSERT_TAIL(&h->kbs, kb, entry);

@@ -155,6 +155,7 @@ report_read_cb(int fd, short what, void *arg)
 	kb = xcalloc(1, sizeof *kb);
 	kb->source = KB_REPORT;
 	kb->kid = id;
+	agent_lease_start(r->agent, kb);
 	kb->bytes = fh_rs_pages(&r->rs) * r->agent->page_size;
 	TAILQ_INSERT_TAIL(&r->kbs, kb, entry);
 	session_send_ranges(

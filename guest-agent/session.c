@@ -39,6 +39,9 @@ struct session {
 	unsigned inflight;
 	int in_send;
 	char *lost_why; /* lost while sending: ended after the send */
+	/* The host's clock less ours, from Welcome; see deadline_ms. */
+	bool have_clock;
+	int64_t clock_offset_ms;
 	TAILQ_HEAD(, pending) pending;
 };
 
@@ -181,6 +184,12 @@ session_send_ranges(struct session *s, Freehint__RangeKind kind,
 		freehint__range_batch__init(&b);
 		b.batch_id = ++s->agent->next_batch_id;
 		b.kind = kind;
+		if (kind != FREEHINT__RANGE_KIND__HINT && s->have_clock &&
+		    (int64_t)kb->lease_end_ms + s->clock_offset_ms > 0) {
+			b.has_deadline_ms = true;
+			b.deadline_ms = (uint64_t)((int64_t)kb->lease_end_ms +
+			    s->clock_offset_ms);
+		}
 		if (kind == FREEHINT__RANGE_KIND__HELD) {
 			b.has_pass_id = true;
 			b.pass_id = pass_id;
@@ -347,6 +356,17 @@ handle_welcome(struct fh_peer *peer, const struct fh_msg *m, void *arg)
 		return 0;
 	}
 	evtimer_del(s->ev_handshake);
+	/*
+	 * The host read its clock before we received this, so mapping our
+	 * receive time to its clock reading can only make deadlines early,
+	 * never late, whatever the delay on the way.
+	 */
+	if (w->has_host_clock_ms) {
+		s->have_clock = true;
+		s->clock_offset_ms =
+		    (int64_t)w->host_clock_ms - (int64_t)agent_now_ms();
+	}
+	agent_read_lease(s->agent);
 	session_policy(s, w);
 	s->welcomed = true;
 	transport_established(s->agent->transport);

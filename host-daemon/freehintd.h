@@ -26,6 +26,11 @@ struct fh_peer;
 /* Never begin a discard later than this after the batch arrived: the
  * guest kernel keeps the pages isolated only 5 s + 2 s grace. */
 #define FREEHINTD_DISCARD_DEADLINE_MS 1000
+/*
+ * A discard must end before the batch's deadline (RangeBatch.deadline_ms):
+ * none begins later than this before it, which covers one fallocate.
+ */
+#define FREEHINTD_LEASE_MARGIN_MS 250
 
 /* main.c: the effective configuration. */
 struct vm_conf {

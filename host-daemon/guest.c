@@ -116,6 +116,15 @@ guest_command(struct guest *g, Freehint__CommandType type, uint64_t pass_id,
 	return fh_peer_send(g->peer, FH_MSG_COMMAND, &c.base);
 }
 
+static uint64_t
+monotonic_ms(void)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (uint64_t)now.tv_sec * 1000 + (uint64_t)now.tv_nsec / 1000000;
+}
+
 static int64_t
 ms_since(const struct timespec *t0)
 {
@@ -183,6 +192,8 @@ guest_hello(struct fh_peer *p, const struct fh_msg *m, void *arg)
 	w.max_inflight = 4;
 	w.has_stats_interval_ms = true;
 	w.stats_interval_ms = conf->policy.stats_interval_ms;
+	w.has_host_clock_ms = true;
+	w.host_clock_ms = monotonic_ms();
 	log_info("vm %s: agent %s, %u-byte pages, mode %s (%s)", vm->name,
 	    h->agent_version, h->page_size, vm_mode_name(g->mode), why);
 	fh_peer_send(p, FH_MSG_WELCOME, &w.base);
@@ -217,9 +228,20 @@ guest_apply(struct guest *g, const Freehint__RangeBatch *b,
 	}
 	if (g->mode != FREEHINT__MODE__DISCARD)
 		return 0;
+	/*
+	 * The guest kernel keeps these pages isolated only until a deadline
+	 * the agent states on our clock; a batch without one is never
+	 * discarded. The deadline holds however long the batch sat in
+	 * buffers while this daemon was busy elsewhere.
+	 */
+	if (!b->has_deadline_ms) {
+		snprintf(err, errlen, "no deadline: not discarded");
+		return FREEHINT__REJECT_REASON__NOT_ALLOWED;
+	}
 	for (i = 0; i < g->ranges.n; i++) {
-		/* The guest kernel keeps them isolated only so long. */
-		if (ms_since(rx) > FREEHINTD_DISCARD_DEADLINE_MS) {
+		if (ms_since(rx) > FREEHINTD_DISCARD_DEADLINE_MS ||
+		    monotonic_ms() + FREEHINTD_LEASE_MARGIN_MS >=
+		        b->deadline_ms) {
 			snprintf(err, errlen, "too late to discard");
 			break;
 		}

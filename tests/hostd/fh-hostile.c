@@ -28,6 +28,10 @@
 
 static int lfd = -1, fd = -1, fails;
 static uint64_t next_id = 1;
+/* The daemon's clock less ours (Welcome.host_clock_ms), and what deadline
+ * the next REPORTED or HELD batch carries. */
+static int64_t clock_offset;
+static enum { DEADLINE_OK, DEADLINE_NONE, DEADLINE_PAST } deadline_mode;
 static struct evbuffer *in;
 
 static void check(int, const char *, const char *, ...)
@@ -35,6 +39,7 @@ static void check(int, const char *, const char *, ...)
 static int accept_daemon(void);
 static int sendmsg_(uint8_t, const ProtobufCMessage *);
 static int recv_msg(struct fh_msg *, int);
+static int64_t now_ms(void);
 static int hello(void);
 static int send_batch(Freehint__RangeKind, uint64_t id, uint64_t *gaps,
     uint64_t *lens, size_t n, uint32_t unit);
@@ -112,6 +117,15 @@ recv_msg(struct fh_msg *m, int timeout_ms)
 	}
 }
 
+static int64_t
+now_ms(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
 static int
 hello(void)
 {
@@ -130,7 +144,10 @@ hello(void)
 	    recv_msg(&m, TIMEOUT_MS) != 1)
 		return -1;
 	ok = m.type == FH_MSG_WELCOME &&
-	    m.u.welcome->mode == FREEHINT__MODE__DISCARD;
+	    m.u.welcome->mode == FREEHINT__MODE__DISCARD &&
+	    m.u.welcome->has_host_clock_ms;
+	if (ok)
+		clock_offset = (int64_t)m.u.welcome->host_clock_ms - now_ms();
 	fh_msg_free(&m);
 	return ok ? 0 : -1;
 }
@@ -148,6 +165,12 @@ send_batch(Freehint__RangeKind kind, uint64_t id, uint64_t *gaps,
 	b.lengths = lens;
 	b.has_unit_order = unit != 0;
 	b.unit_order = unit;
+	if (kind != FREEHINT__RANGE_KIND__HINT &&
+	    deadline_mode != DEADLINE_NONE) {
+		b.has_deadline_ms = true;
+		b.deadline_ms = (uint64_t)(now_ms() + clock_offset +
+		    (deadline_mode == DEADLINE_OK ? 1500 : -1));
+	}
 	return sendmsg_(FH_MSG_RANGES, &b.base);
 }
 
@@ -264,6 +287,24 @@ hostile(uint64_t ram, uint64_t canary)
 	send_batch(FREEHINT__RANGE_KIND__HELD, id = next_id++, g, l, 1, 0);
 	check(ACK(id, REJECTED, REJ(NOT_ALLOWED)), "hostile:held-outside-pass",
 	    "-");
+
+	/* Phase 1b: no discard without a deadline on the daemon's clock,
+	 * and none once it has passed (however the batch was delayed). */
+	check(accept_daemon() == 0 && hello() == 0, "hostile:reconnect-lease",
+	    "daemon did not come back");
+	g[0] = 0x8000;
+	l[0] = 512;
+	deadline_mode = DEADLINE_NONE;
+	send_batch(FREEHINT__RANGE_KIND__REPORTED, id = next_id++, g, l, 1, 0);
+	check(ACK(id, REJECTED, REJ(NOT_ALLOWED)), "hostile:no-deadline", "-");
+	deadline_mode = DEADLINE_PAST;
+	bytes = 1;
+	send_batch(FREEHINT__RANGE_KIND__REPORTED, id = next_id++, g, l, 1, 0);
+	check(expect_ack(id, FREEHINT__ACK_STATUS__REJECTED, REJ(HOST_ERROR),
+	          &bytes) &&
+	        bytes == 0,
+	    "hostile:deadline-passed", "bytes %llu", (unsigned long long)bytes);
+	deadline_mode = DEADLINE_OK;
 
 	/* Phase 2: limits, ids, bad messages. */
 	check(accept_daemon() == 0 && hello() == 0, "hostile:reconnect-1",

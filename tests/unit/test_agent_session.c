@@ -387,6 +387,85 @@ test_disconnect_fails_pending(void **state)
 	assert_int_equal(f->a.stats.reconnects, 1);
 }
 
+/*
+ * REPORTED and HELD batches carry their deadline on the host's clock: the
+ * lease (the module's grace less a margin) from when the batch was read,
+ * moved by the offset between the host's clock in Welcome and ours.
+ */
+static void
+test_deadline_on_host_clock(void **state)
+{
+	struct fx *f = *state;
+	Freehint__Welcome w = FREEHINT__WELCOME__INIT;
+	const Freehint__RangeBatch *b;
+	struct fh_rangeset rs;
+	struct kbatch *kb;
+	uint64_t t0 = agent_now_ms(), host0 = t0 + 1000000, after;
+	int i;
+
+	w.proto_version = FH_PROTO_VERSION;
+	w.mode = FREEHINT__MODE__DISCARD;
+	w.has_host_clock_ms = true;
+	w.host_clock_ms = host0;
+	put(f, FH_MSG_WELCOME, &w.base);
+	SPIN_UNTIL(f, session_ready(f->a.session));
+	/* No module here: the default grace, 2000 ms, less 300. */
+	assert_int_equal(f->a.lease_ms, 1700);
+
+	fh_rs_init(&rs);
+	assert_int_equal(fh_rs_add(&rs, 0x4000, 512), 0);
+	kb = xcalloc(1, sizeof *kb);
+	kb->source = KB_ORPHAN;
+	agent_lease_start(&f->a, kb);
+	session_send_ranges(
+	    f->a.session, FREEHINT__RANGE_KIND__REPORTED, &rs, 0, false, kb);
+	after = agent_now_ms();
+	fh_rs_free(&rs);
+	SPIN_UNTIL(f, count(f, FH_MSG_RANGES) == 1);
+	for (i = 0, b = NULL; i < f->nrx; i++)
+		if (f->msg[i].type == FH_MSG_RANGES)
+			b = f->msg[i].u.ranges;
+	assert_non_null(b);
+	assert_true(b->has_deadline_ms);
+	/*
+	 * Here the host's clock is ours plus 1000000 ms. The batch was read
+	 * by "after", so its lease truly ends by after + 1700 on our clock:
+	 * the deadline must never be later than that on the host's (the
+	 * safety property), and is at least host0 + 1700 (read after the
+	 * Welcome).
+	 */
+	assert_true(b->deadline_ms <= after + 1700 + 1000000);
+	assert_true(b->deadline_ms >= host0 + 1700);
+}
+
+/* Without the host's clock there is no deadline, so nothing is
+ * discarded: the host refuses REPORTED batches without one. */
+static void
+test_no_host_clock_no_deadline(void **state)
+{
+	struct fx *f = *state;
+	const Freehint__RangeBatch *b = NULL;
+	struct fh_rangeset rs;
+	struct kbatch *kb;
+	int i;
+
+	welcome(f, 0, 0);
+	fh_rs_init(&rs);
+	assert_int_equal(fh_rs_add(&rs, 0x4000, 512), 0);
+	kb = xcalloc(1, sizeof *kb);
+	kb->source = KB_ORPHAN;
+	agent_lease_start(&f->a, kb);
+	session_send_ranges(
+	    f->a.session, FREEHINT__RANGE_KIND__REPORTED, &rs, 0, false, kb);
+	fh_rs_free(&rs);
+	SPIN_UNTIL(f, count(f, FH_MSG_RANGES) == 1);
+	for (i = 0; i < f->nrx; i++)
+		if (f->msg[i].type == FH_MSG_RANGES)
+			b = f->msg[i].u.ranges;
+	assert_non_null(b);
+	assert_false(b->has_deadline_ms);
+}
+
 /* A host speaking another protocol version is told so and left. */
 static void
 test_wrong_version(void **state)
@@ -413,6 +492,10 @@ main(void)
 		cmocka_unit_test_setup_teardown(
 		    test_stats_request, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_host, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_deadline_on_host_clock, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_no_host_clock_no_deadline, setup, teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_garbage_reconnects, setup, teardown),
 		cmocka_unit_test_setup_teardown(
