@@ -210,7 +210,8 @@ main(int argc, char **argv)
 		if (json) {
 			/* Exactly the documented keys, numbers as numbers. */
 			static const char *const keys[] = { "name", "connected",
-				"transport", "mode", "ram_bytes",
+				"transport", "mode", "mode_reason", "backing",
+				"host_page_size", "ram_bytes",
 				"guest_free_bytes", "reclaimed_bytes",
 				"held_bytes", "ranges_applied",
 				"ranges_rejected", "last_error" };

@@ -20,7 +20,7 @@ e2e_wait_log() {
 	done
 }
 
-# e2e_migrate QMPSOCK: prints "NORMAL TRANSFERRED" of a migration to
+# e2e_migrate QMPSOCK: prints "NORMAL TRANSFERRED DUPLICATE" of a migration to
 # /dev/null, then resumes the guest.
 e2e_migrate() {
 	"$FHROOT/tests/hostd/qmp.py" "$1" exec migrate-set-parameters \
@@ -40,7 +40,7 @@ e2e_migrate() {
 	done
 	echo "$_m" | python3 -c 'import json,sys
 r = json.load(sys.stdin)["ram"]
-print(r["normal"], r["transferred"])'
+print(r["normal"], r["transferred"], r["duplicate"])'
 	"$FHROOT/tests/hostd/qmp.py" "$1" exec cont >/dev/null
 }
 

@@ -1,0 +1,241 @@
+#!/bin/sh
+# freehintd's other modes, each in a real guest (freehint.ko + the agent
+# over virtio-serial) that dirties and frees 300 MiB:
+#  zero: QEMU's default RAM (private anonymous): mode zero-in-guest, a
+#        hint pass makes the module zero held blocks, a migration sends
+#        them as zero pages; never a fallocate.
+#  huge: RAM on hugetlbfs (2 MiB pages reserved here for the test): only
+#        whole 2 MiB pages are punched, free huge pages grow.
+#  poison: page_poison=1 in the guest: record-only, nothing discarded.
+set -u
+cd "$(dirname "$0")/../.." || exit 1
+FHROOT=$(pwd)
+. tests/hostd/e2e.sh
+. tests/hostd/modes.sh
+guest_require hostd-modes
+command -v strace >/dev/null || skip hostd-modes "strace not installed"
+make -s all kmod >/dev/null 2>&1 || { fail hostd-modes "make all kmod failed"; exit 1; }
+
+top=$(mktemp -d /tmp/fh-modes.XXXXXX)
+huge_old= huge_mnt=
+cleanup() {
+	for s in zero huge poison; do
+		[ -d "$top/$s" ] && modes_stop "$top/$s"
+	done
+	huge_restore
+	rm -rf "$top"
+}
+# Unmount and give back the huge pages reserved for the test.
+huge_restore() {
+	if [ -n "$huge_mnt" ]; then
+		umount "$huge_mnt" 2>/dev/null
+		rmdir "$huge_mnt"
+	fi
+	[ -n "$huge_old" ] && echo "$huge_old" >/proc/sys/vm/nr_hugepages
+	huge_mnt= huge_old=
+}
+trap cleanup EXIT
+trap 'exit 1' INT TERM
+MODES_INITRD=$top/initrd.cpio.gz
+guest_build "$MODES_INITRD" -m kmod/freehint.ko -b build/freehint-agent \
+    -s tests/hostd/guest-modes.sh >"$top/mkinitrd.log" 2>&1 ||
+    { fail hostd-modes "initrd build failed"; exit 1; }
+
+# What a scenario saw, when it went wrong.
+dump() {
+	echo "# $1: freehintd.log"
+	tail -n 15 "$top/$1/freehintd.log"
+	echo "# $1: guest.log"
+	grep -av FHSTAT "$top/$1/guest.log" | tail -n 15
+}
+
+# zero-in-guest: QEMU's default RAM. The migration without freehint runs
+# before freehintd starts (it would start a pass for any migration).
+scenario_zero() {
+	d=$top/zero
+	mkdir "$d"
+	modes_boot "$d" "" init_on_alloc=0 ||
+	    { fail hostd-modes-zero "QEMU did not start"; return; }
+	e2e_wait_log "$d/guest.log" "FH FREED" 120 ||
+	    { fail hostd-modes-zero "guest never freed its memory"; dump zero; return; }
+	set -- $(e2e_migrate "$d/qmp2")
+	plain_n=${1:-0} plain_dup=${3:-0}
+	modes_daemon "$d" z ||
+	    { fail hostd-modes-zero "freehintd did not start"; return; }
+	e2e_wait_log "$d/freehintd.log" "vm z: agent " 30 ||
+	    { fail hostd-modes-zero "no agent"; dump zero; return; }
+	st=$(modes_status "$d" '"%s|%s|%s" % (v["mode"], v["backing"], v["mode_reason"])')
+	case $st in
+	"zero-in-guest|private anonymous|private memory"*)
+		pass "hostd-modes-zero:status ($st)" ;;
+	*) fail hostd-modes-zero:status "$st" ;;
+	esac
+	z0=$(modes_stat "$d" hold_zeroed_pages)
+	held=0 n=0
+	while [ "$held" = 0 ] && [ $n -lt 20 ]; do
+		n=$((n + 1))
+		build/freehintctl -s "$d/ctl" hint z >/dev/null 2>&1 ||
+		    { sleep 0.3; continue; }
+		sleep 1
+		held=$(modes_status "$d" 'v["held_bytes"]')
+	done
+	# The agent sends held blocks 64 at a time: wait until all are in.
+	last=-1
+	while [ "$held" != "$last" ]; do
+		last=$held
+		sleep 1
+		held=$(modes_status "$d" 'v["held_bytes"]')
+	done
+	sleep 1
+	z1=$(modes_stat "$d" hold_zeroed_pages)
+	if [ "${z1:-0}" -gt $((${z0:-0} + 25600)) ]; then
+		pass "hostd-modes-zero:zeroed ($((held >> 20)) MiB held, hold_zeroed_pages ${z0:-?} -> $z1)"
+	else
+		fail hostd-modes-zero:zeroed "held $held bytes, hold_zeroed_pages ${z0:-?} -> ${z1:-?}"
+	fi
+	set -- $(e2e_migrate "$d/qmp2")
+	hint_n=${1:-0} hint_dup=${3:-0}
+	build/freehintctl -s "$d/ctl" release z >/dev/null 2>&1
+	if [ "$plain_n" -gt 0 ] && [ $((hint_n * 2)) -lt "$plain_n" ] &&
+	    [ "$hint_dup" -gt "$plain_dup" ]; then
+		pass "hostd-modes-zero:migration (normal $plain_n -> $hint_n, duplicate $plain_dup -> $hint_dup)"
+	else
+		fail hostd-modes-zero:migration "normal $plain_n -> $hint_n, duplicate $plain_dup -> $hint_dup"
+	fi
+	n=$(modes_fallocates "$d")
+	if [ "$n" = 0 ] && ! ls -l "/proc/$MODES_DPID/fd" | grep -q memfd; then
+		pass hostd-modes-zero:no-fallocate
+	else
+		fail hostd-modes-zero:no-fallocate "$n fallocate calls"
+	fi
+	[ "$FH_FAILED" = 0 ] || dump zero
+	modes_stop "$d"
+}
+
+# hugetlbfs: 2 MiB pages reserved for the guest's 512 MiB and a margin.
+scenario_huge() {
+	d=$top/huge
+	mkdir "$d"
+	knob=/proc/sys/vm/nr_hugepages
+	[ -w $knob ] || { echo "SKIP hostd-modes-huge: $knob not writable (not root?)"; return; }
+	huge_old=$(cat $knob)
+	echo $((huge_old + 272)) >$knob 2>/dev/null
+	got=$(($(cat $knob) - huge_old))
+	if [ "$got" -lt 272 ]; then
+		echo "SKIP hostd-modes-huge: the kernel gave $got of 272 2 MiB huge pages (memory too fragmented or short)"
+		return
+	fi
+	huge_mnt=$(mktemp -d /tmp/fh-hugetlbfs.XXXXXX)
+	if ! mount -t hugetlbfs -o pagesize=2M none "$huge_mnt" 2>"$d/mount.err"; then
+		echo "SKIP hostd-modes-huge: mount -t hugetlbfs: $(cat "$d/mount.err")"
+		return
+	fi
+	modes_boot "$d" ",memory-backend=mem0" "" \
+	    -object "memory-backend-file,id=mem0,size=512M,mem-path=$huge_mnt,share=on,prealloc=off" ||
+	    { fail hostd-modes-huge "QEMU did not start"; return; }
+	modes_daemon "$d" h ||
+	    { fail hostd-modes-huge "freehintd did not start"; return; }
+	e2e_wait_log "$d/freehintd.log" "vm h: agent " 60 ||
+	    { fail hostd-modes-huge "no agent"; dump huge; return; }
+	st=$(modes_status "$d" '"%s|%s|%d" % (v["mode"], v["backing"], v["host_page_size"])')
+	if [ "$st" = "discard|hugetlbfs|2097152" ]; then
+		pass "hostd-modes-huge:status ($st)"
+	else
+		fail hostd-modes-huge:status "$st"
+	fi
+	e2e_wait_log "$d/guest.log" "FH FREED" 120 ||
+	    { fail hostd-modes-huge "guest never freed its memory"; dump huge; return; }
+	f0=$(modes_free_huge)
+	n=0 f1=$f0
+	while [ $n -lt 100 ] && [ $((f1 - f0)) -lt 100 ]; do
+		sleep 0.1
+		n=$((n + 1))
+		f1=$(modes_free_huge)
+	done
+	sleep 1
+	f1=$(modes_free_huge)
+	rec=$(modes_status "$d" 'v["reclaimed_bytes"]')
+	if [ $((f1 - f0)) -ge 100 ]; then
+		pass "hostd-modes-huge:free-hugepages ($f0 -> $f1, $((rec >> 20)) MiB reclaimed)"
+	else
+		fail hostd-modes-huge:free-hugepages "$f0 -> $f1 after the guest freed 300 MiB"
+	fi
+	# Every hole freehintd punched is whole 2 MiB pages.
+	if python3 - "$d/strace" <<'PY'; then
+import re, sys
+n = 0
+for l in open(sys.argv[1]):
+    m = re.search(r"fallocate\(\d+, [A-Z_|]+, (\d+), (\d+)\) = (-?\d+)", l)
+    if not m:
+        continue
+    off, ln, rc = map(int, m.groups())
+    assert rc == 0 and off % (2 << 20) == 0 and ln % (2 << 20) == 0, l
+    n += 1
+assert n > 0, "no fallocate"
+PY
+		pass "hostd-modes-huge:whole-pages ($(modes_fallocates "$d") holes)"
+	else
+		fail hostd-modes-huge:whole-pages "see $d/strace"
+		head -n 5 "$d/strace"
+	fi
+	if [ $((rec % 2097152)) = 0 ] && [ "$rec" -ge $(((f1 - f0) << 21)) ]; then
+		pass hostd-modes-huge:reclaimed
+	else
+		fail hostd-modes-huge:reclaimed "$rec bytes reclaimed, $((f1 - f0)) pages freed"
+	fi
+	[ "$FH_FAILED" = 0 ] || dump huge
+	modes_stop "$d"
+	huge_restore
+}
+
+# Page poisoning: memfd RAM (discardable), but the guest checks poison.
+scenario_poison() {
+	d=$top/poison
+	mkdir "$d"
+	modes_boot "$d" ",memory-backend=mem0" page_poison=1 \
+	    -object memory-backend-memfd,id=mem0,size=512M,share=on ||
+	    { fail hostd-modes-poison "QEMU did not start"; return; }
+	modes_daemon "$d" p ||
+	    { fail hostd-modes-poison "freehintd did not start"; return; }
+	e2e_wait_log "$d/freehintd.log" "vm p: agent " 60 ||
+	    { fail hostd-modes-poison "no agent"; dump poison; return; }
+	st="$(modes_stat "$d" page_poisoning) $(modes_stat "$d" poison_value) $(modes_stat "$d" init_on_free)"
+	if [ "$st" = "1 170 0" ]; then
+		pass "hostd-modes-poison:module-stats (page_poisoning 1, poison_value 0xaa, init_on_free 0)"
+	else
+		fail hostd-modes-poison:module-stats "page_poisoning poison_value init_on_free: $st"
+	fi
+	st=$(modes_status "$d" '"%s|%s" % (v["mode"], v["mode_reason"])')
+	if [ "$st" = "record-only|page poisoning with 0xaa" ]; then
+		pass "hostd-modes-poison:status ($st)"
+	else
+		fail hostd-modes-poison:status "$st"
+	fi
+	e2e_wait_log "$d/guest.log" "FH FREED" 120 ||
+	    { fail hostd-modes-poison "guest never freed its memory"; dump poison; return; }
+	pid=$(cat "$d/qemu.pid")
+	r0=$(e2e_rss "$pid")
+	a0=$(modes_stat "$d" report_acked_bytes)
+	sleep 8
+	r1=$(e2e_rss "$pid")
+	a1=$(modes_stat "$d" report_acked_bytes)
+	rec=$(modes_status "$d" 'v["reclaimed_bytes"]')
+	# The test means something only if the guest did report (and the host
+	# acked) what it freed.
+	if [ $((${a1:-0} - ${a0:-0})) -lt 104857600 ] && [ "${a1:-0}" -lt 209715200 ]; then
+		fail hostd-modes-poison:reported "report_acked_bytes ${a0:-?} -> ${a1:-?}"
+	elif [ $((r0 - r1)) -lt 16384 ] && [ "$rec" = 0 ] &&
+	    [ "$(modes_fallocates "$d")" = 0 ]; then
+		pass "hostd-modes-poison:nothing-discarded (RssShmem $r0 -> $r1 kB, $((a1 >> 20)) MiB reported)"
+	else
+		fail hostd-modes-poison:nothing-discarded "RssShmem $r0 -> $r1 kB, reclaimed $rec, $(modes_fallocates "$d") fallocate"
+	fi
+	[ "$FH_FAILED" = 0 ] || dump poison
+	modes_stop "$d"
+}
+
+scenario_zero
+scenario_huge
+huge_restore
+scenario_poison
+exit "$FH_FAILED"
