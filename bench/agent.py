@@ -63,8 +63,7 @@ def host_status(vm):
 
 def run(args):
     """Boots the guest, follows its phases; returns (samples, host
-    status at each phase boundary, console lines, wall seconds)."""
-    t0 = time.monotonic()
+    status at each phase boundary, console lines)."""
     vm = b.Vm("agent", "agent", mem_mib=args.mem,
               append="bench.seconds=%d bench.churn_mib=%d"
               % (args.seconds, args.churn_mib))
@@ -80,7 +79,7 @@ def run(args):
         lines = vm.lines()
     finally:
         vm.stop()
-    return parse_samples(lines), host, lines, time.monotonic() - t0
+    return parse_samples(lines), host, lines
 
 
 def summarise(phase, samples, host, seconds):
@@ -104,7 +103,8 @@ def summarise(phase, samples, host, seconds):
         "rss_last": int(last["rss"]),
         "rss_max": max(int(s["rss"]) for s in samples),
         "hwm": int(last["hwm"]),
-        "cpu_s": d("ticks") / USER_HZ,
+        "utime_s": d("ut") / USER_HZ,
+        "stime_s": d("st") / USER_HZ,
         "oncpu_ms": d("ns") / 1e6,
         "cpu_pct": d("ns") / 1e7 / max(elapsed, 1),
         "guest_busy_pct": 100.0 * busy / max(busy + idle, 1),
@@ -131,12 +131,24 @@ def summarise(phase, samples, host, seconds):
     return col, errs
 
 
+def marginal(cols):
+    """CPU per MiB reported beyond what the agent spends idle anyway (the
+    periodic Stats): the cost of reporting itself."""
+    idle, heavy = cols.get("idle"), cols.get("heavy")
+    if not idle or not heavy or not heavy["kbytes"]:
+        return
+    extra = heavy["oncpu_ms"] - idle["oncpu_ms"] * heavy["seconds"] / \
+        max(idle["seconds"], 1)
+    heavy["marginal_us"] = 1000.0 * extra / (heavy["kbytes"] / MIB)
+
+
 MIB = 1024.0 * 1024.0
 ROWS = (
     ("VmRSS at start / end / max KiB",
      lambda c: "%d / %d / %d" % (c["rss_first"], c["rss_last"], c["rss_max"])),
     ("VmHWM at end KiB", lambda c: "%d" % c["hwm"]),
-    ("CPU utime+stime s", lambda c: "%.2f" % c["cpu_s"]),
+    ("CPU utime + stime s", lambda c: "%.2f + %.2f = %.2f"
+     % (c["utime_s"], c["stime_s"], c["utime_s"] + c["stime_s"])),
     ("on-CPU time ms (schedstat)", lambda c: "%.1f" % c["oncpu_ms"]),
     ("share of one vCPU", lambda c: "%.3f%%" % c["cpu_pct"]),
     ("whole guest busy", lambda c: "%.0f%%" % c["guest_busy_pct"]),
@@ -153,6 +165,8 @@ ROWS = (
     ("CPU per MiB reported, us", lambda c: "%.1f"
      % (1000.0 * c["oncpu_ms"] / (c["kbytes"] / MIB)) if c["kbytes"]
      else "-"),
+    ("  less the idle rate (reporting alone), us", lambda c: "-"
+     if c.get("marginal_us") is None else "%.1f" % c["marginal_us"]),
     ("host: ranges applied / rejected", lambda c: "%s / %s"
      % (c["host_applied"], c["host_rejected"])),
     ("host: MiB reclaimed (freehintd)", lambda c: "-"
@@ -160,7 +174,35 @@ ROWS = (
 )
 
 
-def report(args, cols, errors, churn, wall):
+def observations(cols):
+    """What this run shows, from its own figures."""
+    idle, heavy = cols.get("idle"), cols.get("heavy")
+    if not idle or not heavy:
+        return []
+    out = []
+    if heavy["kbatches"]:
+        out.append("- In this run: one kernel batch every %.1f s, %.1f MiB "
+                   "each on average; %d failed, %d timed out."
+                   % (heavy["seconds"] / heavy["kbatches"],
+                      heavy["kbytes"] / MIB / heavy["kbatches"],
+                      heavy["kfailed"], heavy["ktimeouts"]))
+    grow = max(heavy["rss_max"], heavy["hwm"]) - idle["rss_first"]
+    out.append("- Memory: VmRSS went from %d KiB at the start of the idle "
+               "minute to at most %d KiB under load (VmHWM %d KiB): %s. "
+               "Batches are flow-controlled (`max_inflight`) and never "
+               "queued without bound." % (
+                   idle["rss_first"], heavy["rss_max"], heavy["hwm"],
+                   "it does not grow with the load" if grow <= 64 else
+                   "**it grew by %d KiB**" % grow))
+    return out
+
+
+def loadavg():
+    with open("/proc/loadavg") as f:
+        return " ".join(f.read().split()[:3])
+
+
+def report(args, cols, errors, churn, wall, load, order=None):
     rows = []
     for label, fmt in ROWS:
         rows.append([label] + [fmt(cols[p]) if cols.get(p) else "-"
@@ -175,8 +217,13 @@ def report(args, cols, errors, churn, wall):
         verdict = ["- **Not fully measured**: %s." % "; ".join(errors)]
     doc = ["## Agent resources", "",
            "Command: `bench/run.sh 60-agent` (runs `python3 bench/agent.py "
-           "--seconds %d --churn-mib %d --mem %d`); %.0f s of wall time."
-           % (args.seconds, args.churn_mib, args.mem, wall), "",
+           "--seconds %d --churn-mib %d --mem %d`); %.0f s of wall time. "
+           "Load average of the build machine before and after the run: "
+           "%s and %s (other jobs sharing its CPUs slow the guest down, "
+           "and a descheduled vCPU still counts as running inside the "
+           "guest)."
+           % (args.seconds, args.churn_mib, args.mem, wall, load[0],
+              load[1]), "",
            "Machine: %s. Guest: %d MiB on a shared memfd, 1 vCPU, the real "
            "`freehint.ko` (page reporting at its default order) and "
            "`freehint-agent -d --transport virtio-serial` (default "
@@ -212,10 +259,19 @@ def report(args, cols, errors, churn, wall):
            "reference cannot do: host-side validation against the guest's "
            "RAM map, HELD captures for migrations, and any transport "
            "(virtio-serial, vsock) without a balloon device.",
-           "- Idle, the agent wakes for the periodic free-memory Stats "
-           "(every 10 s by default); its memory does not grow with the "
-           "load, since batches are flow-controlled (`max_inflight`) and "
-           "never queued without bound."]
+           "- Idle, the agent wakes only for the periodic free-memory "
+           "Stats (freehintd's Welcome asks for one every 2 s by default, "
+           "`stats_interval_ms`; the agent's own default is 10 s), each a "
+           "read of `/proc/freehint/blocks`: the kernel walks the free "
+           "lists in the agent's system time, which is most of its idle "
+           "cost.",
+           "- The kernel paces page reporting, not the agent: a reporting "
+           "pass runs at most every 2 s (`page_reporting_delay`) with a "
+           "budget per order, and only blocks of `report_order` (%s) and "
+           "up, so under a churn freeing far more than that the module "
+           "hands over a batch every few seconds."
+           % ("order %s" % order if order is not None else "unknown")]
+    doc += observations(cols)
     b.write_doc(NAME, "\n".join(doc))
 
 
@@ -228,15 +284,21 @@ def main():
     why_not = b.have_freehint()
     if why_not:
         print("bench agent: freehint " + why_not)
-        report(args, {}, ["freehint " + why_not], None, 0)
+        report(args, {}, ["freehint " + why_not], None, 0,
+               (loadavg(), loadavg()))
         return 1
+    t0 = time.monotonic()
     build_initrd()
-    cols, errors, churn, wall = {}, [], None, 0
+    cols, errors, churn, order = {}, [], None, None
+    load = [loadavg()]
     try:
-        samples, host, lines, wall = run(args)
+        samples, host, lines = run(args)
         for p in PHASES:
             cols[p], errs = summarise(p, samples[p], host, args.seconds)
             errors += errs
+        marginal(cols)
+        order = next((ln.split()[-1] for ln in lines
+                      if ln.startswith("BENCH kstats report_order ")), None)
         churn = next((ln[len("BENCH churn: "):] for ln in lines
                       if ln.startswith("BENCH churn: ")), None)
         if churn is None:
@@ -248,7 +310,8 @@ def main():
                 print(ln)
     except Exception as e:  # noqa: BLE001: the run failed; say why
         errors.append(str(e))
-    report(args, cols, errors, churn, wall)
+    load.append(loadavg())
+    report(args, cols, errors, churn, time.monotonic() - t0, load, order)
     return 1 if errors else 0
 
 

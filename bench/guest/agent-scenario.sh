@@ -20,12 +20,13 @@ done
 # One line per sample: the agent's memory (KiB), CPU (clock ticks and ns
 # on CPU), write()/read() traffic, the module's reporting counters and
 # the whole guest's CPU ticks. Fields the agent no longer has are absent,
-# which the host treats as the agent having died.
+# which the host treats as the agent having died. Counters are printed
+# with %s or %.0f: busybox awk's %d stops at 2^31.
 sample() {
 	awk -v phase="$1" -v t="$2" '
 	FILENAME ~ /status$/ && $1 == "VmRSS:" { rss = $2 }
 	FILENAME ~ /status$/ && $1 == "VmHWM:" { hwm = $2 }
-	FILENAME ~ /[0-9]\/stat$/ { ticks = $14 + $15 }
+	FILENAME ~ /[0-9]\/stat$/ { ut = $14; st = $15 }
 	FILENAME ~ /schedstat$/ { ns = $1 }
 	FILENAME ~ /io$/ { io[substr($1, 1, length($1) - 1)] = $2 }
 	FILENAME == "/proc/freehint/stats" { k[$1] = $2 }
@@ -35,11 +36,11 @@ sample() {
 	END {
 		printf "BENCH sample phase=%s t=%s", phase, t
 		if (rss != "")
-			printf " rss=%d hwm=%d ticks=%d ns=%s wchar=%d" \
-			    " syscw=%d rchar=%d syscr=%d", rss, hwm, ticks, ns,
+			printf " rss=%s hwm=%s ut=%s st=%s ns=%s wchar=%s" \
+			    " syscw=%s rchar=%s syscr=%s", rss, hwm, ut, st, ns,
 			    io["wchar"], io["syscw"], io["rchar"], io["syscr"]
-		printf " kbatches=%d kblocks=%d kbytes=%d kacked=%d" \
-		    " kfailed=%d ktimeouts=%d busy=%d idle=%d\n",
+		printf " kbatches=%s kblocks=%s kbytes=%s kacked=%s" \
+		    " kfailed=%s ktimeouts=%s busy=%.0f idle=%.0f\n",
 		    k["report_batches"], k["report_blocks"], k["report_bytes"],
 		    k["report_acked_bytes"], k["report_failed_batches"],
 		    k["report_timeouts"], busy, idle
