@@ -41,10 +41,12 @@ INSTALL_TARGETS += install-hostd
 .PHONY: install-hostd hostd-tests demo
 hostd-tests: $(O)/tests/hostd/fh-hostile
 
-install-hostd: $(O)/freehintd $(O)/freehintctl
+install-hostd: $(O)/freehintd $(O)/freehintctl install-dirs
 	install -m 0755 $(O)/freehintd $(DESTDIR)$(SBINDIR)/freehintd
 	install -m 0755 $(O)/freehintctl $(DESTDIR)$(BINDIR)/freehintctl
-	install -m 0644 systemd/freehintd.service $(DESTDIR)$(UNITDIR)/
+	sed 's|@SBINDIR@|$(SBINDIR)|g' systemd/freehintd.service \
+		>$(DESTDIR)$(UNITDIR)/freehintd.service
+	chmod 0644 $(DESTDIR)$(UNITDIR)/freehintd.service
 	install -m 0644 man/freehintd.8 man/freehintctl.8 \
 		$(DESTDIR)$(MANDIR)/man8/
 	install -m 0644 host-daemon/freehintd.conf.example \
