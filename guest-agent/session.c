@@ -59,6 +59,7 @@ enum pending_outcome { PENDING_APPLIED, PENDING_REJECTED, PENDING_LOST };
 static void pending_done(
     struct session *, struct pending *, enum pending_outcome);
 static void session_after_send(struct session *);
+static void session_clock_sample(struct session *, uint64_t host_clock_ms);
 
 static const struct fh_handler session_handlers[] = {
 	{ FH_MSG_WELCOME, handle_welcome },
@@ -340,6 +341,22 @@ session_policy(struct session *s, const Freehint__Welcome *w)
 	                             : c->stats_interval * 1000);
 }
 
+/*
+ * Each reading of the host's clock, taken before we received it, is a
+ * lower bound of the offset between the clocks: the largest so far is the
+ * best, and with it no deadline is ever late. A Welcome delayed at boot
+ * would otherwise make every deadline of the session early by that much.
+ */
+static void
+session_clock_sample(struct session *s, uint64_t host_clock_ms)
+{
+	int64_t off = (int64_t)host_clock_ms - (int64_t)agent_now_ms();
+
+	if (!s->have_clock || off > s->clock_offset_ms)
+		s->clock_offset_ms = off;
+	s->have_clock = true;
+}
+
 static int
 handle_welcome(struct fh_peer *peer, const struct fh_msg *m, void *arg)
 {
@@ -361,11 +378,8 @@ handle_welcome(struct fh_peer *peer, const struct fh_msg *m, void *arg)
 	 * receive time to its clock reading can only make deadlines early,
 	 * never late, whatever the delay on the way.
 	 */
-	if (w->has_host_clock_ms) {
-		s->have_clock = true;
-		s->clock_offset_ms =
-		    (int64_t)w->host_clock_ms - (int64_t)agent_now_ms();
-	}
+	if (w->has_host_clock_ms)
+		session_clock_sample(s, w->host_clock_ms);
 	agent_read_lease(s->agent);
 	session_policy(s, w);
 	s->welcomed = true;
@@ -398,6 +412,8 @@ handle_ack(struct fh_peer *peer, const struct fh_msg *m, void *arg)
 		    (unsigned long long)ack->batch_id);
 		return FREEHINT__REJECT_REASON__DUPLICATE_ID;
 	}
+	if (ack->has_host_clock_ms && s->have_clock)
+		session_clock_sample(s, ack->host_clock_ms);
 	ok = ack->status == FREEHINT__ACK_STATUS__APPLIED;
 	if (!ok)
 		log_info("%s: batch %llu rejected: reason %d%s%s",

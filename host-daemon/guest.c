@@ -292,6 +292,8 @@ guest_ranges(struct fh_peer *p, const struct fh_msg *m, void *arg)
 		a.ranges_applied = g->ranges.n;
 		vm->ranges_applied += g->ranges.n;
 		vm->batches_applied++;
+		a.has_host_clock_ms = true;
+		a.host_clock_ms = monotonic_ms();
 		fh_peer_send(p, FH_MSG_ACK, &a.base);
 		return 0;
 	}
@@ -303,6 +305,8 @@ guest_ranges(struct fh_peer *p, const struct fh_msg *m, void *arg)
 	vm->batches_rejected++;
 	vm_set_error(vm, "batch %" PRIu64 " rejected: %s: %s", b->batch_id,
 	    validate_reason_name(reason), err);
+	a.has_host_clock_ms = true;
+	a.host_clock_ms = monotonic_ms();
 	fh_peer_send(p, FH_MSG_ACK, &a.base);
 	/* A failed discard is ours, not the guest's fault. */
 	return reason == FREEHINT__REJECT_REASON__HOST_ERROR ? 0 : reason;

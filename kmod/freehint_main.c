@@ -41,10 +41,10 @@ module_param_named(report_timeout_ms, fh_report_timeout_ms, uint, 0644);
 MODULE_PARM_DESC(report_timeout_ms,
 		 "How long a report batch waits for ack or fail (default 5000)");
 
-unsigned int fh_report_grace_ms = 2000;
+unsigned int fh_report_grace_ms = 10000;
 module_param_named(report_grace_ms, fh_report_grace_ms, uint, 0644);
 MODULE_PARM_DESC(report_grace_ms,
-		 "Extra isolation of read but unacknowledged blocks (default 2000)");
+		 "Extra isolation of read but unacknowledged blocks (default 10000)");
 
 unsigned int fh_hold_reserve_mb = 32;
 module_param_named(hold_reserve_mb, fh_hold_reserve_mb, uint, 0644);

@@ -128,8 +128,8 @@ freehint-agent -d -v --transport unix --unix-path /tmp/h3.sock \
 A=$!
 wait $H
 hrc=$?
-# In-flight blocks come back after the module's grace (2 s).
-sleep 3
+# In-flight blocks come back after the module's grace.
+sleep $(($(cat /sys/module/freehint/parameters/report_grace_ms) / 1000 + 1))
 if [ $hrc = 0 ] && [ "$(st hold_bytes)" = 0 ] && kill -0 $A &&
 	grep -q "released (host disconnected)" /tmp/a3.log; then
 	ok hint-pass-disconnect-releases

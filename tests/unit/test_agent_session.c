@@ -438,6 +438,57 @@ test_deadline_on_host_clock(void **state)
 	assert_true(b->deadline_ms >= host0 + 1700);
 }
 
+/*
+ * A Welcome that took 3 s to arrive makes deadlines 3 s early; the host's
+ * clock in the next Ack puts them right, and never late.
+ */
+static void
+test_deadline_refined_by_ack(void **state)
+{
+	struct fx *f = *state;
+	Freehint__Welcome w = FREEHINT__WELCOME__INIT;
+	Freehint__Ack a = FREEHINT__ACK__INIT;
+	const Freehint__RangeBatch *b[2] = { NULL, NULL };
+	struct fh_rangeset rs;
+	struct kbatch *kb;
+	uint64_t after[2];
+	int i, n;
+
+	w.proto_version = FH_PROTO_VERSION;
+	w.mode = FREEHINT__MODE__DISCARD;
+	w.has_host_clock_ms = true;
+	w.host_clock_ms = agent_now_ms() + 1000000 - 3000;
+	put(f, FH_MSG_WELCOME, &w.base);
+	SPIN_UNTIL(f, session_ready(f->a.session));
+	fh_rs_init(&rs);
+	assert_int_equal(fh_rs_add(&rs, 0x4000, 512), 0);
+	for (i = 0; i < 2; i++) {
+		kb = xcalloc(1, sizeof *kb);
+		kb->source = KB_ORPHAN;
+		agent_lease_start(&f->a, kb);
+		session_send_ranges(f->a.session,
+		    FREEHINT__RANGE_KIND__REPORTED, &rs, 0, false, kb);
+		after[i] = agent_now_ms();
+		SPIN_UNTIL(f, count(f, FH_MSG_RANGES) == i + 1);
+		for (n = 0; n < f->nrx; n++)
+			if (f->msg[n].type == FH_MSG_RANGES)
+				b[i] = f->msg[n].u.ranges;
+		if (i == 0) {
+			a.batch_id = b[0]->batch_id;
+			a.status = FREEHINT__ACK_STATUS__APPLIED;
+			a.has_host_clock_ms = true;
+			a.host_clock_ms = agent_now_ms() + 1000000;
+			put(f, FH_MSG_ACK, &a.base);
+			SPIN_UNTIL(f, f->a.stats.batches_acked == 1);
+		}
+	}
+	fh_rs_free(&rs);
+	assert_true(b[0]->has_deadline_ms && b[1]->has_deadline_ms);
+	assert_true(b[0]->deadline_ms <= after[0] + 1700 + 1000000 - 2000);
+	assert_true(b[1]->deadline_ms > after[0] + 1700 + 1000000 - 1000);
+	assert_true(b[1]->deadline_ms <= after[1] + 1700 + 1000000);
+}
+
 /* Without the host's clock there is no deadline, so nothing is
  * discarded: the host refuses REPORTED batches without one. */
 static void
@@ -494,6 +545,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_bad_host, setup, teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_deadline_on_host_clock, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_deadline_refined_by_ack, setup, teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_no_host_clock_no_deadline, setup, teardown),
 		cmocka_unit_test_setup_teardown(
