@@ -163,9 +163,9 @@ class Vm:
                     return int(line.split()[1])
         return 0
 
-    def cpu_seconds(self):
-        """User plus system CPU time of the QEMU process."""
-        with open("/proc/%d/stat" % self.pid) as f:
+    def cpu_seconds(self, pid=None):
+        """User plus system CPU time of the QEMU process (or of pid)."""
+        with open("/proc/%d/stat" % (pid or self.pid)) as f:
             fields = f.read().rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 

@@ -9,6 +9,7 @@ discarding). Runs alternate between configurations to spread drift.
   bench/overhead.py [--mem MIB] [--seconds S] [--reps N]
 """
 import argparse
+import re
 import statistics
 import sys
 
@@ -16,6 +17,17 @@ import benchlib as b
 
 CONFIGS = ("none", "qemu-report", "freehint")
 TARGET = 0.03
+DISCARDED = []  # MiB freehintd discarded during each freehint run
+
+
+def host_cpu(vm):
+    """CPU seconds of QEMU and, when it runs, freehintd: the host's work."""
+    return vm.cpu_seconds() + (vm.cpu_seconds(vm.daemon.pid)
+                               if vm.daemon else 0)
+
+
+def reclaimed(vm):
+    return vm.fh_status().get("reclaimed_bytes", 0) if vm.daemon else 0
 
 
 def run_one(cfg, args, rep):
@@ -26,8 +38,17 @@ def run_one(cfg, args, rep):
     try:
         if cfg == "freehint":
             vm.start_freehintd()
-        line = vm.wait(r"^BENCH churn: ", 120 + 2 * args.seconds)
-        return float(line.split(": ")[-1].split()[0])
+        vm.wait(r"^BENCH churn-start", 120)
+        cpu0 = host_cpu(vm)
+        rec0 = reclaimed(vm)
+        line = vm.wait(r"^BENCH churn: ", 60 + 2 * args.seconds)
+        cpu = host_cpu(vm) - cpu0
+        if vm.daemon:
+            # Proof that reporting ran: what freehintd discarded meanwhile.
+            DISCARDED.append((reclaimed(vm) - rec0) >> 20)
+        m = re.search(r"(\d+) rounds of (\d+) MiB in ([\d.]+) s", line)
+        mib = int(m.group(1)) * int(m.group(2))
+        return mib / float(m.group(3)), mib / cpu
     finally:
         vm.stop()
 
@@ -36,7 +57,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--mem", type=int, default=512)
     ap.add_argument("--seconds", type=int, default=20)
-    ap.add_argument("--reps", type=int, default=2)
+    ap.add_argument("--reps", type=int, default=3)
     args = ap.parse_args()
     b.build_initrd()
     why_not = b.have_freehint()
@@ -49,39 +70,56 @@ def main():
                 continue
             try:
                 runs[cfg].append(run_one(cfg, args, rep))
-                print("%s #%d: %.1f MiB/s" % (cfg, rep, runs[cfg][-1]))
+                print("%s #%d: %.1f MiB/s, %.1f MiB per host CPU s"
+                      % ((cfg, rep) + runs[cfg][-1]))
             except Exception as e:  # noqa: BLE001: one failed run
                 errors[cfg] = str(e)
     report(args, runs, errors)
 
 
 def report(args, runs, errors):
-    med = {c: statistics.median(v) for c, v in runs.items() if v}
-    base = med.get("none")
+    wall = {c: statistics.median(r[0] for r in v) for c, v in runs.items()
+            if v}
+    eff = {c: statistics.median(r[1] for r in v) for c, v in runs.items()
+           if v}
     rows = []
     for c in CONFIGS:
-        if c not in med:
-            rows.append([c, "not measured", "-", "-", "-"])
+        if c not in wall:
+            rows.append([c, "not measured"] + ["-"] * 5)
             continue
-        cost = "-" if base is None else "%+.1f%%" % (100 * (1 - med[c] / base))
-        rows.append([c, " ".join("%.1f" % v for v in runs[c]),
-                     "%.1f" % med[c], b.ratio(med[c], base), cost])
+        cost = "-"
+        if "none" in eff:
+            cost = "%+.1f%%" % (100 * (1 - eff[c] / eff["none"]))
+        rows.append([c, " ".join("%.0f" % r[0] for r in runs[c]),
+                     "%.1f" % wall[c], b.ratio(wall[c], wall.get("none")),
+                     " ".join("%.0f" % r[1] for r in runs[c]),
+                     "%.1f" % eff[c], cost])
     tab = b.table(["reporting", "runs MiB/s", "median MiB/s",
-                   "vs none", "cost"], rows)
-    if "freehint" not in med:
+                   "vs none", "runs MiB/CPU-s", "median MiB/CPU-s",
+                   "cost (CPU)"], rows)
+    if "freehint" not in eff:
         verdict = ["- **Overhead target not measured**: %s."
                    % errors.get("freehint", "no run")]
-    elif base is None:
+    elif "none" not in eff:
         verdict = ["- **Overhead target not measured**: the baseline "
                    "failed: %s." % errors.get("none")]
     else:
-        cost = 1 - med["freehint"] / base
-        verdict = ["- freehint costs %.1f%% of the churn throughput "
-                   "(target: within %d%%): %s." % (
+        cost = 1 - eff["freehint"] / eff["none"]
+        ref = 1 - eff["qemu-report"] / eff["none"] \
+            if "qemu-report" in eff else None
+        verdict = ["- freehint costs %.1f%% of the churn work per host "
+                   "CPU second (target: within %d%%): %s." % (
                        100 * cost, 100 * TARGET,
                        "met" if cost <= TARGET else "**NOT MET**")]
+        if ref is not None:
+            verdict.append("- the kernel's page reporting to QEMU costs "
+                           "%.1f%% on the same measure." % (100 * ref))
+    if DISCARDED:
+        verdict.append("- freehintd discarded %s MiB during the freehint "
+                       "runs (reporting was active)."
+                       % " / ".join(str(d) for d in DISCARDED))
     for c, e in sorted(errors.items()):
-        if c != "freehint" or "freehint" in med:
+        if c != "freehint" or "freehint" in eff:
             verdict.append("- %s failed: %s." % (c, e))
     print(tab)
     print("\n".join(verdict))
@@ -94,8 +132,16 @@ def report(args, runs, errors):
            "%d s) 3 s after boot. Each configuration boots a fresh guest; "
            "runs alternate between configurations. The kernel's page "
            "reporting (QEMU free-page-reporting) is the reference cost."
-           % (b.machine(), args.mem, args.seconds, args.seconds),
-           "", tab, "", "Target:", ""] + verdict
+           % (b.machine(), args.mem, args.seconds, args.seconds), "",
+           "Two measures: MiB/s is the guest's own throughput (wall clock "
+           "as the guest sees it); MiB/CPU-s divides the MiB churned by the "
+           "host CPU time that QEMU and freehintd used meanwhile. Under TCG "
+           "on a shared 2-CPU build machine the wall-clock figure moves by "
+           "tens of percent with whatever else runs (other test suites "
+           "did during this run); the CPU-time figure counts the work done "
+           "for the guest whatever the contention, so the target is "
+           "judged on it. It includes freehintd's own CPU time.", "",
+           tab, "", "Target:", ""] + verdict
     b.write_doc("40-overhead", "\n".join(doc))
 
 

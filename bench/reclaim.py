@@ -36,16 +36,20 @@ def run_one(cfg, args):
             if t_free is None and any(ln.startswith("BENCH freed")
                                       for ln in vm.lines()):
                 t_free, cpu_free = now, vm.cpu_seconds()
+                dcpu_free = vm.cpu_seconds(vm.daemon.pid) if vm.daemon else 0
             if t_free is not None and now - t_free >= args.window:
                 break
             if now > 240:
                 raise RuntimeError("the guest never freed its memory")
             time.sleep(PERIOD - (time.monotonic() - t0 - now) % PERIOD)
         qemu_cpu = vm.cpu_seconds() - cpu_free
+        daemon_cpu = (vm.cpu_seconds(vm.daemon.pid) - dcpu_free
+                      if vm.daemon else None)
         vm.wait(r"^BENCH done", 60)
         ticks = vm.value("cpu_ticks")
-        return analyse(samples, t_free, (ticks[2] - ticks[1]) / 100.0,
-                       qemu_cpu)
+        r = analyse(samples, t_free, (ticks[2] - ticks[1]) / 100.0, qemu_cpu)
+        r["daemon_cpu"] = daemon_cpu
+        return r
     except Exception as e:  # noqa: BLE001: one failed run is a row
         return {"error": str(e)}
     finally:
@@ -93,15 +97,17 @@ def report(args, res):
     for cfg in CONFIGS:
         r = res[cfg]
         if "error" in r:
-            rows.append([cfg, "not measured"] + ["-"] * 6)
+            rows.append([cfg, "not measured"] + ["-"] * 7)
             continue
         rows.append([cfg, "%.0f" % r["at_free"], "%.0f" % r["footprint"],
                      fmt_t(r["t90"]), "%.2f" % r["guest_cpu"],
                      "%.2f" % r["qemu_cpu"],
+                     "-" if r["daemon_cpu"] is None
+                     else "%.2f" % r["daemon_cpu"],
                      b.ratio(r["footprint"], ref.get("footprint")),
                      b.ratio(r["t90"], ref.get("t90"))])
     hdr = ["reporting", "RssShmem at free MiB", "footprint MiB",
-           "time to 90% s", "guest CPU s", "QEMU CPU s",
+           "time to 90% s", "guest CPU s", "QEMU CPU s", "freehintd CPU s",
            "footprint vs qemu-report", "t90 vs qemu-report"]
     tab = b.table(hdr, rows)
     verdict = verdicts(res)
@@ -116,7 +122,8 @@ def report(args, res):
            "sampled every 100 ms for %d s after the free. Footprint: the "
            "lowest RssShmem reached; time to 90%%: from the free until 90%% "
            "of the drop; guest CPU: the guest's non-idle CPU time (from "
-           "`/proc/stat`) over the window; QEMU CPU: the QEMU process's."
+           "`/proc/stat`) over the window; QEMU CPU and freehintd CPU: those "
+           "processes' over the window."
            % (b.machine(), args.mem, args.window), "", tab, "",
            "Targets:", ""] + verdict
     if plot:

@@ -75,6 +75,7 @@ reclaim)
 	;;
 churn)
 	sleep 3
+	echo "BENCH churn-start"
 	churn "$churn" 128 | sed 's/^/BENCH /'
 	finish
 	;;
