@@ -49,6 +49,7 @@ install-hostd: $(O)/freehintd $(O)/freehintctl install-dirs
 	chmod 0644 $(DESTDIR)$(UNITDIR)/freehintd.service
 	install -m 0644 man/freehintd.8 man/freehintctl.8 \
 		$(DESTDIR)$(MANDIR)/man8/
+	install -m 0644 man/freehintd.conf.5 $(DESTDIR)$(MANDIR)/man5/
 	install -m 0644 host-daemon/freehintd.conf.example \
 		$(DESTDIR)$(DOCDIR)/
 

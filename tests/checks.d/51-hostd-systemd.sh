@@ -88,6 +88,7 @@ if make -s install-hostd DESTDIR="$tmp/stage" PREFIX=/usr >"$tmp/install.log" 2>
 	[ -x "$tmp/stage/usr/bin/freehintctl" ] &&
 	grep -q "^ExecStart=/usr/sbin/freehintd$" "$tmp/stage/lib/systemd/system/freehintd.service" &&
 	[ -f "$tmp/stage/usr/share/man/man8/freehintd.8" ] &&
+	[ -f "$tmp/stage/usr/share/man/man5/freehintd.conf.5" ] &&
 	"$tmp/stage/usr/sbin/freehintd" -n -f "$(find "$tmp/stage" -name freehintd.conf.example)" \
 	    >>"$tmp/install.log" 2>&1; then
 	echo "PASS hostd-install"
@@ -95,5 +96,27 @@ else
 	echo "FAIL hostd-install: see below"
 	cat "$tmp/install.log"
 	rc=1
+fi
+
+# freehintd.conf(5): every key the daemon dumps is documented, and the
+# page's example is a configuration the daemon accepts.
+man5=man/freehintd.conf.5
+sed -n '/^\.nf/,/^\.fi/p' $man5 | sed '1d;$d;s/\\-/-/g' >"$tmp/example.conf"
+missing=
+for k in $(build/freehintd --dump-config -f "$tmp/example.conf" \
+    --libvirt-uri qemu:///system | awk '{ print $1 }' | sort -u); do
+	sed 's/\\-/-/g' $man5 | grep -q "^\.BI* $k\( \|$\)" || missing="$missing $k"
+done
+if [ -n "$missing" ]; then
+	echo "FAIL hostd-conf-man: keys not in $man5:$missing"
+	rc=1
+elif ! build/freehintd -n -f "$tmp/example.conf" >"$tmp/n.log" 2>&1; then
+	echo "FAIL hostd-conf-man: the example is refused: $(cat "$tmp/n.log")"
+	rc=1
+elif LC_ALL=C.UTF-8 groff -man -Tutf8 -ww -z $man5 2>&1 | grep .; then
+	echo "FAIL hostd-conf-man: groff warnings above"
+	rc=1
+else
+	echo "PASS hostd-conf-man"
 fi
 exit $rc
