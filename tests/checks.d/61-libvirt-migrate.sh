@@ -1,0 +1,235 @@
+#!/bin/sh
+# A real live migration between two libvirtd instances on this machine.
+# Two "hosts" (tests/libvirt/nshost.sh): each a network namespace joined to
+# the other by a veth pair, a mount namespace with its own libvirt
+# directories, its own virtlogd, libvirtd and freehintd. The built-in guest
+# (freehint.ko and the agent on the virtio-serial channel) starts on A and
+# migrates live to B over the veth pair. Checks that A's freehintd asks for
+# a hint pass when the migration starts and drops the domain when it ends,
+# and that B's freehintd finds the domain, the agent talks to it and freed
+# guest memory is reclaimed on B. Logs in build/libvirt-migrate/.
+cd "$(dirname "$0")/../.." || exit 1
+. tests/guest/lib.sh
+
+out=$FHROOT/build/libvirt-migrate
+DOM=fhm-mig1
+NSA=fhm$$a NSB=fhm$$b
+ADDR_A=10.231.$(($$ % 250)).1 ADDR_B=10.231.$(($$ % 250)).2
+nsh=$FHROOT/tests/libvirt/nshost.sh
+[ "$(id -u)" -eq 0 ] || skip libvirt-migrate "needs root"
+for c in libvirtd virtlogd virsh ip nsenter unshare; do
+	command -v $c >/dev/null || skip libvirt-migrate "$c not installed"
+done
+guest_require
+rm -rf "$out"
+mkdir -p "$out/a/lib/fh" "$out/b/lib/fh"
+uri() { echo "qemu+unix:///system?socket=$out/$1/sock/libvirt-sock"; }
+VA="virsh -q -c $(uri a)"
+VB="virsh -q -c $(uri b)"
+hostd_a= hostd_b= netns= watch_pid=
+cleanup() {
+	for h in a b; do
+		virsh -q -c "$(uri $h)" destroy $DOM >/dev/null 2>&1
+	done
+	[ -n "$watch_pid" ] && kill "$watch_pid" 2>/dev/null
+	[ -n "$hostd_a" ] && kill "$hostd_a" 2>/dev/null
+	[ -n "$hostd_b" ] && kill "$hostd_b" 2>/dev/null
+	$nsh down "$out/a" >/dev/null 2>&1
+	$nsh down "$out/b" >/dev/null 2>&1
+	if [ -n "$netns" ]; then
+		ip netns del $NSA 2>/dev/null
+		ip netns del $NSB 2>/dev/null
+	fi
+}
+trap cleanup EXIT
+trap 'exit 1' INT TERM
+
+# wait_for SECONDS COMMAND...: poll until COMMAND succeeds.
+wait_for() {
+	n=$(($1 * 5))
+	shift
+	while [ $n -gt 0 ]; do
+		"$@" >/dev/null 2>&1 && return 0
+		n=$((n - 1))
+		sleep 0.2
+	done
+	return 1
+}
+
+if ! make -s all >"$out/make.log" 2>&1 || ! make -s kmod >>"$out/make.log" 2>&1; then
+	fail libvirt-migrate-build "see $out/make.log"
+	exit 1
+fi
+
+# ---- two hosts ----
+netns=1
+if ! { ip netns add $NSA && ip netns add $NSB &&
+    ip link add ${NSA}0 type veth peer name ${NSB}0 &&
+    ip link set ${NSA}0 netns $NSA && ip link set ${NSB}0 netns $NSB &&
+    ip -n $NSA addr add $ADDR_A/30 dev ${NSA}0 &&
+    ip -n $NSB addr add $ADDR_B/30 dev ${NSB}0 &&
+    ip -n $NSA link set ${NSA}0 up && ip -n $NSB link set ${NSB}0 up; } \
+    >"$out/net.log" 2>&1; then
+	skip libvirt-migrate "cannot make network namespaces: $(tail -n 1 "$out/net.log")"
+fi
+# Different host UUIDs: libvirt refuses to migrate a domain to itself.
+if ! $nsh up "$out/a" $NSA fhm-host-a 6d1c3f0e-5b1a-4c57-9a43-00000000000a \
+    >"$out/a.log" 2>&1 ||
+    ! $nsh up "$out/b" $NSB fhm-host-b 6d1c3f0e-5b1a-4c57-9a43-00000000000b \
+    >"$out/b.log" 2>&1; then
+	fail libvirt-migrate-hosts "$(tail -n 2 "$out/a.log" "$out/b.log")"
+	exit 1
+fi
+pass libvirt-migrate-hosts "two libvirtd, $ADDR_A and $ADDR_B"
+
+# ---- the guest: dirties and frees memory every 12 s, so that each host
+# sees reporting it can reclaim; the agent's last words go to the serial
+# log with each round ----
+cat >"$out/guest.sh" <<'GUEST'
+insmod /lib/freehint/freehint.ko || echo "FHGUEST no module"
+freehint-agent -d -v --transport virtio-serial >/tmp/agent.log 2>&1 &
+echo FHGUEST READY
+i=0
+while :; do
+	sleep 2
+	dd if=/dev/urandom of=/tmp/fill bs=1M count=96 2>/dev/null
+	rm -f /tmp/fill
+	i=$((i + 1))
+	echo "FHGUEST FREED $i"
+	sleep 10
+	tail -n 4 /tmp/agent.log | sed 's/^/FHGUEST agent: /'
+done
+GUEST
+if ! guest_build "$out/guest.cpio.gz" -s "$out/guest.sh" -m kmod/freehint.ko \
+    -b build/freehint-agent >"$out/mkinitrd.log" 2>&1; then
+	fail libvirt-migrate-guest "mkinitrd: see $out/mkinitrd.log"
+	exit 1
+fi
+# The channel and serial log are under /var/lib/libvirt, which is a
+# directory of its own on each host: the destination QEMU binds its own.
+tests/libvirt/mkdomain.sh -n $DOM -i "$out/guest.cpio.gz" \
+    -d /var/lib/libvirt/fh -m 256 >"$out/$DOM.xml"
+
+for h in a b; do
+	$nsh exec "$out/$h" "$FHROOT/build/freehintd" -d -v \
+	    --libvirt-uri "$(uri $h)" --control "$out/$h/ctl.sock" \
+	    --vsock-port 0 \
+	    >"$out/$h/freehintd.log" 2>&1 &
+	eval hostd_$h=$!
+done
+ctl_a="build/freehintctl -s $out/a/ctl.sock"
+ctl_b="build/freehintctl -s $out/b/ctl.sock"
+# st HOST PATTERN: the host's freehintctl status matches PATTERN.
+st() {
+	build/freehintctl -s "$out/$1/ctl.sock" status --json \
+	    >"$out/$1/status.json" 2>&1 && grep -q -- "$2" "$out/$1/status.json"
+}
+rss() { awk '/^RssShmem/ { print $2 }' /proc/"$1"/status; }
+qpid() { cat "$out/$1/run/qemu/$DOM.pid" 2>/dev/null; }
+
+if ! $VA create "$out/$DOM.xml" >"$out/create.log" 2>&1; then
+	fail libvirt-migrate-start "$(cat "$out/create.log")"
+	exit 1
+fi
+connected="\"name\": \"$DOM\", \"connected\": true, \"transport\": \"virtio-serial\""
+if wait_for 60 st a "$connected"; then
+	pass libvirt-migrate-source-connected
+else
+	fail libvirt-migrate-source-connected "$(cat "$out/a/status.json")"
+	exit 1
+fi
+# Let the guest free its first batch on A before migrating.
+wait_for 60 grep -q "FHGUEST FREED 1" "$out/a/lib/fh/$DOM.log"
+
+# ---- the migration ----
+qa=$(qpid a)
+# What A's freehintd says while the domain migrates: the held bytes of
+# the hint pass.
+(
+	i=0
+	while [ $i -lt 750 ]; do
+		$ctl_a status --json 2>&1
+		i=$((i + 1))
+		sleep 0.2
+	done
+) >"$out/a/status-during.json" &
+watch_pid=$!
+t0=$(date +%s)
+if timeout 150 $VA migrate --live --unsafe --verbose $DOM "$(uri b)" \
+    --migrateuri tcp:$ADDR_B >"$out/migrate.log" 2>&1; then
+	pass libvirt-migrate-live "in $(($(date +%s) - t0)) s"
+else
+	fail libvirt-migrate-live "$(tail -n 3 "$out/migrate.log")"
+	exit 1
+fi
+if ! kill -0 "$qa" 2>/dev/null && $VB domstate $DOM 2>/dev/null | grep -q running &&
+    ! $VA domstate $DOM >/dev/null 2>&1; then
+	pass libvirt-migrate-moved "runs on B only"
+else
+	fail libvirt-migrate-moved "A: $($VA domstate $DOM 2>&1), B: $($VB domstate $DOM 2>&1)"
+fi
+
+kill $watch_pid 2>/dev/null
+wait $watch_pid 2>/dev/null
+watch_pid=
+
+# A: a hint pass asked for when the migration started (the guest held
+# memory for it), the domain gone when it ended.
+la=$out/a/freehintd.log
+if grep -q "libvirt: $DOM: migration started" "$la" &&
+    grep -q "vm $DOM: migration started" "$la" &&
+    grep -q '"held_bytes": [1-9]' "$out/a/status-during.json"; then
+	pass libvirt-migrate-source-hint-pass
+else
+	fail libvirt-migrate-source-hint-pass "$(grep "$DOM" "$la" | tail -n 5)"
+fi
+if wait_for 10 sh -c "grep -q 'vm $DOM: removed' '$la' && ! $ctl_a status | grep -q '$DOM'"; then
+	pass libvirt-migrate-source-removed
+else
+	fail libvirt-migrate-source-removed "$(grep "$DOM" "$la" | tail -n 5)"
+fi
+
+# B: finds the domain, the agent talks to B's freehintd.
+if wait_for 30 st b "$connected"; then
+	pass libvirt-migrate-dest-connected
+else
+	fail libvirt-migrate-dest-connected "$(cat "$out/b/status.json"; grep "$DOM" "$out/b/freehintd.log" | tail -n 5)"
+fi
+# B's serial log has only what the guest printed after the migration.
+# Reclaim is checked against the highest RssShmem seen since the guest
+# first freed memory there, over a few rounds: a batch that arrives too
+# late is rightly not discarded, and the module offers it again only
+# when more memory is freed.
+qb=$(qpid b)
+lb=$out/b/lib/fh/$DOM.log
+if ! wait_for 40 grep -q "FHGUEST FREED" "$lb"; then
+	fail libvirt-migrate-dest-reclaims "the guest freed nothing on B: $(tail -n 3 "$lb")"
+	exit $FH_FAILED
+fi
+peak=$(rss "$qb")
+reclaimed() {
+	r=$(rss "$qb")
+	[ "$r" -gt "$peak" ] && peak=$r
+	[ "$r" -lt $((peak - 32768)) ]
+}
+n=0
+until reclaimed || [ $n -ge 300 ]; do
+	n=$((n + 1))
+	sleep 0.2
+done
+late=$(grep -c "too late to discard" "$out/b/freehintd.log")
+if reclaimed; then
+	pass libvirt-migrate-dest-reclaims "RssShmem peak ${peak} kB -> $(rss "$qb") kB ($late batches too late)"
+else
+	fail libvirt-migrate-dest-reclaims "RssShmem peak ${peak} kB -> $(rss "$qb") kB ($late batches too late); $(grep "$DOM" "$out/b/freehintd.log" | tail -n 3)"
+fi
+exit $FH_FAILED
+fi
+before=$(rss "$qb")
+reclaimed() { [ "$(rss "$qb")" -lt $((before - 32768)) ]; }
+if wait_for 15 reclaimed; then
+	pass libvirt-migrate-dest-reclaims "RssShmem ${before} kB -> $(rss "$qb") kB"
+else
+	fail libvirt-migrate-dest-reclaims "RssShmem ${before} kB -> $(rss "$qb") kB; $(tail -n 3 "$out/b/freehintd.log")"
+fi
+exit $FH_FAILED
