@@ -250,6 +250,10 @@ def report(args, cols, errors, churn, wall, load, order=None):
            "instruction is emulated: under KVM the same work takes a "
            "fraction of it. The share of one vCPU and the cost per MiB "
            "reported are the figures to compare.",
+           "- The CPU per MiB divides small totals (a few hundred ms); "
+           "\"less the idle rate\" also subtracts the idle minute's rate "
+           "(mostly the Stats), which moves by tens of ms between runs on "
+           "a shared machine: read it as an order of magnitude.",
            "- Reference: the kernel's own free page reporting "
            "(`virtio_balloon` with `free-page-reporting=on`) has no "
            "userspace process at all, so its agent cost is zero by "
