@@ -41,6 +41,29 @@ guest_build "$MODES_INITRD" -m kmod/freehint.ko -b build/freehint-agent \
     -s tests/hostd/guest-modes.sh >"$top/mkinitrd.log" 2>&1 ||
     { fail hostd-modes "initrd build failed"; exit 1; }
 
+# expect CASE GOT WANT: one case, passed when GOT is WANT.
+expect() {
+	if [ "$2" = "$3" ]; then
+		pass "$1 ($2)"
+	else
+		fail "$1" "'$2', expected '$3'"
+	fi
+}
+
+# daemon_up S VM: freehintd for scenario S's VM, until its agent's Hello.
+daemon_up() {
+	modes_daemon "$top/$1" "$2" ||
+	    { fail "hostd-modes-$1" "freehintd did not start"; return 1; }
+	e2e_wait_log "$top/$1/freehintd.log" "vm $2: agent " 60 ||
+	    { fail "hostd-modes-$1" "no agent"; dump "$1"; return 1; }
+}
+
+# freed S: until scenario S's guest has dirtied and freed its 300 MiB.
+freed() {
+	e2e_wait_log "$top/$1/guest.log" "FH FREED" 120 ||
+	    { fail "hostd-modes-$1" "guest never freed its memory"; dump "$1"; return 1; }
+}
+
 # What a scenario saw, when it went wrong.
 dump() {
 	echo "# $1: freehintd.log"
@@ -56,14 +79,10 @@ scenario_zero() {
 	mkdir "$d"
 	modes_boot "$d" "" init_on_alloc=0 ||
 	    { fail hostd-modes-zero "QEMU did not start"; return; }
-	e2e_wait_log "$d/guest.log" "FH FREED" 120 ||
-	    { fail hostd-modes-zero "guest never freed its memory"; dump zero; return; }
+	freed zero || return
 	set -- $(e2e_migrate "$d/qmp2")
 	plain_n=${1:-0} plain_dup=${3:-0}
-	modes_daemon "$d" z ||
-	    { fail hostd-modes-zero "freehintd did not start"; return; }
-	e2e_wait_log "$d/freehintd.log" "vm z: agent " 30 ||
-	    { fail hostd-modes-zero "no agent"; dump zero; return; }
+	daemon_up zero z || return
 	st=$(modes_status "$d" '"%s|%s|%s" % (v["mode"], v["backing"], v["mode_reason"])')
 	case $st in
 	"zero-in-guest|private anonymous|private memory"*)
@@ -133,18 +152,11 @@ scenario_huge() {
 	modes_boot "$d" ",memory-backend=mem0" "" \
 	    -object "memory-backend-file,id=mem0,size=512M,mem-path=$huge_mnt,share=on,prealloc=off" ||
 	    { fail hostd-modes-huge "QEMU did not start"; return; }
-	modes_daemon "$d" h ||
-	    { fail hostd-modes-huge "freehintd did not start"; return; }
-	e2e_wait_log "$d/freehintd.log" "vm h: agent " 60 ||
-	    { fail hostd-modes-huge "no agent"; dump huge; return; }
-	st=$(modes_status "$d" '"%s|%s|%d" % (v["mode"], v["backing"], v["host_page_size"])')
-	if [ "$st" = "discard|hugetlbfs|2097152" ]; then
-		pass "hostd-modes-huge:status ($st)"
-	else
-		fail hostd-modes-huge:status "$st"
-	fi
-	e2e_wait_log "$d/guest.log" "FH FREED" 120 ||
-	    { fail hostd-modes-huge "guest never freed its memory"; dump huge; return; }
+	daemon_up huge h || return
+	expect hostd-modes-huge:status "$(modes_status "$d" \
+	    '"%s|%s|%d" % (v["mode"], v["backing"], v["host_page_size"])')" \
+	    "discard|hugetlbfs|2097152"
+	freed huge || return
 	f0=$(modes_free_huge)
 	n=0 f1=$f0
 	while [ $n -lt 100 ] && [ $((f1 - f0)) -lt 100 ]; do
@@ -195,24 +207,15 @@ scenario_poison() {
 	modes_boot "$d" ",memory-backend=mem0" page_poison=1 \
 	    -object memory-backend-memfd,id=mem0,size=512M,share=on ||
 	    { fail hostd-modes-poison "QEMU did not start"; return; }
-	modes_daemon "$d" p ||
-	    { fail hostd-modes-poison "freehintd did not start"; return; }
-	e2e_wait_log "$d/freehintd.log" "vm p: agent " 60 ||
-	    { fail hostd-modes-poison "no agent"; dump poison; return; }
-	st="$(modes_stat "$d" page_poisoning) $(modes_stat "$d" poison_value) $(modes_stat "$d" init_on_free)"
-	if [ "$st" = "1 170 0" ]; then
-		pass "hostd-modes-poison:module-stats (page_poisoning 1, poison_value 0xaa, init_on_free 0)"
-	else
-		fail hostd-modes-poison:module-stats "page_poisoning poison_value init_on_free: $st"
-	fi
-	st=$(modes_status "$d" '"%s|%s" % (v["mode"], v["mode_reason"])')
-	if [ "$st" = "record-only|page poisoning with 0xaa" ]; then
-		pass "hostd-modes-poison:status ($st)"
-	else
-		fail hostd-modes-poison:status "$st"
-	fi
-	e2e_wait_log "$d/guest.log" "FH FREED" 120 ||
-	    { fail hostd-modes-poison "guest never freed its memory"; dump poison; return; }
+	daemon_up poison p || return
+	# 170 is 0xaa, PAGE_POISON.
+	expect hostd-modes-poison:module-stats "$(for k in page_poisoning \
+	    poison_value init_on_free; do echo "$k $(modes_stat "$d" $k)"; done |
+	    paste -sd, -)" "page_poisoning 1,poison_value 170,init_on_free 0"
+	expect hostd-modes-poison:status \
+	    "$(modes_status "$d" '"%s|%s" % (v["mode"], v["mode_reason"])')" \
+	    "record-only|page poisoning with 0xaa"
+	freed poison || return
 	pid=$(cat "$d/qemu.pid")
 	r0=$(e2e_rss "$pid")
 	a0=$(modes_stat "$d" report_acked_bytes)
