@@ -87,6 +87,31 @@ agent_kbatch_done(struct agent *a, struct kbatch *kb)
 	}
 }
 
+/*
+ * Answer the module for a kernel batch whose RangeBatches are all done,
+ * and free it. One the host may still be discarding (the link dropped
+ * before its Ack) is not answered: "fail" would hand its pages out at
+ * once; the module's timeout and grace give them back instead.
+ */
+void
+agent_kbatch_answer(int fd, const char *path, struct kbatch *kb)
+{
+	const char *verb = kb->failed ? "fail" : "ack";
+
+	if (kb->unanswered)
+		log_info("batch %llu: host gone before answering; left to "
+		         "the module's timeout",
+		    (unsigned long long)kb->kid);
+	else if (kb->kid != 0 && kmod_answer(fd, verb, kb->kid) != 0)
+		/* Too late: the module timed the batch out already. */
+		log_warn(
+		    "%s: %s %llu", path, verb, (unsigned long long)kb->kid);
+	else
+		log_debug("%s: batch %llu: %s", path,
+		    (unsigned long long)kb->kid, verb);
+	free(kb);
+}
+
 /* The module's report_grace_ms, when it cannot be read. */
 #define AGENT_GRACE_DEFAULT_MS 2000
 /* Taken off the grace for clock drift and scheduling between the two. */

@@ -92,6 +92,7 @@ void agent_kbatch_done(struct agent *, struct kbatch *);
 uint64_t agent_now_ms(void);
 void agent_read_lease(struct agent *);
 void agent_lease_start(struct agent *, struct kbatch *);
+void agent_kbatch_answer(int fd, const char *path, struct kbatch *);
 
 /* transport.c: the channel to the host. */
 typedef void (*transport_cb)(struct agent *, int fd, const char *what);

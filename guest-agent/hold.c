@@ -259,19 +259,6 @@ hold_pump(struct hold *h)
 void
 hold_kbatch_done(struct hold *h, struct kbatch *kb)
 {
-	const char *verb = kb->failed ? "fail" : "ack";
-
 	TAILQ_REMOVE(&h->kbs, kb, entry);
-	if (kb->unanswered) {
-		/* The module's timeout and grace give the pages back. */
-		log_info("batch %llu: host gone before answering; left to "
-		         "the module's timeout",
-		    (unsigned long long)kb->kid);
-		free(kb);
-		return;
-	}
-	if (kb->kid != 0 && kmod_answer(h->fd, verb, kb->kid) != 0)
-		log_warn(
-		    "%s: %s %llu", h->path, verb, (unsigned long long)kb->kid);
-	free(kb);
+	agent_kbatch_answer(h->fd, h->path, kb);
 }

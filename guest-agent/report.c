@@ -167,23 +167,6 @@ report_read_cb(int fd, short what, void *arg)
 void
 report_kbatch_done(struct report *r, struct kbatch *kb)
 {
-	const char *verb = kb->failed ? "fail" : "ack";
-
 	TAILQ_REMOVE(&r->kbs, kb, entry);
-	if (kb->unanswered) {
-		/* The module's timeout and grace give the pages back. */
-		log_info("batch %llu: host gone before answering; left to "
-		         "the module's timeout",
-		    (unsigned long long)kb->kid);
-		free(kb);
-		return;
-	}
-	if (kmod_answer(r->fd, verb, kb->kid) != 0)
-		/* Too late: the module timed the batch out already. */
-		log_warn(
-		    "%s: %s %llu", r->path, verb, (unsigned long long)kb->kid);
-	else
-		log_debug(
-		    "report batch %llu: %s", (unsigned long long)kb->kid, verb);
-	free(kb);
+	agent_kbatch_answer(r->fd, r->path, kb);
 }
