@@ -61,19 +61,6 @@ struct vl_watch {
 };
 TAILQ_HEAD(vl_watch_list, vl_watch);
 
-/* What the live domain XML says. */
-struct vl_xml {
-	uint32_t cid;
-	char *channel;
-	bool have_source;
-	enum vm_backing_kind backing;
-	int access; /* -1 private, 0 default, 1 shared */
-	bool hugepages;
-	unsigned numa_shared;
-	unsigned numa_other;
-	bool poison;
-};
-
 /* One running domain the source knows. */
 struct vl_dom {
 	char *name;
@@ -128,14 +115,13 @@ static int vl_hmp(void *, const char *, char **);
 static pid_t vl_find_pid(struct vl_dom *);
 static bool vl_pid_is(pid_t, const char *);
 
-static int vl_xml_parse(const char *, struct vl_xml *);
-static void vl_xml_free(struct vl_xml *);
+static void vl_xml_path(char *, size_t, const char *, size_t);
+static bool vl_xml_shared(const struct vl_xml *);
 static int vl_xml_attr(
     const char *, const char *, const char *, char *, size_t);
-static void vl_xml_decode(const char *, size_t, char *, size_t);
+static int vl_xml_decode(const char *, size_t, char *, size_t);
 static void vl_xml_start(
     struct vl_xml *, const char *, const char *, const char *, char *, size_t);
-static char *vl_unservable(const struct vl_xml *, pid_t);
 static void vl_why(char *, size_t, size_t *, const char *);
 
 static struct event_base *vl_base;
@@ -768,9 +754,7 @@ vl_dom_refresh(struct vl_dom *d)
 	desc.channel = x.channel;
 	desc.qemu_pid = pid;
 	desc.backing = x.backing;
-	desc.shared = x.access > 0 ||
-	    (x.access == 0 && x.backing == VM_BACKING_MEMFD) ||
-	    (x.numa_shared > 0 && x.numa_other == 0);
+	desc.shared = vl_xml_shared(&x);
 	desc.unservable = why;
 	xasprintf(&key, "%u|%s|%ld|%d|%d|%s", desc.cid,
 	    desc.channel != NULL ? desc.channel : "", (long)desc.qemu_pid,
@@ -965,7 +949,7 @@ vl_notify(const char *event, const char *name, char *msg, size_t msglen)
  * comments and processing instructions skipped. It only looks at the few
  * elements below; malformed input ends the walk with -1.
  */
-static int
+int
 vl_xml_parse(const char *xml, struct vl_xml *x)
 {
 	const char *stack[VL_XML_DEPTH], *p = xml, *end, *text = NULL;
@@ -1003,11 +987,8 @@ vl_xml_parse(const char *xml, struct vl_xml *x)
 			return (-1);
 		path[0] = '\0';
 		for (i = 0; i < depth && i < VL_XML_DEPTH; i++) {
-			strncat(path, stack[i],
-			    lens[i] < sizeof(path) - strlen(path) - 2
-			        ? lens[i]
-			        : sizeof(path) - strlen(path) - 2);
-			strcat(path, "/");
+			vl_xml_path(path, sizeof(path), stack[i], lens[i]);
+			vl_xml_path(path, sizeof(path), "/", 1);
 		}
 		if (p[1] == '/') {
 			if (depth == 0)
@@ -1038,8 +1019,7 @@ vl_xml_parse(const char *xml, struct vl_xml *x)
 			stack[depth] = p + 1;
 			lens[depth] = n;
 		}
-		snprintf(buf, sizeof(buf), "%.*s", (int)n, p + 1);
-		strncat(path, buf, sizeof(path) - strlen(path) - 1);
+		vl_xml_path(path, sizeof(path), p + 1, n);
 		if (strcmp(path, "domain/devices/channel") == 0) {
 			chan = true;
 			chan_ok = vl_xml_attr(
@@ -1070,6 +1050,24 @@ vl_xml_parse(const char *xml, struct vl_xml *x)
 		p = end + 1;
 	}
 	return (depth == 0 ? 0 : -1);
+}
+
+/*
+ * Appends n bytes of s to the element path, as much as fits: a path cut
+ * short is longer than any of the few paths looked for, and never
+ * matches one.
+ */
+static void
+vl_xml_path(char *path, size_t size, const char *s, size_t n)
+{
+	size_t o = strlen(path);
+
+	if (o + 1 >= size)
+		return;
+	if (n > size - 1 - o)
+		n = size - 1 - o;
+	memcpy(path + o, s, n);
+	path[o + n] = '\0';
 }
 
 static void
@@ -1108,7 +1106,11 @@ vl_xml_start(struct vl_xml *x, const char *path, const char *tag,
 	}
 }
 
-/* The value of attribute name in the tag [tag, end), decoded. */
+/*
+ * The value of attribute name in the tag [tag, end), decoded; -1 when
+ * it is missing or does not fit in len (a value cut short would be
+ * another value).
+ */
 static int
 vl_xml_attr(
     const char *tag, const char *end, const char *name, char *buf, size_t len)
@@ -1133,16 +1135,15 @@ vl_xml_attr(
 			return (-1);
 		if ((q = memchr(v + 1, *v, end - v - 1)) == NULL)
 			return (-1);
-		if (n == nl && strncmp(p, name, nl) == 0) {
-			vl_xml_decode(v + 1, q - v - 1, buf, len);
-			return (0);
-		}
+		if (n == nl && strncmp(p, name, nl) == 0)
+			return (vl_xml_decode(v + 1, q - v - 1, buf, len));
 		p = q + 1;
 	}
 	return (-1);
 }
 
-static void
+/* Decodes [s, s + n) into buf; -1 when it does not fit. */
+static int
 vl_xml_decode(const char *s, size_t n, char *buf, size_t len)
 {
 	static const struct {
@@ -1186,28 +1187,36 @@ vl_xml_decode(const char *s, size_t n, char *buf, size_t len)
 		buf[o++] = *s++;
 	}
 	buf[o] = '\0';
+	return (s < e ? -1 : 0);
 }
 
-static void
+void
 vl_xml_free(struct vl_xml *x)
 {
 	free(x->channel);
 	x->channel = NULL;
 }
 
-/* Why a domain cannot be served, and what to add to its XML; or NULL. */
-static char *
+/*
+ * Shared memory: said by <access mode='shared'/>, implied by a memfd
+ * source, or by memAccess='shared' on every NUMA cell.
+ */
+static bool
+vl_xml_shared(const struct vl_xml *x)
+{
+	return (x->access > 0 ||
+	    (x->access == 0 && x->backing == VM_BACKING_MEMFD) ||
+	    (x->numa_shared > 0 && x->numa_other == 0));
+}
+
+char *
 vl_unservable(const struct vl_xml *x, pid_t pid)
 {
 	char buf[1024];
 	size_t o = 0;
-	bool shared;
 
 	buf[0] = '\0';
-	shared = x->access > 0 ||
-	    (x->access == 0 && x->backing == VM_BACKING_MEMFD) ||
-	    (x->numa_shared > 0 && x->numa_other == 0);
-	if (!shared || x->backing == VM_BACKING_ANONYMOUS)
+	if (!vl_xml_shared(x) || x->backing == VM_BACKING_ANONYMOUS)
 		vl_why(buf, sizeof(buf), &o,
 		    "guest memory is private: add <memoryBacking><source "
 		    "type='memfd'/><access mode='shared'/></memoryBacking>");
