@@ -721,8 +721,18 @@ vl_dom_refresh(struct vl_dom *d)
 
 	if (d->dom == NULL)
 		return;
-	if (virDomainGetState(d->dom, &state, &reason, 0) < 0 ||
-	    state == VIR_DOMAIN_SHUTOFF || state == VIR_DOMAIN_NOSTATE) {
+	if (virDomainGetState(d->dom, &state, &reason, 0) < 0) {
+		/* Only libvirtd saying so means gone: a connection lost
+		 * while libvirtd restarts keeps the domain until the
+		 * reconnection reads it again. */
+		if (virGetLastErrorCode() != VIR_ERR_NO_DOMAIN) {
+			log_debug(
+			    "libvirt: %s: state: %s", d->name, vl_lasterr());
+			return;
+		}
+		state = VIR_DOMAIN_SHUTOFF;
+	}
+	if (state == VIR_DOMAIN_SHUTOFF || state == VIR_DOMAIN_NOSTATE) {
 		log_info("libvirt: %s is not running", d->name);
 		vl_migration_end(d, "not running");
 		vl_dom_remove(d);

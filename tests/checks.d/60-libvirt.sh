@@ -133,6 +133,33 @@ if wait_for 20 st "$DOM"; then
 else
 	fail libvirt-freehintd-finds-domain "$(cat "$out/status.txt")"
 fi
+# A domain freehintd cannot serve (private memory, no channel): status
+# says why and what to add to its XML, in the table and in JSON.
+$V start fh-lv-bad >/dev/null
+mem_fix="guest memory is private: add <memoryBacking><source type='memfd'/><access mode='shared'/></memoryBacking>"
+chan_fix="no freehint channel: add <channel type='unix'><source mode='bind'/><target type='virtio' name='org.freehint.agent.0'/></channel>"
+bad_line() {
+	$ctl status >"$out/status-bad.txt" 2>&1 &&
+	    grep -A1 "^fh-lv-bad  *no  *record-only " "$out/status-bad.txt" |
+	    grep -qF "mode: $mem_fix; $chan_fix"
+}
+if wait_for 20 bad_line; then
+	pass libvirt-status-unservable
+else
+	fail libvirt-status-unservable "$(cat "$out/status-bad.txt")"
+fi
+# json-c writes '/' as '\/'.
+bad_json='"name": "fh-lv-bad", "connected": false, "transport": "[a-z-]*", "mode": "record-only", "mode_reason": "guest memory is private: '
+if $ctl status --json >"$out/status-bad.json" 2>&1 &&
+    grep -qF -- "$(echo "$mem_fix; $chan_fix" | sed 's|/|\\/|g')" "$out/status-bad.json" &&
+    grep -q -- "$bad_json" "$out/status-bad.json"; then
+	pass libvirt-status-unservable-json
+else
+	fail libvirt-status-unservable-json "$(grep -o '{ "name": "fh-lv-bad[^}]*' "$out/status-bad.json")"
+fi
+$V destroy fh-lv-bad >/dev/null
+wait_for 5 sh -c "! $ctl status | grep -q fh-lv-bad"
+
 rss() { awk '/^RssShmem/ { print $2 }' /proc/"$qpid"/status; }
 wait_for 60 grep -q "FHGUEST FREED" "$out/$DOM.log"
 before=$(rss)
