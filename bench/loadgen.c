@@ -44,6 +44,8 @@
 
 #define LG_INFLIGHT_MAX 64
 #define LG_ORDER        9 /* 2 MiB blocks, the kernel's reporting order */
+/* What the guest kernel gives the host to ack a report (report_timeout). */
+#define LG_LEASE_MS 5000
 
 struct lg_vm {
 	int idx;
@@ -55,6 +57,7 @@ struct lg_vm {
 	struct bufferevent *qmp;
 	struct fh_peer *peer;
 	bool welcomed;
+	int64_t clock_off_ms; /* the daemon's clock less ours */
 	uint32_t max_inflight;
 	uint32_t inflight;
 	uint64_t next_id;
@@ -275,6 +278,10 @@ on_welcome(struct fh_peer *p, const struct fh_msg *m, void *arg)
 		log_warnx("vm%d: mode %d, not DISCARD: %s", vm->idx, w->mode,
 		    w->reason ? w->reason : "");
 	vm->welcomed = true;
+	/* As the agent does: receipt is after sending, so never late. */
+	vm->clock_off_ms = w->has_host_clock_ms
+	    ? (int64_t)w->host_clock_ms - (int64_t)(now() * 1000)
+	    : 0;
 	vm->max_inflight = w->has_max_inflight ? w->max_inflight : 1;
 	if (vm->max_inflight == 0 || vm->max_inflight > LG_INFLIGHT_MAX)
 		vm->max_inflight = LG_INFLIGHT_MAX;
@@ -317,6 +324,9 @@ send_batches(struct lg_vm *vm)
 			fatalx("fh_batch_pack");
 		b.batch_id = ++vm->next_id;
 		b.kind = FREEHINT__RANGE_KIND__REPORTED;
+		b.has_deadline_ms = true;
+		b.deadline_ms = (uint64_t)((int64_t)(now() * 1000) +
+		    vm->clock_off_ms + LG_LEASE_MS);
 		vm->fly[vm->inflight].id = b.batch_id;
 		vm->fly[vm->inflight].sent = now();
 		vm->inflight++;

@@ -26,6 +26,21 @@ def host_cpu(vm):
                                if vm.daemon else 0)
 
 
+WHY = """Reading the figures: freehint and QEMU's free-page-reporting ride on
+the same kernel page reporting, and both pay the same way: a reported
+block is discarded on the host, and when the churning guest allocates it
+again the host must fault in and zero a fresh page. How often the churn
+lands on reported blocks depends on timing (reporting runs 2 s after a
+free, on blocks of 2 MiB and more), so single runs vary a lot; the medians
+of alternating runs are what to compare, and on this machine the kernel's
+own reporting to QEMU costs far more than the \"few percent\" measured on
+KVM hosts (TCG makes every host fault expensive). Where freehint's cost
+is over 3%, what would bring it down: not discarding the most recently
+freed blocks while the guest is allocating fast (a per-VM budget of free
+memory left in place, or a longer delay before reporting), which the
+kernel's reporting does not do either."""
+
+
 def reclaimed(vm):
     return vm.fh_status().get("reclaimed_bytes", 0) if vm.daemon else 0
 
@@ -141,7 +156,7 @@ def report(args, runs, errors):
            "did during this run); the CPU-time figure counts the work done "
            "for the guest whatever the contention, so the target is "
            "judged on it. It includes freehintd's own CPU time.", "",
-           tab, "", "Target:", ""] + verdict
+           tab, "", "Target:", ""] + verdict + ["", WHY]
     b.write_doc("40-overhead", "\n".join(doc))
 
 

@@ -151,6 +151,7 @@ set xlabel 'seconds after the guest freed its memory'
 set ylabel 'QEMU RssShmem (MiB)'
 set title 'Reclaim: host memory of the guest after a free'
 set xrange [-3:*]
+set yrange [0:*]
 set key top right
 plot %s
 """ % (os.path.join(b.DOCS, png), ", ".join(plots)))
