@@ -264,9 +264,10 @@ vm_source_migration(const char *name, enum vm_migration_event ev)
 	log_info("vm %s: migration %s", name,
 	    ev == VM_MIGRATION_STARTED ? "started" : "finished");
 	/* A pass started by hand before the migration serves it. */
-	if (ev == VM_MIGRATION_STARTED && !vm->pass_active)
-		vm_hint(vm, err, sizeof err);
-	else
+	if (ev == VM_MIGRATION_STARTED) {
+		if (!vm->pass_active)
+			vm_hint(vm, err, sizeof err);
+	} else
 		vm_release(vm, err, sizeof err);
 }
 
