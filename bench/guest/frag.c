@@ -1,12 +1,15 @@
 /* SPDX-License-Identifier: GPL-2.0-only */
 /*
- * Workload (b): fragmented free memory. Fills most of the free memory with
- * non-zero data, then frees every other PIECE KiB of it and keeps the
- * rest, so that the freed memory lies in blocks far below 4 MiB that the
+ * Workload (b): fragmented free memory. Fills FILL MiB with non-zero data,
+ * then frees every other PIECE KiB of it and keeps the rest, so that the freed memory lies in blocks far below 4 MiB that the
  * buddy allocator cannot merge. Stays alive (holding its half) until
  * killed; prints "frag: ready" once the pieces are freed.
  *
- *   frag [PIECE_KIB] [RESERVE_MIB]   (defaults 64 and 48)
+ *   frag FILL_MIB [PIECE_KIB]   (default piece: 64)
+ *
+ * The fill is given, not taken from MemFree: while page reporting runs,
+ * isolated blocks are missing from MemFree, and the fill must not depend
+ * on that.
  */
 #include <signal.h>
 #include <stdio.h>
@@ -19,19 +22,17 @@
 int
 main(int argc, char **argv)
 {
-	long piece_kib = argc > 1 ? strtol(argv[1], NULL, 10) : 64;
-	long reserve_mib = argc > 2 ? strtol(argv[2], NULL, 10) : 48;
-	uint64_t free_kib = wl_meminfo_kib("MemFree");
+	long fill_mib = argc > 1 ? strtol(argv[1], NULL, 10) : 0;
+	long piece_kib = argc > 2 ? strtol(argv[2], NULL, 10) : 64;
 	size_t len, piece, off, freed = 0;
 	unsigned char *p;
 
-	if (piece_kib < 4 || piece_kib % 4 != 0 || reserve_mib < 0 ||
-	    free_kib / 1024 <= (uint64_t)reserve_mib + 16) {
-		fprintf(stderr, "frag: bad piece size or too little memory\n");
+	if (piece_kib < 4 || piece_kib % 4 != 0 || fill_mib <= 0) {
+		fprintf(stderr, "usage: frag FILL_MIB [PIECE_KIB]\n");
 		return 1;
 	}
 	piece = (size_t)piece_kib * 1024;
-	len = (size_t)(free_kib / 1024 - (uint64_t)reserve_mib) * WL_MIB;
+	len = (size_t)fill_mib * WL_MIB;
 	len -= len % (2 * piece);
 	p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
 	    -1, 0);
