@@ -45,7 +45,9 @@ def have_freehint():
 def build_initrd():
     """build/bench/initrd.cpio.gz (tests/guest/mkinitrd.sh): the workloads,
     bench/guest/scenario.sh, and freehint.ko with the agent when built."""
-    subprocess.run(["make", "-s", "-C", ROOT, "bench-guest"], check=True)
+    # make bench builds the programs, not the module: a fresh tree has none.
+    subprocess.run(["make", "-s", "-C", ROOT, "bench-guest", "kmod"],
+                   check=True, stdout=subprocess.DEVNULL)
     out = os.path.join(OUT, "initrd.cpio.gz")
     args = [os.path.join(ROOT, "tests/guest/mkinitrd.sh"), "-o", out,
             "-s", os.path.join(ROOT, "bench/guest/scenario.sh")]
