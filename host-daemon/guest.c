@@ -177,9 +177,14 @@ guest_hello(struct fh_peer *p, const struct fh_msg *m, void *arg)
 	vm->mode = g->mode;
 	free(vm->mode_why);
 	vm->mode_why = xstrdup(why);
+	/* Blocks come whole from the buddy allocator: reported ones of at
+	 * least the smaller of our minimum and the guest's report order,
+	 * held ones of at least the hint pass's minimum order. */
 	order = conf->policy.min_order;
 	if (h->has_report_order && h->report_order < order)
 		order = h->report_order;
+	if (conf->policy.hint_min_order < order)
+		order = conf->policy.hint_min_order;
 	g->align_pages = 1ULL << order;
 
 	w.proto_version = FH_PROTO_VERSION;

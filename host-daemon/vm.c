@@ -284,12 +284,23 @@ vm_hint(struct vm *vm, char *err, size_t errlen)
 		    vm->mode_why != NULL ? vm->mode_why : "");
 		return -1;
 	}
+	/* A second request while a pass holds would start another pass,
+	 * and the first one's HELD batches would then be refused. */
+	if (vm->pass_active) {
+		log_info("vm %s: hint pass %" PRIu64 " already active",
+		    vm->name, vm->pass_id);
+		return 0;
+	}
+	if (guest_command(vm->guest, FREEHINT__COMMAND_TYPE__HINT_PASS,
+	        vm->pass_id + 1, conf->policy.hint_min_order,
+	        memmap_ram_bytes(&vm->map),
+	        vm->mode == FREEHINT__MODE__ZERO_IN_GUEST) != 0) {
+		snprintf(err, errlen, "the agent has not said Hello yet");
+		return -1;
+	}
 	vm->pass_id++;
 	vm->pass_active = true;
-	return guest_command(vm->guest, FREEHINT__COMMAND_TYPE__HINT_PASS,
-	    vm->pass_id, conf->policy.hint_min_order,
-	    memmap_ram_bytes(&vm->map),
-	    vm->mode == FREEHINT__MODE__ZERO_IN_GUEST);
+	return 0;
 }
 
 int

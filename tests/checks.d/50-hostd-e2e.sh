@@ -34,4 +34,9 @@ if [ "$E2E_PLAIN_NORMAL" -gt 0 ] &&
 else
 	fail hostd-e2e:migration-hint "pages without $E2E_PLAIN_NORMAL, with $E2E_HINT_NORMAL"
 fi
+if [ "${E2E_HINT_AGAIN:-0}" = 1 ]; then
+	pass hostd-e2e:hint-again-same-pass
+else
+	fail hostd-e2e:hint-again-same-pass "a second hint did not keep the pass"
+fi
 exit "${FH_FAILED:-0}"
