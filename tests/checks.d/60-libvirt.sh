@@ -24,18 +24,6 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
-# wait_for SECONDS COMMAND...: poll until COMMAND succeeds.
-wait_for() {
-	n=$(($1 * 5))
-	shift
-	while [ $n -gt 0 ]; do
-		"$@" >/dev/null 2>&1 && return 0
-		n=$((n - 1))
-		sleep 0.2
-	done
-	return 1
-}
-
 if ! make -s all >"$out/make.log" 2>&1 || ! make -s kmod >>"$out/make.log" 2>&1 ||
     ! tests/libvirt/build.sh "$out/vlprobe" >>"$out/make.log" 2>&1; then
 	fail libvirt-build "see $out/make.log"

@@ -53,18 +53,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 1' INT TERM
 
-# wait_for SECONDS COMMAND...: poll until COMMAND succeeds.
-wait_for() {
-	n=$(($1 * 5))
-	shift
-	while [ $n -gt 0 ]; do
-		"$@" >/dev/null 2>&1 && return 0
-		n=$((n - 1))
-		sleep 0.2
-	done
-	return 1
-}
-
 if ! make -s all >"$out/make.log" 2>&1 || ! make -s kmod >>"$out/make.log" 2>&1; then
 	fail libvirt-migrate-build "see $out/make.log"
 	exit 1

@@ -42,3 +42,15 @@ guest_run() {
 }
 
 guest_grep() { grep -a -- "$2" "$1"; }
+
+# wait_for SECONDS COMMAND...: poll every 0.2 s until COMMAND succeeds.
+wait_for() {
+	_fh_wait_n=$(($1 * 5))
+	shift
+	while [ $_fh_wait_n -gt 0 ]; do
+		"$@" >/dev/null 2>&1 && return 0
+		_fh_wait_n=$((_fh_wait_n - 1))
+		sleep 0.2
+	done
+	return 1
+}
