@@ -23,6 +23,8 @@
 
 enum {
 	OPT_DUMP_CONFIG = 256,
+	OPT_HELP,
+	OPT_VERSION,
 	OPT_TRANSPORT,
 	OPT_VSOCK_CID,
 	OPT_VSOCK_PORT,
@@ -38,10 +40,12 @@ enum {
 
 /*
  * The long options, indexed by value - OPT_DUMP_CONFIG. All but the first
- * may appear in the configuration file (conf_options).
+ * three may appear in the configuration file (conf_options).
  */
 static const struct option long_options[] = {
 	{ "dump-config", no_argument, NULL, OPT_DUMP_CONFIG },
+	{ "help", no_argument, NULL, OPT_HELP },
+	{ "version", no_argument, NULL, OPT_VERSION },
 	{ "transport", required_argument, NULL, OPT_TRANSPORT },
 	{ "vsock-cid", required_argument, NULL, OPT_VSOCK_CID },
 	{ "vsock-port", required_argument, NULL, OPT_VSOCK_PORT },
@@ -55,7 +59,7 @@ static const struct option long_options[] = {
 	{ "backoff-max", required_argument, NULL, OPT_BACKOFF_MAX },
 	{ NULL, 0, NULL, 0 },
 };
-static const struct option *const conf_options = long_options + 1;
+static const struct option *const conf_options = long_options + 3;
 
 /* Command-line options applied over the file, kept for SIGHUP. */
 struct cmdline_opt {
@@ -67,7 +71,7 @@ struct cmdline_opt {
 static struct cmdline_opt *cmdline;
 static size_t ncmdline;
 
-static __attribute__((noreturn)) void usage(void);
+static __attribute__((noreturn)) void usage(int);
 static void conf_defaults(struct agent_conf *);
 static void conf_clear(struct agent_conf *);
 static int conf_set(int, const char *, const char *, void *, char *, size_t);
@@ -82,17 +86,17 @@ static void signal_cb(int, short, void *);
 static void watchdog_cb(int, short, void *);
 
 static __attribute__((noreturn)) void
-usage(void)
+usage(int status)
 {
-	fprintf(stderr,
-	    "usage: freehint-agent [-dnv] [-f file] [--dump-config] "
+	fprintf(status == 0 ? stdout : stderr,
+	    "usage: freehint-agent [-dhnvV] [-f file] [--dump-config] "
 	    "[--transport auto|vsock|virtio-serial|unix]\n"
 	    "\t[--vsock-cid N] [--vsock-port N] [--serial-path PATH] "
 	    "[--unix-path PATH]\n"
 	    "\t[--proc-dir DIR] [--max-inflight N] [--batch-ranges N] "
 	    "[--stats-interval SEC]\n"
 	    "\t[--wait-module] [--backoff-max MS]\n");
-	exit(1);
+	exit(status);
 }
 
 static void
@@ -381,7 +385,7 @@ main(int argc, char *argv[])
 	memset(&a, 0, sizeof a);
 	a.conf_file = AGENT_CONF_FILE;
 	cmdline = xreallocarray(NULL, (size_t)argc + 1, sizeof *cmdline);
-	while ((ch = getopt_long(argc, argv, "df:hnv", long_options, NULL)) !=
+	while ((ch = getopt_long(argc, argv, "df:hnvV", long_options, NULL)) !=
 	    -1) {
 		switch (ch) {
 		case 'd':
@@ -400,9 +404,15 @@ main(int argc, char *argv[])
 		case OPT_DUMP_CONFIG:
 			dump = 1;
 			break;
-		case '?':
 		case 'h':
-			usage();
+		case OPT_HELP:
+			usage(0);
+		case 'V':
+		case OPT_VERSION:
+			printf("freehint-agent %s\n", FREEHINT_VERSION);
+			return 0;
+		case '?':
+			usage(1);
 		default:
 			cmdline[ncmdline].val = ch;
 			cmdline[ncmdline].name =
@@ -413,13 +423,14 @@ main(int argc, char *argv[])
 		}
 	}
 	if (optind != argc)
-		usage();
+		usage(1);
 	/* Under systemd stderr goes to the journal: no syslog needed. */
 	if (getenv("JOURNAL_STREAM") != NULL || getenv("NOTIFY_SOCKET") != NULL)
 		foreground = 1;
 	log_init("freehint-agent", foreground || dump || check, verbose);
 	if (conf_load(&a, &a.conf, err, sizeof err) != 0) {
-		log_warnx("%s", err);
+		/* Before any daemon setup: say it where it is seen. */
+		fprintf(stderr, "freehint-agent: %s\n", err);
 		return 1;
 	}
 	if (dump || check) {

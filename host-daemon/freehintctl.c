@@ -22,7 +22,14 @@
 #define EXIT_NODAEMON    3
 #define EXIT_UNKNOWN_VM  4
 
-static void usage(void) __attribute__((noreturn));
+static void usage(int) __attribute__((noreturn));
+
+static const struct option longopts[] = {
+	{ "help", no_argument, NULL, 'h' },
+	{ "socket", required_argument, NULL, 's' },
+	{ "version", no_argument, NULL, 'V' },
+	{ NULL, 0, NULL, 0 },
+};
 static int request(const char *, const char *, json_object **);
 static void print_table(json_object *);
 static const char *human(uint64_t, char *, size_t);
@@ -30,13 +37,13 @@ static uint64_t get_u64(json_object *, const char *);
 static const char *get_str(json_object *, const char *);
 
 static void
-usage(void)
+usage(int status)
 {
-	fprintf(stderr,
-	    "usage: freehintctl [-s socket] status [--json]\n"
+	fprintf(status == 0 ? stdout : stderr,
+	    "usage: freehintctl [-hV] [-s socket] status [--json]\n"
 	    "       freehintctl [-s socket] hint|release NAME\n"
 	    "       freehintctl [-s socket] notify EVENT NAME\n");
-	exit(EXIT_USAGE);
+	exit(status);
 }
 
 static int
@@ -168,18 +175,27 @@ main(int argc, char **argv)
 
 	if (getenv("FREEHINTD_SOCK") != NULL)
 		sock = getenv("FREEHINTD_SOCK");
-	while ((ch = getopt(argc, argv, "+s:")) != -1) {
-		if (ch != 's')
-			usage();
-		sock = optarg;
+	while ((ch = getopt_long(argc, argv, "+hs:V", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 's':
+			sock = optarg;
+			break;
+		case 'h':
+			usage(0);
+		case 'V':
+			printf("freehintctl %s\n", FREEHINT_VERSION);
+			return 0;
+		default:
+			usage(EXIT_USAGE);
+		}
 	}
 	argc -= optind;
 	argv += optind;
 	if (argc < 1)
-		usage();
+		usage(EXIT_USAGE);
 	if (strcmp(argv[0], "status") == 0 && argc <= 2) {
 		if (argc == 2 && strcmp(argv[1], "--json") != 0)
-			usage();
+			usage(EXIT_USAGE);
 		json = argc == 2;
 		snprintf(line, sizeof line, "status");
 	} else if ((strcmp(argv[0], "hint") == 0 ||
@@ -189,9 +205,9 @@ main(int argc, char **argv)
 	else if (strcmp(argv[0], "notify") == 0 && argc == 3)
 		snprintf(line, sizeof line, "notify %s %s", argv[1], argv[2]);
 	else
-		usage();
+		usage(EXIT_USAGE);
 	if (strpbrk(line, "\n\r") != NULL || strlen(line) > 400)
-		usage();
+		usage(EXIT_USAGE);
 	if ((rc = request(sock, line, &reply)) != 0)
 		return rc;
 	if (!json_object_object_get_ex(reply, "ok", &ok) ||

@@ -44,6 +44,8 @@ static const struct option longopts[] = { { "debug", no_argument, NULL, 'd' },
 	{ "check", no_argument, NULL, 'n' },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "dump-config", no_argument, NULL, OPT_DUMP },
+	{ "help", no_argument, NULL, 'h' },
+	{ "version", no_argument, NULL, 'V' },
 	{ "vm", required_argument, NULL, OPT_VM },
 	{ "control", required_argument, NULL, OPT_CONTROL },
 	{ "control-group", required_argument, NULL, OPT_CONTROL_GROUP },
@@ -66,7 +68,7 @@ static int foreground, check_only, verbose, dump;
 static const char *conf_path;
 static struct event *ev_sigterm, *ev_sigint, *ev_sighup, *ev_watchdog;
 
-static void usage(void) __attribute__((noreturn));
+static void usage(int) __attribute__((noreturn));
 static struct config *config_new(void);
 static void config_free(struct config *);
 static int config_opt(int, const char *, const char *, void *, char *, size_t);
@@ -78,14 +80,19 @@ static void on_watchdog(evutil_socket_t, short, void *);
 static void notify_status(void);
 
 static void
-usage(void)
+usage(int status)
 {
-	fprintf(stderr,
-	    "usage: freehintd [-dnv] [-f file] [--dump-config] "
+	fprintf(status == 0 ? stdout : stderr,
+	    "usage: freehintd [-dhnvV] [-f file] [--dump-config] "
 	    "[--vm name=NAME,qmp=PATH[,channel=PATH][,cid=N]]...\n"
 	    "                 [--control path] [--control-group group] "
-	    "[--vsock-port port] [--libvirt-uri uri]\n");
-	exit(2);
+	    "[--vsock-port port] [--libvirt-uri uri]\n"
+	    "                 [--min-order N] [--hint-min-order N] "
+	    "[--max-batch-ranges N] [--max-batch-bytes SIZE]\n"
+	    "                 [--max-batches-per-sec N] "
+	    "[--max-bytes-per-sec SIZE] [--max-faults N]\n"
+	    "                 [--stats-interval-ms MS]\n");
+	exit(status);
 }
 
 static struct config *
@@ -231,7 +238,8 @@ config_load(int argc, char **argv, char *err, size_t errlen)
 		}
 	}
 	optind = 1;
-	while ((ch = getopt_long(argc, argv, "df:nv", longopts, NULL)) != -1) {
+	while (
+	    (ch = getopt_long(argc, argv, "df:hnvV", longopts, NULL)) != -1) {
 		if (ch == 'd' || ch == 'f' || ch == 'n' || ch == 'v' ||
 		    ch == OPT_DUMP)
 			continue;
@@ -349,7 +357,8 @@ main(int argc, char **argv)
 	char err[512];
 	int ch, rc = 1;
 
-	while ((ch = getopt_long(argc, argv, "df:nv", longopts, NULL)) != -1) {
+	while (
+	    (ch = getopt_long(argc, argv, "df:hnvV", longopts, NULL)) != -1) {
 		switch (ch) {
 		case 'd':
 			foreground = 1;
@@ -366,14 +375,19 @@ main(int argc, char **argv)
 		case OPT_DUMP:
 			dump = 1;
 			break;
+		case 'h':
+			usage(0);
+		case 'V':
+			printf("freehintd %s\n", FREEHINT_VERSION);
+			return 0;
 		case '?':
-			usage();
+			usage(2);
 		default:
 			break;
 		}
 	}
 	if (optind != argc)
-		usage();
+		usage(2);
 	/* Under systemd the journal reads stderr. */
 	log_init("freehintd",
 	    foreground || check_only || dump || getenv("JOURNAL_STREAM"),
