@@ -39,4 +39,9 @@ if [ "${E2E_HINT_AGAIN:-0}" = 1 ]; then
 else
 	fail hostd-e2e:hint-again-same-pass "a second hint did not keep the pass"
 fi
+if [ "${E2E_RELEASED:-0}" = 1 ]; then
+	pass hostd-e2e:release-after-migration
+else
+	fail hostd-e2e:release-after-migration "held blocks not released within 5 s"
+fi
 exit "${FH_FAILED:-0}"

@@ -6,6 +6,8 @@
 #   E2E_PLAIN_NORMAL E2E_PLAIN_BYTES  migration to /dev/null, no freehint
 #   E2E_HINT_NORMAL E2E_HINT_BYTES    the same with a hint pass
 #   E2E_STATUS                     freehintctl status after the reclaim
+#   E2E_RELEASED                   1 when the held blocks were released
+#                                  after the hinted migration completed
 . "$FHROOT/tests/guest/lib.sh"
 
 e2e_rss() { sed -n 's/^RssShmem:[[:space:]]*\([0-9]*\) kB/\1/p' "/proc/$1/status"; }
@@ -98,6 +100,19 @@ print(json.load(sys.stdin)["vms"][0]["held_bytes"])')
 	    "$_d/freehintd.log" && E2E_HINT_AGAIN=1
 	set -- $(e2e_migrate "$_d/qmp2")
 	E2E_HINT_NORMAL=${1:-0} E2E_HINT_BYTES=${2:-0}
+	# freehintd saw the migration end (a MIGRATION event) and released.
+	E2E_RELEASED=0
+	_n=0
+	while [ $_n -lt 50 ]; do
+		if grep -q "vm demo: migration finished" "$_d/freehintd.log" &&
+		    [ "$($_ctl status --json | python3 -c 'import json,sys
+print(json.load(sys.stdin)["vms"][0]["held_bytes"])')" = 0 ]; then
+			E2E_RELEASED=1
+			break
+		fi
+		_n=$((_n + 1))
+		sleep 0.1
+	done
 	return 0
 }
 
