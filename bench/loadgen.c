@@ -8,8 +8,9 @@
  * mapped shared in this process, so freehintd resolves it through
  * gpa2hva and /proc/PID/maps exactly as for QEMU and really punches the
  * holes (the first page of each range is written before it is sent, so
- * that each punch frees memory; -T: never written). The QMP side answers only what freehintd
- * asks (capabilities, query-migrate, qom-get, info mtree -f, gpa2hva).
+ * that each punch frees memory; -T: never written). The QMP side answers
+ * only what freehintd asks (capabilities, migrate-set-capabilities,
+ * query-migrate, qom-get, info mtree -f, gpa2hva).
  *
  *   freehint-loadgen -n VMS -d DIR [-m RAM_MIB] [-r RANGES] [-t SECONDS]
  *                    [-w CONNECT_TIMEOUT] [-R BATCHES_PER_SEC] [-T]
@@ -77,7 +78,7 @@ static struct event_base *base;
 /*
  * QEMU answers its monitor in its own thread, whatever the guest does:
  * the QMP side runs on its own base and thread, so that freehintd's
- * monitor polls never wait behind the agents' traffic.
+ * monitor queries never wait behind the agents' traffic.
  */
 static struct event_base *qbase;
 static struct lg_vm *vms;
@@ -212,7 +213,8 @@ qmp_answer(struct lg_vm *vm, const char *req)
 	struct evbuffer *out = bufferevent_get_output(vm->qmp);
 
 	if (strstr(req, "\"human-monitor-command\"") == NULL) {
-		/* qmp_capabilities; query-migrate: never migrating. */
+		/* qmp_capabilities, migrate-set-capabilities;
+		 * query-migrate: never migrating. */
 		evbuffer_add_printf(out, "{\"return\": {}}\r\n");
 	} else if (strstr(req, "memory-backend\"") != NULL) {
 		/* json-c writes "\/machine": match the tail only. */
