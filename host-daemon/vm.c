@@ -300,12 +300,17 @@ vm_hint(struct vm *vm, char *err, size_t errlen)
 	}
 	vm->pass_id++;
 	vm->pass_active = true;
+	log_info("vm %s: hint pass %" PRIu64 " started", vm->name, vm->pass_id);
 	return 0;
 }
 
 int
 vm_release(struct vm *vm, char *err, size_t errlen)
 {
+	if (vm->pass_active)
+		log_info("vm %s: hint pass %" PRIu64 " released, %" PRIu64
+		         " MiB held",
+		    vm->name, vm->pass_id, vm->held_bytes >> 20);
 	vm->pass_active = false;
 	vm->held_bytes = 0;
 	if (vm->guest == NULL) {
