@@ -10,8 +10,7 @@
 modes_boot() {
 	_d=$1 _mach=$2 _app=$3
 	shift 3
-	_acc=tcg
-	[ -w /dev/kvm ] && _acc=kvm
+	_acc=${FHGUEST_ACCEL:-tcg}
 	setsid timeout -s KILL 240 qemu-system-x86_64 \
 	    -machine "pc,accel=$_acc$_mach" -m 512M -smp 1 -nic none \
 	    -display none -no-reboot -serial "file:$_d/guest.log" \
