@@ -41,6 +41,7 @@
  * @report_acked_bytes: bytes acknowledged by the reader (now Reported)
  * @report_failed_batches: batches failed, timed out or cut short by close
  * @report_timeouts: batches that timed out
+ * @report_rearms: "rearm" commands carried out
  * @hold_bytes: bytes held right now
  * @hold_captured_bytes: bytes ever captured
  * @hold_released_bytes: bytes given back by release, close, timeout or exit
@@ -55,6 +56,7 @@ struct fh_stats {
 	atomic64_t report_acked_bytes;
 	atomic64_t report_failed_batches;
 	atomic64_t report_timeouts;
+	atomic64_t report_rearms;
 	atomic64_t hold_bytes;
 	atomic64_t hold_captured_bytes;
 	atomic64_t hold_released_bytes;

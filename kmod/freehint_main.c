@@ -192,6 +192,7 @@ static int fh_stats_show(struct seq_file *m, void *v)
 	FH_STAT(report_acked_bytes);
 	FH_STAT(report_failed_batches);
 	FH_STAT(report_timeouts);
+	FH_STAT(report_rearms);
 	FH_STAT(hold_bytes);
 	FH_STAT(hold_captured_bytes);
 	FH_STAT(hold_released_bytes);

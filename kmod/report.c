@@ -11,11 +11,17 @@
  * acknowledged or failed stays isolated report_grace_ms longer before the
  * callback returns, so that a host discard begun late cannot hit memory
  * that was handed out again.
+ *
+ * A failed batch leaves the kernel's reporting idle until the next large
+ * free. "rearm" registers the device again, which makes the kernel walk
+ * the free lists once more: the agent asks for it once a guest that was
+ * allocating too fast to be worth reporting has calmed down.
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
 #include <linux/kernel.h>
 #include <linux/mm.h>
+#include <linux/mutex.h>
 #include <linux/page_reporting.h>
 #include <linux/pageblock-flags.h>
 #include <linux/poll.h>
@@ -25,6 +31,7 @@
 #include <linux/spinlock.h>
 #include <linux/uaccess.h>
 #include <linux/wait.h>
+#include <linux/workqueue.h>
 
 #include "freehint.h"
 
@@ -45,7 +52,10 @@ enum fh_rep_state {
  * @lock: protects everything below except @prdev
  * @readq: readers and pollers wait here for a pending batch
  * @doneq: the report callback waits here for the reader's answer
- * @registered: page_reporting_register() succeeded
+ * @registered: page_reporting_register() succeeded (written under
+ *	@reg_mutex, read without it)
+ * @reg_mutex: serializes registering and unregistering the device
+ * @rearm_work: registers the device again ("rearm")
  * @open: the file is open (exclusive)
  * @state: enum fh_rep_state of the current batch
  * @was_read: the current batch has been read at least once
@@ -60,6 +70,8 @@ struct fh_report {
 	wait_queue_head_t readq;
 	wait_queue_head_t doneq;
 	bool registered;
+	struct mutex reg_mutex;	/* register, unregister */
+	struct work_struct rearm_work;
 	bool open;
 	int state;
 	bool was_read;
@@ -79,7 +91,7 @@ static struct fh_report fh_rep;
  */
 bool fh_report_registered(void)
 {
-	return fh_rep.registered;
+	return READ_ONCE(fh_rep.registered);
 }
 
 /**
@@ -163,7 +175,7 @@ static int fh_report_open(struct inode *inode, struct file *file)
 	char *buf;
 	int err = 0;
 
-	if (!r->registered)
+	if (!READ_ONCE(r->registered))
 		return -ENODEV;
 	buf = kmalloc(FH_REPORT_BUF, GFP_KERNEL);
 	if (!buf)
@@ -247,12 +259,42 @@ static ssize_t fh_report_read(struct file *file, char __user *ubuf,
 	return len;
 }
 
+/*
+ * Unregistering waits for a running report callback (at most the timeout
+ * plus the grace period), so it runs here and not in the writer's call.
+ * Registering again begins a new pass over the free lists in 2 s.
+ */
+static void fh_report_rearm_fn(struct work_struct *work)
+{
+	struct fh_report *r = container_of(work, struct fh_report, rearm_work);
+	int err;
+
+	mutex_lock(&r->reg_mutex);
+	if (r->registered) {
+		page_reporting_unregister(&r->prdev);
+		err = page_reporting_register(&r->prdev);
+		if (err) {
+			/* Another driver took the device in between. */
+			WRITE_ONCE(r->registered, false);
+			pr_warn("page reporting lost on rearm (%d), report channel off\n",
+				err);
+		} else {
+			atomic64_inc(&fh_stats.report_rearms);
+		}
+	}
+	mutex_unlock(&r->reg_mutex);
+}
+
 static int fh_report_cmd(char *line, void *ctx)
 {
 	struct fh_report *r = &fh_rep;
 	int state, err;
 	u64 id;
 
+	if (!strcmp(line, "rearm")) {
+		schedule_work(&r->rearm_work);
+		return 0;
+	}
 	err = fh_parse_id_cmd(line, "ack", &id);
 	state = FH_REP_ACKED;
 	if (err == -ENOENT) {
@@ -344,6 +386,8 @@ int fh_report_init(void)
 	int err;
 
 	spin_lock_init(&r->lock);
+	mutex_init(&r->reg_mutex);
+	INIT_WORK(&r->rearm_work, fh_report_rearm_fn);
 	init_waitqueue_head(&r->readq);
 	init_waitqueue_head(&r->doneq);
 	r->prdev.report = fh_report_cb;
@@ -356,7 +400,7 @@ int fh_report_init(void)
 			err);
 		return 0;
 	}
-	r->registered = true;
+	WRITE_ONCE(r->registered, true);
 	return 0;
 }
 
@@ -368,7 +412,12 @@ int fh_report_init(void)
  */
 void fh_report_exit(void)
 {
-	if (fh_rep.registered)
-		page_reporting_unregister(&fh_rep.prdev);
-	fh_rep.registered = false;
+	struct fh_report *r = &fh_rep;
+
+	cancel_work_sync(&r->rearm_work);
+	mutex_lock(&r->reg_mutex);
+	if (r->registered)
+		page_reporting_unregister(&r->prdev);
+	WRITE_ONCE(r->registered, false);
+	mutex_unlock(&r->reg_mutex);
 }
