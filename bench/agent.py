@@ -239,7 +239,10 @@ def report(args, cols, errors, churn, wall, load, order=None):
            "*idle*: %d s with nothing running but the agent (and the "
            "sampler). *heavy*: %d s of `churn %d %d` (allocate %d MiB, "
            "write every page, free, in a loop), so page reporting fires "
-           "continuously%s. Host columns: deltas of `freehintctl status "
+           "continuously%s; the agent runs with `--report-defer-rate 0`, "
+           "which makes it send those batches where by default it would "
+           "give them back unsent (the guest allocates far faster than "
+           "64 MiB/s). Host columns: deltas of `freehintctl status "
            "--json` over the phase."
            % (b.machine(), args.mem, args.seconds, args.seconds,
               args.seconds + 3, args.churn_mib, args.churn_mib,

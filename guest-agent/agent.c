@@ -45,10 +45,11 @@ agent_status(struct agent *a)
 	else if (session_ready(a->session))
 		snprintf(line, sizeof line,
 		    "connected over %s; %llu MiB reported, %llu MiB acked, "
-		    "%llu batches failed",
+		    "%llu batches failed, %llu deferred",
 		    what, (unsigned long long)(a->stats.bytes_reported >> 20),
 		    (unsigned long long)(a->stats.bytes_acked >> 20),
-		    (unsigned long long)a->stats.batches_failed);
+		    (unsigned long long)a->stats.batches_failed,
+		    (unsigned long long)a->stats.batches_deferred);
 	else
 		snprintf(line, sizeof line,
 		    "not connected (%s)%s%s; %llu MiB reported so far", what,

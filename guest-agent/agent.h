@@ -43,6 +43,7 @@ struct agent_conf {
 	uint32_t batch_ranges;
 	uint32_t stats_interval; /* seconds, 0: only on request */
 	uint32_t backoff_max; /* milliseconds */
+	uint32_t report_defer_rate; /* MiB/s; 0: never defer */
 	bool wait_module;
 };
 
@@ -51,6 +52,7 @@ struct agent_stats {
 	uint64_t batches_sent;
 	uint64_t batches_acked;
 	uint64_t batches_failed;
+	uint64_t batches_deferred; /* failed back: the guest allocated fast */
 	uint64_t bytes_reported;
 	uint64_t bytes_acked;
 	uint64_t reconnects;
@@ -159,6 +161,14 @@ void report_free(struct report *);
 void report_pump(struct report *);
 void report_kbatch_done(struct report *, struct kbatch *);
 bool report_registered(const struct report *);
+
+/* allocrate.c: how fast the guest allocates (/proc/vmstat). */
+struct allocrate;
+int allocrate_parse(const char *, size_t, uint64_t *pages);
+struct allocrate *allocrate_new(
+    struct event_base *, const char *path, void (*)(void *), void *);
+void allocrate_free(struct allocrate *);
+int allocrate_bytes_per_sec(const struct allocrate *, uint32_t, uint64_t *);
 
 /* hold.c: /proc/freehint/hold and the host's hint passes. */
 struct hold *hold_new(struct agent *);

@@ -36,6 +36,7 @@ enum {
 	OPT_STATS_INTERVAL,
 	OPT_WAIT_MODULE,
 	OPT_BACKOFF_MAX,
+	OPT_REPORT_DEFER_RATE,
 };
 
 /*
@@ -57,6 +58,7 @@ static const struct option long_options[] = {
 	{ "stats-interval", required_argument, NULL, OPT_STATS_INTERVAL },
 	{ "wait-module", no_argument, NULL, OPT_WAIT_MODULE },
 	{ "backoff-max", required_argument, NULL, OPT_BACKOFF_MAX },
+	{ "report-defer-rate", required_argument, NULL, OPT_REPORT_DEFER_RATE },
 	{ NULL, 0, NULL, 0 },
 };
 static const struct option *const conf_options = long_options + 3;
@@ -95,7 +97,8 @@ usage(int status)
 	    "[--unix-path PATH]\n"
 	    "\t[--proc-dir DIR] [--max-inflight N] [--batch-ranges N] "
 	    "[--stats-interval SEC]\n"
-	    "\t[--wait-module] [--backoff-max MS]\n");
+	    "\t[--wait-module] [--backoff-max MS] [--report-defer-rate "
+	    "MIBS]\n");
 	exit(status);
 }
 
@@ -112,6 +115,7 @@ conf_defaults(struct agent_conf *c)
 	c->batch_ranges = 1024;
 	c->stats_interval = 10;
 	c->backoff_max = 30000;
+	c->report_defer_rate = 64;
 }
 
 static void
@@ -189,6 +193,9 @@ conf_set(int val, const char *name, const char *arg, void *ctx, char *err,
 	case OPT_BACKOFF_MAX:
 		return conf_u32(
 		    arg, 100, 3600000, &c->backoff_max, name, err, errlen);
+	case OPT_REPORT_DEFER_RATE:
+		return conf_u32(
+		    arg, 0, 1048576, &c->report_defer_rate, name, err, errlen);
 	}
 	snprintf(err, errlen, "%s: unknown option", name);
 	return -1;
@@ -241,6 +248,7 @@ conf_dump(const struct agent_conf *c)
 	printf("stats-interval %u\n", c->stats_interval);
 	printf("wait-module %s\n", c->wait_module ? "yes" : "no");
 	printf("backoff-max %u\n", c->backoff_max);
+	printf("report-defer-rate %u\n", c->report_defer_rate);
 }
 
 static void

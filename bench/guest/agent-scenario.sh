@@ -69,7 +69,10 @@ if ! insmod /lib/freehint/freehint.ko; then
 	echo "BENCH error insmod freehint.ko"
 	exit 1
 fi
-freehint-agent -d --transport virtio-serial >/run/agent.log 2>&1 &
+# Deferral off: the churn is what the agent's reporting path must carry
+# here; with the default the agent would give those batches back unsent.
+freehint-agent -d --transport virtio-serial --report-defer-rate 0 \
+	>/run/agent.log 2>&1 &
 pid=$!
 sleep "$settle"
 echo "BENCH agent pid=$pid churn_mib=$mib seconds=$secs"

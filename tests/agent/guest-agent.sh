@@ -35,6 +35,7 @@ fh-testhost -l unix:/tmp/h1.sock --reject-every 3 --hint-after 4 \
 H=$!
 sleep 0.3
 freehint-agent -d -v --wait-module --transport unix --unix-path /tmp/h1.sock \
+	--report-defer-rate 0 \
 	--stats-interval 1 >/tmp/a1.log 2>&1 &
 A=$!
 sleep 1
@@ -94,6 +95,7 @@ fh-testhost -l unix:/tmp/h2.sock --drop-after 2 --garbage 2 \
 H=$!
 sleep 0.3
 freehint-agent -d -v --transport unix --unix-path /tmp/h2.sock \
+	--report-defer-rate 0 \
 	--backoff-max 2000 >/tmp/a2.log 2>&1 &
 A=$!
 wait $H
@@ -124,6 +126,7 @@ fh-testhost -l unix:/tmp/h3.sock --hint-after 1 --pass-limit 64M \
 H=$!
 sleep 0.3
 freehint-agent -d -v --transport unix --unix-path /tmp/h3.sock \
+	--report-defer-rate 0 \
 	>/tmp/a3.log 2>&1 &
 A=$!
 wait $H
@@ -146,7 +149,8 @@ fh-testhost -l unix:/tmp/h4.sock --hint-after 1 --pass-limit 32M \
 	--keep-pass --until-passes 2 --timeout 120 >/tmp/h4.log 2>&1 &
 H=$!
 sleep 0.3
-freehint-agent -d --transport unix --unix-path /tmp/h4.sock >/tmp/a4.log 2>&1 &
+freehint-agent -d --transport unix --unix-path /tmp/h4.sock \
+	--report-defer-rate 0 >/tmp/a4.log 2>&1 &
 A=$!
 wait_for /tmp/h4.log PASS_DONE 60
 sleep 0.5
@@ -167,14 +171,15 @@ wait $H
 
 # Scenario 5: real AF_VSOCK over vsock_loopback, chosen by --transport
 # auto after a SIGHUP reload: the agent starts on a dead unix path.
-printf 'transport unix\nunix-path /tmp/nobody.sock\nvsock-cid 1\n' >/tmp/a5.conf
+printf 'transport unix\nunix-path /tmp/nobody.sock\nvsock-cid 1\nreport-defer-rate 0\n' \
+	>/tmp/a5.conf
 fh-testhost -l vsock:7700 --until-reported 2 --timeout 120 >/tmp/h5.log 2>&1 &
 H=$!
 sleep 0.3
 freehint-agent -d -v -f /tmp/a5.conf --vsock-port 7700 >/tmp/a5.log 2>&1 &
 A=$!
 sleep 2
-printf 'transport auto\nvsock-cid 1\n' >/tmp/a5.conf
+printf 'transport auto\nvsock-cid 1\nreport-defer-rate 0\n' >/tmp/a5.conf
 kill -HUP $A
 wait $H
 hrc=$?
@@ -189,5 +194,44 @@ fi
 kill -TERM $A
 wait $A
 
+# Scenario 6: report-defer-rate (16 MiB/s here, well under the churn's
+# rate; 64 by default). While the churn allocates faster than that, kernel batches are failed back and nothing
+# is sent; once it stops, the agent re-arms the kernel's reporting (which
+# a failed batch leaves idle) and the memory the churn left free is
+# reported after all.
+fh-testhost -l unix:/tmp/h6.sock --until-reported 1 --timeout 120 \
+	>/tmp/h6.log 2>&1 &
+H=$!
+sleep 0.3
+r0=$(st report_rearms) a0=$(st report_acked_bytes)
+freehint-agent -d -v --transport unix --unix-path /tmp/h6.sock \
+	--report-defer-rate 16 >/tmp/a6.log 2>&1 &
+A=$!
+# The module may still keep scenario 5's last batch through its grace time.
+wait_for /tmp/a6.log "failed back: the guest is allocating fast" 40
+sleep 3
+d=$(grep -c "failed back: the guest is allocating fast" /tmp/a6.log)
+a1=$(st report_acked_bytes)
+if [ "$d" -ge 1 ] && [ "$a1" = "$a0" ] && kill -0 $H; then
+	ok defer-while-allocating-fast
+else
+	ko defer-while-allocating-fast "$d deferred, acked $a0 -> $a1"
+	show agent6 /tmp/a6.log
+fi
 kill $CHURN
+wait $CHURN 2>/dev/null
+wait $H
+hrc=$?
+# fh-testhost exits 0 once a REPORTED batch came (it leaves without
+# waiting for its Ack to reach the module).
+if [ $hrc = 0 ] && [ "$(st report_rearms)" -gt "$r0" ] &&
+	grep -q "page reporting re-armed" /tmp/a6.log; then
+	ok rearm-when-quiet
+else
+	ko rearm-when-quiet "fh-testhost exit $hrc, rearms $r0 -> $(st report_rearms)"
+	show host6 /tmp/h6.log
+	show agent6 /tmp/a6.log
+fi
+kill -TERM $A
+wait $A
 exit $FAILED

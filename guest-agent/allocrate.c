@@ -1,0 +1,174 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * How fast the guest allocates memory: the kernel's pgalloc_* counters in
+ * /proc/vmstat, sampled every second. report.c asks it before it sends a
+ * kernel batch (memory a churning guest frees is allocated again within
+ * seconds, and discarding it costs a host fault and a zeroed page each
+ * time), and is called after each sample to re-arm the kernel's reporting
+ * once the guest has calmed down.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "agent.h"
+
+#define ALLOCRATE_PERIOD_MS 1000
+#define ALLOCRATE_BUF       16384
+
+struct allocrate {
+	char *path;
+	struct event *ev;
+	void (*cb)(void *);
+	void *arg;
+	uint64_t pages, ms; /* the last sample */
+	uint64_t pages_per_sec;
+	bool valid; /* two samples, pages_per_sec set */
+	bool sampled;
+	bool unreadable; /* the last read failed */
+	bool warned;
+};
+
+static void allocrate_tick(int, short, void *);
+static void allocrate_sample(struct allocrate *);
+
+/*
+ * The sum of the "pgalloc_<zone>" lines of a /proc/vmstat text: pages
+ * handed out by the page allocator since boot. -1 when there is none.
+ */
+int
+allocrate_parse(const char *buf, size_t len, uint64_t *pages)
+{
+	const char *p, *end = buf + len, *nl;
+	unsigned long long v;
+	uint64_t sum = 0;
+	bool found = false;
+	char line[128], name[64], extra;
+
+	for (p = buf; p < end; p = nl + 1) {
+		if ((nl = memchr(p, '\n', (size_t)(end - p))) == NULL)
+			nl = end;
+		/* One line at a time: sscanf must not read into the next. */
+		if ((size_t)(nl - p) < 8 || (size_t)(nl - p) >= sizeof line ||
+		    memcmp(p, "pgalloc_", 8) != 0)
+			continue;
+		memcpy(line, p, (size_t)(nl - p));
+		line[nl - p] = '\0';
+		if (sscanf(line, "%63s %llu %c", name, &v, &extra) != 2)
+			return -1;
+		sum += v;
+		found = true;
+	}
+	if (!found)
+		return -1;
+	*pages = sum;
+	return 0;
+}
+
+struct allocrate *
+allocrate_new(
+    struct event_base *base, const char *path, void (*cb)(void *), void *arg)
+{
+	struct allocrate *ar;
+	struct timeval tv = { ALLOCRATE_PERIOD_MS / 1000,
+		(ALLOCRATE_PERIOD_MS % 1000) * 1000 };
+
+	ar = xcalloc(1, sizeof *ar);
+	ar->path = xstrdup(path);
+	ar->cb = cb;
+	ar->arg = arg;
+	ar->ev = event_new(base, -1, EV_PERSIST, allocrate_tick, ar);
+	if (ar->ev == NULL)
+		fatalx("%s: event_new", __func__);
+	event_add(ar->ev, &tv);
+	/* The first sample now: a rate a second from now. */
+	allocrate_sample(ar);
+	return ar;
+}
+
+void
+allocrate_free(struct allocrate *ar)
+{
+	if (ar == NULL)
+		return;
+	event_free(ar->ev);
+	free(ar->path);
+	free(ar);
+}
+
+static int
+allocrate_read(struct allocrate *ar, uint64_t *pages)
+{
+	char buf[ALLOCRATE_BUF];
+	ssize_t n;
+	size_t len = 0;
+	int fd;
+
+	if ((fd = open(ar->path, O_RDONLY | O_CLOEXEC)) == -1)
+		goto fail;
+	while (
+	    len < sizeof buf && (n = read(fd, buf + len, sizeof buf - len)) > 0)
+		len += (size_t)n;
+	close(fd);
+	if (allocrate_parse(buf, len, pages) == 0)
+		return 0;
+	errno = EINVAL;
+fail:
+	if (!ar->warned)
+		log_warn("%s: no allocation counters; report batches are "
+		         "never deferred",
+		    ar->path);
+	ar->warned = true;
+	return -1;
+}
+
+static void
+allocrate_tick(int fd, short what, void *arg)
+{
+	struct allocrate *ar = arg;
+
+	allocrate_sample(ar);
+	if (ar->cb != NULL)
+		ar->cb(ar->arg);
+}
+
+static void
+allocrate_sample(struct allocrate *ar)
+{
+	uint64_t pages, now;
+
+	ar->unreadable = allocrate_read(ar, &pages) != 0;
+	if (!ar->unreadable) {
+		now = agent_now_ms();
+		ar->valid = ar->sampled && now > ar->ms && pages >= ar->pages;
+		if (ar->valid)
+			ar->pages_per_sec =
+			    (pages - ar->pages) * 1000 / (now - ar->ms);
+		ar->pages = pages;
+		ar->ms = now;
+		ar->sampled = true;
+	} else
+		ar->valid = ar->sampled = false;
+}
+
+/*
+ * Bytes a second the guest allocated over the last sampling period. -1
+ * when there is no rate yet (the first second), -2 when the counters
+ * cannot be read.
+ */
+int
+allocrate_bytes_per_sec(
+    const struct allocrate *ar, uint32_t page_size, uint64_t *out)
+{
+	if (ar == NULL || ar->unreadable)
+		return -2;
+	if (!ar->valid)
+		return -1;
+	*out = ar->pages_per_sec * page_size;
+	return 0;
+}
