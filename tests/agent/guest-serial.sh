@@ -2,6 +2,8 @@
 # Inside the guest: freehint-agent over a real virtio-serial port to
 # fh-testhost on the build machine, which connects only after a while:
 # meanwhile the port reads EOF and the agent must back off, not spin.
+# Then freehintd's vsock listener over vsock_loopback: an unknown CID is
+# refused.
 set -u
 FAILED=0
 ok() { echo "PASS agent-serial-$1"; }
@@ -14,6 +16,7 @@ insmod /lib/freehint/freehint.ko || { ko insmod "insmod failed"; exit 1; }
 CHURN=$!
 a0=$(st report_acked_bytes)
 freehint-agent -d -v --transport virtio-serial --backoff-max 2000 \
+	--report-defer-rate 0 \
 	>/tmp/a.log 2>&1 &
 A=$!
 sleep 6
@@ -42,5 +45,43 @@ wait $A
 rc=$?
 [ $rc = 0 ] && ok sigterm || ko sigterm "exit $rc"
 sed 's/^/  agent| /' /tmp/a.log | grep -v "retry in" | tail -n 30
+
+# freehintd's AF_VSOCK listener, for real, inside this guest (never on the
+# build machine): over vsock_loopback the agent's peer CID is 1, which no
+# VM owns, so freehintd must refuse each connection and log it, and the
+# agent must back off and keep trying, neither side dying of it.
+modprobe vsock_loopback || ko vsock-loopback "modprobe failed"
+freehintd -d -v --vsock-port 7701 --control /tmp/fhd.ctl \
+	--vm name=nine,qmp=/tmp/none.qmp,cid=9 >/tmp/d.log 2>&1 &
+D=$!
+i=0
+until grep -q "listening on vsock port 7701" /tmp/d.log || [ $i -ge 50 ]; do
+	sleep 0.1
+	i=$((i + 1))
+done
+freehint-agent -d -v --transport vsock --vsock-cid 1 --vsock-port 7701 \
+	--backoff-max 1000 >/tmp/av.log 2>&1 &
+A=$!
+sleep 5
+n=$(grep -c "vsock: connection from unknown cid 1 refused" /tmp/d.log)
+r=$(grep -c "retry in" /tmp/av.log)
+st_line=$(freehintctl -s /tmp/fhd.ctl status 2>&1 | awk '$1 == "nine"')
+# 5 s with a 1 s cap: a few refused attempts, no spin, nobody served.
+if kill -0 $D && kill -0 $A && [ "$n" -ge 2 ] && [ "$n" -le 12 ] &&
+	[ "$r" -ge 2 ] && ! grep -q "welcomed" /tmp/av.log &&
+	[ "$(echo "$st_line" | awk '{ print $2 }')" = no ]; then
+	ok vsock-unknown-cid-refused
+else
+	ko vsock-unknown-cid-refused "$n refusals, $r agent retries, status: $st_line"
+	sed 's/^/  freehintd| /' /tmp/d.log | tail -n 20
+	sed 's/^/  agent-vsock| /' /tmp/av.log | tail -n 20
+fi
+kill -TERM $A $D
+wait $A
+arc=$?
+wait $D
+drc=$?
+[ $arc = 0 ] && [ $drc = 0 ] && ok vsock-sigterm ||
+	ko vsock-sigterm "agent exit $arc, freehintd exit $drc"
 kill $CHURN
 exit $FAILED

@@ -5,7 +5,9 @@
 #           rejects, hint pass + release, disconnects in the middle of
 #           each, garbage from the host, SIGTERM, a missing module
 #   serial  fh-testhost on this machine over a real virtio-serial port,
-#           connecting late: the agent backs off meanwhile, then reports
+#           connecting late: the agent backs off meanwhile, then reports;
+#           then freehintd inside the guest refuses the agent's vsock
+#           connections from CID 1 (vsock_loopback), which no VM owns
 # Exit 0 pass, 77 skip, 1 fail. Logs in build/agent-guest/.
 set -u
 cd "$(dirname "$0")/../.." || exit 1
@@ -18,7 +20,8 @@ mkdir -p "$out"
 kver=$(guest_kver)
 [ -e "/lib/modules/$kver/build/Makefile" ] ||
 	skip agent-guest "no kernel headers for $kver"
-if ! make -s kmod build/tests/kmod/fhmem build/freehint-agent agent-tests \
+if ! make -s kmod build/tests/kmod/fhmem build/freehint-agent build/freehintd \
+	build/freehintctl agent-tests \
 	>"$out/make.log" 2>&1; then
 	fail agent-build "make failed:"
 	tail -n 30 "$out/make.log"
@@ -30,6 +33,7 @@ guest_build "$out/agent.cpio.gz" -m kmod/freehint.ko -b "$B/freehint-agent" \
 	-s tests/agent/guest-agent.sh &&
 guest_build "$out/serial.cpio.gz" -m kmod/freehint.ko \
 	-b "$B/freehint-agent" -b "$B/tests/kmod/fhmem" \
+	-b "$B/freehintd" -b "$B/freehintctl" \
 	-s tests/agent/guest-serial.sh ||
 	{ fail agent-initrd "mkinitrd.sh failed"; exit 1; }
 
