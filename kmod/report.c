@@ -262,7 +262,10 @@ static ssize_t fh_report_read(struct file *file, char __user *ubuf,
 /*
  * Unregistering waits for a running report callback (at most the timeout
  * plus the grace period), so it runs here and not in the writer's call.
- * Registering again begins a new pass over the free lists in 2 s.
+ * Registering again begins a new pass over the free lists in 2 s. A pass
+ * that is already due or running sees the free lists anyway, and
+ * unregistering would only put it off: then nothing is done (a batch it
+ * fails makes the reader ask again).
  */
 static void fh_report_rearm_fn(struct work_struct *work)
 {
@@ -270,7 +273,7 @@ static void fh_report_rearm_fn(struct work_struct *work)
 	int err;
 
 	mutex_lock(&r->reg_mutex);
-	if (r->registered) {
+	if (r->registered && !work_busy(&r->prdev.work.work)) {
 		page_reporting_unregister(&r->prdev);
 		err = page_reporting_register(&r->prdev);
 		if (err) {

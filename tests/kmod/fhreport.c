@@ -95,7 +95,7 @@ main(int argc, char **argv)
 	long timeout_ms = argc > 1 ? atol(argv[1]) : 5000;
 	long grace_ms = argc > 2 ? atol(argv[2]) : 2000;
 	struct fh_block blk[MAXB];
-	long long acked0, failed0, timeouts0, acked_bytes = 0;
+	long long acked0, failed0, timeouts0, rearms0, acked_bytes = 0;
 	int i, n, fd2, poll_bad = 0, batches = 0, repeats = 0, reoffered = 0,
 	               nfailed = 0;
 	char small[16];
@@ -245,6 +245,30 @@ main(int argc, char **argv)
 		CHECK(write_str(fd, cmd) < 0 && errno == EINVAL,
 		    "report-late-ack-einval", "ack after timeout accepted");
 	}
+
+	/*
+	 * Phase 4: fail every batch until the kernel stops offering (a
+	 * failed pass leaves its reporting idle until the next large free),
+	 * then "rearm": a new pass must come without any free.
+	 */
+	for (t0 = now_s(); now_s() - t0 < 40;) {
+		n = next_batch(6000, &id, blk);
+		if (n <= 0)
+			break;
+		reply("fail", id);
+	}
+	rearms0 = stat_get("report_rearms");
+	CHECK(n <= 0, "report-idle-after-fail",
+	    "batches kept coming for 40 s while failed");
+	CHECK(write_str(fd, "rearm\n") == 0, "report-rearm-write", "%s",
+	    strerror(errno));
+	n = next_batch(8000, &id, blk);
+	say("report: rearm -> %s\n", n > 0 ? "a new pass" : "nothing");
+	CHECK(n > 0 && stat_get("report_rearms") == rearms0 + 1,
+	    "report-rearm-new-pass", "batch %d, report_rearms %lld -> %lld", n,
+	    rearms0, stat_get("report_rearms"));
+	if (n > 0)
+		reply("ack", id);
 
 	/* Close with a batch read: the next opener can open at once. */
 	n = next_batch(5000, &id, blk);
