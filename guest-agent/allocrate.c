@@ -20,22 +20,23 @@
 
 #define ALLOCRATE_PERIOD_MS 1000
 #define ALLOCRATE_BUF       16384
+#define ALLOCRATE_MIN_MS    500
 
 struct allocrate {
 	char *path;
 	struct event *ev;
 	void (*cb)(void *);
 	void *arg;
-	uint64_t pages, ms; /* the last sample */
-	uint64_t pages_per_sec;
-	bool valid; /* two samples, pages_per_sec set */
-	bool sampled;
+	/* The last two samples; ms 0: none. */
+	uint64_t prev_pages, prev_ms;
+	uint64_t last_pages, last_ms;
 	bool unreadable; /* the last read failed */
 	bool warned;
 };
 
 static void allocrate_tick(int, short, void *);
 static void allocrate_sample(struct allocrate *);
+static int allocrate_read(struct allocrate *, uint64_t *);
 
 /*
  * The sum of the "pgalloc_<zone>" lines of a /proc/vmstat text: pages
@@ -101,6 +102,13 @@ allocrate_free(struct allocrate *ar)
 	free(ar);
 }
 
+/* The counters now: pages allocated since boot. -1 if unreadable. */
+int
+allocrate_pages(struct allocrate *ar, uint64_t *pages)
+{
+	return allocrate_read(ar, pages);
+}
+
 static int
 allocrate_read(struct allocrate *ar, uint64_t *pages)
 {
@@ -140,35 +148,44 @@ allocrate_tick(int fd, short what, void *arg)
 static void
 allocrate_sample(struct allocrate *ar)
 {
-	uint64_t pages, now;
+	uint64_t pages;
 
 	ar->unreadable = allocrate_read(ar, &pages) != 0;
-	if (!ar->unreadable) {
-		now = agent_now_ms();
-		ar->valid = ar->sampled && now > ar->ms && pages >= ar->pages;
-		if (ar->valid)
-			ar->pages_per_sec =
-			    (pages - ar->pages) * 1000 / (now - ar->ms);
-		ar->pages = pages;
-		ar->ms = now;
-		ar->sampled = true;
-	} else
-		ar->valid = ar->sampled = false;
+	if (ar->unreadable) {
+		ar->prev_ms = ar->last_ms = 0;
+		return;
+	}
+	ar->prev_pages = ar->last_pages;
+	ar->prev_ms = ar->last_ms;
+	ar->last_pages = pages;
+	ar->last_ms = agent_now_ms();
 }
 
 /*
- * Bytes a second the guest allocated over the last sampling period. -1
- * when there is no rate yet (the first second), -2 when the counters
- * cannot be read.
+ * Bytes a second the guest allocated from the newest sample at least
+ * ALLOCRATE_MIN_MS old until now: over 0.5 to 1.5 s. The kernel reports
+ * 2 s after a large free, so the window of a report batch does not reach
+ * back to the allocations that preceded the free. -1 when there is no
+ * such sample yet, -2 when the counters cannot be read.
  */
 int
-allocrate_bytes_per_sec(
-    const struct allocrate *ar, uint32_t page_size, uint64_t *out)
+allocrate_bytes_per_sec(struct allocrate *ar, uint32_t page_size, uint64_t *out)
 {
-	if (ar == NULL || ar->unreadable)
+	uint64_t pages, now, base_pages, base_ms;
+
+	if (ar == NULL || ar->unreadable || allocrate_read(ar, &pages) != 0)
 		return -2;
-	if (!ar->valid)
+	now = agent_now_ms();
+	if (ar->last_ms != 0 && now >= ar->last_ms + ALLOCRATE_MIN_MS) {
+		base_pages = ar->last_pages;
+		base_ms = ar->last_ms;
+	} else if (ar->prev_ms != 0) {
+		base_pages = ar->prev_pages;
+		base_ms = ar->prev_ms;
+	} else
 		return -1;
-	*out = ar->pages_per_sec * page_size;
+	if (now <= base_ms || pages < base_pages)
+		return -1;
+	*out = (pages - base_pages) * 1000 / (now - base_ms) * page_size;
 	return 0;
 }

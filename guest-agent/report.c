@@ -4,9 +4,13 @@
  * Each batch becomes REPORTED RangeBatches (coalesced); the host's Acks
  * become "ack <id>", a rejection, a lost host or no host at all "fail
  * <id>" at once, so the kernel puts the pages back. So does a guest that
- * allocates faster than report-defer-rate (allocrate.c): what it frees it
- * allocates again within seconds, and every discarded page would cost a
- * host fault. Nothing is queued here: while max_inflight batches are out,
+ * allocates faster than report-defer-rate (allocrate.c) in the
+ * REPORT_PROBE_MS after a batch is read: what it frees it allocates again
+ * within seconds, and every discarded page would cost a host fault. The
+ * rate is taken then, not over the past: the kernel reports 2 s after a
+ * large free, often just after the allocations that came before it, and
+ * a guest that has stopped allocating should have its memory back
+ * at once. Nothing is queued here: while max_inflight batches are out,
  * the next kernel batch is left unread in the module, which times it out
  * by itself.
  *
@@ -27,6 +31,10 @@
 
 #include "agent.h"
 
+#define REPORT_PROBE_MS 200
+/* After a quiet probe, the kernel's next batches go without one. */
+#define REPORT_QUIET_MS 1000
+
 struct report {
 	struct agent *agent;
 	char *path;
@@ -35,6 +43,11 @@ struct report {
 	bool armed;
 	bool owed; /* a batch failed back since the last rearm */
 	struct allocrate *rate;
+	/* A batch read, waiting REPORT_PROBE_MS to see the guest's rate. */
+	struct event *ev_probe;
+	struct kbatch *probe_kb;
+	uint64_t probe_pages, probe_ms;
+	uint64_t quiet_until_ms;
 	struct kbatch_list kbs; /* sent, waiting for the host */
 	struct fh_rangeset rs;
 	char buf[AGENT_KBUF_SIZE];
@@ -44,6 +57,8 @@ static void report_read_cb(int, short, void *);
 static void report_arm(struct report *, bool);
 static void report_fail(struct report *, uint64_t id, const char *why);
 static void report_tick(void *);
+static void report_probe_cb(int, short, void *);
+static void report_send(struct report *, struct kbatch *);
 
 /* Open the report channel; NULL with *err = errno when it cannot be. */
 struct report *
@@ -68,6 +83,9 @@ report_open(struct agent *a, int *err)
 	r->fd = fd;
 	r->owed = true;
 	r->rate = allocrate_new(a->base, "/proc/vmstat", report_tick, r);
+	r->ev_probe = evtimer_new(a->base, report_probe_cb, r);
+	if (r->ev_probe == NULL)
+		fatalx("%s: evtimer_new", __func__);
 	r->ev = event_new(a->base, fd, EV_READ | EV_PERSIST, report_read_cb, r);
 	if (r->ev == NULL)
 		fatalx("%s: event_new", __func__);
@@ -87,6 +105,11 @@ report_free(struct report *r)
 		TAILQ_REMOVE(&r->kbs, kb, entry);
 		kb->source = KB_ORPHAN;
 	}
+	/* Never sent: the host cannot be discarding it. */
+	if (r->probe_kb != NULL)
+		report_fail(r, r->probe_kb->kid, "stopping");
+	free(r->probe_kb);
+	event_free(r->ev_probe);
 	allocrate_free(r->rate);
 	event_free(r->ev);
 	close(r->fd);
@@ -122,7 +145,9 @@ report_pump(struct report *r)
 	if (r == NULL)
 		return;
 	s = r->agent->session;
-	report_arm(r, !session_ready(s) || session_free_slots(s) > 0);
+	report_arm(r,
+	    r->probe_kb == NULL &&
+	        (!session_ready(s) || session_free_slots(s) > 0));
 }
 
 static void
@@ -136,8 +161,8 @@ report_fail(struct report *r, uint64_t id, const char *why)
 }
 
 /*
- * Faster than report-defer-rate over the last second. In the first second
- * there is no rate yet: wait for one (the batch is owed a rearm). Without
+ * Faster than report-defer-rate over the past second or so, for the
+ * rearm. In the first second there is no rate yet: wait for one. Without
  * counters to read, never.
  */
 static bool
@@ -170,7 +195,7 @@ report_tick(void *arg)
 		log_warn("%s: rearm", r->path);
 		return;
 	}
-	log_debug("page reporting re-armed");
+	log_debug("asked the kernel to re-arm page reporting");
 }
 
 static void
@@ -206,19 +231,62 @@ report_read_cb(int fd, short what, void *arg)
 		report_fail(r, id, "no host");
 		return;
 	}
-	if (report_allocating_fast(r)) {
-		r->agent->stats.batches_deferred++;
-		report_fail(r, id, "the guest is allocating fast");
-		return;
-	}
 	kb = xcalloc(1, sizeof *kb);
 	kb->source = KB_REPORT;
 	kb->kid = id;
+	/* The lease runs from the read, probe or not. */
 	agent_lease_start(r->agent, kb);
 	kb->bytes = fh_rs_pages(&r->rs) * r->agent->page_size;
+	if (r->agent->conf.report_defer_rate != 0 &&
+	    agent_now_ms() >= r->quiet_until_ms &&
+	    allocrate_pages(r->rate, &r->probe_pages) == 0) {
+		struct timeval tv = { 0, REPORT_PROBE_MS * 1000 };
+
+		/* r->rs is kept: nothing is read until the probe ends. */
+		r->probe_kb = kb;
+		r->probe_ms = agent_now_ms();
+		report_arm(r, false);
+		evtimer_add(r->ev_probe, &tv);
+		return;
+	}
+	report_send(r, kb);
+}
+
+static void
+report_send(struct report *r, struct kbatch *kb)
+{
 	TAILQ_INSERT_TAIL(&r->kbs, kb, entry);
-	session_send_ranges(
-	    s, FREEHINT__RANGE_KIND__REPORTED, &r->rs, 0, false, kb);
+	session_send_ranges(r->agent->session, FREEHINT__RANGE_KIND__REPORTED,
+	    &r->rs, 0, false, kb);
+	report_pump(r);
+}
+
+/* REPORT_PROBE_MS after the read: send the batch, or give it back. */
+static void
+report_probe_cb(int fd, short what, void *arg)
+{
+	struct report *r = arg;
+	struct kbatch *kb = r->probe_kb;
+	uint64_t pages, ms, limit;
+
+	r->probe_kb = NULL;
+	ms = agent_now_ms();
+	limit = (uint64_t)r->agent->conf.report_defer_rate << 20;
+	if (!session_ready(r->agent->session))
+		report_fail(r, kb->kid, "no host");
+	else if (limit != 0 && ms > r->probe_ms &&
+	    allocrate_pages(r->rate, &pages) == 0 && pages >= r->probe_pages &&
+	    (pages - r->probe_pages) * r->agent->page_size * 1000 /
+	            (ms - r->probe_ms) >
+	        limit) {
+		r->agent->stats.batches_deferred++;
+		report_fail(r, kb->kid, "the guest is allocating fast");
+	} else {
+		r->quiet_until_ms = ms + REPORT_QUIET_MS;
+		report_send(r, kb);
+		return;
+	}
+	free(kb);
 	report_pump(r);
 }
 

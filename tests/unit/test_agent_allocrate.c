@@ -113,9 +113,9 @@ test_sampler(void **state)
 	assert_int_equal(s.ticks, 3);
 	assert_int_equal(s.rc[0], 0);
 	assert_int_equal(s.rate[0], 0);
-	/* 100 MiB in about a second. */
+	/* 100 MiB in a second, give or take the timer's jitter. */
 	assert_int_equal(s.rc[1], 0);
-	assert_true(s.rate[1] > (80ULL << 20) && s.rate[1] <= (100ULL << 20));
+	assert_true(s.rate[1] > (80ULL << 20) && s.rate[1] < (112ULL << 20));
 	/* Unreadable counters: no rate, and not for a while either. */
 	assert_int_equal(s.rc[2], -2);
 	allocrate_free(s.ar);
