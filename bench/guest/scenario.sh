@@ -6,15 +6,17 @@
 #   bench.balloon=1    load virtio_balloon (QEMU's hinting and reporting)
 #   bench.freehint=1   load freehint.ko and start freehint-agent
 #   bench.churn=SECONDS
+#   bench.defer=MIBS   the agent's --report-defer-rate (its default if unset)
 # The host follows the serial console: every line it needs starts with
 # "BENCH ".
-run=none balloon=0 freehint=0 churn=20
+run=none balloon=0 freehint=0 churn=20 defer=
 for a in $(cat /proc/cmdline); do
 	case "$a" in
 	bench.run=*) run=${a#*=} ;;
 	bench.balloon=*) balloon=${a#*=} ;;
 	bench.freehint=*) freehint=${a#*=} ;;
 	bench.churn=*) churn=${a#*=} ;;
+	bench.defer=*) defer=${a#*=} ;;
 	esac
 done
 
@@ -38,7 +40,8 @@ finish() {
 [ "$balloon" = 1 ] && modprobe virtio_balloon
 if [ "$freehint" = 1 ]; then
 	insmod /lib/freehint/freehint.ko || echo "BENCH error insmod freehint"
-	freehint-agent -d --transport virtio-serial >/run/agent.log 2>&1 &
+	freehint-agent -d --transport virtio-serial \
+		${defer:+--report-defer-rate "$defer"} >/run/agent.log 2>&1 &
 fi
 # Let boot-time page reporting and the agent settle.
 sleep 2
