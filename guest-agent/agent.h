@@ -168,8 +168,10 @@ int allocrate_parse(const char *, size_t, uint64_t *pages);
 struct allocrate *allocrate_new(
     struct event_base *, const char *path, void (*)(void *), void *);
 void allocrate_free(struct allocrate *);
-int allocrate_bytes_per_sec(struct allocrate *, uint32_t, uint64_t *);
+int allocrate_bytes_per_sec(const struct allocrate *, uint32_t, uint64_t *);
 int allocrate_pages(struct allocrate *, uint64_t *);
+int allocrate_rate(
+    uint64_t, uint64_t, uint64_t, uint64_t, uint32_t, uint64_t *);
 
 /* hold.c: /proc/freehint/hold and the host's hint passes. */
 struct hold *hold_new(struct agent *);

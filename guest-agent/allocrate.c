@@ -1,11 +1,11 @@
 /* SPDX-License-Identifier: GPL-2.0-only */
 /*
  * How fast the guest allocates memory: the kernel's pgalloc_* counters in
- * /proc/vmstat, sampled every second. report.c asks it before it sends a
- * kernel batch (memory a churning guest frees is allocated again within
- * seconds, and discarding it costs a host fault and a zeroed page each
- * time), and is called after each sample to re-arm the kernel's reporting
- * once the guest has calmed down.
+ * /proc/vmstat. report.c reads them around each kernel batch it probes
+ * (memory a churning guest frees is allocated again within seconds, and
+ * discarding it costs a host fault and a zeroed page each time), and the
+ * sampler here calls it every second, with the last second's rate, to
+ * re-arm the kernel's reporting once the guest has calmed down.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -20,7 +20,6 @@
 
 #define ALLOCRATE_PERIOD_MS 1000
 #define ALLOCRATE_BUF       16384
-#define ALLOCRATE_MIN_MS    500
 
 struct allocrate {
 	char *path;
@@ -36,7 +35,6 @@ struct allocrate {
 
 static void allocrate_tick(int, short, void *);
 static void allocrate_sample(struct allocrate *);
-static int allocrate_read(struct allocrate *, uint64_t *);
 
 /*
  * The sum of the "pgalloc_<zone>" lines of a /proc/vmstat text: pages
@@ -106,12 +104,6 @@ allocrate_free(struct allocrate *ar)
 int
 allocrate_pages(struct allocrate *ar, uint64_t *pages)
 {
-	return allocrate_read(ar, pages);
-}
-
-static int
-allocrate_read(struct allocrate *ar, uint64_t *pages)
-{
 	char buf[ALLOCRATE_BUF];
 	ssize_t n;
 	size_t len = 0;
@@ -150,7 +142,7 @@ allocrate_sample(struct allocrate *ar)
 {
 	uint64_t pages;
 
-	ar->unreadable = allocrate_read(ar, &pages) != 0;
+	ar->unreadable = allocrate_pages(ar, &pages) != 0;
 	if (ar->unreadable) {
 		ar->prev_ms = ar->last_ms = 0;
 		return;
@@ -162,30 +154,30 @@ allocrate_sample(struct allocrate *ar)
 }
 
 /*
- * Bytes a second the guest allocated from the newest sample at least
- * ALLOCRATE_MIN_MS old until now: over 0.5 to 1.5 s. The kernel reports
- * 2 s after a large free, so the window of a report batch does not reach
- * back to the allocations that preceded the free. -1 when there is no
- * such sample yet, -2 when the counters cannot be read.
+ * Bytes a second the guest allocated between the last two samples (the
+ * last second, seen from the sampler's callback). -1 before the second
+ * sample, -2 when the counters cannot be read.
  */
 int
-allocrate_bytes_per_sec(struct allocrate *ar, uint32_t page_size, uint64_t *out)
+allocrate_bytes_per_sec(
+    const struct allocrate *ar, uint32_t page_size, uint64_t *out)
 {
-	uint64_t pages, now, base_pages, base_ms;
-
-	if (ar == NULL || ar->unreadable || allocrate_read(ar, &pages) != 0)
+	if (ar == NULL || ar->unreadable)
 		return -2;
-	now = agent_now_ms();
-	if (ar->last_ms != 0 && now >= ar->last_ms + ALLOCRATE_MIN_MS) {
-		base_pages = ar->last_pages;
-		base_ms = ar->last_ms;
-	} else if (ar->prev_ms != 0) {
-		base_pages = ar->prev_pages;
-		base_ms = ar->prev_ms;
-	} else
+	return allocrate_rate(ar->prev_pages, ar->prev_ms, ar->last_pages,
+	    ar->last_ms, page_size, out);
+}
+
+/*
+ * Bytes a second from pages0 at ms0 to pages1 at ms1; -1 without a first
+ * sample (ms0 0) or when time or the counters went backwards.
+ */
+int
+allocrate_rate(uint64_t pages0, uint64_t ms0, uint64_t pages1, uint64_t ms1,
+    uint32_t page_size, uint64_t *out)
+{
+	if (ms0 == 0 || ms1 <= ms0 || pages1 < pages0)
 		return -1;
-	if (now <= base_ms || pages < base_pages)
-		return -1;
-	*out = (pages - base_pages) * 1000 / (now - base_ms) * page_size;
+	*out = (pages1 - pages0) * 1000 / (ms1 - ms0) * page_size;
 	return 0;
 }

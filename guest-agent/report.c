@@ -160,24 +160,32 @@ report_fail(struct report *r, uint64_t id, const char *why)
 		log_warn("%s: fail %llu", r->path, (unsigned long long)id);
 }
 
+/* A rate in bytes a second over report-defer-rate; never when that is 0. */
+static bool
+report_over_limit(const struct report *r, uint64_t rate)
+{
+	uint32_t limit = r->agent->conf.report_defer_rate;
+
+	return limit != 0 && rate > ((uint64_t)limit << 20);
+}
+
 /*
- * Faster than report-defer-rate over the past second or so, for the
- * rearm. In the first second there is no rate yet: wait for one. Without
- * counters to read, never.
+ * Faster than report-defer-rate over the last second, for the rearm. In
+ * the first second there is no rate yet: wait for one. Without counters
+ * to read, never.
  */
 static bool
 report_allocating_fast(const struct report *r)
 {
-	uint32_t limit = r->agent->conf.report_defer_rate;
 	uint64_t rate;
 	int rc;
 
-	if (limit == 0)
+	if (r->agent->conf.report_defer_rate == 0)
 		return false;
 	rc = allocrate_bytes_per_sec(r->rate, r->agent->page_size, &rate);
 	if (rc != 0)
 		return rc == -1;
-	return rate > ((uint64_t)limit << 20);
+	return report_over_limit(r, rate);
 }
 
 /* Every second, after the allocation counters were sampled. */
@@ -267,18 +275,16 @@ report_probe_cb(int fd, short what, void *arg)
 {
 	struct report *r = arg;
 	struct kbatch *kb = r->probe_kb;
-	uint64_t pages, ms, limit;
+	uint64_t pages, ms, rate;
 
 	r->probe_kb = NULL;
 	ms = agent_now_ms();
-	limit = (uint64_t)r->agent->conf.report_defer_rate << 20;
 	if (!session_ready(r->agent->session))
 		report_fail(r, kb->kid, "no host");
-	else if (limit != 0 && ms > r->probe_ms &&
-	    allocrate_pages(r->rate, &pages) == 0 && pages >= r->probe_pages &&
-	    (pages - r->probe_pages) * r->agent->page_size * 1000 /
-	            (ms - r->probe_ms) >
-	        limit) {
+	else if (allocrate_pages(r->rate, &pages) == 0 &&
+	    allocrate_rate(r->probe_pages, r->probe_ms, pages, ms,
+	        r->agent->page_size, &rate) == 0 &&
+	    report_over_limit(r, rate)) {
 		r->agent->stats.batches_deferred++;
 		report_fail(r, kb->kid, "the guest is allocating fast");
 	} else {

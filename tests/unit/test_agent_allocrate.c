@@ -57,6 +57,27 @@ test_parse_bad(void **state)
 	assert_int_equal(pages, 99);
 }
 
+/* The probe's rate: bytes a second, never from a missing or later sample. */
+static void
+test_rate(void **state)
+{
+	uint64_t rate = 7;
+
+	assert_int_equal(
+	    allocrate_rate(1000, 5000, 1000 + 12800, 5200, 4096, &rate), 0);
+	assert_int_equal(rate, 64000ULL * 4096);
+	assert_int_equal(
+	    allocrate_rate(1000, 5000, 1000, 6000, 4096, &rate), 0);
+	assert_int_equal(rate, 0);
+	rate = 7;
+	assert_int_equal(allocrate_rate(1000, 0, 2000, 6000, 4096, &rate), -1);
+	assert_int_equal(
+	    allocrate_rate(1000, 6000, 2000, 6000, 4096, &rate), -1);
+	assert_int_equal(
+	    allocrate_rate(2000, 5000, 1000, 6000, 4096, &rate), -1);
+	assert_int_equal(rate, 7);
+}
+
 struct sampler {
 	char path[64];
 	struct event_base *base;
@@ -129,6 +150,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_parse),
 		cmocka_unit_test(test_parse_bad),
+		cmocka_unit_test(test_rate),
 		cmocka_unit_test(test_sampler),
 	};
 
