@@ -88,6 +88,7 @@ extern const struct proc_ops fh_blocks_ops;
 extern const struct proc_ops fh_report_ops;
 int fh_report_init(void);
 void fh_report_exit(void);
+void fh_report_stop_readers(void);
 bool fh_report_registered(void);
 unsigned int fh_report_effective_order(void);
 
@@ -95,5 +96,6 @@ unsigned int fh_report_effective_order(void);
 extern const struct proc_ops fh_hold_ops;
 int fh_hold_init(void);
 void fh_hold_exit(void);
+void fh_hold_stop(void);
 
 #endif /* _FREEHINT_H */

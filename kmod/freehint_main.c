@@ -260,7 +260,12 @@ out_report:
 
 static void __exit freehint_exit(void)
 {
-	/* Closes any open file: pending batches fail, holds are released. */
+	/*
+	 * Closes any open file once the reads in progress have returned:
+	 * pending batches fail, read ones get their grace, holds are released.
+	 */
+	fh_report_stop_readers();
+	fh_hold_stop();
 	proc_remove(fh_dir);
 	fh_hold_exit();
 	fh_report_exit();

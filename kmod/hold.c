@@ -7,8 +7,12 @@
  * batches; a batch that was read is "in flight" (the host may be
  * discarding it) until "ack <id>" or "fail <id>", after which it is "done".
  * The shrinker gives unread and done blocks back under memory pressure,
- * never in-flight ones. "release", close, hold_timeout_ms and module exit
- * free everything; in-flight blocks then stay held report_grace_ms longer.
+ * never in-flight ones. "release" and hold_timeout_ms free unread and done
+ * blocks; in-flight ones stay the reader's until it answers. Close and
+ * module exit free everything; in-flight blocks then stay held for the
+ * grace period fixed when their batch was read (printed in its header).
+ * At most FH_HOLD_MAX_INFLIGHT batches, and a quarter of memory, are in
+ * flight at once.
  *
  * Held blocks are linked through page->lru, their order is kept in
  * page->private: the pages are ours while held.
@@ -40,19 +44,28 @@
 #include "freehint.h"
 
 #define FH_HOLD_BATCH	64
-#define FH_HOLD_BUF	(32 + FH_HOLD_BATCH * 24)
+#define FH_HOLD_BUF	(64 + FH_HOLD_BATCH * 24)
+/*
+ * A reader that never answers pins at most this many batches, and at most
+ * a quarter of the guest's memory: the rest stays within the shrinker's
+ * reach, however the host behaves.
+ */
+#define FH_HOLD_MAX_INFLIGHT	32
+#define FH_HOLD_INFLIGHT_SHIFT	2
 
 /**
  * struct fh_hold_batch - blocks handed out by one read
  * @node: in fh_hold.batches, or fh_hold.orphans once released
  * @pages: the blocks, through page->lru
  * @id: batch id shown to the reader
+ * @grace_ms: how long it stays held after a close, fixed when read
  * @deadline: jiffies after which an orphan may be freed
  */
 struct fh_hold_batch {
 	struct list_head node;
 	struct list_head pages;
 	u64 id;
+	unsigned int grace_ms;
 	unsigned long deadline;
 };
 
@@ -66,8 +79,11 @@ struct fh_hold_batch {
  * @orphans: in-flight batches already released, freed after the grace time
  * @unread_pages: pages on @unread
  * @done_pages: pages on @done
+ * @inflight: batches on @batches
+ * @inflight_pages: pages in them
  * @next_id: last batch id handed out
  * @open: the file is open (exclusive)
+ * @stopping: the module is going away: captures stop early
  * @buf: read buffer of the opener
  * @pollq: pollers wait here for unread blocks
  * @timeout_work: releases everything hold_timeout_ms after a capture
@@ -83,8 +99,11 @@ struct fh_hold {
 	struct list_head orphans;
 	unsigned long unread_pages;
 	unsigned long done_pages;
+	unsigned int inflight;
+	unsigned long inflight_pages;
 	u64 next_id;
 	bool open;
+	bool stopping;
 	char *buf;
 	wait_queue_head_t pollq;
 	struct delayed_work timeout_work;
@@ -126,26 +145,33 @@ static u64 fh_free_blocks(struct list_head *list, atomic64_t *counter,
 	return bytes;
 }
 
-/* Take every block except in-flight ones; in-flight batches become orphans. */
-static void fh_hold_release_all(struct fh_hold *h)
+/*
+ * Free every unread and done block. In-flight batches stay the reader's
+ * until it answers, unless it is gone (@closing): then they become orphans,
+ * freed once the grace period their batch was read with is over.
+ */
+static void fh_hold_release_all(struct fh_hold *h, bool closing)
 {
-	unsigned long deadline;
+	struct fh_hold_batch *b;
+	unsigned long first = 0;
 	LIST_HEAD(blocks);
 
-	deadline = jiffies + msecs_to_jiffies(READ_ONCE(fh_report_grace_ms));
 	spin_lock(&h->lock);
 	list_splice_init(&h->unread, &blocks);
 	list_splice_init(&h->done, &blocks);
 	h->unread_pages = 0;
 	h->done_pages = 0;
-	if (!list_empty(&h->batches)) {
-		struct fh_hold_batch *b;
-
-		list_for_each_entry(b, &h->batches, node)
-			b->deadline = deadline;
+	if (closing && !list_empty(&h->batches)) {
+		list_for_each_entry(b, &h->batches, node) {
+			b->deadline = jiffies + msecs_to_jiffies(b->grace_ms);
+			if (!first || time_before(b->deadline, first))
+				first = b->deadline;
+		}
 		list_splice_tail_init(&h->batches, &h->orphans);
+		h->inflight = 0;
+		h->inflight_pages = 0;
 		mod_delayed_work(system_wq, &h->grace_work,
-				 msecs_to_jiffies(READ_ONCE(fh_report_grace_ms)));
+				 time_after(first, jiffies) ? first - jiffies : 0);
 	}
 	spin_unlock(&h->lock);
 	fh_free_blocks(&blocks, &fh_stats.hold_released_bytes, true);
@@ -187,7 +213,7 @@ static void fh_hold_timeout_fn(struct work_struct *work)
 					 timeout_work);
 
 	mutex_lock(&h->mutex);
-	fh_hold_release_all(h);
+	fh_hold_release_all(h, false);
 	mutex_unlock(&h->mutex);
 }
 
@@ -298,7 +324,8 @@ static int fh_capture_zone(struct fh_hold *h, int nid, enum zone_type zt,
 
 	for (order = MAX_ORDER - 1; order >= (int)min_order; order--) {
 		while (*held + (PAGE_SIZE << order) <= limit) {
-			if (fatal_signal_pending(current))
+			if (fatal_signal_pending(current) ||
+			    READ_ONCE(h->stopping))
 				return -EINTR;
 			if (!fh_zone_has_room(zone, 1UL << order))
 				return 0;
@@ -371,12 +398,13 @@ static int fh_hold_capture(struct fh_hold *h, char *args)
 	return err;
 }
 
-/* Ack or fail: the batch's blocks are done (or freed, if released). */
+/*
+ * Ack or fail of an in-flight batch: its blocks are done. Orphans (their
+ * reader closed the file) are not answerable: only their grace frees them.
+ */
 static int fh_hold_settle(struct fh_hold *h, u64 id, bool discarded)
 {
 	struct fh_hold_batch *b, *found = NULL;
-	bool orphan = false;
-	LIST_HEAD(blocks);
 
 	spin_lock(&h->lock);
 	list_for_each_entry(b, &h->batches, node) {
@@ -386,19 +414,12 @@ static int fh_hold_settle(struct fh_hold *h, u64 id, bool discarded)
 		}
 	}
 	if (!found) {
-		list_for_each_entry(b, &h->orphans, node) {
-			if (b->id == id) {
-				found = b;
-				orphan = true;
-				break;
-			}
-		}
-	}
-	if (!found) {
 		spin_unlock(&h->lock);
 		return -EINVAL;
 	}
 	list_del(&found->node);
+	h->inflight--;
+	h->inflight_pages -= fh_list_pages(&found->pages);
 	spin_unlock(&h->lock);
 
 	/* Out of every list: neither the shrinker nor the grace work sees it. */
@@ -410,15 +431,9 @@ static int fh_hold_settle(struct fh_hold *h, u64 id, bool discarded)
 	}
 
 	spin_lock(&h->lock);
-	if (orphan) {
-		list_splice_init(&found->pages, &blocks);
-	} else {
-		h->done_pages += fh_list_pages(&found->pages);
-		list_splice_tail_init(&found->pages, &h->done);
-	}
+	h->done_pages += fh_list_pages(&found->pages);
+	list_splice_tail_init(&found->pages, &h->done);
 	spin_unlock(&h->lock);
-
-	fh_free_blocks(&blocks, &fh_stats.hold_released_bytes, true);
 	kfree(found);
 	return 0;
 }
@@ -432,7 +447,7 @@ static int fh_hold_cmd(char *line, void *ctx)
 	if (!strncmp(line, "capture", 7) && (!line[7] || isspace(line[7])))
 		return fh_hold_capture(h, line + 7);
 	if (!strcmp(line, "release")) {
-		fh_hold_release_all(h);
+		fh_hold_release_all(h, false);
 		return 0;
 	}
 	err = fh_parse_id_cmd(line, "ack", &id);
@@ -500,6 +515,13 @@ static ssize_t fh_hold_read(struct file *file, char __user *ubuf,
 	}
 
 	spin_lock(&h->lock);
+	if (!list_empty(&h->unread) &&
+	    (h->inflight >= FH_HOLD_MAX_INFLIGHT ||
+	     h->inflight_pages >= totalram_pages() >> FH_HOLD_INFLIGHT_SHIFT)) {
+		spin_unlock(&h->lock);
+		ret = -EBUSY;
+		goto out;
+	}
 	list_for_each_entry(page, &h->unread, lru) {
 		if (n == FH_HOLD_BATCH)
 			break;
@@ -512,7 +534,10 @@ static ssize_t fh_hold_read(struct file *file, char __user *ubuf,
 		goto out;
 	}
 	b->id = h->next_id + 1;
-	len = scnprintf(h->buf, FH_HOLD_BUF, "batch %llu %u\n", b->id, n);
+	/* The promise made with this batch: no later change shortens it. */
+	b->grace_ms = READ_ONCE(fh_report_grace_ms);
+	len = scnprintf(h->buf, FH_HOLD_BUF, "batch %llu %u grace_ms=%u\n",
+			b->id, n, b->grace_ms);
 	list_for_each_entry(page, &h->unread, lru) {
 		len += scnprintf(h->buf + len, FH_HOLD_BUF - len, "0x%lx %lu\n",
 				 page_to_pfn(page), page_private(page));
@@ -528,24 +553,21 @@ static ssize_t fh_hold_read(struct file *file, char __user *ubuf,
 	list_cut_position(&b->pages, &h->unread, &last->lru);
 	h->unread_pages -= fh_list_pages(&b->pages);
 	list_add_tail(&b->node, &h->batches);
+	h->inflight++;
+	h->inflight_pages += fh_list_pages(&b->pages);
 	spin_unlock(&h->lock);
 
 	/* In flight: neither the shrinker nor a release frees these now. */
 	list_for_each_entry(page, &b->pages, lru)
 		fh_scribble(page, page_private(page));
 
-	if (copy_to_user(ubuf, h->buf, len)) {
-		/* Never seen by the reader: it is safe to take them back. */
-		spin_lock(&h->lock);
-		list_del(&b->node);
-		h->unread_pages += fh_list_pages(&b->pages);
-		list_splice_init(&b->pages, &h->unread);
-		spin_unlock(&h->lock);
-		ret = -EFAULT;
-		goto out;
-	}
+	/*
+	 * Part of the batch may have reached the reader: it stays in flight
+	 * until answered, or until a close plus its grace.
+	 */
+	ret = copy_to_user(ubuf, h->buf, len) ? -EFAULT : len;
 	mutex_unlock(&h->mutex);
-	return len;
+	return ret;
 
 out:
 	mutex_unlock(&h->mutex);
@@ -571,7 +593,7 @@ static int fh_hold_release(struct inode *inode, struct file *file)
 	 */
 	cancel_delayed_work_sync(&h->timeout_work);
 	mutex_lock(&h->mutex);
-	fh_hold_release_all(h);
+	fh_hold_release_all(h, true);
 	h->open = false;
 	kfree(h->buf);
 	h->buf = NULL;
@@ -614,6 +636,17 @@ int fh_hold_init(void)
 }
 
 /**
+ * fh_hold_stop() - make a capture in progress stop early
+ *
+ * Called before the proc files are removed, which waits for the write
+ * that runs the capture.
+ */
+void fh_hold_stop(void)
+{
+	WRITE_ONCE(fh_hold.stopping, true);
+}
+
+/**
  * fh_hold_exit() - release everything and unregister the shrinker
  *
  * Called once the hold file can no longer be opened. In-flight blocks are
@@ -629,7 +662,7 @@ void fh_hold_exit(void)
 	unregister_shrinker(&h->shrinker);
 	cancel_delayed_work_sync(&h->timeout_work);
 	mutex_lock(&h->mutex);
-	fh_hold_release_all(h);
+	fh_hold_release_all(h, true);
 	mutex_unlock(&h->mutex);
 	cancel_delayed_work_sync(&h->grace_work);
 

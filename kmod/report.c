@@ -5,12 +5,15 @@
  * The module registers itself as the page reporting device. The kernel's
  * reporting work isolates up to PAGE_REPORTING_CAPACITY free blocks and
  * calls fh_report_cb(), which publishes them as one batch to the reader of
- * /proc/freehint/report and waits for "ack <id>" (the blocks become
- * Reported), "fail <id>", close or report_timeout_ms (the blocks go back
- * unreported and are offered again later). A batch that was read but not
- * acknowledged or failed stays isolated report_grace_ms longer before the
- * callback returns, so that a host discard begun late cannot hit memory
- * that was handed out again.
+ * /proc/freehint/report.
+ *
+ * The lease (docs/kmod.md): a batch nobody has read goes back unreported
+ * after report_timeout_ms. Once read, the batch belongs to the reader: it
+ * stays isolated until "ack <id>" (the blocks become Reported), "fail
+ * <id>" (back at once) or close, and after a close (or unload) for the
+ * grace period fixed when the batch was read and printed in its header.
+ * No timer and no later parameter change shortens that promise, so a
+ * reader or host stalled for any time never sees its blocks reused.
  *
  * A failed batch leaves the kernel's reporting idle until the next large
  * free. "rearm" registers the device again, which makes the kernel walk
@@ -35,8 +38,8 @@
 
 #include "freehint.h"
 
-/* "batch <u64> <count>\n" and "0x<pfn> <order>\n" lines. */
-#define FH_REPORT_BUF	(32 + PAGE_REPORTING_CAPACITY * 24)
+/* "batch <u64> <count> grace_ms=<u32>\n" and "0x<pfn> <order>\n" lines. */
+#define FH_REPORT_BUF	(64 + PAGE_REPORTING_CAPACITY * 24)
 
 enum fh_rep_state {
 	FH_REP_IDLE,		/* no batch */
@@ -45,6 +48,7 @@ enum fh_rep_state {
 	FH_REP_ACKED,		/* reader: discarded */
 	FH_REP_FAILED,		/* reader: not touched */
 	FH_REP_CLOSED,		/* reader went away */
+	FH_REP_TIMEDOUT,	/* nobody read it in time */
 };
 
 /**
@@ -59,7 +63,9 @@ enum fh_rep_state {
  * @open: the file is open (exclusive)
  * @state: enum fh_rep_state of the current batch
  * @was_read: the current batch has been read at least once
+ * @stopping: the module is going away: readers return -ENODEV
  * @id: id of the current batch
+ * @grace_ms: isolation after close of the current batch, fixed when read
  * @count: blocks in the current batch
  * @pages: first page of each block
  * @orders: order of each block
@@ -75,7 +81,9 @@ struct fh_report {
 	bool open;
 	int state;
 	bool was_read;
+	bool stopping;
 	u64 id;
+	unsigned int grace_ms;
 	unsigned int count;
 	struct page *pages[PAGE_REPORTING_CAPACITY];
 	unsigned int orders[PAGE_REPORTING_CAPACITY];
@@ -112,11 +120,17 @@ static bool fh_report_settled(struct fh_report *r)
 	       state == FH_REP_CLOSED;
 }
 
+static bool fh_report_read_or_settled(struct fh_report *r)
+{
+	return READ_ONCE(r->state) == FH_REP_READ || fh_report_settled(r);
+}
+
 static int fh_report_cb(struct page_reporting_dev_info *prdev,
 			struct scatterlist *sgl, unsigned int nents)
 {
 	struct fh_report *r = container_of(prdev, struct fh_report, prdev);
 	struct scatterlist *sg;
+	unsigned int grace_ms;
 	bool was_read;
 	u64 bytes = 0;
 	int state;
@@ -146,12 +160,21 @@ static int fh_report_cb(struct page_reporting_dev_info *prdev,
 	atomic64_add(bytes, &fh_stats.report_bytes);
 	wake_up_interruptible_poll(&r->readq, EPOLLIN | EPOLLRDNORM);
 
-	wait_event_idle_timeout(r->doneq, fh_report_settled(r),
+	/* Unread, the batch is ours to take back after the timeout... */
+	wait_event_idle_timeout(r->doneq, fh_report_read_or_settled(r),
 				msecs_to_jiffies(READ_ONCE(fh_report_timeout_ms)));
+	spin_lock(&r->lock);
+	if (r->state == FH_REP_PENDING)
+		r->state = FH_REP_TIMEDOUT;
+	spin_unlock(&r->lock);
+	/* ...read, it is the reader's until it answers or closes. */
+	wait_event_idle(r->doneq, fh_report_settled(r) ||
+			READ_ONCE(r->state) == FH_REP_TIMEDOUT);
 
 	spin_lock(&r->lock);
 	state = r->state;
 	was_read = r->was_read;
+	grace_ms = r->grace_ms;
 	r->state = FH_REP_IDLE;
 	r->count = 0;
 	spin_unlock(&r->lock);
@@ -161,11 +184,11 @@ static int fh_report_cb(struct page_reporting_dev_info *prdev,
 		return 0;
 	}
 	atomic64_inc(&fh_stats.report_failed_batches);
-	if (state != FH_REP_FAILED && state != FH_REP_CLOSED)
+	if (state == FH_REP_TIMEDOUT)
 		atomic64_inc(&fh_stats.report_timeouts);
-	/* The host may still be discarding: keep the blocks isolated. */
-	if (was_read && state != FH_REP_FAILED)
-		fh_sleep_idle_ms(READ_ONCE(fh_report_grace_ms));
+	/* Closed while read: the host may still be discarding. */
+	if (was_read && state == FH_REP_CLOSED)
+		fh_sleep_idle_ms(grace_ms);
 	return -EAGAIN;
 }
 
@@ -200,6 +223,11 @@ static bool fh_report_pending(struct fh_report *r)
 	return READ_ONCE(r->state) == FH_REP_PENDING;
 }
 
+static bool fh_report_readable(struct fh_report *r)
+{
+	return fh_report_pending(r) || READ_ONCE(r->stopping);
+}
+
 static ssize_t fh_report_read(struct file *file, char __user *ubuf,
 			      size_t count, loff_t *ppos)
 {
@@ -207,27 +235,34 @@ static ssize_t fh_report_read(struct file *file, char __user *ubuf,
 	unsigned int orders[PAGE_REPORTING_CAPACITY];
 	struct fh_report *r = &fh_rep;
 	char *buf = file->private_data;
-	unsigned int n, i;
+	unsigned int n, i, grace_ms;
 	size_t len;
 	u64 id;
 	int err;
 
 	for (;;) {
 		spin_lock(&r->lock);
+		if (r->stopping) {
+			spin_unlock(&r->lock);
+			return -ENODEV;
+		}
 		if (r->state == FH_REP_PENDING)
 			break;
 		spin_unlock(&r->lock);
 		if (file->f_flags & O_NONBLOCK)
 			return -EAGAIN;
-		err = wait_event_interruptible(r->readq, fh_report_pending(r));
+		err = wait_event_interruptible(r->readq, fh_report_readable(r));
 		if (err)
 			return err;
 	}
 
+	/* The promise made with this batch: no later change shortens it. */
+	grace_ms = READ_ONCE(fh_report_grace_ms);
 	/* Bounded: at most PAGE_REPORTING_CAPACITY short lines. */
 	id = r->id;
 	n = r->count;
-	len = scnprintf(buf, FH_REPORT_BUF, "batch %llu %u\n", id, n);
+	len = scnprintf(buf, FH_REPORT_BUF, "batch %llu %u grace_ms=%u\n",
+			id, n, grace_ms);
 	for (i = 0; i < n; i++) {
 		pages[i] = r->pages[i];
 		orders[i] = r->orders[i];
@@ -240,22 +275,20 @@ static ssize_t fh_report_read(struct file *file, char __user *ubuf,
 	}
 	r->state = FH_REP_READ;
 	r->was_read = true;
+	r->grace_ms = grace_ms;
 	spin_unlock(&r->lock);
+	wake_up(&r->doneq);
 
-	/*
-	 * The callback keeps these blocks isolated until ack, fail, or a
-	 * timeout or close plus the grace period.
-	 */
+	/* Isolated until ack, fail, or close plus the grace period. */
 	for (i = 0; i < n; i++)
 		fh_scribble(pages[i], orders[i]);
 
-	if (copy_to_user(ubuf, buf, len)) {
-		spin_lock(&r->lock);
-		if (r->id == id && r->state == FH_REP_READ)
-			r->state = FH_REP_PENDING;
-		spin_unlock(&r->lock);
+	/*
+	 * Part of the batch may have reached the reader: it stays read, and
+	 * the reader gets it back by closing the file (plus the grace).
+	 */
+	if (copy_to_user(ubuf, buf, len))
 		return -EFAULT;
-	}
 	return len;
 }
 
@@ -349,7 +382,7 @@ static __poll_t fh_report_poll(struct file *file, poll_table *wait)
 	struct fh_report *r = &fh_rep;
 
 	poll_wait(file, &r->readq, wait);
-	return fh_report_pending(r) ? EPOLLIN | EPOLLRDNORM : 0;
+	return fh_report_readable(r) ? EPOLLIN | EPOLLRDNORM : 0;
 }
 
 static int fh_report_release(struct inode *inode, struct file *file)
@@ -374,6 +407,22 @@ const struct proc_ops fh_report_ops = {
 	.proc_lseek	= no_llseek,
 	.proc_release	= fh_report_release,
 };
+
+/**
+ * fh_report_stop_readers() - make blocked and later reads return -ENODEV
+ *
+ * Called before the proc files are removed: removal waits for every
+ * read in progress, and a reader blocked for a batch would wait forever.
+ */
+void fh_report_stop_readers(void)
+{
+	struct fh_report *r = &fh_rep;
+
+	spin_lock(&r->lock);
+	r->stopping = true;
+	spin_unlock(&r->lock);
+	wake_up_interruptible_all(&r->readq);
+}
 
 /**
  * fh_report_init() - register as the page reporting device

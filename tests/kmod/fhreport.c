@@ -212,38 +212,99 @@ main(int argc, char **argv)
 	    "report-stats-failed", "report_failed_batches +%lld",
 	    stat_get("report_failed_batches") - failed0);
 
-	/* Phase 3: read a batch and never answer it: timeout, then grace. */
+	/*
+	 * Phase 3a: a batch left unread goes back after the timeout: nobody
+	 * can be discarding it.
+	 */
 	run_fhmem("dirty", "64");
+	{
+		struct pollfd pfd = { .fd = fd, .events = POLLIN };
+
+		for (t0 = now_s();
+		     poll(&pfd, 1, 2000) <= 0 && now_s() - t0 < 20;)
+			nudge();
+		sleep_ms(timeout_ms + 500);
+		CHECK(stat_get("report_timeouts") > timeouts0,
+		    "report-unread-times-out", "report_timeouts did not grow");
+	}
+
+	/*
+	 * Phase 3b: a batch read and never answered stays the reader's while
+	 * the file is open, however long: no timeout, no grace, no next batch.
+	 */
 	for (t0 = now_s(), n = -1; n <= 0 && now_s() - t0 < 20;) {
 		n = next_batch(3000, &tid, blk);
 		if (n <= 0)
 			nudge();
 	}
+	CHECK(n > 0 && fh_last_grace == grace_ms, "report-header-grace",
+	    "batch %d, grace_ms=%ld in its header, want %ld", n, fh_last_grace,
+	    grace_ms);
+	timeouts0 = stat_get("report_timeouts");
 	t0 = now_s();
 	gap = -1;
-	while (n > 0 && now_s() - t0 < 30) {
+	while (n > 0 && now_s() - t0 < (timeout_ms + grace_ms) / 1000.0 + 3) {
 		struct pollfd pfd = { .fd = fd, .events = POLLIN };
 
-		if (poll(&pfd, 1, 2000) > 0) {
+		if (poll(&pfd, 1, 500) > 0) {
 			gap = now_s() - t0;
 			break;
 		}
 		nudge();
 	}
-	say("report: next batch %.2f s after an unanswered one\n", gap);
-	CHECK(n > 0 && gap * 1000 >= timeout_ms + grace_ms - 100,
-	    "report-timeout-then-grace",
-	    "next batch %.2f s after the unanswered one (timeout %ld + grace "
-	    "%ld ms)",
-	    gap, timeout_ms, grace_ms);
-	CHECK(stat_get("report_timeouts") > timeouts0, "report-stats-timeouts",
-	    "report_timeouts did not grow");
+	say("report: %s %.1f s after an unanswered read batch\n",
+	    gap < 0 ? "no batch" : "a batch", gap < 0 ? now_s() - t0 : gap);
+	CHECK(n > 0 && gap < 0 && stat_get("report_timeouts") == timeouts0,
+	    "report-read-batch-kept-while-open",
+	    "next batch after %.2f s (timeout %ld + grace %ld ms), "
+	    "report_timeouts +%lld",
+	    gap, timeout_ms, grace_ms, stat_get("report_timeouts") - timeouts0);
 	{
 		char cmd[64];
 
-		snprintf(cmd, sizeof(cmd), "ack %" PRIu64 "\n", tid);
+		snprintf(cmd, sizeof(cmd), "fail %" PRIu64 "\n", tid);
+		CHECK(write_str(fd, cmd) == 0, "report-late-answer-accepted",
+		    "fail after %.1f s: %s", now_s() - t0, strerror(errno));
 		CHECK(write_str(fd, cmd) < 0 && errno == EINVAL,
-		    "report-late-ack-einval", "ack after timeout accepted");
+		    "report-answer-once-einval", "second fail accepted");
+	}
+
+	/*
+	 * Phase 3c: the grace is the one fixed when the batch was read: a
+	 * lower report_grace_ms after the read does not shorten it. Close
+	 * with a batch read: its blocks stay isolated (out of MemFree) for
+	 * the old grace, not the new one.
+	 */
+	for (t0 = now_s(), n = -1; n <= 0 && now_s() - t0 < 20;) {
+		n = next_batch(3000, &tid, blk);
+		if (n <= 0)
+			nudge();
+	}
+	{
+		long long bytes = 0, m1, m2;
+
+		for (i = 0; i < n; i++)
+			bytes += 4096LL << blk[i].order;
+		CHECK(set_param("report_grace_ms", 50) == 0,
+		    "report-grace-writable", "%s", strerror(errno));
+		close(fd);
+		sleep_ms(grace_ms / 2);
+		m1 = meminfo_kb("MemFree");
+		sleep_ms(grace_ms + 500);
+		m2 = meminfo_kb("MemFree");
+		say("report: MemFree +%lld KiB between %ld and %ld ms after a "
+		    "close with %lld KiB read (grace %ld ms at the read, 50 "
+		    "now)\n",
+		    m2 - m1, grace_ms / 2, grace_ms * 3 / 2 + 500, bytes >> 10,
+		    grace_ms);
+		CHECK(n > 0 && (m2 - m1) * 1024 >= bytes / 2,
+		    "report-grace-fixed-at-read",
+		    "MemFree +%lld KiB after the new grace, batch %lld KiB",
+		    m2 - m1, bytes >> 10);
+		set_param("report_grace_ms", grace_ms);
+		fd = open(FH_PROC "report", O_RDWR | O_NONBLOCK);
+		if (fd < 0)
+			die("reopen report");
 	}
 
 	/*

@@ -120,9 +120,12 @@ struct fh_block {
 	unsigned int order;
 };
 
+/* grace_ms of the last batch parse_batch() saw, -1 if it had none. */
+static long fh_last_grace __attribute__((unused));
+
 /*
- * Parse "batch <id> <count>\n" + count "0x<pfn> <order>\n" lines.
- * Returns count, or -1 if malformed.
+ * Parse "batch <id> <count> grace_ms=<ms>\n" + count "0x<pfn> <order>\n"
+ * lines. Returns count, or -1 if malformed.
  */
 static inline int
 parse_batch(char *buf, size_t len, uint64_t *id, struct fh_block *blk, int max)
@@ -132,7 +135,10 @@ parse_batch(char *buf, size_t len, uint64_t *id, struct fh_block *blk, int max)
 
 	buf[len] = '\0';
 	line = strtok_r(buf, "\n", &save);
-	if (!line || sscanf(line, "batch %" SCNu64 " %d", id, &count) != 2 ||
+	fh_last_grace = -1;
+	if (!line ||
+	    sscanf(line, "batch %" SCNu64 " %d grace_ms=%ld", id, &count,
+	        &fh_last_grace) < 2 ||
 	    count < 0 || count > max)
 		return -1;
 	while (n < count && (line = strtok_r(NULL, "\n", &save))) {
@@ -150,6 +156,23 @@ write_str(int fd, const char *s)
 	ssize_t n = write(fd, s, strlen(s));
 
 	return n == (ssize_t)strlen(s) ? 0 : -1;
+}
+
+/* Set the module parameter @name; 0 or -1. */
+static inline int
+set_param(const char *name, long value)
+{
+	char path[128], v[32];
+	int fd, rc;
+
+	snprintf(
+	    path, sizeof(path), "/sys/module/freehint/parameters/%s", name);
+	snprintf(v, sizeof(v), "%ld\n", value);
+	if ((fd = open(path, O_WRONLY)) < 0)
+		return -1;
+	rc = write_str(fd, v);
+	close(fd);
+	return rc;
 }
 
 /* Allocate @mb MiB, fill every page with @byte, return the mapping. */

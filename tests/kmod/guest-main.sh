@@ -17,6 +17,35 @@ else
 	echo "PASS kmod-no-oom"
 fi
 
+# Unload with a reader blocked in read(): removing the files waits for
+# every read in progress, so the module must wake it first. rmmod must be
+# done within the timeout plus the grace (2 + 1 s).
+cat /proc/freehint/report >/dev/null 2>&1 &
+reader=$!
+sleep 1
+t0=$(cut -d' ' -f1 /proc/uptime)
+rmmod freehint &
+rm_pid=$!
+n=0
+while kill -0 $rm_pid 2>/dev/null && [ $n -lt 100 ]; do sleep 0.1; n=$((n + 1)); done
+if kill -0 $rm_pid 2>/dev/null; then
+	echo "FAIL kmod-rmmod-blocked-reader: rmmod still running after 10 s"
+	echo "FHGUEST EXIT 1"
+	poweroff -f
+fi
+wait $rm_pid
+rc=$?
+t1=$(cut -d' ' -f1 /proc/uptime)
+wait $reader 2>/dev/null
+if [ $rc -eq 0 ]; then
+	echo "rmmod with a blocked reader took $(awk "BEGIN { print $t1 - $t0 }") s"
+	echo "PASS kmod-rmmod-blocked-reader"
+else
+	echo "FAIL kmod-rmmod-blocked-reader: rmmod exit $rc"; fail=1
+fi
+insmod /lib/freehint/freehint.ko report_timeout_ms=2000 report_grace_ms=1000 ||
+	{ echo "FAIL kmod-reinsmod: insmod failed"; exit 1; }
+
 # Unload with both channels open and a hold batch in flight: rmmod closes
 # the files and waits for the grace period.
 exec 3<>/proc/freehint/hold
