@@ -7,7 +7,6 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <time.h>
 
 #include <systemd/sd-daemon.h>
 
@@ -92,7 +91,7 @@ agent_kbatch_done(struct agent *a, struct kbatch *kb)
  * Answer the module for a kernel batch whose RangeBatches are all done,
  * and free it. One the host may still be discarding (the link dropped
  * before its Ack) is not answered: "fail" would hand its pages out at
- * once; the module's timeout and grace give them back instead.
+ * once; closing the file (grace) or its expiry (report.c) gives it back.
  */
 void
 agent_kbatch_answer(int fd, const char *path, struct kbatch *kb)
@@ -101,7 +100,7 @@ agent_kbatch_answer(int fd, const char *path, struct kbatch *kb)
 
 	if (kb->unanswered)
 		log_info("batch %llu: host gone before answering; left to "
-		         "the module's timeout",
+		         "the module's grace",
 		    (unsigned long long)kb->kid);
 	else if (kb->kid != 0 && kmod_answer(fd, verb, kb->kid) != 0)
 		/* Too late: the module timed the batch out already. */
@@ -111,52 +110,4 @@ agent_kbatch_answer(int fd, const char *path, struct kbatch *kb)
 		log_debug("%s: batch %llu: %s", path,
 		    (unsigned long long)kb->kid, verb);
 	free(kb);
-}
-
-/* The module's report_grace_ms, when it cannot be read. */
-#define AGENT_GRACE_DEFAULT_MS 2000
-/* Taken off the grace for clock drift and scheduling between the two. */
-#define AGENT_LEASE_MARGIN_MS 300
-#define AGENT_GRACE_PARAM     "/sys/module/freehint/parameters/report_grace_ms"
-
-uint64_t
-agent_now_ms(void)
-{
-	struct timespec now;
-
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	return (uint64_t)now.tv_sec * 1000 + (uint64_t)now.tv_nsec / 1000000;
-}
-
-/*
- * Once read, a reported or held block stays with the module at least
- * report_grace_ms after the agent stops answering for it (timeout, fail
- * by close, release): that is the lease a batch's deadline is built on.
- * Read at every handshake, since root may change the parameter.
- */
-void
-agent_read_lease(struct agent *a)
-{
-	unsigned long grace = AGENT_GRACE_DEFAULT_MS;
-	FILE *f;
-
-	if ((f = fopen(AGENT_GRACE_PARAM, "re")) != NULL) {
-		if (fscanf(f, "%lu", &grace) != 1)
-			grace = AGENT_GRACE_DEFAULT_MS;
-		fclose(f);
-	} else
-		log_debug("%s: %s; assuming %u ms", AGENT_GRACE_PARAM,
-		    "cannot read", AGENT_GRACE_DEFAULT_MS);
-	if (grace > 3600 * 1000)
-		grace = 3600 * 1000;
-	a->lease_ms = grace > AGENT_LEASE_MARGIN_MS
-	    ? (uint32_t)(grace - AGENT_LEASE_MARGIN_MS)
-	    : 0;
-}
-
-/* Called as a batch is read from the module: its lease starts now. */
-void
-agent_lease_start(struct agent *a, struct kbatch *kb)
-{
-	kb->lease_end_ms = agent_now_ms() + a->lease_ms;
 }

@@ -66,7 +66,6 @@ struct agent {
 	int conf_explicit;
 	struct agent_stats stats;
 	uint32_t page_size;
-	uint32_t lease_ms; /* the module's grace, less a margin */
 	uint64_t next_batch_id; /* unique across connections */
 	int stopping;
 	int exit_code;
@@ -91,10 +90,25 @@ void agent_error(struct agent *, const char *, ...)
 char *agent_proc_path(const struct agent *, const char *name);
 void agent_pump(struct agent *);
 void agent_kbatch_done(struct agent *, struct kbatch *);
-uint64_t agent_now_ms(void);
-void agent_read_lease(struct agent *);
-void agent_lease_start(struct agent *, struct kbatch *);
 void agent_kbatch_answer(int fd, const char *path, struct kbatch *);
+
+/*
+ * lease.c: the host's clock, and the deadline of a batch on it. base is
+ * the best lower bound of (host clock - our clock * 8/9) seen so far.
+ */
+struct hostclock {
+	bool have;
+	int64_t base;
+};
+
+/* Taken off every lease for the jiffy and millisecond roundings. */
+#define AGENT_LEASE_MARGIN_MS 100
+
+uint64_t agent_now_ms(void);
+void hostclock_init(struct hostclock *);
+void hostclock_sample(struct hostclock *, uint64_t host_ms, uint64_t local_ms);
+int hostclock_deadline(const struct hostclock *, uint64_t local_ms,
+    uint32_t grace_ms, uint32_t margin_ms, uint64_t *deadline);
 
 /* transport.c: the channel to the host. */
 typedef void (*transport_cb)(struct agent *, int fd, const char *what);
@@ -132,13 +146,18 @@ struct kbatch {
 	int failed; /* the host did not discard all of it */
 	/*
 	 * Sent, and the host went away before answering: it may be
-	 * discarding right now. Such a batch is never answered "fail" (the
-	 * module would hand the pages out at once); it is left to the
-	 * module's timeout and grace period, which outlast any discard.
+	 * discarding until expire_ms. Such a batch is not answered "fail"
+	 * before then (the module would hand the pages out at once).
 	 */
 	int unanswered;
-	/* Until when (CLOCK_MONOTONIC ms) the module surely keeps it. */
-	uint64_t lease_end_ms;
+	int expired; /* no Ack within its lease */
+	/* The module's grace for it, from the batch header (docs/kmod.md). */
+	uint32_t grace_ms;
+	/*
+	 * CLOCK_MONOTONIC ms after which the host surely no longer discards
+	 * it: its last piece's send time plus grace_ms. 0 until sent.
+	 */
+	uint64_t expire_ms;
 };
 TAILQ_HEAD(kbatch_list, kbatch);
 
@@ -207,7 +226,7 @@ struct kmod_stats {
 
 int kmod_read_file(const char *path, char **buf, size_t *len);
 int kmod_parse_batch(const char *buf, size_t len, uint64_t *id,
-    struct fh_rangeset *, char *err, size_t errlen);
+    uint32_t *grace_ms, struct fh_rangeset *, char *err, size_t errlen);
 int kmod_parse_blocks(const char *buf, size_t len, unsigned min_order,
     uint64_t by_order[AGENT_MAX_ORDERS], struct fh_rangeset *, char *err,
     size_t errlen);

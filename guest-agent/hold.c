@@ -34,12 +34,14 @@ struct hold {
 	bool last_sent;
 	struct fh_rangeset cur, next;
 	uint64_t cur_id, next_id; /* 0: nothing read */
+	uint32_t cur_grace, next_grace; /* their grace_ms */
 	struct kbatch_list kbs;
 	struct event *ev_timeout;
 	char buf[AGENT_KBUF_SIZE];
 };
 
-static int hold_read(struct hold *, struct fh_rangeset *, uint64_t *);
+static int hold_read(
+    struct hold *, struct fh_rangeset *, uint64_t *, uint32_t *);
 static void hold_timeout_cb(int, short, void *);
 static void hold_send(struct hold *, bool last);
 
@@ -146,7 +148,7 @@ hold_release(struct hold *h, const char *why)
 	n = write(h->fd, "release\n", 8);
 	if (n != 8)
 		log_warn("%s: release", h->path);
-	/* Sent and unanswered: closing lets the module time them out. */
+	/* Sent and unanswered: closing gives them their grace. */
 	while ((kb = TAILQ_FIRST(&h->kbs)) != NULL) {
 		TAILQ_REMOVE(&h->kbs, kb, entry);
 		kb->source = KB_ORPHAN;
@@ -167,10 +169,12 @@ hold_timeout_cb(int fd, short what, void *arg)
 
 /*
  * Read the next batch into rs. 1: a batch; 0: EOF; -1: an error (a batch
- * that could not be parsed is failed back to the module).
+ * that could not be parsed is failed back to the module); -2: the module
+ * has as much in flight as it allows: read again after an answer.
  */
 static int
-hold_read(struct hold *h, struct fh_rangeset *rs, uint64_t *id)
+hold_read(
+    struct hold *h, struct fh_rangeset *rs, uint64_t *id, uint32_t *grace_ms)
 {
 	char err[128];
 	ssize_t n;
@@ -179,13 +183,16 @@ hold_read(struct hold *h, struct fh_rangeset *rs, uint64_t *id)
 	do
 		n = read(h->fd, h->buf, sizeof h->buf);
 	while (n == -1 && errno == EINTR);
+	if (n == -1 && errno == EBUSY)
+		return -2;
 	if (n == -1) {
 		log_warn("%s: read", h->path);
 		return -1;
 	}
 	if (n == 0)
 		return 0;
-	if (kmod_parse_batch(h->buf, (size_t)n, id, rs, err, sizeof err) != 0) {
+	if (kmod_parse_batch(
+	        h->buf, (size_t)n, id, grace_ms, rs, err, sizeof err) != 0) {
 		log_warnx("%s: %s", h->path, err);
 		if (*id != UINT64_MAX)
 			kmod_answer(h->fd, "fail", *id);
@@ -207,9 +214,8 @@ hold_send(struct hold *h, bool last)
 	kb = xcalloc(1, sizeof *kb);
 	kb->source = KB_HOLD;
 	kb->kid = h->cur_id; /* 0: nothing to answer */
-	/* In flight from now: released or closed, the module still keeps
-	 * it report_grace_ms. */
-	agent_lease_start(h->agent, kb);
+	/* Kept by the module until answered, or grace_ms after a close. */
+	kb->grace_ms = h->cur_grace;
 	kb->bytes = fh_rs_pages(&h->cur) * h->agent->page_size;
 	h->bytes += kb->bytes;
 	TAILQ_INSERT_TAIL(&h->kbs, kb, entry);
@@ -227,21 +233,35 @@ hold_pump(struct hold *h)
 {
 	struct session *s = h->agent->session;
 	struct fh_rangeset tmp;
+	int rc;
 
 	while (h->fd != -1 && !h->last_sent && session_ready(s) &&
 	    session_free_slots(s) > 0) {
 		if (h->cur_id == 0 && !h->eof) {
+			rc = hold_read(h, &h->cur, &h->cur_id, &h->cur_grace);
+			if (rc == -2) {
+				h->cur_id = 0;
+				break;
+			}
 			/* After an error, end the pass with what was sent. */
-			if (hold_read(h, &h->cur, &h->cur_id) <= 0) {
+			if (rc <= 0) {
 				h->eof = true;
 				h->cur_id = 0;
 				fh_rs_clear(&h->cur);
 			}
 		}
-		if (h->cur_id != 0 && h->next_id == 0 && !h->eof &&
-		    hold_read(h, &h->next, &h->next_id) <= 0) {
-			h->eof = true;
-			h->next_id = 0;
+		if (h->cur_id != 0 && h->next_id == 0 && !h->eof) {
+			rc =
+			    hold_read(h, &h->next, &h->next_id, &h->next_grace);
+			if (rc == -2) {
+				/* Is cur the last? Only the next read says. */
+				h->next_id = 0;
+				break;
+			}
+			if (rc <= 0) {
+				h->eof = true;
+				h->next_id = 0;
+			}
 		}
 		if (session_free_slots(s) < session_batches_needed(s, h->cur.n))
 			break;
@@ -252,13 +272,23 @@ hold_pump(struct hold *h)
 		h->cur = h->next;
 		h->next = tmp;
 		h->cur_id = h->next_id;
+		h->cur_grace = h->next_grace;
 		h->next_id = 0;
 	}
 }
 
+/*
+ * A HELD batch the host did not answer within its lease means a host
+ * that is stalled or gone: the pass is over, and everything it holds goes
+ * back to the guest rather than one lease after another.
+ */
 void
 hold_kbatch_done(struct hold *h, struct kbatch *kb)
 {
+	bool expired = kb->expired;
+
 	TAILQ_REMOVE(&h->kbs, kb, entry);
 	agent_kbatch_answer(h->fd, h->path, kb);
+	if (expired)
+		hold_release(h, "the host did not answer within the lease");
 }

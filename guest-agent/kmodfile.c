@@ -182,20 +182,25 @@ add_block(struct fh_rangeset *rs, uint64_t pfn, uint64_t order)
 }
 
 /*
- * "batch <id> <count>\n" then exactly count "0x<pfn> <order>\n" lines, as
- * /proc/freehint/report and /proc/freehint/hold return them. The blocks
- * are added to rs as they are, and rs is normalized (coalesced).
+ * "batch <id> <count> grace_ms=<ms>\n" then exactly count "0x<pfn>
+ * <order>\n" lines, as /proc/freehint/report and /proc/freehint/hold
+ * return them. The blocks are added to rs as they are, and rs is
+ * normalized (coalesced). Other "key=value" words in the header are
+ * skipped (later modules may add some); without grace_ms, *grace_ms is 0:
+ * no lease, so nothing of the batch will be discarded.
  */
 int
-kmod_parse_batch(const char *buf, size_t len, uint64_t *id,
+kmod_parse_batch(const char *buf, size_t len, uint64_t *id, uint32_t *grace_ms,
     struct fh_rangeset *rs, char *err, size_t errlen)
 {
 	struct lines l = { buf, buf + len, 0 };
-	const char *line, *p, *e;
-	uint64_t count, i, pfn, order;
+	const char *line, *p, *e, *wp, *we;
+	uint64_t count, i, pfn, order, v;
+	char word[64];
 	size_t ll;
 
 	fh_rs_clear(rs);
+	*grace_ms = 0;
 	if (next_line(&l, &line, &ll) != 0) {
 		snprintf(err, errlen, "no batch header");
 		return -1;
@@ -208,9 +213,26 @@ kmod_parse_batch(const char *buf, size_t len, uint64_t *id,
 	}
 	p += 5;
 	if (skip_space(&p, e) || parse_num(&p, e, 0, id) || skip_space(&p, e) ||
-	    parse_num(&p, e, 0, &count) || !at_end(p, e)) {
+	    parse_num(&p, e, 0, &count)) {
 		snprintf(err, errlen, "line 1: malformed batch header");
 		return -1;
+	}
+	while (!at_end(p, e)) {
+		if (skip_space(&p, e) || parse_word(&p, e, word, sizeof word) ||
+		    strchr(word, '=') == NULL) {
+			snprintf(err, errlen, "line 1: malformed batch header");
+			return -1;
+		}
+		if (strncmp(word, "grace_ms=", 9) != 0)
+			continue;
+		wp = word + 9;
+		we = word + strlen(word);
+		if (parse_num(&wp, we, 0, &v) || !at_end(wp, we) ||
+		    v > UINT32_MAX) {
+			snprintf(err, errlen, "line 1: bad grace_ms");
+			return -1;
+		}
+		*grace_ms = (uint32_t)v;
 	}
 	if (count == 0 || count > AGENT_KBUF_SIZE / 4) {
 		snprintf(err, errlen, "line 1: bad block count %llu",

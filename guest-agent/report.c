@@ -49,7 +49,11 @@ struct report {
 	uint64_t probe_pages, probe_ms;
 	uint64_t quiet_until_ms;
 	struct kbatch_list kbs; /* sent, waiting for the host */
+	/* Sent, the host gone: given back when their lease is over. */
+	struct kbatch_list expiring;
+	struct event *ev_expire;
 	struct fh_rangeset rs;
+	uint32_t rs_grace_ms;
 	char buf[AGENT_KBUF_SIZE];
 };
 
@@ -59,6 +63,7 @@ static void report_fail(struct report *, uint64_t id, const char *why);
 static void report_tick(void *);
 static void report_probe_cb(int, short, void *);
 static void report_send(struct report *, struct kbatch *);
+static void report_expire_cb(int, short, void *);
 
 /* Open the report channel; NULL with *err = errno when it cannot be. */
 struct report *
@@ -71,6 +76,7 @@ report_open(struct agent *a, int *err)
 	r->agent = a;
 	r->path = agent_proc_path(a, "report");
 	TAILQ_INIT(&r->kbs);
+	TAILQ_INIT(&r->expiring);
 	fh_rs_init(&r->rs);
 	/* Exclusive in the module: EBUSY means another agent runs. */
 	fd = open(r->path, O_RDWR | O_NONBLOCK | O_CLOEXEC);
@@ -84,7 +90,8 @@ report_open(struct agent *a, int *err)
 	r->owed = true;
 	r->rate = allocrate_new(a->base, "/proc/vmstat", report_tick, r);
 	r->ev_probe = evtimer_new(a->base, report_probe_cb, r);
-	if (r->ev_probe == NULL)
+	r->ev_expire = evtimer_new(a->base, report_expire_cb, r);
+	if (r->ev_probe == NULL || r->ev_expire == NULL)
 		fatalx("%s: evtimer_new", __func__);
 	r->ev = event_new(a->base, fd, EV_READ | EV_PERSIST, report_read_cb, r);
 	if (r->ev == NULL)
@@ -105,6 +112,12 @@ report_free(struct report *r)
 		TAILQ_REMOVE(&r->kbs, kb, entry);
 		kb->source = KB_ORPHAN;
 	}
+	/* Closing the file gives them their grace in the module. */
+	while ((kb = TAILQ_FIRST(&r->expiring)) != NULL) {
+		TAILQ_REMOVE(&r->expiring, kb, entry);
+		free(kb);
+	}
+	event_free(r->ev_expire);
 	/* Never sent: the host cannot be discarding it. */
 	if (r->probe_kb != NULL)
 		report_fail(r, r->probe_kb->kid, "stopping");
@@ -227,8 +240,8 @@ report_read_cb(int fd, short what, void *arg)
 			log_warn("%s: read", r->path);
 		return;
 	}
-	if (kmod_parse_batch(r->buf, (size_t)n, &id, &r->rs, err, sizeof err) !=
-	    0) {
+	if (kmod_parse_batch(r->buf, (size_t)n, &id, &r->rs_grace_ms, &r->rs,
+	        err, sizeof err) != 0) {
 		log_warnx("%s: %s", r->path, err);
 		agent_error(r->agent, "report: %s", err);
 		if (id != UINT64_MAX)
@@ -242,8 +255,7 @@ report_read_cb(int fd, short what, void *arg)
 	kb = xcalloc(1, sizeof *kb);
 	kb->source = KB_REPORT;
 	kb->kid = id;
-	/* The lease runs from the read, probe or not. */
-	agent_lease_start(r->agent, kb);
+	kb->grace_ms = r->rs_grace_ms;
 	kb->bytes = fh_rs_pages(&r->rs) * r->agent->page_size;
 	if (r->agent->conf.report_defer_rate != 0 &&
 	    agent_now_ms() >= r->quiet_until_ms &&
@@ -296,10 +308,57 @@ report_probe_cb(int fd, short what, void *arg)
 	report_pump(r);
 }
 
-/* Every RangeBatch of a kernel batch is answered: tell the module. */
+/* Wake up when the first expiring batch's lease is over. */
+static void
+report_expire_arm(struct report *r)
+{
+	struct kbatch *kb = TAILQ_FIRST(&r->expiring);
+	uint64_t now = agent_now_ms(), wait;
+	struct timeval tv;
+
+	if (kb == NULL) {
+		evtimer_del(r->ev_expire);
+		return;
+	}
+	wait = kb->expire_ms > now ? kb->expire_ms - now : 0;
+	tv.tv_sec = (time_t)(wait / 1000);
+	tv.tv_usec = (suseconds_t)(wait % 1000) * 1000;
+	evtimer_add(r->ev_expire, &tv);
+}
+
+/*
+ * Every RangeBatch of a kernel batch is answered: tell the module. One the
+ * host may still be discarding waits for its lease to end first: the
+ * module keeps it for us until then, however long. Leases end in the
+ * order the batches were sent.
+ */
 void
 report_kbatch_done(struct report *r, struct kbatch *kb)
 {
 	TAILQ_REMOVE(&r->kbs, kb, entry);
+	if (kb->unanswered && kb->expire_ms > agent_now_ms()) {
+		TAILQ_INSERT_TAIL(&r->expiring, kb, entry);
+		report_expire_arm(r);
+		return;
+	}
+	kb->unanswered = 0;
 	agent_kbatch_answer(r->fd, r->path, kb);
+}
+
+static void
+report_expire_cb(int fd, short what, void *arg)
+{
+	struct report *r = arg;
+	struct kbatch *kb;
+
+	while ((kb = TAILQ_FIRST(&r->expiring)) != NULL &&
+	    kb->expire_ms <= agent_now_ms()) {
+		TAILQ_REMOVE(&r->expiring, kb, entry);
+		log_info("report batch %llu: lease over, given back",
+		    (unsigned long long)kb->kid);
+		kb->unanswered = 0;
+		agent_kbatch_answer(r->fd, r->path, kb);
+	}
+	report_expire_arm(r);
+	report_pump(r);
 }

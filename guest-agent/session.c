@@ -3,8 +3,12 @@
  * One connection's protocol with the host, on top of fh_peer: Hello, then
  * the host's Welcome (its policy), then RangeBatches out and Acks,
  * Commands, Stats and Errors in. Every RangeBatch sent is pending until
- * its Ack; at most max_inflight are. When the connection ends, every
- * pending batch counts as failed, so the module gets its pages back.
+ * its Ack; at most max_inflight are. A REPORTED or HELD one that gets no
+ * Ack within its lease expires: the host no longer discards it after its
+ * deadline, so the module gets its pages back at once. When the
+ * connection ends, every pending batch counts as failed; those the host
+ * may still be discarding go back to the module only when their lease is
+ * over (report.c, hold.c).
  */
 #include <sys/utsname.h>
 
@@ -24,6 +28,7 @@ struct pending {
 	TAILQ_ENTRY(pending) entry;
 	uint64_t id;
 	uint64_t bytes;
+	uint64_t expire_ms; /* 0: never (HINT) */
 	struct kbatch *kb;
 };
 
@@ -31,6 +36,7 @@ struct session {
 	struct agent *agent;
 	struct fh_peer *peer;
 	struct event *ev_handshake;
+	struct event *ev_expire;
 	bool welcomed;
 	Freehint__Mode mode;
 	uint32_t max_inflight;
@@ -39,9 +45,8 @@ struct session {
 	unsigned inflight;
 	int in_send;
 	char *lost_why; /* lost while sending: ended after the send */
-	/* The host's clock less ours, from Welcome; see deadline_ms. */
-	bool have_clock;
-	int64_t clock_offset_ms;
+	/* The host's clock, from Welcome and Acks (lease.c). */
+	struct hostclock clock;
 	TAILQ_HEAD(, pending) pending;
 };
 
@@ -52,14 +57,20 @@ static int handle_stats(struct fh_peer *, const struct fh_msg *, void *);
 static int handle_error(struct fh_peer *, const struct fh_msg *, void *);
 static void session_lost(struct fh_peer *, const char *, void *);
 static void session_handshake_cb(int, short, void *);
+static void session_expire_cb(int, short, void *);
+static void session_expire_arm(struct session *);
 static void session_end(struct session *, const char *why);
 static void session_policy(struct session *, const Freehint__Welcome *);
 static int session_hello(struct session *);
-enum pending_outcome { PENDING_APPLIED, PENDING_REJECTED, PENDING_LOST };
+enum pending_outcome {
+	PENDING_APPLIED,
+	PENDING_REJECTED,
+	PENDING_EXPIRED,
+	PENDING_LOST
+};
 static void pending_done(
     struct session *, struct pending *, enum pending_outcome);
 static void session_after_send(struct session *);
-static void session_clock_sample(struct session *, uint64_t host_clock_ms);
 
 static const struct fh_handler session_handlers[] = {
 	{ FH_MSG_WELCOME, handle_welcome },
@@ -78,6 +89,7 @@ session_new(struct agent *a, int fd, const char *what)
 	s = xcalloc(1, sizeof *s);
 	s->agent = a;
 	TAILQ_INIT(&s->pending);
+	hostclock_init(&s->clock);
 	s->peer = fh_peer_new(a->base, fd, what, session_handlers,
 	    FH_ARRAY_SIZE(session_handlers), session_lost, s);
 	if (s->peer == NULL) {
@@ -86,12 +98,14 @@ session_new(struct agent *a, int fd, const char *what)
 		return NULL;
 	}
 	s->ev_handshake = evtimer_new(a->base, session_handshake_cb, s);
-	if (s->ev_handshake == NULL)
+	s->ev_expire = evtimer_new(a->base, session_expire_cb, s);
+	if (s->ev_handshake == NULL || s->ev_expire == NULL)
 		fatalx("%s: evtimer_new", __func__);
 	evtimer_add(s->ev_handshake, &tv);
 	if (session_hello(s) != 0) {
 		fh_peer_free(s->peer);
 		event_free(s->ev_handshake);
+		event_free(s->ev_expire);
 		free(s);
 		return NULL;
 	}
@@ -110,6 +124,7 @@ session_free(struct session *s)
 		pending_done(s, p, PENDING_LOST);
 	fh_peer_free(s->peer);
 	event_free(s->ev_handshake);
+	event_free(s->ev_expire);
 	free(s->lost_why);
 	free(s);
 }
@@ -169,10 +184,21 @@ session_send_ranges(struct session *s, Freehint__RangeKind kind,
 	Freehint__RangeBatch b;
 	struct fh_rangeset view;
 	struct pending *p;
-	uint64_t *scratch;
+	uint64_t *scratch, now, deadline;
+	bool leased;
 	size_t off = 0, n;
 	int rc = 0, err;
 
+	/*
+	 * Before the send: the module keeps the pages at least grace_ms
+	 * after any moment the agent still has the file open.
+	 */
+	now = agent_now_ms();
+	leased = kind != FREEHINT__RANGE_KIND__HINT &&
+	    hostclock_deadline(&s->clock, now, kb->grace_ms,
+	        AGENT_LEASE_MARGIN_MS, &deadline) == 0;
+	if (kind != FREEHINT__RANGE_KIND__HINT)
+		kb->expire_ms = now + kb->grace_ms;
 	scratch = xreallocarray(NULL, 2 * s->batch_ranges + 2, sizeof *scratch);
 	kb->remaining++; /* held until every piece is out */
 	s->in_send++;
@@ -185,11 +211,9 @@ session_send_ranges(struct session *s, Freehint__RangeKind kind,
 		freehint__range_batch__init(&b);
 		b.batch_id = ++s->agent->next_batch_id;
 		b.kind = kind;
-		if (kind != FREEHINT__RANGE_KIND__HINT && s->have_clock &&
-		    (int64_t)kb->lease_end_ms + s->clock_offset_ms > 0) {
+		if (leased) {
 			b.has_deadline_ms = true;
-			b.deadline_ms = (uint64_t)((int64_t)kb->lease_end_ms +
-			    s->clock_offset_ms);
+			b.deadline_ms = deadline;
 		}
 		if (kind == FREEHINT__RANGE_KIND__HELD) {
 			b.has_pass_id = true;
@@ -209,6 +233,7 @@ session_send_ranges(struct session *s, Freehint__RangeKind kind,
 		p = xcalloc(1, sizeof *p);
 		p->id = b.batch_id;
 		p->bytes = fh_rs_pages(&view) * s->agent->page_size;
+		p->expire_ms = kb->expire_ms;
 		p->kb = kb;
 		kb->remaining++;
 		TAILQ_INSERT_TAIL(&s->pending, p, entry);
@@ -220,6 +245,7 @@ session_send_ranges(struct session *s, Freehint__RangeKind kind,
 	} while (off < rs->n);
 	free(scratch);
 	s->in_send--;
+	session_expire_arm(s);
 	if (rc != 0)
 		kb->failed = 1;
 	if (--kb->remaining == 0)
@@ -341,22 +367,6 @@ session_policy(struct session *s, const Freehint__Welcome *w)
 	                             : c->stats_interval * 1000);
 }
 
-/*
- * Each reading of the host's clock, taken before we received it, is a
- * lower bound of the offset between the clocks: the largest so far is the
- * best, and with it no deadline is ever late. A Welcome delayed at boot
- * would otherwise make every deadline of the session early by that much.
- */
-static void
-session_clock_sample(struct session *s, uint64_t host_clock_ms)
-{
-	int64_t off = (int64_t)host_clock_ms - (int64_t)agent_now_ms();
-
-	if (!s->have_clock || off > s->clock_offset_ms)
-		s->clock_offset_ms = off;
-	s->have_clock = true;
-}
-
 static int
 handle_welcome(struct fh_peer *peer, const struct fh_msg *m, void *arg)
 {
@@ -379,8 +389,7 @@ handle_welcome(struct fh_peer *peer, const struct fh_msg *m, void *arg)
 	 * never late, whatever the delay on the way.
 	 */
 	if (w->has_host_clock_ms)
-		session_clock_sample(s, w->host_clock_ms);
-	agent_read_lease(s->agent);
+		hostclock_sample(&s->clock, w->host_clock_ms, agent_now_ms());
 	session_policy(s, w);
 	s->welcomed = true;
 	transport_established(s->agent->transport);
@@ -404,16 +413,24 @@ handle_ack(struct fh_peer *peer, const struct fh_msg *m, void *arg)
 
 	if (!s->welcomed)
 		return FREEHINT__REJECT_REASON__NOT_ALLOWED;
+	if (ack->has_host_clock_ms)
+		hostclock_sample(&s->clock, ack->host_clock_ms, agent_now_ms());
 	TAILQ_FOREACH(p, &s->pending, entry)
 	if (p->id == ack->batch_id)
 		break;
+	if (p == NULL && ack->batch_id != 0 &&
+	    ack->batch_id <= s->agent->next_batch_id) {
+		/* Expired before its Ack came: the host did not discard it
+		 * after the deadline, and the module has it back. */
+		log_debug("%s: late Ack for batch %llu", fh_peer_name(peer),
+		    (unsigned long long)ack->batch_id);
+		return 0;
+	}
 	if (p == NULL) {
 		log_warnx("%s: Ack for unknown batch %llu", fh_peer_name(peer),
 		    (unsigned long long)ack->batch_id);
 		return FREEHINT__REJECT_REASON__DUPLICATE_ID;
 	}
-	if (ack->has_host_clock_ms && s->have_clock)
-		session_clock_sample(s, ack->host_clock_ms);
 	ok = ack->status == FREEHINT__ACK_STATUS__APPLIED;
 	if (!ok)
 		log_info("%s: batch %llu rejected: reason %d%s%s",
@@ -440,12 +457,66 @@ pending_done(struct session *s, struct pending *p, enum pending_outcome outcome)
 	} else {
 		s->agent->stats.batches_failed++;
 		kb->failed = 1;
-		if (outcome == PENDING_LOST)
+		if (outcome == PENDING_LOST && p->expire_ms != 0)
 			kb->unanswered = 1;
+		if (outcome == PENDING_EXPIRED)
+			kb->expired = 1;
 	}
 	free(p);
 	if (--kb->remaining == 0)
 		agent_kbatch_done(s->agent, kb);
+}
+
+/* Wake up when the first pending batch's lease is over. */
+static void
+session_expire_arm(struct session *s)
+{
+	struct pending *p;
+	uint64_t first = 0, now;
+	struct timeval tv;
+
+	TAILQ_FOREACH(p, &s->pending, entry)
+	if (p->expire_ms != 0 && (first == 0 || p->expire_ms < first))
+		first = p->expire_ms;
+	if (first == 0) {
+		evtimer_del(s->ev_expire);
+		return;
+	}
+	now = agent_now_ms();
+	first = first > now ? first - now : 0;
+	tv.tv_sec = (time_t)(first / 1000);
+	tv.tv_usec = (suseconds_t)(first % 1000) * 1000;
+	evtimer_add(s->ev_expire, &tv);
+}
+
+/*
+ * Pending batches whose lease is over: the host begins no discard after
+ * the deadline it was given, which came before this, so the module may
+ * have the pages back. A host that never answers stalls nothing.
+ */
+static void
+session_expire_cb(int fd, short what, void *arg)
+{
+	struct session *s = arg;
+	struct agent *a = s->agent;
+	struct pending *p, *next;
+	uint64_t now = agent_now_ms();
+	unsigned n = 0;
+
+	for (p = TAILQ_FIRST(&s->pending); p != NULL; p = next) {
+		next = TAILQ_NEXT(p, entry);
+		if (p->expire_ms == 0 || p->expire_ms > now)
+			continue;
+		log_info("%s: batch %llu: no Ack within its lease, given back",
+		    fh_peer_name(s->peer), (unsigned long long)p->id);
+		/* next may be completed with p: start over from the head. */
+		pending_done(s, p, PENDING_EXPIRED);
+		next = TAILQ_FIRST(&s->pending);
+		n++;
+	}
+	session_expire_arm(s);
+	if (n != 0)
+		agent_pump(a);
 }
 
 static int

@@ -18,6 +18,7 @@
 #include "agent.h"
 
 static int parse(const char *, uint64_t *, struct fh_rangeset *);
+static uint32_t last_grace;
 
 static int
 parse(const char *s, uint64_t *id, struct fh_rangeset *rs)
@@ -25,7 +26,8 @@ parse(const char *s, uint64_t *id, struct fh_rangeset *rs)
 	char err[128] = "";
 	int rc;
 
-	rc = kmod_parse_batch(s, strlen(s), id, rs, err, sizeof err);
+	rc = kmod_parse_batch(
+	    s, strlen(s), id, &last_grace, rs, err, sizeof err);
 	if (rc != 0)
 		assert_true(err[0] != '\0');
 	return rc;
@@ -81,6 +83,12 @@ test_batch_malformed(void **state)
 		"batch 1 1\n0x200 9\0\n", /* NUL inside */
 		"BATCH 1 1\n0x200 9\n", /* wrong keyword */
 		"batch 1 100000\n0x200 9\n", /* absurd count */
+		"batch 1 1 grace_ms\n0x200 9\n", /* not key=value */
+		"batch 1 1 grace_ms=\n0x200 9\n", /* no value */
+		"batch 1 1 grace_ms=-5\n0x200 9\n", /* negative */
+		"batch 1 1 grace_ms=4294967296\n0x200 9\n", /* > u32 */
+		"batch 1 1 grace_ms=10x\n0x200 9\n", /* junk */
+		"batch 1 1 grace_ms=10 \n0x200 9\n", /* trailing space */
 	};
 	struct fh_rangeset rs;
 	uint64_t id;
@@ -91,6 +99,29 @@ test_batch_malformed(void **state)
 		if (parse(bad[i], &id, &rs) == 0)
 			fail_msg("accepted bad batch #%zu: %s", i, bad[i]);
 	}
+	fh_rs_free(&rs);
+}
+
+/*
+ * The grace the module promised with the batch; other key=value words
+ * (a later module's) are skipped; without it, no lease (0).
+ */
+static void
+test_batch_grace(void **state)
+{
+	struct fh_rangeset rs;
+	uint64_t id = 0;
+
+	fh_rs_init(&rs);
+	assert_int_equal(
+	    parse("batch 5 1 grace_ms=10000\n0x200 9\n", &id, &rs), 0);
+	assert_int_equal(id, 5);
+	assert_int_equal(last_grace, 10000);
+	assert_int_equal(
+	    parse("batch 6 1 zone=2 grace_ms=250 x=y\n0x200 9\n", &id, &rs), 0);
+	assert_int_equal(last_grace, 250);
+	assert_int_equal(parse("batch 7 1\n0x200 9\n", &id, &rs), 0);
+	assert_int_equal(last_grace, 0);
 	fh_rs_free(&rs);
 }
 
@@ -115,7 +146,8 @@ test_batch_garbage(void **state)
 			n = 26;
 		for (j = 26; j < n; j++)
 			buf[j] = "0x123456789 \nbatch"[random() % 18];
-		if (kmod_parse_batch(buf, n, &id, &rs, err, sizeof err) == 0)
+		if (kmod_parse_batch(
+		        buf, n, &id, &last_grace, &rs, err, sizeof err) == 0)
 			assert_true(fh_rs_is_normal(&rs));
 	}
 	fh_rs_free(&rs);
@@ -222,6 +254,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_batch_coalesces),
 		cmocka_unit_test(test_batch_malformed),
+		cmocka_unit_test(test_batch_grace),
 		cmocka_unit_test(test_batch_garbage),
 		cmocka_unit_test(test_blocks),
 		cmocka_unit_test(test_stats),

@@ -387,10 +387,41 @@ test_disconnect_fails_pending(void **state)
 	assert_int_equal(f->a.stats.reconnects, 1);
 }
 
+/* A REPORTED batch of 2 MiB with the module's grace, sent now. */
+static struct kbatch *
+send_reported(struct fx *f, uint32_t grace_ms)
+{
+	struct fh_rangeset rs;
+	struct kbatch *kb;
+
+	fh_rs_init(&rs);
+	assert_int_equal(fh_rs_add(&rs, 0x4000, 512), 0);
+	kb = xcalloc(1, sizeof *kb);
+	kb->source = KB_ORPHAN;
+	kb->grace_ms = grace_ms;
+	session_send_ranges(
+	    f->a.session, FREEHINT__RANGE_KIND__REPORTED, &rs, 0, false, kb);
+	fh_rs_free(&rs);
+	return kb;
+}
+
+static const Freehint__RangeBatch *
+last_ranges(struct fx *f)
+{
+	const Freehint__RangeBatch *b = NULL;
+	int i;
+
+	for (i = 0; i < f->nrx; i++)
+		if (f->msg[i].type == FH_MSG_RANGES)
+			b = f->msg[i].u.ranges;
+	assert_non_null(b);
+	return b;
+}
+
 /*
  * REPORTED and HELD batches carry their deadline on the host's clock: the
- * lease (the module's grace less a margin) from when the batch was read,
- * moved by the offset between the host's clock in Welcome and ours.
+ * module's grace from the send, less the lease margin and the drift
+ * allowance (lease.c), moved by the host's clock in Welcome.
  */
 static void
 test_deadline_on_host_clock(void **state)
@@ -398,10 +429,7 @@ test_deadline_on_host_clock(void **state)
 	struct fx *f = *state;
 	Freehint__Welcome w = FREEHINT__WELCOME__INIT;
 	const Freehint__RangeBatch *b;
-	struct fh_rangeset rs;
-	struct kbatch *kb;
 	uint64_t t0 = agent_now_ms(), host0 = t0 + 1000000, after;
-	int i;
 
 	w.proto_version = FH_PROTO_VERSION;
 	w.mode = FREEHINT__MODE__DISCARD;
@@ -409,33 +437,21 @@ test_deadline_on_host_clock(void **state)
 	w.host_clock_ms = host0;
 	put(f, FH_MSG_WELCOME, &w.base);
 	SPIN_UNTIL(f, session_ready(f->a.session));
-	/* No module here: the default grace, 2000 ms, less 300. */
-	assert_int_equal(f->a.lease_ms, 1700);
 
-	fh_rs_init(&rs);
-	assert_int_equal(fh_rs_add(&rs, 0x4000, 512), 0);
-	kb = xcalloc(1, sizeof *kb);
-	kb->source = KB_ORPHAN;
-	agent_lease_start(&f->a, kb);
-	session_send_ranges(
-	    f->a.session, FREEHINT__RANGE_KIND__REPORTED, &rs, 0, false, kb);
+	send_reported(f, 2000);
 	after = agent_now_ms();
-	fh_rs_free(&rs);
 	SPIN_UNTIL(f, count(f, FH_MSG_RANGES) == 1);
-	for (i = 0, b = NULL; i < f->nrx; i++)
-		if (f->msg[i].type == FH_MSG_RANGES)
-			b = f->msg[i].u.ranges;
-	assert_non_null(b);
+	b = last_ranges(f);
 	assert_true(b->has_deadline_ms);
 	/*
-	 * Here the host's clock is ours plus 1000000 ms. The batch was read
-	 * by "after", so its lease truly ends by after + 1700 on our clock:
-	 * the deadline must never be later than that on the host's (the
-	 * safety property), and is at least host0 + 1700 (read after the
-	 * Welcome).
+	 * Here the host's clock is ours plus 1000000 ms. The batch was sent
+	 * by "after", so the module keeps it at least until after + 2000 on
+	 * our clock: the deadline is never later than that on the host's
+	 * (the safety property), and not much earlier than the margin and
+	 * the 8/9 drift allowance make it.
 	 */
-	assert_true(b->deadline_ms <= after + 1700 + 1000000);
-	assert_true(b->deadline_ms >= host0 + 1700);
+	assert_true(b->deadline_ms <= after + 2000 + 1000000);
+	assert_true(b->deadline_ms >= host0 + (2000 - 100) * 8 / 9 - 2);
 }
 
 /*
@@ -448,11 +464,8 @@ test_deadline_refined_by_ack(void **state)
 	struct fx *f = *state;
 	Freehint__Welcome w = FREEHINT__WELCOME__INIT;
 	Freehint__Ack a = FREEHINT__ACK__INIT;
-	const Freehint__RangeBatch *b[2] = { NULL, NULL };
-	struct fh_rangeset rs;
-	struct kbatch *kb;
-	uint64_t after[2];
-	int i, n;
+	const Freehint__RangeBatch *b[2];
+	uint64_t after[2], host_ack;
 
 	w.proto_version = FH_PROTO_VERSION;
 	w.mode = FREEHINT__MODE__DISCARD;
@@ -460,61 +473,92 @@ test_deadline_refined_by_ack(void **state)
 	w.host_clock_ms = agent_now_ms() + 1000000 - 3000;
 	put(f, FH_MSG_WELCOME, &w.base);
 	SPIN_UNTIL(f, session_ready(f->a.session));
-	fh_rs_init(&rs);
-	assert_int_equal(fh_rs_add(&rs, 0x4000, 512), 0);
-	for (i = 0; i < 2; i++) {
-		kb = xcalloc(1, sizeof *kb);
-		kb->source = KB_ORPHAN;
-		agent_lease_start(&f->a, kb);
-		session_send_ranges(f->a.session,
-		    FREEHINT__RANGE_KIND__REPORTED, &rs, 0, false, kb);
-		after[i] = agent_now_ms();
-		SPIN_UNTIL(f, count(f, FH_MSG_RANGES) == i + 1);
-		for (n = 0; n < f->nrx; n++)
-			if (f->msg[n].type == FH_MSG_RANGES)
-				b[i] = f->msg[n].u.ranges;
-		if (i == 0) {
-			a.batch_id = b[0]->batch_id;
-			a.status = FREEHINT__ACK_STATUS__APPLIED;
-			a.has_host_clock_ms = true;
-			a.host_clock_ms = agent_now_ms() + 1000000;
-			put(f, FH_MSG_ACK, &a.base);
-			SPIN_UNTIL(f, f->a.stats.batches_acked == 1);
-		}
-	}
-	fh_rs_free(&rs);
+
+	send_reported(f, 2000);
+	after[0] = agent_now_ms();
+	SPIN_UNTIL(f, count(f, FH_MSG_RANGES) == 1);
+	b[0] = last_ranges(f);
+	a.batch_id = b[0]->batch_id;
+	a.status = FREEHINT__ACK_STATUS__APPLIED;
+	a.has_host_clock_ms = true;
+	host_ack = a.host_clock_ms = agent_now_ms() + 1000000;
+	put(f, FH_MSG_ACK, &a.base);
+	SPIN_UNTIL(f, f->a.stats.batches_acked == 1);
+
+	send_reported(f, 2000);
+	after[1] = agent_now_ms();
+	SPIN_UNTIL(f, count(f, FH_MSG_RANGES) == 2);
+	b[1] = last_ranges(f);
 	assert_true(b[0]->has_deadline_ms && b[1]->has_deadline_ms);
-	assert_true(b[0]->deadline_ms <= after[0] + 1700 + 1000000 - 2000);
-	assert_true(b[1]->deadline_ms > after[0] + 1700 + 1000000 - 1000);
-	assert_true(b[1]->deadline_ms <= after[1] + 1700 + 1000000);
+	assert_true(b[0]->deadline_ms <= after[0] + 2000 + 1000000 - 3000);
+	assert_true(b[1]->deadline_ms >= host_ack + (2000 - 100) * 8 / 9 - 2);
+	assert_true(b[1]->deadline_ms <= after[1] + 2000 + 1000000);
 }
 
 /* Without the host's clock there is no deadline, so nothing is
- * discarded: the host refuses REPORTED batches without one. */
+ * discarded: the host refuses REPORTED batches without one. Nor without
+ * the module's grace (a batch header without grace_ms). */
 static void
 test_no_host_clock_no_deadline(void **state)
 {
 	struct fx *f = *state;
-	const Freehint__RangeBatch *b = NULL;
-	struct fh_rangeset rs;
-	struct kbatch *kb;
-	int i;
+	Freehint__Welcome w = FREEHINT__WELCOME__INIT;
 
 	welcome(f, 0, 0);
-	fh_rs_init(&rs);
-	assert_int_equal(fh_rs_add(&rs, 0x4000, 512), 0);
-	kb = xcalloc(1, sizeof *kb);
-	kb->source = KB_ORPHAN;
-	agent_lease_start(&f->a, kb);
-	session_send_ranges(
-	    f->a.session, FREEHINT__RANGE_KIND__REPORTED, &rs, 0, false, kb);
-	fh_rs_free(&rs);
+	send_reported(f, 2000);
 	SPIN_UNTIL(f, count(f, FH_MSG_RANGES) == 1);
-	for (i = 0; i < f->nrx; i++)
-		if (f->msg[i].type == FH_MSG_RANGES)
-			b = f->msg[i].u.ranges;
-	assert_non_null(b);
-	assert_false(b->has_deadline_ms);
+	assert_false(last_ranges(f)->has_deadline_ms);
+	teardown(state);
+	setup(state);
+	f = *state;
+	w.proto_version = FH_PROTO_VERSION;
+	w.mode = FREEHINT__MODE__DISCARD;
+	w.has_host_clock_ms = true;
+	w.host_clock_ms = agent_now_ms();
+	put(f, FH_MSG_WELCOME, &w.base);
+	SPIN_UNTIL(f, session_ready(f->a.session));
+	send_reported(f, 0);
+	SPIN_UNTIL(f, count(f, FH_MSG_RANGES) == 1);
+	assert_false(last_ranges(f)->has_deadline_ms);
+}
+
+/*
+ * A host that never answers stalls nothing: a pending batch expires when
+ * its lease is over (failed back, its slot free again), and the Ack that
+ * comes late is not held against the host.
+ */
+static void
+test_pending_expires(void **state)
+{
+	struct fx *f = *state;
+	Freehint__Welcome w = FREEHINT__WELCOME__INIT;
+	Freehint__Ack a = FREEHINT__ACK__INIT;
+	uint64_t t0;
+
+	w.proto_version = FH_PROTO_VERSION;
+	w.mode = FREEHINT__MODE__DISCARD;
+	w.has_max_inflight = true;
+	w.max_inflight = 1;
+	w.has_host_clock_ms = true;
+	w.host_clock_ms = agent_now_ms();
+	put(f, FH_MSG_WELCOME, &w.base);
+	SPIN_UNTIL(f, session_ready(f->a.session));
+	t0 = agent_now_ms();
+	send_reported(f, 300);
+	SPIN_UNTIL(f, count(f, FH_MSG_RANGES) == 1);
+	assert_int_equal(session_free_slots(f->a.session), 0);
+	settle(f);
+	assert_int_equal(f->a.stats.batches_failed, 0);
+	SPIN_UNTIL(f, f->a.stats.batches_failed == 1);
+	assert_true(agent_now_ms() >= t0 + 300);
+	assert_int_equal(session_free_slots(f->a.session), 1);
+	/* The Ack, too late: no fault, the session goes on. */
+	a.batch_id = last_ranges(f)->batch_id;
+	a.status = FREEHINT__ACK_STATUS__REJECTED;
+	put(f, FH_MSG_ACK, &a.base);
+	settle(f);
+	assert_int_equal(count(f, FH_MSG_ERROR), 0);
+	assert_true(session_ready(f->a.session));
 }
 
 /* A host speaking another protocol version is told so and left. */
@@ -549,6 +593,8 @@ main(void)
 		    test_deadline_refined_by_ack, setup, teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_no_host_clock_no_deadline, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_pending_expires, setup, teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_garbage_reconnects, setup, teardown),
 		cmocka_unit_test_setup_teardown(
