@@ -4,14 +4,47 @@
  * validated the range (validate.c); this file only maps it to the backing
  * file and frees whole host pages of it: what does not cover a whole host
  * page (2 MiB on hugetlbfs) is left alone and counted as skipped.
+ *
+ * The guest keeps the pages isolated only until the batch's deadline: a
+ * range is punched in pieces of at most DISCARD_CHUNK, and no piece
+ * begins within FREEHINTD_LEASE_MARGIN_MS of the deadline. The margin
+ * covers one piece, however slow the backing.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "freehintd.h"
+
+#define DISCARD_CHUNK (32ULL << 20)
+
+uint64_t
+monotonic_ms(void)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (uint64_t)now.tv_sec * 1000 + (uint64_t)now.tv_nsec / 1000000;
+}
+
+/* Test-only: sleep this long before each piece, as a slow backing. */
+static void
+discard_test_delay(void)
+{
+	const char *v = getenv("FREEHINTD_TEST_DISCARD_DELAY_MS");
+	struct timespec ts;
+	long ms;
+
+	if (v == NULL || (ms = strtol(v, NULL, 10)) <= 0 || ms > 60000)
+		return;
+	ts.tv_sec = ms / 1000;
+	ts.tv_nsec = (ms % 1000) * 1000000;
+	nanosleep(&ts, NULL);
+}
 
 /*
  * The whole host pages inside [off, off + len): true with *toff, *tlen
@@ -35,13 +68,17 @@ discard_trim(
 	return true;
 }
 
-/* Punch [gpa, gpa + len) out of the backing; adds to *res. */
+/*
+ * Punch [gpa, gpa + len) out of the backing before deadline_ms (host
+ * CLOCK_MONOTONIC); adds what was punched to *res. 0: done; -1: failed;
+ * DISCARD_TOO_LATE: stopped at the deadline, part may be punched.
+ */
 int
 discard_range(const struct memmap *m, uint64_t gpa, uint64_t len,
-    struct discard_result *res, char *err, size_t errlen)
+    uint64_t deadline_ms, struct discard_result *res, char *err, size_t errlen)
 {
 	const struct memregion *r;
-	uint64_t off, toff, tlen;
+	uint64_t off, toff, tlen, piece;
 
 	if ((r = memmap_find(m, gpa, len)) == NULL || r->fd == -1) {
 		/* validate.c let it through: a broken invariant. */
@@ -54,12 +91,22 @@ discard_range(const struct memmap *m, uint64_t gpa, uint64_t len,
 		res->skipped += len;
 		return 0;
 	}
-	if (fallocate(r->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-	        (off_t)toff, (off_t)tlen) != 0) {
-		snprintf(err, errlen, "fallocate: %s", strerror(errno));
-		return -1;
-	}
-	res->bytes += tlen;
 	res->skipped += len - tlen;
+	while (tlen > 0) {
+		discard_test_delay();
+		if (monotonic_ms() + FREEHINTD_LEASE_MARGIN_MS >= deadline_ms) {
+			snprintf(err, errlen, "too late to discard");
+			return DISCARD_TOO_LATE;
+		}
+		piece = tlen < DISCARD_CHUNK ? tlen : DISCARD_CHUNK;
+		if (fallocate(r->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+		        (off_t)toff, (off_t)piece) != 0) {
+			snprintf(err, errlen, "fallocate: %s", strerror(errno));
+			return -1;
+		}
+		res->bytes += piece;
+		toff += piece;
+		tlen -= piece;
+	}
 	return 0;
 }

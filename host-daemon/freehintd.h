@@ -23,14 +23,13 @@ struct fh_peer;
 #define FREEHINTD_CONF       "/etc/freehint/freehintd.conf"
 #define FREEHINTD_CONTROL    "/run/freehint/freehintd.sock"
 #define FREEHINTD_VSOCK_PORT 7700
-/* Never begin a discard later than this after the batch arrived: the
- * guest kernel keeps the pages isolated only 5 s + 2 s grace. */
-#define FREEHINTD_DISCARD_DEADLINE_MS 1000
 /*
  * A discard must end before the batch's deadline (RangeBatch.deadline_ms):
- * none begins later than this before it, which covers one fallocate.
+ * no piece of it (discard.c) begins later than this before it.
  */
 #define FREEHINTD_LEASE_MARGIN_MS 250
+/* A hint pass nobody released ends after this (the agent's own limit). */
+#define FREEHINTD_PASS_TIMEOUT_MS (120 * 1000)
 
 /* main.c: the effective configuration. */
 struct vm_conf {
@@ -99,10 +98,13 @@ struct discard_result {
 	uint64_t skipped; /* not whole host pages: left alone */
 };
 
+#define DISCARD_TOO_LATE 1
+
+uint64_t monotonic_ms(void);
 bool discard_trim(uint64_t off, uint64_t len, uint64_t pagesz, uint64_t *toff,
     uint64_t *tlen);
 int discard_range(const struct memmap *, uint64_t gpa, uint64_t len,
-    struct discard_result *, char *, size_t);
+    uint64_t deadline_ms, struct discard_result *, char *, size_t);
 
 /* validate.c: the one place a batch from a guest is checked. */
 struct vstate {
@@ -158,6 +160,7 @@ struct vm {
 	uint64_t batches_rejected;
 	uint64_t pass_id;
 	bool pass_active;
+	uint64_t pass_started_ms; /* monotonic_ms() */
 	char last_error[256];
 
 	TAILQ_ENTRY(vm) entry;
@@ -171,6 +174,7 @@ struct vm *vm_find_cid(uint32_t);
 void vm_set_error(struct vm *, const char *, ...)
     __attribute__((format(printf, 2, 3)));
 int vm_hint(struct vm *, char *, size_t);
+bool vm_pass_active(struct vm *);
 int vm_release(struct vm *, char *, size_t);
 void vm_remove_all(void);
 const char *vm_mode_name(Freehint__Mode);

@@ -31,8 +31,7 @@ static int guest_stats(struct fh_peer *, const struct fh_msg *, void *);
 static int guest_error(struct fh_peer *, const struct fh_msg *, void *);
 static void guest_lost(struct fh_peer *, const char *, void *);
 static int guest_apply(struct guest *, const Freehint__RangeBatch *,
-    const struct timespec *, Freehint__Ack *, char *, size_t);
-static int64_t ms_since(const struct timespec *);
+    Freehint__Ack *, char *, size_t);
 
 static const struct fh_handler guest_handlers[] = {
 	{ FH_MSG_HELLO, guest_hello },
@@ -116,25 +115,6 @@ guest_command(struct guest *g, Freehint__CommandType type, uint64_t pass_id,
 	return fh_peer_send(g->peer, FH_MSG_COMMAND, &c.base);
 }
 
-static uint64_t
-monotonic_ms(void)
-{
-	struct timespec now;
-
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	return (uint64_t)now.tv_sec * 1000 + (uint64_t)now.tv_nsec / 1000000;
-}
-
-static int64_t
-ms_since(const struct timespec *t0)
-{
-	struct timespec now;
-
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	return (int64_t)(now.tv_sec - t0->tv_sec) * 1000 +
-	    (now.tv_nsec - t0->tv_nsec) / 1000000;
-}
-
 static int
 guest_hello(struct fh_peer *p, const struct fh_msg *m, void *arg)
 {
@@ -207,13 +187,14 @@ guest_hello(struct fh_peer *p, const struct fh_msg *m, void *arg)
 
 /* Discard (or count) a validated batch; fills the Ack. */
 static int
-guest_apply(struct guest *g, const Freehint__RangeBatch *b,
-    const struct timespec *rx, Freehint__Ack *a, char *err, size_t errlen)
+guest_apply(struct guest *g, const Freehint__RangeBatch *b, Freehint__Ack *a,
+    char *err, size_t errlen)
 {
 	struct vm *vm = g->vm;
 	struct discard_result res = { 0, 0 };
 	uint64_t bytes = 0;
 	size_t i;
+	int rc = 0;
 
 	for (i = 0; i < g->ranges.n; i++)
 		bytes += g->ranges.r[i].npages * g->page_size;
@@ -221,6 +202,37 @@ guest_apply(struct guest *g, const Freehint__RangeBatch *b,
 		vm->guest_free_bytes = bytes;
 		return 0;
 	}
+	if (g->mode == FREEHINT__MODE__DISCARD && g->ranges.n != 0) {
+		/*
+		 * The guest kernel keeps these pages isolated only until a
+		 * deadline the agent states on our clock; a batch without one
+		 * is never discarded. It holds however long the batch sat in
+		 * buffers while this daemon was stalled or busy elsewhere.
+		 */
+		if (!b->has_deadline_ms) {
+			snprintf(err, errlen, "no deadline: not discarded");
+			return FREEHINT__REJECT_REASON__NOT_ALLOWED;
+		}
+		if (monotonic_ms() + FREEHINTD_LEASE_MARGIN_MS >=
+		    b->deadline_ms) {
+			snprintf(err, errlen, "too late to discard");
+			return FREEHINT__REJECT_REASON__NOT_ALLOWED;
+		}
+		for (i = 0; i < g->ranges.n && rc == 0; i++)
+			rc = discard_range(&vm->map,
+			    g->ranges.r[i].start * g->page_size,
+			    g->ranges.r[i].npages * g->page_size,
+			    b->deadline_ms, &res, err, errlen);
+		vm->reclaimed_bytes += res.bytes;
+		a->has_bytes_discarded = true;
+		a->bytes_discarded = res.bytes;
+		/* Part may be gone already: that is safe, it was free. */
+		if (rc == DISCARD_TOO_LATE)
+			return FREEHINT__REJECT_REASON__NOT_ALLOWED;
+		if (rc != 0)
+			return FREEHINT__REJECT_REASON__HOST_ERROR;
+	}
+	/* Held only once accepted: a late batch is not held any more. */
 	if (b->kind == FREEHINT__RANGE_KIND__HELD) {
 		for (i = 0; i < g->ranges.n; i++)
 			if (fh_rs_add(&g->vs.held, g->ranges.r[i].start,
@@ -230,37 +242,6 @@ guest_apply(struct guest *g, const Freehint__RangeBatch *b,
 			}
 		fh_rs_normalize(&g->vs.held);
 		vm->held_bytes += bytes;
-	}
-	if (g->mode != FREEHINT__MODE__DISCARD)
-		return 0;
-	/*
-	 * The guest kernel keeps these pages isolated only until a deadline
-	 * the agent states on our clock; a batch without one is never
-	 * discarded. The deadline holds however long the batch sat in
-	 * buffers while this daemon was busy elsewhere.
-	 */
-	if (!b->has_deadline_ms) {
-		snprintf(err, errlen, "no deadline: not discarded");
-		return FREEHINT__REJECT_REASON__NOT_ALLOWED;
-	}
-	for (i = 0; i < g->ranges.n; i++) {
-		if (ms_since(rx) > FREEHINTD_DISCARD_DEADLINE_MS ||
-		    monotonic_ms() + FREEHINTD_LEASE_MARGIN_MS >=
-		        b->deadline_ms) {
-			snprintf(err, errlen, "too late to discard");
-			break;
-		}
-		if (discard_range(&vm->map, g->ranges.r[i].start * g->page_size,
-		        g->ranges.r[i].npages * g->page_size, &res, err,
-		        errlen) != 0)
-			break;
-	}
-	vm->reclaimed_bytes += res.bytes;
-	a->has_bytes_discarded = true;
-	a->bytes_discarded = res.bytes;
-	if (i < g->ranges.n) {
-		/* Part may be gone already: that is safe, it was free. */
-		return FREEHINT__REJECT_REASON__HOST_ERROR;
 	}
 	return 0;
 }
@@ -272,11 +253,10 @@ guest_ranges(struct fh_peer *p, const struct fh_msg *m, void *arg)
 	Freehint__Ack a = FREEHINT__ACK__INIT;
 	struct guest *g = arg;
 	struct vm *vm = g->vm;
-	struct timespec rx, now;
+	struct timespec now;
 	char err[256];
 	int reason;
 
-	clock_gettime(CLOCK_MONOTONIC, &rx);
 	clock_gettime(CLOCK_REALTIME, &now);
 	if (!g->hello)
 		return FREEHINT__REJECT_REASON__NOT_ALLOWED;
@@ -284,13 +264,13 @@ guest_ranges(struct fh_peer *p, const struct fh_msg *m, void *arg)
 	reason = validate_batch(&g->vs, &conf->policy, &vm->map, g->page_size,
 	    g->align_pages, b, &now, &g->ranges, err, sizeof err);
 	if (reason == 0 && b->kind == FREEHINT__RANGE_KIND__HELD &&
-	    (!vm->pass_active || !b->has_pass_id ||
+	    (!vm_pass_active(vm) || !b->has_pass_id ||
 	        b->pass_id != vm->pass_id)) {
 		snprintf(err, sizeof err, "HELD outside the active hint pass");
 		reason = FREEHINT__REJECT_REASON__NOT_ALLOWED;
 	}
 	if (reason == 0)
-		reason = guest_apply(g, b, &rx, &a, err, sizeof err);
+		reason = guest_apply(g, b, &a, err, sizeof err);
 	if (reason == 0) {
 		a.status = FREEHINT__ACK_STATUS__APPLIED;
 		a.has_ranges_applied = true;

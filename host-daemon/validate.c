@@ -115,7 +115,10 @@ validate_batch(struct vstate *v, const struct policy *pol,
 		snprintf(err, errlen, "ranges do not decode");
 		return FREEHINT__REJECT_REASON__MALFORMED;
 	}
-	if (out->n == 0) {
+	/* An empty last HELD batch ends a pass that had nothing more. */
+	if (out->n == 0 &&
+	    !(b->kind == FREEHINT__RANGE_KIND__HELD && b->has_last &&
+	        b->last)) {
 		snprintf(err, errlen, "empty batch");
 		return FREEHINT__REJECT_REASON__MALFORMED;
 	}

@@ -265,10 +265,30 @@ vm_source_migration(const char *name, enum vm_migration_event ev)
 	    ev == VM_MIGRATION_STARTED ? "started" : "finished");
 	/* A pass started by hand before the migration serves it. */
 	if (ev == VM_MIGRATION_STARTED) {
-		if (!vm->pass_active)
+		if (!vm_pass_active(vm))
 			vm_hint(vm, err, sizeof err);
 	} else
 		vm_release(vm, err, sizeof err);
+}
+
+/*
+ * Is a hint pass holding? One older than FREEHINTD_PASS_TIMEOUT_MS has
+ * ended in the guest (the agent's own limit): it is released here too, so
+ * that its HELD batches are refused and a new pass can start.
+ */
+bool
+vm_pass_active(struct vm *vm)
+{
+	char err[256];
+
+	if (!vm->pass_active)
+		return false;
+	if (monotonic_ms() - vm->pass_started_ms < FREEHINTD_PASS_TIMEOUT_MS)
+		return true;
+	log_info(
+	    "vm %s: hint pass %" PRIu64 " timed out", vm->name, vm->pass_id);
+	vm_release(vm, err, sizeof err);
+	return false;
 }
 
 /* Ask the guest to capture and hold most of its free memory. */
@@ -286,7 +306,7 @@ vm_hint(struct vm *vm, char *err, size_t errlen)
 	}
 	/* A second request while a pass holds would start another pass,
 	 * and the first one's HELD batches would then be refused. */
-	if (vm->pass_active) {
+	if (vm_pass_active(vm)) {
 		log_info("vm %s: hint pass %" PRIu64 " already active",
 		    vm->name, vm->pass_id);
 		return 0;
@@ -300,6 +320,7 @@ vm_hint(struct vm *vm, char *err, size_t errlen)
 	}
 	vm->pass_id++;
 	vm->pass_active = true;
+	vm->pass_started_ms = monotonic_ms();
 	log_info("vm %s: hint pass %" PRIu64 " started", vm->name, vm->pass_id);
 	return 0;
 }

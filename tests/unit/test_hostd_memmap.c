@@ -1,12 +1,9 @@
 /* SPDX-License-Identifier: GPL-2.0-only */
 /*
- * freehintd's memory map, trimming and discards: "info mtree -f" as QEMU
- * 7.2 printed it here (tests/hostd/data/), lookups at region edges, the
- * arithmetic from guest-physical address to backing offset, trimming to
- * 4 KiB and 2 MiB host pages, and real holes punched in a memfd.
+ * freehintd's memory map: "info mtree -f" as QEMU 7.2 printed it here
+ * (tests/hostd/data/), lookups at region edges and the arithmetic from
+ * guest-physical address to backing offset.
  */
-#include <sys/mman.h>
-
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -171,77 +168,6 @@ test_find_edges(void **state)
 	assert_null(memmap_find(&m, UINT64_MAX - 4095, 8192)); /* wraps */
 }
 
-static void
-test_trim(void **state)
-{
-	uint64_t off, len;
-
-	assert_true(discard_trim(0x1000, 0x3000, 4096, &off, &len));
-	assert_int_equal(off, 0x1000);
-	assert_int_equal(len, 0x3000);
-	/* 2 MiB pages: only the whole page in the middle. */
-	assert_true(discard_trim(MiB, 4 * MiB, 2 * MiB, &off, &len));
-	assert_int_equal(off, 2 * MiB);
-	assert_int_equal(len, 2 * MiB);
-	assert_false(discard_trim(MiB, 2 * MiB, 2 * MiB, &off, &len));
-	assert_false(discard_trim(0, 4096, 2 * MiB, &off, &len));
-	assert_true(discard_trim(0, 2 * MiB, 2 * MiB, &off, &len));
-	assert_false(discard_trim(0, 0, 4096, &off, &len));
-	assert_false(discard_trim(0, 4096, 3000, &off, &len));
-	assert_false(discard_trim(UINT64_MAX - 4095, 8192, 4096, &off, &len));
-}
-
-/* Real holes in a memfd: the offset arithmetic and nothing around. */
-static void
-test_discard_memfd(void **state)
-{
-	struct memregion r[2];
-	struct memmap m;
-	struct discard_result res = { 0, 0 };
-	char err[128];
-	uint8_t *p;
-	size_t i;
-	int fd;
-
-	fd = memfd_create("test", 0);
-	assert_true(fd >= 0);
-	assert_int_equal(ftruncate(fd, 8 * MiB), 0);
-	p = mmap(NULL, 8 * MiB, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-	assert_true(p != MAP_FAILED);
-	memset(p, 0xa5, 8 * MiB);
-	/* Guest RAM at 0 is the file at 1 MiB; at 16 MiB, the file at 4M. */
-	r[0] = (struct memregion){ 0, 2 * MiB, 0, 0, fd, MiB, 4096 };
-	r[1] = (struct memregion){ 16 * MiB, 4 * MiB, 2 * MiB, 0, fd, 4 * MiB,
-		4096 };
-	m = (struct memmap){ r, 2, NULL, VM_BACKING_MEMFD };
-	assert_int_equal(
-	    discard_range(&m, 0x1000, 0x2000, &res, err, sizeof err), 0);
-	assert_int_equal(discard_range(&m, 16 * MiB + 0x10000, 0x1000, &res,
-	                     err, sizeof err),
-	    0);
-	assert_int_equal(res.bytes, 0x3000);
-	assert_int_equal(res.skipped, 0);
-	for (i = 0; i < 8 * MiB; i++) {
-		int hole = (i >= MiB + 0x1000 && i < MiB + 0x3000) ||
-		    (i >= 4 * MiB + 0x10000 && i < 4 * MiB + 0x11000);
-
-		if (p[i] != (hole ? 0 : 0xa5))
-			fail_msg("byte 0x%zx is 0x%02x", i, p[i]);
-	}
-	/* Outside the map: refused, nothing touched. */
-	assert_int_equal(
-	    discard_range(&m, 2 * MiB, 0x1000, &res, err, sizeof err), -1);
-	/* 2 MiB host pages: a 1 MiB range is skipped, not rounded. */
-	r[0].pagesz = 2 * MiB;
-	res.bytes = res.skipped = 0;
-	assert_int_equal(discard_range(&m, 0, MiB, &res, err, sizeof err), 0);
-	assert_int_equal(res.bytes, 0);
-	assert_int_equal(res.skipped, MiB);
-	assert_int_equal(p[MiB], 0xa5);
-	munmap(p, 8 * MiB);
-	close(fd);
-}
-
 int
 main(void)
 {
@@ -251,8 +177,6 @@ main(void)
 		cmocka_unit_test(test_running_bars_excluded),
 		cmocka_unit_test(test_garbage),
 		cmocka_unit_test(test_find_edges),
-		cmocka_unit_test(test_trim),
-		cmocka_unit_test(test_discard_memfd),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

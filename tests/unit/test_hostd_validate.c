@@ -36,6 +36,7 @@ struct fixture {
 	struct fh_rangeset out;
 	struct timespec now;
 	uint64_t id;
+	bool last; /* the next batch is HELD's last */
 	char err[256];
 };
 
@@ -80,6 +81,7 @@ judge(struct fixture *f, Freehint__RangeKind kind, const uint64_t *pairs,
 	b.gaps = gaps;
 	b.lengths = lens;
 	b.n_gaps = b.n_lengths = n;
+	b.has_last = b.last = f->last;
 	return validate_batch(&f->vs, &pol, &map, 4096, 512, &b, &f->now,
 	    &f->out, f->err, sizeof f->err);
 }
@@ -224,6 +226,13 @@ test_malformed(void **state)
 
 	assert_int_equal(judge(f, REP, zero_len, 1), R(MALFORMED));
 	assert_int_equal(judge(f, REP, zero_len, 0), R(MALFORMED)); /* empty */
+	/* Empty is how a hint pass with nothing more ends: only that. */
+	assert_int_equal(
+	    judge(f, FREEHINT__RANGE_KIND__HELD, zero_len, 0), R(MALFORMED));
+	f->last = true;
+	assert_int_equal(judge(f, FREEHINT__RANGE_KIND__HELD, zero_len, 0), 0);
+	assert_int_equal(judge(f, REP, zero_len, 0), R(MALFORMED));
+	f->last = false;
 	assert_int_equal(
 	    judge(f, FREEHINT__RANGE_KIND__RANGE_KIND_UNSPECIFIED, zero_len, 1),
 	    R(BAD_KIND));
