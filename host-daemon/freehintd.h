@@ -92,6 +92,7 @@ const struct memregion *memmap_find(
     const struct memmap *, uint64_t gpa, uint64_t len);
 uint64_t memmap_ram_bytes(const struct memmap *);
 const char *memmap_kind_name(enum vm_backing_kind);
+int memmap_dma_devices(pid_t, char *why, size_t);
 
 /* discard.c */
 struct discard_result {
@@ -136,6 +137,7 @@ struct vm {
 	char *channel;
 	pid_t qemu_pid;
 	char *unservable;
+	char *dma_why; /* the source's word: a device DMAs into its RAM */
 	vm_hmp_fn hmp;
 	void *hmp_ctx;
 
@@ -171,6 +173,7 @@ struct vm *vm_find_cid(uint32_t);
 void vm_set_error(struct vm *, const char *, ...)
     __attribute__((format(printf, 2, 3)));
 int vm_hint(struct vm *, char *, size_t);
+bool vm_check_dma(struct vm *);
 int vm_release(struct vm *, char *, size_t);
 void vm_remove_all(void);
 const char *vm_mode_name(Freehint__Mode);
@@ -187,6 +190,7 @@ struct guest *guest_new(struct vm *, int fd, enum vm_transport);
 void guest_free(struct guest *);
 int guest_command(struct guest *, Freehint__CommandType, uint64_t pass_id,
     uint32_t min_order, uint64_t byte_limit, bool zero);
+void guest_record_only(struct guest *);
 
 /* listen.c: vsock listener and virtio-serial channel connectors. */
 int listen_vsock(uint32_t port);

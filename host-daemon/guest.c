@@ -135,6 +135,13 @@ ms_since(const struct timespec *t0)
 	    (now.tv_nsec - t0->tv_nsec) / 1000000;
 }
 
+/* Stop discarding for this session (the VM turned out to be unsafe). */
+void
+guest_record_only(struct guest *g)
+{
+	g->mode = FREEHINT__MODE__RECORD_ONLY;
+}
+
 static int
 guest_hello(struct fh_peer *p, const struct fh_msg *m, void *arg)
 {
@@ -160,6 +167,7 @@ guest_hello(struct fh_peer *p, const struct fh_msg *m, void *arg)
 	}
 	g->hello = true;
 	g->page_size = h->page_size;
+	vm_check_dma(vm);
 	/* Start from what the backing allows, not from what an earlier
 	 * guest of this VM (before a reboot, say) was given. */
 	g->mode = vm->map_mode;
