@@ -18,6 +18,7 @@
 
 struct event;
 struct event_base;
+struct evconnlistener;
 struct fh_peer;
 
 #define FREEHINTD_CONF       "/etc/freehint/freehintd.conf"
@@ -55,7 +56,8 @@ struct policy {
 
 struct config {
 	char *control;
-	char *control_group;
+	char *control_group; /* may read (status) */
+	char *admin_group; /* may change state (hint, release, notify) */
 	uint32_t vsock_port; /* 0: no vsock listener */
 	char *libvirt_uri;
 	struct policy policy;
@@ -160,7 +162,8 @@ struct vm {
 	uint64_t batches_rejected;
 	uint64_t pass_id;
 	bool pass_active;
-	char last_error[256];
+	char last_error[256]; /* printable ASCII only: shown to people */
+	struct log_rl error_rl;
 
 	TAILQ_ENTRY(vm) entry;
 };
@@ -193,6 +196,18 @@ int guest_command(struct guest *, Freehint__CommandType, uint64_t pass_id,
 void guest_record_only(struct guest *);
 
 /* listen.c: vsock listener and virtio-serial channel connectors. */
+struct accept_backoff {
+	struct evconnlistener *l;
+	struct event *ev; /* resumes the listener */
+	const char *name;
+	bool (*full)(void); /* the owner keeps it paused while true */
+	struct log_rl rl;
+};
+
+void accept_backoff_init(struct accept_backoff *, struct evconnlistener *,
+    const char *, bool (*)(void));
+void accept_backoff_free(struct accept_backoff *);
+bool accept_backoff_pending(const struct accept_backoff *);
 int listen_vsock(uint32_t port);
 void listen_vsock_close(void);
 void chan_start(struct vm *);
@@ -200,7 +215,7 @@ void chan_stop(struct vm *);
 void chan_lost(struct vm *);
 
 /* control.c */
-int control_open(const char *path, const char *group);
+int control_open(const char *path, const char *group, const char *admin);
 void control_close(void);
 
 #endif
