@@ -149,7 +149,7 @@ guest_hello(struct fh_peer *p, const struct fh_msg *m, void *arg)
 	const Freehint__Hello *h = m->u.hello;
 	struct guest *g = arg;
 	struct vm *vm = g->vm;
-	char why[256];
+	char why[256], version[64];
 	uint32_t order;
 
 	if (h->proto_version != FH_PROTO_VERSION)
@@ -207,8 +207,10 @@ guest_hello(struct fh_peer *p, const struct fh_msg *m, void *arg)
 	w.stats_interval_ms = conf->policy.stats_interval_ms;
 	w.has_host_clock_ms = true;
 	w.host_clock_ms = monotonic_ms();
+	fh_strvis(version, sizeof version,
+	    h->agent_version != NULL ? h->agent_version : "");
 	log_info("vm %s: agent %s, %u-byte pages, mode %s (%s)", vm->name,
-	    h->agent_version, h->page_size, vm_mode_name(g->mode), why);
+	    version, h->page_size, vm_mode_name(g->mode), why);
 	fh_peer_send(p, FH_MSG_WELCOME, &w.base);
 	return 0;
 }

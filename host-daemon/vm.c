@@ -80,15 +80,23 @@ vm_transport_name(enum vm_transport t)
 	return "none";
 }
 
+/*
+ * The error shown by status and logged. Its text may come from the guest
+ * (an agent's error detail, a rejected batch): stored as printable ASCII
+ * (\xNN for the rest, so no terminal escape reaches freehintctl), logged
+ * at a bounded rate per VM.
+ */
 void
 vm_set_error(struct vm *vm, const char *fmt, ...)
 {
+	char raw[sizeof vm->last_error];
 	va_list ap;
 
 	va_start(ap, fmt);
-	vsnprintf(vm->last_error, sizeof vm->last_error, fmt, ap);
+	vsnprintf(raw, sizeof raw, fmt, ap);
 	va_end(ap);
-	log_warnx("vm %s: %s", vm->name, vm->last_error);
+	fh_strvis(vm->last_error, sizeof vm->last_error, raw);
+	log_warnx_rl(&vm->error_rl, "vm %s: %s", vm->name, vm->last_error);
 }
 
 static struct vm *

@@ -31,8 +31,8 @@ void fatal(const char *, ...) __attribute__((format(printf, 1, 2), noreturn));
 /*
  * A warning that can come from outside at any rate (a rejected batch, a
  * refused connection): at most LOG_RL_BURST per LOG_RL_SECONDS for each
- * struct log_rl (zeroed to start); the first one after a quiet spell
- * says how many were suppressed.
+ * struct log_rl (zeroed to start). The last one of a burst says that
+ * more will be suppressed, the first one after says how many were.
  */
 #define LOG_RL_BURST   5
 #define LOG_RL_SECONDS 10

@@ -156,8 +156,11 @@ log_warnx_rl(struct log_rl *rl, const char *fmt, ...)
 		msg = NULL;
 	va_end(ap);
 	if (rl->suppressed > 0)
-		log_warnx("%s (and %u similar messages suppressed)",
+		log_warnx("%s (%u similar messages suppressed before)",
 		    msg != NULL ? msg : fmt, rl->suppressed);
+	else if (rl->logged == LOG_RL_BURST)
+		log_warnx("%s (suppressing similar messages for %d s)",
+		    msg != NULL ? msg : fmt, LOG_RL_SECONDS);
 	else
 		log_warnx("%s", msg != NULL ? msg : fmt);
 	rl->suppressed = 0;

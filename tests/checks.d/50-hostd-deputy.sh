@@ -67,6 +67,12 @@ fake vfio /proc/self/fd/8 rw unshare -m sh -c \
 # ok: QEMU's own tmpfs file, read-write: discarded.
 mkfile "$s/ok" root:root 0600
 fake ok "$s/ok" rw
+# esc: an agent that floods rejected batches, then sends terminal escapes.
+mkfile "$s/esc" root:root 0600
+fake esc "$s/esc" rw
+build/tests/hostd/fh-hostile "$t/esc.chan" escape 200 30 >"$t/esc.out" 2>&1 &
+esc_agent=$!
+pids="$pids $esc_agent"
 
 for n in ro other disk vfio ok; do
 	want=record-only
@@ -76,7 +82,7 @@ for n in ro other disk vfio ok; do
 	eval "agent_$n=$!"
 done
 i=0
-while [ "$(cat "$t"/*.fake 2>/dev/null | grep -c '^ready')" -lt 5 ] &&
+while [ "$(cat "$t"/*.fake 2>/dev/null | grep -c '^ready')" -lt 6 ] &&
     [ $i -lt 50 ]; do
 	sleep 0.1
 	i=$((i + 1))
@@ -87,6 +93,7 @@ done
     --vm "name=disk,qmp=$t/disk.qmp,channel=$t/disk.chan" \
     --vm "name=vfio,qmp=$t/vfio.qmp,channel=$t/vfio.chan" \
     --vm "name=ok,qmp=$t/ok.qmp,channel=$t/ok.chan" \
+    --vm "name=esc,qmp=$t/esc.qmp,channel=$t/esc.chan" --max-faults 100000 \
     >"$t/daemon.log" 2>&1 &
 dpid=$!
 pids="$pids $dpid"
@@ -147,7 +154,42 @@ else
 	echo "FAIL hostd-deputy-ok:file-discarded: $(stat -c %b "$s/ok") blocks"
 	rc=1
 fi
+# What the guest said reaches status as printable ASCII only, and 200
+# rejected batches are not 200 log lines.
+i=0
+until grep -q '^PASS escape:sent' "$t/esc.out" || [ $i -ge 100 ]; do
+	sleep 0.1
+	i=$((i + 1))
+done
+sleep 0.5
+sed 's/^\(PASS\|FAIL\) /\1 hostd-deputy-esc:/' "$t/esc.out" |
+    grep -E '^(PASS|FAIL)'
+grep -q '^FAIL' "$t/esc.out" && rc=1
+build/freehintctl -s "$t/ctl" status >"$t/esc.txt"
+build/freehintctl -s "$t/ctl" status --json >"$t/esc.json"
+if python3 - "$t/esc.txt" "$t/esc.json" <<'PY'; then
+import json, sys
+for f in sys.argv[1:]:
+    b = open(f, "rb").read()
+    bad = [c for c in b if (c < 0x20 and c != 0x0a) or c >= 0x7f]
+    assert not bad, "%s: raw bytes %s" % (f, sorted(set(bad)))
+v = {x["name"]: x for x in json.load(open(sys.argv[2]))["vms"]}["esc"]
+assert "agent says" in v["last_error"] and "\\x9b" in v["last_error"], v
+PY
+	echo "PASS hostd-deputy-esc:status-printable"
+else
+	echo "FAIL hostd-deputy-esc:status-printable"
+	rc=1
+fi
+n=$(grep -c 'vm esc.*\(rejected\|refused\)' "$t/daemon.log")
+if [ "$n" -le 20 ] && grep -q 'vm esc.*suppressing similar messages' "$t/daemon.log"; then
+	echo "PASS hostd-deputy-esc:log-rate-limited ($n lines for 200 batches)"
+else
+	echo "FAIL hostd-deputy-esc:log-rate-limited: $n lines"
+	rc=1
+fi
+kill $esc_agent 2>/dev/null
 kill $dpid
 wait $dpid || { echo "FAIL hostd-deputy:daemon-exit"; rc=1; }
-[ $rc = 0 ] || { echo "# daemon log:"; tail -n 30 "$t/daemon.log"; }
+[ $rc = 0 ] || { echo "# daemon log:"; tail -n 30 "$t/daemon.log"; cp "$t/daemon.log" /tmp/fh-deputy-last.log; }
 exit $rc

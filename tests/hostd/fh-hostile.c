@@ -9,6 +9,8 @@
  *   fh-hostile SOCK steady SECONDS PFN             a well-behaved guest
  *   fh-hostile SOCK deputy RAM_BYTES MODE          REPORTED batches over
  *       all of RAM; the Welcome must give MODE (discard, record-only)
+ *   fh-hostile SOCK escape N SECONDS               N batches past RAM,
+ *       then an Error whose detail is terminal escapes; stays SECONDS
  */
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -457,6 +459,40 @@ deputy(uint64_t ram, const char *mode)
 		    (unsigned long long)ram);
 }
 
+/*
+ * Text a terminal would obey, in what freehintctl status shows: C1
+ * controls (0x9b is CSI), before a flood of rejected batches that must
+ * not flood the daemon's log.
+ */
+static void
+escape(unsigned n, unsigned seconds)
+{
+	Freehint__Error e = FREEHINT__ERROR__INIT;
+	uint64_t g[1], l[1], id;
+	unsigned i, bad = 0;
+
+	check(accept_daemon() == 0 && hello_mode(-1, NULL) == 0,
+	    "escape:welcome", "-");
+	for (i = 0; i < n; i++) {
+		g[0] = 1ULL << 30; /* past RAM */
+		l[0] = 512;
+		send_batch(
+		    FREEHINT__RANGE_KIND__REPORTED, id = next_id++, g, l, 1, 0);
+		if (!ACK(id, REJECTED, REJ(OUT_OF_RANGE)))
+			bad++;
+	}
+	check(bad == 0, "escape:rejected", "%u of %u not rejected", bad, n);
+	e.code = FREEHINT__REJECT_REASON__HOST_ERROR;
+	/* The codec refuses C0 controls; C1 ones pass it, raw (0x9b is
+	 * CSI to an 8-bit terminal) and as UTF-8 (U+009B). */
+	e.detail = "\x9b"
+	           "2J\x9b"
+	           "31m\xc2\x9b"
+	           "1m\xc2\x90q\xc2\x9c\x85 end";
+	check(sendmsg_(FH_MSG_ERROR, &e.base) == 0, "escape:sent", "-");
+	sleep(seconds);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -464,7 +500,8 @@ main(int argc, char **argv)
 
 	if (argc != 5) {
 		fprintf(stderr,
-		    "usage: fh-hostile SOCK hostile|steady|deputy A B\n");
+		    "usage: fh-hostile SOCK hostile|steady|deputy|escape A "
+		    "B\n");
 		return 2;
 	}
 	log_init("fh-hostile", 1, 0);
@@ -484,6 +521,9 @@ main(int argc, char **argv)
 		hostile(strtoull(argv[3], NULL, 0), strtoull(argv[4], NULL, 0));
 	else if (strcmp(argv[2], "deputy") == 0)
 		deputy(strtoull(argv[3], NULL, 0), argv[4]);
+	else if (strcmp(argv[2], "escape") == 0)
+		escape((unsigned)strtoul(argv[3], NULL, 0),
+		    (unsigned)strtoul(argv[4], NULL, 0));
 	else
 		steady((unsigned)strtoul(argv[3], NULL, 0),
 		    strtoull(argv[4], NULL, 0));
