@@ -2,7 +2,8 @@
 /*
  * The control socket for freehintctl: one request line per connection
  * ("status", "hint NAME", "release NAME", "notify EVENT NAME"), one JSON
- * object back, then the daemon closes. Mode 0600, or 0660 with a group.
+ * object back, then the daemon closes. Mode 0600, or 0660 with a group;
+ * each verb checked against the peer's credentials (SO_PEERCRED).
  */
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -27,24 +28,70 @@
 #endif
 
 #define CONTROL_LINE_MAX 512
+/* Connections served at once; the listener pauses beyond. */
+#define CONTROL_MAX_CONNS  64
+#define CONTROL_GROUPS_MAX 256
+
+/* What a connection's peer may do, from SO_PEERCRED and its groups. */
+enum ctl_right { CTL_READ, CTL_ADMIN };
+
+struct ctl_conn {
+	struct bufferevent *bev;
+	struct ucred cred;
+	bool may_read;
+	bool may_admin;
+};
+
+struct ctl_verb {
+	const char *name;
+	int argc; /* with the verb */
+	enum ctl_right right;
+	json_object *(*fn)(char **);
+};
 
 static struct evconnlistener *control_listener;
+static struct accept_backoff control_backoff;
 static char *control_path;
+static gid_t control_gid, admin_gid;
+static bool have_control_gid, have_admin_gid;
+static unsigned control_nconns;
+static struct log_rl control_rl;
 
 static void control_accept(
     struct evconnlistener *, evutil_socket_t, struct sockaddr *, int, void *);
+static bool control_full(void);
 static void control_read(struct bufferevent *, void *);
 static void control_write(struct bufferevent *, void *);
 static void control_event(struct bufferevent *, short, void *);
-static json_object *control_status(void);
-static json_object *control_do(char *);
+static void control_conn_free(struct ctl_conn *);
+static void control_rights(struct ctl_conn *, int);
+static json_object *control_status(char **);
+static json_object *control_notify(char **);
+static json_object *control_hint(char **);
+static json_object *control_do(struct ctl_conn *, char *);
 static json_object *reply_error(const char *, const char *);
+static json_object *reply_ok(void);
 
+/* Every verb; anything that changes state needs CTL_ADMIN. */
+static const struct ctl_verb ctl_verbs[] = {
+	{ "status", 1, CTL_READ, control_status },
+	{ "hint", 2, CTL_ADMIN, control_hint },
+	{ "release", 2, CTL_ADMIN, control_hint },
+	{ "notify", 3, CTL_ADMIN, control_notify },
+};
+
+/*
+ * The socket is mode 0600, or 0660 and owned by the control group (the
+ * admin group when only that is given). Whoever connects is identified
+ * by SO_PEERCRED: root and our own user may do everything, members of
+ * the admin group too, members of the control group only read.
+ */
 int
-control_open(const char *path, const char *group)
+control_open(const char *path, const char *group, const char *admin)
 {
 	struct sockaddr_un sun;
-	struct group *gr = NULL;
+	struct group *gr;
+	char *dir, *slash;
 	mode_t old;
 
 	memset(&sun, 0, sizeof sun);
@@ -54,35 +101,63 @@ control_open(const char *path, const char *group)
 		return -1;
 	}
 	strcpy(sun.sun_path, path);
-	if (group != NULL && (gr = getgrnam(group)) == NULL) {
-		log_warnx("control group %s: no such group", group);
-		return -1;
+	have_control_gid = have_admin_gid = false;
+	if (group != NULL) {
+		if ((gr = getgrnam(group)) == NULL) {
+			log_warnx("control group %s: no such group", group);
+			return -1;
+		}
+		control_gid = gr->gr_gid;
+		have_control_gid = true;
 	}
+	if (admin != NULL) {
+		if ((gr = getgrnam(admin)) == NULL) {
+			log_warnx("admin group %s: no such group", admin);
+			return -1;
+		}
+		admin_gid = gr->gr_gid;
+		have_admin_gid = true;
+	}
+	/* Started by hand, with no RuntimeDirectory= to make it for us. */
+	dir = xstrdup(path);
+	if ((slash = strrchr(dir, '/')) != NULL && slash != dir) {
+		*slash = '\0';
+		if (mkdir(dir, 0755) == 0)
+			log_info("created %s", dir);
+		else if (errno != EEXIST)
+			log_warn("mkdir %s", dir);
+	}
+	free(dir);
 	if (unlink(path) != 0 && errno != ENOENT) {
 		log_warn("unlink %s", path);
 		return -1;
 	}
-	old = umask(gr != NULL ? 0117 : 0177);
+	old = umask(have_control_gid || have_admin_gid ? 0117 : 0177);
 	control_listener = evconnlistener_new_bind(ev_base, control_accept,
-	    NULL, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 8,
+	    &control_backoff, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 16,
 	    (struct sockaddr *)&sun, sizeof sun);
 	umask(old);
 	if (control_listener == NULL) {
 		log_warn("control socket %s", path);
 		return -1;
 	}
-	if (gr != NULL && chown(path, (uid_t)-1, gr->gr_gid) != 0) {
-		log_warn("chown %s", path);
+	control_path = xstrdup(path);
+	accept_backoff_init(
+	    &control_backoff, control_listener, "control socket", control_full);
+	if ((have_control_gid || have_admin_gid) &&
+	    chown(path, (uid_t)-1,
+	        have_control_gid ? control_gid : admin_gid) != 0) {
+		log_warn("chown %s (needs CAP_CHOWN)", path);
 		control_close();
 		return -1;
 	}
-	control_path = xstrdup(path);
 	return 0;
 }
 
 void
 control_close(void)
 {
+	accept_backoff_free(&control_backoff);
 	if (control_listener != NULL) {
 		evconnlistener_free(control_listener);
 		control_listener = NULL;
@@ -94,42 +169,101 @@ control_close(void)
 	}
 }
 
+static bool
+control_full(void)
+{
+	return control_nconns >= CONTROL_MAX_CONNS;
+}
+
+/* Root, our own user, and the groups' members (SO_PEERGROUPS). */
+static void
+control_rights(struct ctl_conn *c, int fd)
+{
+	gid_t groups[CONTROL_GROUPS_MAX];
+	socklen_t len = sizeof groups;
+	size_t i, n = 0;
+	bool in_control, in_admin;
+
+	if (c->cred.uid == 0 || c->cred.uid == geteuid()) {
+		c->may_read = c->may_admin = true;
+		return;
+	}
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &len) == 0)
+		n = len / sizeof groups[0];
+	in_control = have_control_gid && c->cred.gid == control_gid;
+	in_admin = have_admin_gid && c->cred.gid == admin_gid;
+	for (i = 0; i < n; i++) {
+		in_control |= have_control_gid && groups[i] == control_gid;
+		in_admin |= have_admin_gid && groups[i] == admin_gid;
+	}
+	c->may_admin = in_admin;
+	c->may_read = in_admin || in_control;
+}
+
 static void
 control_accept(struct evconnlistener *l, evutil_socket_t fd,
     struct sockaddr *sa, int salen, void *arg)
 {
-	struct bufferevent *bev;
+	struct ctl_conn *c;
+	socklen_t len = sizeof c->cred;
 	struct timeval tv = { 5, 0 };
 
-	evutil_make_socket_nonblocking(fd);
-	bev = bufferevent_socket_new(ev_base, fd, BEV_OPT_CLOSE_ON_FREE);
-	if (bev == NULL) {
+	c = xcalloc(1, sizeof *c);
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &c->cred, &len) != 0) {
+		log_warn("control: SO_PEERCRED");
+		free(c);
 		close(fd);
 		return;
 	}
-	bufferevent_setwatermark(bev, EV_READ, 0, CONTROL_LINE_MAX);
-	bufferevent_set_timeouts(bev, &tv, &tv);
-	bufferevent_setcb(bev, control_read, NULL, control_event, NULL);
-	bufferevent_enable(bev, EV_READ);
+	control_rights(c, fd);
+	evutil_make_socket_nonblocking(fd);
+	c->bev = bufferevent_socket_new(ev_base, fd, BEV_OPT_CLOSE_ON_FREE);
+	if (c->bev == NULL) {
+		free(c);
+		close(fd);
+		return;
+	}
+	if (++control_nconns >= CONTROL_MAX_CONNS) {
+		log_warnx_rl(&control_rl,
+		    "control: %u connections, not accepting more for now",
+		    control_nconns);
+		evconnlistener_disable(l);
+	}
+	bufferevent_setwatermark(c->bev, EV_READ, 0, CONTROL_LINE_MAX);
+	bufferevent_set_timeouts(c->bev, &tv, &tv);
+	bufferevent_setcb(c->bev, control_read, NULL, control_event, c);
+	bufferevent_enable(c->bev, EV_READ);
+}
+
+static void
+control_conn_free(struct ctl_conn *c)
+{
+	bufferevent_free(c->bev);
+	free(c);
+	control_nconns--;
+	if (control_listener != NULL && !control_full() &&
+	    !accept_backoff_pending(&control_backoff))
+		evconnlistener_enable(control_listener);
 }
 
 static void
 control_event(struct bufferevent *bev, short what, void *arg)
 {
-	bufferevent_free(bev);
+	control_conn_free(arg);
 }
 
 static void
 control_write(struct bufferevent *bev, void *arg)
 {
 	if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
-		bufferevent_free(bev);
+		control_conn_free(arg);
 }
 
 static void
 control_read(struct bufferevent *bev, void *arg)
 {
 	struct evbuffer *in = bufferevent_get_input(bev);
+	struct ctl_conn *c = arg;
 	json_object *reply;
 	char *line;
 	size_t len;
@@ -140,15 +274,24 @@ control_read(struct bufferevent *bev, void *arg)
 			return;
 		reply = reply_error("usage", "request too long");
 	} else {
-		reply = control_do(line);
+		reply = control_do(c, line);
 		free(line);
 	}
 	bufferevent_disable(bev, EV_READ);
 	evbuffer_add_printf(bufferevent_get_output(bev), "%s\n",
 	    json_object_to_json_string_ext(reply, JSON_C_TO_STRING_PLAIN));
 	json_object_put(reply);
-	bufferevent_setcb(bev, NULL, control_write, control_event, NULL);
+	bufferevent_setcb(bev, NULL, control_write, control_event, c);
 	bufferevent_enable(bev, EV_WRITE);
+}
+
+static json_object *
+reply_ok(void)
+{
+	json_object *o = json_object_new_object();
+
+	json_object_object_add(o, "ok", json_object_new_boolean(1));
+	return o;
 }
 
 static json_object *
@@ -163,7 +306,7 @@ reply_error(const char *code, const char *msg)
 }
 
 static json_object *
-control_status(void)
+control_status(char **argv)
 {
 	json_object *o, *arr, *v;
 	struct vm *vm;
@@ -214,35 +357,26 @@ control_status(void)
 }
 
 static json_object *
-control_do(char *line)
+control_notify(char **argv)
 {
-	char *argv[4], *save = NULL, msg[256];
-	json_object *o;
-	struct vm *vm;
-	int argc = 0, rc;
-
-	while (argc < 4 &&
-	    (argv[argc] = strtok_r(argc == 0 ? line : NULL, " \t\r", &save)) !=
-	        NULL)
-		argc++;
-	if (argc == 0)
-		return reply_error("usage", "empty request");
-	if (strcmp(argv[0], "status") == 0 && argc == 1)
-		return control_status();
-	if (strcmp(argv[0], "notify") == 0 && argc == 3) {
 #ifdef HAVE_LIBVIRT
-		if (vl_notify(argv[1], argv[2], msg, sizeof msg) != 0)
-			return reply_error("failed", msg);
-		o = json_object_new_object();
-		json_object_object_add(o, "ok", json_object_new_boolean(1));
-		return o;
+	char msg[256];
+
+	if (vl_notify(argv[1], argv[2], msg, sizeof msg) != 0)
+		return reply_error("failed", msg);
+	return reply_ok();
 #else
-		return reply_error("failed", "built without libvirt");
+	return reply_error("failed", "built without libvirt");
 #endif
-	}
-	if ((strcmp(argv[0], "hint") != 0 && strcmp(argv[0], "release") != 0) ||
-	    argc != 2)
-		return reply_error("usage", "unknown request");
+}
+
+static json_object *
+control_hint(char **argv)
+{
+	struct vm *vm;
+	char msg[256];
+	int rc;
+
 	if ((vm = vm_find(argv[1])) == NULL)
 		return reply_error("unknown-vm", "no such VM");
 	msg[0] = '\0';
@@ -253,7 +387,38 @@ control_do(char *line)
 	if (rc != 0)
 		return reply_error(
 		    "failed", msg[0] ? msg : "agent unreachable");
-	o = json_object_new_object();
-	json_object_object_add(o, "ok", json_object_new_boolean(1));
-	return o;
+	return reply_ok();
+}
+
+static json_object *
+control_do(struct ctl_conn *c, char *line)
+{
+	const struct ctl_verb *v = NULL;
+	char *argv[4], *save = NULL, msg[160];
+	int argc = 0;
+	size_t i;
+
+	while (argc < 4 &&
+	    (argv[argc] = strtok_r(argc == 0 ? line : NULL, " \t\r", &save)) !=
+	        NULL)
+		argc++;
+	if (argc == 0)
+		return reply_error("usage", "empty request");
+	for (i = 0; i < FH_ARRAY_SIZE(ctl_verbs); i++)
+		if (strcmp(argv[0], ctl_verbs[i].name) == 0 &&
+		    argc == ctl_verbs[i].argc)
+			v = &ctl_verbs[i];
+	if (v == NULL)
+		return reply_error("usage", "unknown request");
+	if (!c->may_read || (v->right == CTL_ADMIN && !c->may_admin)) {
+		log_warnx_rl(&control_rl,
+		    "control: '%s' refused to uid %u (pid %d)", v->name,
+		    (unsigned)c->cred.uid, (int)c->cred.pid);
+		snprintf(msg, sizeof msg, "'%s' is not permitted: %s", v->name,
+		    v->right == CTL_ADMIN
+		        ? "it needs root or the admin group (admin-group)"
+		        : "it needs root, the control or the admin group");
+		return reply_error("denied", msg);
+	}
+	return v->fn(argv);
 }

@@ -2,7 +2,7 @@
 /*
  * freehintctl: talks to freehintd over its control socket. One request,
  * one JSON answer. Exit status: 0 done, 1 failed, 2 usage, 3 the daemon
- * is not running, 4 no such VM.
+ * is not running, 4 no such VM, 5 not permitted.
  */
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -21,6 +21,7 @@
 #define EXIT_USAGE       2
 #define EXIT_NODAEMON    3
 #define EXIT_UNKNOWN_VM  4
+#define EXIT_DENIED      5
 
 static void usage(int) __attribute__((noreturn));
 
@@ -216,8 +217,9 @@ main(int argc, char **argv)
 		    get_str(reply, "error"));
 		rc = strcmp(get_str(reply, "code"), "unknown-vm") == 0
 		    ? EXIT_UNKNOWN_VM
-		    : strcmp(get_str(reply, "code"), "usage") == 0
-		    ? EXIT_USAGE
+		    : strcmp(get_str(reply, "code"), "usage") == 0 ? EXIT_USAGE
+		    : strcmp(get_str(reply, "code"), "denied") == 0
+		    ? EXIT_DENIED
 		    : EXIT_FAILED;
 		json_object_put(reply);
 		return rc;

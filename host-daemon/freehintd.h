@@ -18,6 +18,7 @@
 
 struct event;
 struct event_base;
+struct evconnlistener;
 struct fh_peer;
 
 #define FREEHINTD_CONF       "/etc/freehint/freehintd.conf"
@@ -54,7 +55,8 @@ struct policy {
 
 struct config {
 	char *control;
-	char *control_group;
+	char *control_group; /* may read (status) */
+	char *admin_group; /* may change state (hint, release, notify) */
 	uint32_t vsock_port; /* 0: no vsock listener */
 	char *libvirt_uri;
 	struct policy policy;
@@ -91,6 +93,7 @@ const struct memregion *memmap_find(
     const struct memmap *, uint64_t gpa, uint64_t len);
 uint64_t memmap_ram_bytes(const struct memmap *);
 const char *memmap_kind_name(enum vm_backing_kind);
+int memmap_dma_devices(pid_t, char *why, size_t);
 
 /* discard.c */
 struct discard_result {
@@ -138,6 +141,7 @@ struct vm {
 	char *channel;
 	pid_t qemu_pid;
 	char *unservable;
+	char *dma_why; /* the source's word: a device DMAs into its RAM */
 	vm_hmp_fn hmp;
 	void *hmp_ctx;
 
@@ -161,7 +165,8 @@ struct vm {
 	uint64_t pass_id;
 	bool pass_active;
 	uint64_t pass_started_ms; /* monotonic_ms() */
-	char last_error[256];
+	char last_error[256]; /* printable ASCII only: shown to people */
+	struct log_rl error_rl;
 
 	TAILQ_ENTRY(vm) entry;
 };
@@ -175,6 +180,7 @@ void vm_set_error(struct vm *, const char *, ...)
     __attribute__((format(printf, 2, 3)));
 int vm_hint(struct vm *, char *, size_t);
 bool vm_pass_active(struct vm *);
+bool vm_check_dma(struct vm *);
 int vm_release(struct vm *, char *, size_t);
 void vm_remove_all(void);
 const char *vm_mode_name(Freehint__Mode);
@@ -191,8 +197,21 @@ struct guest *guest_new(struct vm *, int fd, enum vm_transport);
 void guest_free(struct guest *);
 int guest_command(struct guest *, Freehint__CommandType, uint64_t pass_id,
     uint32_t min_order, uint64_t byte_limit, bool zero);
+void guest_record_only(struct guest *);
 
 /* listen.c: vsock listener and virtio-serial channel connectors. */
+struct accept_backoff {
+	struct evconnlistener *l;
+	struct event *ev; /* resumes the listener */
+	const char *name;
+	bool (*full)(void); /* the owner keeps it paused while true */
+	struct log_rl rl;
+};
+
+void accept_backoff_init(struct accept_backoff *, struct evconnlistener *,
+    const char *, bool (*)(void));
+void accept_backoff_free(struct accept_backoff *);
+bool accept_backoff_pending(const struct accept_backoff *);
 int listen_vsock(uint32_t port);
 void listen_vsock_close(void);
 void chan_start(struct vm *);
@@ -200,7 +219,7 @@ void chan_stop(struct vm *);
 void chan_lost(struct vm *);
 
 /* control.c */
-int control_open(const char *path, const char *group);
+int control_open(const char *path, const char *group, const char *admin);
 void control_close(void);
 
 #endif

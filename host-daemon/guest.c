@@ -115,6 +115,13 @@ guest_command(struct guest *g, Freehint__CommandType type, uint64_t pass_id,
 	return fh_peer_send(g->peer, FH_MSG_COMMAND, &c.base);
 }
 
+/* Stop discarding for this session (the VM turned out to be unsafe). */
+void
+guest_record_only(struct guest *g)
+{
+	g->mode = FREEHINT__MODE__RECORD_ONLY;
+}
+
 static int
 guest_hello(struct fh_peer *p, const struct fh_msg *m, void *arg)
 {
@@ -122,7 +129,7 @@ guest_hello(struct fh_peer *p, const struct fh_msg *m, void *arg)
 	const Freehint__Hello *h = m->u.hello;
 	struct guest *g = arg;
 	struct vm *vm = g->vm;
-	char why[256];
+	char why[256], version[64];
 	uint32_t order;
 
 	if (h->proto_version != FH_PROTO_VERSION)
@@ -140,6 +147,7 @@ guest_hello(struct fh_peer *p, const struct fh_msg *m, void *arg)
 	}
 	g->hello = true;
 	g->page_size = h->page_size;
+	vm_check_dma(vm);
 	/* Start from what the backing allows, not from what an earlier
 	 * guest of this VM (before a reboot, say) was given. */
 	g->mode = vm->map_mode;
@@ -179,8 +187,10 @@ guest_hello(struct fh_peer *p, const struct fh_msg *m, void *arg)
 	w.stats_interval_ms = conf->policy.stats_interval_ms;
 	w.has_host_clock_ms = true;
 	w.host_clock_ms = monotonic_ms();
+	fh_strvis(version, sizeof version,
+	    h->agent_version != NULL ? h->agent_version : "");
 	log_info("vm %s: agent %s, %u-byte pages, mode %s (%s)", vm->name,
-	    h->agent_version, h->page_size, vm_mode_name(g->mode), why);
+	    version, h->page_size, vm_mode_name(g->mode), why);
 	fh_peer_send(p, FH_MSG_WELCOME, &w.base);
 	return 0;
 }

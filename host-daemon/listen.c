@@ -25,6 +25,8 @@
 
 #define CHAN_BACKOFF_MIN_MS 200
 #define CHAN_BACKOFF_MAX_MS 5000
+/* A listener out of descriptors (EMFILE, ENFILE) pauses this long. */
+#define ACCEPT_BACKOFF_MS 500
 
 struct chan {
 	struct vm *vm;
@@ -34,9 +36,13 @@ struct chan {
 };
 
 static struct evconnlistener *vsock_listener;
+static struct accept_backoff vsock_backoff;
+static struct log_rl vsock_rl;
 
 static void vsock_accept(
     struct evconnlistener *, evutil_socket_t, struct sockaddr *, int, void *);
+static void accept_error(struct evconnlistener *, void *);
+static void accept_resume(evutil_socket_t, short, void *);
 static void chan_try(evutil_socket_t, short, void *);
 static void chan_schedule(struct chan *, int);
 
@@ -49,20 +55,82 @@ listen_vsock(uint32_t port)
 	svm.svm_family = AF_VSOCK;
 	svm.svm_cid = VMADDR_CID_ANY;
 	svm.svm_port = port;
-	vsock_listener = evconnlistener_new_bind(ev_base, vsock_accept, NULL,
+	vsock_listener = evconnlistener_new_bind(ev_base, vsock_accept,
+	    &vsock_backoff,
 	    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC | LEV_OPT_REUSEABLE,
 	    16, (struct sockaddr *)&svm, sizeof svm);
 	if (vsock_listener == NULL) {
 		log_warn("vsock port %u", port);
 		return -1;
 	}
+	accept_backoff_init(&vsock_backoff, vsock_listener, "vsock", NULL);
 	log_info("listening on vsock port %u", port);
 	return 0;
+}
+
+/*
+ * An accept error that does not go away by itself (out of descriptors:
+ * EMFILE, ENFILE; ENOBUFS, ENOMEM) leaves the connection in the backlog
+ * and the listener readable: left enabled, it would spin. Pause it and
+ * try again after a while. b is the listener's callback argument.
+ */
+void
+accept_backoff_init(struct accept_backoff *b, struct evconnlistener *l,
+    const char *name, bool (*full)(void))
+{
+	memset(b, 0, sizeof *b);
+	b->l = l;
+	b->name = name;
+	b->full = full;
+	b->ev = evtimer_new(ev_base, accept_resume, b);
+	if (b->ev == NULL)
+		fatalx("%s: evtimer_new", __func__);
+	evconnlistener_set_error_cb(l, accept_error);
+}
+
+void
+accept_backoff_free(struct accept_backoff *b)
+{
+	if (b->ev != NULL)
+		event_free(b->ev);
+	memset(b, 0, sizeof *b);
+}
+
+bool
+accept_backoff_pending(const struct accept_backoff *b)
+{
+	return b->ev != NULL && evtimer_pending(b->ev, NULL);
+}
+
+static void
+accept_error(struct evconnlistener *l, void *arg)
+{
+	struct accept_backoff *b = arg;
+	struct timeval tv = { 0, ACCEPT_BACKOFF_MS * 1000 };
+	int err = errno;
+
+	if (err == EINTR || err == EAGAIN || err == ECONNABORTED)
+		return;
+	errno = err;
+	log_warnx_rl(&b->rl, "%s: accept: %s; pausing %d ms", b->name,
+	    strerror(err), ACCEPT_BACKOFF_MS);
+	evconnlistener_disable(l);
+	evtimer_add(b->ev, &tv);
+}
+
+static void
+accept_resume(evutil_socket_t unused, short what, void *arg)
+{
+	struct accept_backoff *b = arg;
+
+	if (b->full == NULL || !b->full())
+		evconnlistener_enable(b->l);
 }
 
 void
 listen_vsock_close(void)
 {
+	accept_backoff_free(&vsock_backoff);
 	if (vsock_listener != NULL)
 		evconnlistener_free(vsock_listener);
 	vsock_listener = NULL;
@@ -80,13 +148,15 @@ vsock_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 		return;
 	}
 	if ((vm = vm_find_cid(svm->svm_cid)) == NULL) {
-		log_warnx("vsock: connection from unknown cid %u refused",
+		log_warnx_rl(&vsock_rl,
+		    "vsock: connection from unknown cid %u refused",
 		    svm->svm_cid);
 		close(fd);
 		return;
 	}
 	if (vm->guest != NULL) {
-		log_warnx("vm %s: second agent connection refused", vm->name);
+		log_warnx_rl(&vsock_rl,
+		    "vm %s: second agent connection refused", vm->name);
 		close(fd);
 		return;
 	}

@@ -26,6 +26,7 @@ enum {
 	OPT_VM = 256,
 	OPT_CONTROL,
 	OPT_CONTROL_GROUP,
+	OPT_ADMIN_GROUP,
 	OPT_VSOCK_PORT,
 	OPT_LIBVIRT_URI,
 	OPT_DUMP,
@@ -49,6 +50,7 @@ static const struct option longopts[] = { { "debug", no_argument, NULL, 'd' },
 	{ "vm", required_argument, NULL, OPT_VM },
 	{ "control", required_argument, NULL, OPT_CONTROL },
 	{ "control-group", required_argument, NULL, OPT_CONTROL_GROUP },
+	{ "admin-group", required_argument, NULL, OPT_ADMIN_GROUP },
 	{ "vsock-port", required_argument, NULL, OPT_VSOCK_PORT },
 	{ "libvirt-uri", required_argument, NULL, OPT_LIBVIRT_URI },
 	{ "min-order", required_argument, NULL, OPT_MIN_ORDER },
@@ -86,7 +88,8 @@ usage(int status)
 	    "usage: freehintd [-dhnvV] [-f file] [--dump-config] "
 	    "[--vm name=NAME,qmp=PATH[,channel=PATH][,cid=N]]...\n"
 	    "                 [--control path] [--control-group group] "
-	    "[--vsock-port port] [--libvirt-uri uri]\n"
+	    "[--admin-group group]\n"
+	    "                 [--vsock-port port] [--libvirt-uri uri]\n"
 	    "                 [--min-order N] [--hint-min-order N] "
 	    "[--max-batch-ranges N] [--max-batch-bytes SIZE]\n"
 	    "                 [--max-batches-per-sec N] "
@@ -131,6 +134,7 @@ config_free(struct config *c)
 	}
 	free(c->control);
 	free(c->control_group);
+	free(c->admin_group);
 	free(c->libvirt_uri);
 	free(c);
 }
@@ -168,6 +172,10 @@ config_opt(int val, const char *name, const char *arg, void *ctx, char *err,
 	case OPT_CONTROL_GROUP:
 		free(c->control_group);
 		c->control_group = xstrdup(arg);
+		return 0;
+	case OPT_ADMIN_GROUP:
+		free(c->admin_group);
+		c->admin_group = xstrdup(arg);
 		return 0;
 	case OPT_LIBVIRT_URI:
 		free(c->libvirt_uri);
@@ -264,6 +272,8 @@ config_dump(const struct config *c)
 	printf("control %s\n", c->control);
 	if (c->control_group)
 		printf("control-group %s\n", c->control_group);
+	if (c->admin_group)
+		printf("admin-group %s\n", c->admin_group);
 	printf("vsock-port %u\n", c->vsock_port);
 	if (c->libvirt_uri)
 		printf("libvirt-uri %s\n", c->libvirt_uri);
@@ -414,7 +424,8 @@ main(int argc, char **argv)
 	evsignal_add(ev_sigint, NULL);
 	evsignal_add(ev_sighup, NULL);
 
-	if (control_open(conf->control, conf->control_group) != 0)
+	if (control_open(
+	        conf->control, conf->control_group, conf->admin_group) != 0)
 		goto out;
 	/* Where vsock has no transport the daemon still serves channels. */
 	if (conf->vsock_port != 0 && listen_vsock(conf->vsock_port) != 0)

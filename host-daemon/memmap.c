@@ -5,11 +5,15 @@
  * only "ram" regions of the guest's main RAM block count, never ROMs, BARs
  * (ivshmem, VGA vram) or other memory backends, so that nothing a guest
  * names can reach memory that is not its own RAM. Each region is then
- * followed to its backing file through gpa2hva and /proc/PID/maps.
+ * followed to its backing file through gpa2hva and /proc/PID/maps, and
+ * the file is opened only when QEMU could punch the holes itself: see
+ * backing_check.
  */
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/vfs.h>
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -23,12 +27,28 @@
 #ifndef HUGETLBFS_MAGIC
 #define HUGETLBFS_MAGIC 0x958458f6
 #endif
+#ifndef TMPFS_MAGIC
+#define TMPFS_MAGIC 0x01021994
+#endif
+
+/* One line of /proc/PID/maps. */
+struct mapline {
+	unsigned long long start, end, off, ino;
+	unsigned dmaj, dmin;
+	char perms[8];
+	char file[512];
+};
 
 static int parse_line(const char *, const char *, struct memregion *);
 static void add_region(struct memmap *, const struct memregion *);
 static int resolve_region(struct memregion *, pid_t, vm_hmp_fn, void *,
     enum vm_backing_kind *, char *, size_t);
 static int parse_gpa2hva(const char *, uint64_t *);
+static int maps_find(pid_t, uint64_t, struct mapline *, char *, size_t);
+static bool same_mapline(const struct mapline *, const struct mapline *);
+static int proc_uid(pid_t, uid_t *);
+static int backing_check(
+    int, const struct mapline *, uid_t, struct statfs *, char *, size_t);
 
 void
 memmap_init(struct memmap *m)
@@ -228,17 +248,132 @@ parse_gpa2hva(const char *out, uint64_t *hva)
 	return 0;
 }
 
+/* The line of /proc/PID/maps holding address hva. */
+static int
+maps_find(pid_t pid, uint64_t hva, struct mapline *ml, char *err, size_t errlen)
+{
+	char path[64], *line = NULL;
+	size_t cap = 0;
+	int n, found = 0;
+	FILE *f;
+
+	snprintf(path, sizeof path, "/proc/%d/maps", (int)pid);
+	if ((f = fopen(path, "re")) == NULL) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	while (getline(&line, &cap, f) != -1) {
+		memset(ml, 0, sizeof *ml);
+		if (sscanf(line, "%llx-%llx %7s %llx %x:%x %llu %n", &ml->start,
+		        &ml->end, ml->perms, &ml->off, &ml->dmaj, &ml->dmin,
+		        &ml->ino, &n) != 7)
+			continue;
+		if (hva < ml->start || hva >= ml->end)
+			continue;
+		sscanf(line + n, "%511[^\n]", ml->file);
+		found = 1;
+		break;
+	}
+	free(line);
+	fclose(f);
+	if (!found) {
+		snprintf(
+		    err, errlen, "no mapping at 0x%" PRIx64 " in QEMU", hva);
+		return -1;
+	}
+	return 0;
+}
+
+static bool
+same_mapline(const struct mapline *a, const struct mapline *b)
+{
+	return a->start == b->start && a->end == b->end && a->off == b->off &&
+	    a->dmaj == b->dmaj && a->dmin == b->dmin && a->ino == b->ino &&
+	    strcmp(a->perms, b->perms) == 0;
+}
+
+/* The effective uid of process pid (the owner of what it creates). */
+static int
+proc_uid(pid_t pid, uid_t *uid)
+{
+	char path[64], *line = NULL;
+	size_t cap = 0;
+	unsigned ruid, euid;
+	int rc = -1;
+	FILE *f;
+
+	snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+	if ((f = fopen(path, "re")) == NULL)
+		return -1;
+	while (getline(&line, &cap, f) != -1)
+		if (sscanf(line, "Uid: %u %u", &ruid, &euid) == 2) {
+			*uid = (uid_t)euid;
+			rc = 0;
+			break;
+		}
+	free(line);
+	fclose(f);
+	return rc;
+}
+
+/*
+ * Is the file behind fd (an O_PATH descriptor from map_files) one that
+ * freehintd may punch holes in on QEMU's behalf: the very file the maps
+ * line named, a regular file on tmpfs (memfd, /dev/shm) or hugetlbfs,
+ * owned by the user QEMU runs as? Anything else (a library, a disk
+ * image, another user's file, a file on a disk) could be a file QEMU
+ * cannot write itself, and a compromised QEMU must not be able to borrow
+ * our privileges to destroy it.
+ */
+static int
+backing_check(int fd, const struct mapline *ml, uid_t uid, struct statfs *sfs,
+    char *err, size_t errlen)
+{
+	struct stat st;
+
+	if (fstat(fd, &st) != 0 || fstatfs(fd, sfs) != 0) {
+		snprintf(
+		    err, errlen, "backing %s: %s", ml->file, strerror(errno));
+		return -1;
+	}
+	if (st.st_dev != makedev(ml->dmaj, ml->dmin) || st.st_ino != ml->ino) {
+		snprintf(err, errlen,
+		    "backing refused: %s changed while it was opened",
+		    ml->file);
+		return -1;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		snprintf(
+		    err, errlen, "backing refused: %s is not a file", ml->file);
+		return -1;
+	}
+	if (sfs->f_type != TMPFS_MAGIC && sfs->f_type != HUGETLBFS_MAGIC) {
+		snprintf(err, errlen,
+		    "backing refused: %s is not a memfd, tmpfs or hugetlbfs "
+		    "file",
+		    ml->file);
+		return -1;
+	}
+	if (st.st_uid != uid) {
+		snprintf(err, errlen,
+		    "backing refused: %s belongs to uid %u, QEMU runs as uid "
+		    "%u",
+		    ml->file, (unsigned)st.st_uid, (unsigned)uid);
+		return -1;
+	}
+	return 0;
+}
+
 static int
 resolve_region(struct memregion *r, pid_t pid, vm_hmp_fn hmp, void *ctx,
     enum vm_backing_kind *kind, char *err, size_t errlen)
 {
-	unsigned long long start, end, off;
-	char cmd[64], path[64], perms[8], *out = NULL, *line = NULL;
-	char file[512];
-	size_t cap = 0;
+	struct mapline ml, again;
+	char cmd[64], path[96], *out = NULL;
 	struct statfs sfs;
-	int n, found = 0, fd;
-	FILE *f;
+	struct stat st;
+	int pfd, fd;
+	uid_t uid;
 
 	snprintf(cmd, sizeof cmd, "gpa2hva 0x%" PRIx64, r->gpa);
 	if (hmp(ctx, cmd, &out) != 0 || parse_gpa2hva(out, &r->hva) != 0) {
@@ -248,56 +383,119 @@ resolve_region(struct memregion *r, pid_t pid, vm_hmp_fn hmp, void *ctx,
 	}
 	free(out);
 
-	snprintf(path, sizeof path, "/proc/%d/maps", (int)pid);
-	if ((f = fopen(path, "re")) == NULL) {
-		snprintf(err, errlen, "%s: %s", path, strerror(errno));
-		return -1;
-	}
-	while (getline(&line, &cap, f) != -1) {
-		file[0] = '\0';
-		if (sscanf(line, "%llx-%llx %7s %llx %*s %*s %n", &start, &end,
-		        perms, &off, &n) != 4)
-			continue;
-		if (r->hva < start || r->hva >= end)
-			continue;
-		sscanf(line + n, "%511[^\n]", file);
-		found = 1;
-		break;
-	}
-	free(line);
-	fclose(f);
-	if (!found || r->size > end - r->hva) {
+	if (maps_find(pid, r->hva, &ml, err, errlen) != 0 ||
+	    r->size > ml.end - r->hva) {
 		snprintf(err, errlen, "RAM at 0x%" PRIx64 " is not one mapping",
 		    r->gpa);
 		return -1;
 	}
-	if (perms[3] != 's' || file[0] == '\0' || file[0] == '[') {
+	if (ml.perms[3] != 's' || ml.file[0] == '\0' || ml.file[0] == '[') {
 		*kind = VM_BACKING_ANONYMOUS;
 		return 0;
 	}
-	/* map_files opens exactly what QEMU mapped, whatever its name. */
+	/* QEMU writes its RAM: a shared mapping it cannot write is not. */
+	if (ml.perms[0] != 'r' || ml.perms[1] != 'w') {
+		snprintf(err, errlen,
+		    "backing refused: QEMU maps %s %s, not read-write", ml.file,
+		    ml.perms);
+		return -1;
+	}
+	if (proc_uid(pid, &uid) != 0) {
+		snprintf(err, errlen, "/proc/%d/status: no uid", (int)pid);
+		return -1;
+	}
+	/*
+	 * map_files reaches exactly what QEMU mapped, whatever its name.
+	 * Opened O_PATH first, so nothing is opened read-write before the
+	 * checks; the maps line is read again afterwards, so a mapping
+	 * replaced in between is noticed; only then is the same file
+	 * opened read-write through our own descriptor.
+	 */
 	snprintf(path, sizeof path, "/proc/%d/map_files/%llx-%llx", (int)pid,
-	    start, end);
-	if ((fd = open(path, O_RDWR | O_CLOEXEC)) == -1) {
+	    ml.start, ml.end);
+	if ((pfd = open(path, O_PATH | O_CLOEXEC)) == -1) {
 		snprintf(err, errlen, "%s: %s", path, strerror(errno));
 		return -1;
 	}
-	if (fstatfs(fd, &sfs) != 0) {
-		snprintf(err, errlen, "fstatfs: %s", strerror(errno));
-		close(fd);
+	if (backing_check(pfd, &ml, uid, &sfs, err, errlen) != 0) {
+		close(pfd);
+		return -1;
+	}
+	if (maps_find(pid, r->hva, &again, err, errlen) != 0 ||
+	    !same_mapline(&ml, &again)) {
+		snprintf(err, errlen,
+		    "backing refused: the mapping of %s changed while it was "
+		    "opened",
+		    ml.file);
+		close(pfd);
+		return -1;
+	}
+	snprintf(path, sizeof path, "/proc/self/fd/%d", pfd);
+	fd = open(path, O_RDWR | O_CLOEXEC);
+	close(pfd);
+	if (fd == -1 || fstat(fd, &st) != 0 ||
+	    st.st_dev != makedev(ml.dmaj, ml.dmin) || st.st_ino != ml.ino) {
+		snprintf(err, errlen, "backing %s: %s", ml.file,
+		    fd == -1 ? strerror(errno) : "changed on reopening");
+		if (fd != -1)
+			close(fd);
 		return -1;
 	}
 	r->fd = fd;
-	r->file_off = off + (r->hva - start);
+	r->file_off = ml.off + (r->hva - ml.start);
 	if (sfs.f_type == HUGETLBFS_MAGIC) {
 		r->pagesz = (uint64_t)sfs.f_bsize;
 		*kind = VM_BACKING_HUGETLBFS;
 	} else {
 		r->pagesz = (uint64_t)sysconf(_SC_PAGESIZE);
-		*kind = strncmp(file, "/memfd:", 7) == 0 ? VM_BACKING_MEMFD
-		                                         : VM_BACKING_FILE;
+		*kind = strncmp(ml.file, "/memfd:", 7) == 0 ? VM_BACKING_MEMFD
+		                                            : VM_BACKING_FILE;
 	}
 	return 0;
+}
+
+/*
+ * Does QEMU process pid hold a device open that reads and writes guest
+ * memory by DMA behind the kernel's back (VFIO, vDPA)? Such a device
+ * pins guest pages and keeps using them after a hole is punched, which
+ * is why QEMU itself disables balloon discards with them. Returns 1 with
+ * the device in why, 0 for none, -1 when the fds cannot be read.
+ */
+int
+memmap_dma_devices(pid_t pid, char *why, size_t len)
+{
+	static const char *const prefix[] = { "/dev/vfio/",
+		"/dev/vhost-vdpa-" };
+	char dir[64], path[384], target[256];
+	struct dirent *de;
+	ssize_t n;
+	size_t i;
+	int found = 0;
+	DIR *d;
+
+	snprintf(dir, sizeof dir, "/proc/%d/fd", (int)pid);
+	if ((d = opendir(dir)) == NULL)
+		return -1;
+	while (!found && (de = readdir(d)) != NULL) {
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
+		if ((n = readlink(path, target, sizeof target - 1)) <= 0)
+			continue;
+		target[n] = '\0';
+		for (i = 0; i < FH_ARRAY_SIZE(prefix); i++)
+			if (strncmp(target, prefix[i], strlen(prefix[i])) ==
+			    0) {
+				snprintf(why, len,
+				    "a VFIO or vDPA device (%s) DMAs into "
+				    "guest "
+				    "memory",
+				    target);
+				found = 1;
+			}
+	}
+	closedir(d);
+	return found;
 }
 
 /*

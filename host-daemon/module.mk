@@ -35,11 +35,14 @@ $(O)/tests/hostd/fh-hostile: $(O)/tests/hostd/fh-hostile.o $(LIBFREEHINT)
 	$(CC) $(ALL_LDFLAGS) -o $@ $< $(LIBFREEHINT) $(EVENT_LIBS) \
 		$(PROTOBUF_LIBS)
 $(O)/tests/hostd/fh-hostile.o: $(O)/proto/freehint.pb-c.h
+# A fake QEMU: maps a file and says over QMP that it is the guest's RAM.
+$(O)/tests/hostd/fh-fakeqemu: $(O)/tests/hostd/fh-fakeqemu.o
+	$(CC) $(ALL_LDFLAGS) -o $@ $< $(JSONC_LIBS)
 
 PROGRAMS += $(O)/freehintd $(O)/freehintctl
 INSTALL_TARGETS += install-hostd
 .PHONY: install-hostd hostd-tests demo
-hostd-tests: $(O)/tests/hostd/fh-hostile
+hostd-tests: $(O)/tests/hostd/fh-hostile $(O)/tests/hostd/fh-fakeqemu
 
 install-hostd: $(O)/freehintd $(O)/freehintctl install-dirs
 	install -m 0755 $(O)/freehintd $(DESTDIR)$(SBINDIR)/freehintd

@@ -80,15 +80,23 @@ vm_transport_name(enum vm_transport t)
 	return "none";
 }
 
+/*
+ * The error shown by status and logged. Its text may come from the guest
+ * (an agent's error detail, a rejected batch): stored as printable ASCII
+ * (\xNN for the rest, so no terminal escape reaches freehintctl), logged
+ * at a bounded rate per VM.
+ */
 void
 vm_set_error(struct vm *vm, const char *fmt, ...)
 {
+	char raw[sizeof vm->last_error];
 	va_list ap;
 
 	va_start(ap, fmt);
-	vsnprintf(vm->last_error, sizeof vm->last_error, fmt, ap);
+	vsnprintf(raw, sizeof raw, fmt, ap);
 	va_end(ap);
-	log_warnx("vm %s: %s", vm->name, vm->last_error);
+	fh_strvis(vm->last_error, sizeof vm->last_error, raw);
+	log_warnx_rl(&vm->error_rl, "vm %s: %s", vm->name, vm->last_error);
 }
 
 static struct vm *
@@ -116,6 +124,7 @@ vm_free(struct vm *vm)
 	free(vm->source);
 	free(vm->channel);
 	free(vm->unservable);
+	free(vm->dma_why);
 	free(vm->mode_why);
 	free(vm->map_why);
 	free(vm);
@@ -189,10 +198,51 @@ vm_load_map(struct vm *vm)
 	set_str(&vm->mode_why, err);
 	vm->map_mode = vm->mode;
 	set_str(&vm->map_why, err);
+	vm_check_dma(vm);
 	log_info("vm %s: %" PRIu64 " MiB of RAM in %zu regions, block %s, "
 	         "mode %s (%s)",
 	    vm->name, memmap_ram_bytes(&vm->map) >> 20, vm->map.n, block,
 	    vm_mode_name(vm->mode), vm->mode_why);
+}
+
+/*
+ * A device that DMAs into guest memory (VFIO, vDPA) keeps using pages
+ * after their hole is punched: the VM is record-only while QEMU holds
+ * one (checked when the map is read and at every Hello, for hot-plugged
+ * devices) or its source says it has one. Returns true when so.
+ */
+bool
+vm_check_dma(struct vm *vm)
+{
+	char why[320];
+
+	if (vm->dma_why != NULL)
+		snprintf(why, sizeof why, "%s", vm->dma_why);
+	else if (vm->qemu_pid <= 0 ||
+	    memmap_dma_devices(vm->qemu_pid, why, sizeof why) != 1)
+		return false;
+	if (vm->map_mode == FREEHINT__MODE__RECORD_ONLY &&
+	    vm->map_why != NULL && strcmp(vm->map_why, why) == 0)
+		return true;
+	log_warnx("vm %s: record-only: %s", vm->name, why);
+	vm->map_mode = vm->mode = FREEHINT__MODE__RECORD_ONLY;
+	set_str(&vm->map_why, why);
+	set_str(&vm->mode_why, why);
+	if (vm->guest != NULL)
+		guest_record_only(vm->guest);
+	return true;
+}
+
+void
+vm_source_dma(const char *name, const char *why)
+{
+	struct vm *vm;
+
+	if ((vm = vm_find(name)) == NULL)
+		return;
+	set_str(&vm->dma_why, why);
+	if (why != NULL)
+		vm_check_dma(vm);
 }
 
 int

@@ -48,5 +48,12 @@ enum vm_migration_event {
 int vm_source_add(const struct vm_desc *, vm_hmp_fn, void *ctx);
 void vm_source_remove(const char *name);
 void vm_source_migration(const char *name, enum vm_migration_event);
+/*
+ * The source knows of a device that DMAs into the VM's memory (libvirt:
+ * a <hostdev> or a vDPA interface in the domain XML): why says which, and
+ * the VM is record-only from now on. NULL forgets it (the device was
+ * removed); the map is read again at the next vm_source_add.
+ */
+void vm_source_dma(const char *name, const char *why);
 
 #endif

@@ -28,6 +28,24 @@ void log_warnx(const char *, ...) __attribute__((format(printf, 1, 2)));
 void log_info(const char *, ...) __attribute__((format(printf, 1, 2)));
 void log_debug(const char *, ...) __attribute__((format(printf, 1, 2)));
 void fatal(const char *, ...) __attribute__((format(printf, 1, 2), noreturn));
+/*
+ * A warning that can come from outside at any rate (a rejected batch, a
+ * refused connection): at most LOG_RL_BURST per LOG_RL_SECONDS for each
+ * struct log_rl (zeroed to start). The last one of a burst says that
+ * more will be suppressed, the first one after says how many were.
+ */
+#define LOG_RL_BURST   5
+#define LOG_RL_SECONDS 10
+struct log_rl {
+	int64_t start; /* of the window, CLOCK_MONOTONIC seconds */
+	unsigned logged;
+	unsigned suppressed;
+};
+void log_warnx_rl(struct log_rl *, const char *, ...)
+    __attribute__((format(printf, 2, 3)));
+/* Printable ASCII of src into dst, anything else as \xNN; for text from
+ * outside (a guest) that a terminal will show. */
+void fh_strvis(char *dst, size_t len, const char *src);
 void fatalx(const char *, ...) __attribute__((format(printf, 1, 2), noreturn));
 
 /* xmalloc.c: for the program's own state; they never return NULL. */
@@ -78,6 +96,9 @@ int fh_rs_subtract(const struct fh_rangeset *, const struct fh_rangeset *,
 
 /* peer.c: one protocol connection and the only event it needs. */
 struct fh_peer;
+
+/* Output a peer may leave unread before it is disconnected. */
+#define FH_PEER_MAX_QUEUED (1024 * 1024)
 
 /*
  * A handler for one message type. Returns 0, or a RejectReason after which

@@ -135,6 +135,62 @@ log_debug(const char *fmt, ...)
 }
 
 void
+log_warnx_rl(struct log_rl *rl, const char *fmt, ...)
+{
+	struct timespec now;
+	va_list ap;
+	char *msg;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	if (now.tv_sec - rl->start >= LOG_RL_SECONDS) {
+		rl->start = now.tv_sec;
+		rl->logged = 0;
+	}
+	if (rl->logged >= LOG_RL_BURST) {
+		rl->suppressed++;
+		return;
+	}
+	rl->logged++;
+	va_start(ap, fmt);
+	if (vasprintf(&msg, fmt, ap) == -1)
+		msg = NULL;
+	va_end(ap);
+	if (rl->suppressed > 0)
+		log_warnx("%s (%u similar messages suppressed before)",
+		    msg != NULL ? msg : fmt, rl->suppressed);
+	else if (rl->logged == LOG_RL_BURST)
+		log_warnx("%s (suppressing similar messages for %d s)",
+		    msg != NULL ? msg : fmt, LOG_RL_SECONDS);
+	else
+		log_warnx("%s", msg != NULL ? msg : fmt);
+	rl->suppressed = 0;
+	free(msg);
+}
+
+void
+fh_strvis(char *dst, size_t len, const char *src)
+{
+	const unsigned char *s = (const unsigned char *)src;
+	size_t o = 0;
+
+	if (len == 0)
+		return;
+	for (; *s != '\0'; s++) {
+		if (*s >= 0x20 && *s < 0x7f && *s != '\\') {
+			if (o + 1 >= len)
+				break;
+			dst[o++] = (char)*s;
+		} else {
+			if (o + 4 >= len)
+				break;
+			snprintf(dst + o, 5, "\\x%02x", *s);
+			o += 4;
+		}
+	}
+	dst[o] = '\0';
+}
+
+void
 fatal(const char *fmt, ...)
 {
 	va_list ap;

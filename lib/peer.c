@@ -20,8 +20,9 @@
 
 /* A peer that makes this many mistakes is disconnected. */
 #define PEER_MAX_FAULTS 8
-/* A peer that leaves this much of our output unread is disconnected. */
-#define PEER_MAX_QUEUED (8 * 1024 * 1024)
+/* A peer that leaves this much of our output unread is disconnected: a
+ * few whole frames; nothing we send needs more (common.h). */
+#define PEER_MAX_QUEUED FH_PEER_MAX_QUEUED
 /* A peer closing after an error gets this long to read what is queued. */
 #define PEER_FLUSH_TIMEOUT_SEC 5
 
@@ -34,6 +35,7 @@ struct fh_peer {
 	void *arg;
 	unsigned max_faults;
 	uint64_t faults;
+	struct log_rl fault_rl;
 	char *close_why;
 	char *lose_why; /* lost from the event loop, not from a caller */
 	int in_dispatch;
@@ -152,6 +154,9 @@ fh_peer_send(struct fh_peer *p, uint8_t type, const ProtobufCMessage *m)
 	if (p->lost || p->lose_why != NULL)
 		return -1;
 	if (fh_peer_queued(p) > PEER_MAX_QUEUED) {
+		log_warnx("%s: not reading: %zu bytes of output queued, the "
+		          "limit is %u; disconnecting",
+		    p->name, fh_peer_queued(p), (unsigned)PEER_MAX_QUEUED);
 		peer_lose_later(p, "peer is not reading");
 		return -1;
 	}
@@ -247,7 +252,7 @@ static void
 peer_fault(struct fh_peer *p, int reason, int fatal, const char *what)
 {
 	p->faults++;
-	log_warnx("%s: %s", p->name, what);
+	log_warnx_rl(&p->fault_rl, "%s: %s", p->name, what);
 	fh_peer_send_error(
 	    p, reason, fatal || p->faults >= p->max_faults, "%s", what);
 	if (fatal)

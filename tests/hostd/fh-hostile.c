@@ -7,6 +7,10 @@
  *
  *   fh-hostile SOCK hostile RAM_BYTES CANARY_GPA   the attacks, in phases
  *   fh-hostile SOCK steady SECONDS PFN             a well-behaved guest
+ *   fh-hostile SOCK deputy RAM_BYTES MODE          REPORTED batches over
+ *       all of RAM; the Welcome must give MODE (discard, record-only)
+ *   fh-hostile SOCK escape N SECONDS               N batches past RAM,
+ *       then an Error whose detail is terminal escapes; stays SECONDS
  */
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -41,6 +45,7 @@ static int sendmsg_(uint8_t, const ProtobufCMessage *);
 static int recv_msg(struct fh_msg *, int);
 static int64_t now_ms(void);
 static int hello(void);
+static int hello_mode(int, int *);
 static int send_batch(Freehint__RangeKind, uint64_t id, uint64_t *gaps,
     uint64_t *lens, size_t n, uint32_t unit);
 static int expect_ack(uint64_t id, int status, int reason, uint64_t *);
@@ -129,6 +134,13 @@ now_ms(void)
 static int
 hello(void)
 {
+	return hello_mode(FREEHINT__MODE__DISCARD, NULL);
+}
+
+/* Hello; the Welcome must give mode want (-1: any), *got says which. */
+static int
+hello_mode(int want, int *got)
+{
 	Freehint__Hello h = FREEHINT__HELLO__INIT;
 	struct fh_msg m;
 	int ok;
@@ -144,8 +156,10 @@ hello(void)
 	    recv_msg(&m, TIMEOUT_MS) != 1)
 		return -1;
 	ok = m.type == FH_MSG_WELCOME &&
-	    m.u.welcome->mode == FREEHINT__MODE__DISCARD &&
+	    (want == -1 || (int)m.u.welcome->mode == want) &&
 	    m.u.welcome->has_host_clock_ms;
+	if (got != NULL)
+		*got = m.type == FH_MSG_WELCOME ? (int)m.u.welcome->mode : -1;
 	if (ok)
 		clock_offset = (int64_t)m.u.welcome->host_clock_ms - now_ms();
 	fh_msg_free(&m);
@@ -410,13 +424,84 @@ steady(unsigned seconds, uint64_t pfn)
 	    "%u of %u batches not applied", bad, n);
 }
 
+/*
+ * A guest whose QEMU lies about where its RAM is: REPORTED batches over
+ * every 2 MiB of it, each acknowledged; with mode record-only nothing may
+ * be discarded.
+ */
+static void
+deputy(uint64_t ram, const char *mode)
+{
+	uint64_t g[1], l[1], id, bytes, total = 0;
+	int want, got = -1, ok;
+	unsigned bad = 0;
+
+	want = strcmp(mode, "discard") == 0 ? FREEHINT__MODE__DISCARD
+	                                    : FREEHINT__MODE__RECORD_ONLY;
+	ok = accept_daemon() == 0 && hello_mode(want, &got) == 0;
+	check(ok, "deputy:welcome-mode", "welcome mode %d, want %s", got, mode);
+	for (g[0] = 0; (g[0] + 512) << 12 <= ram; g[0] += 512) {
+		l[0] = 512;
+		bytes = 0;
+		send_batch(
+		    FREEHINT__RANGE_KIND__REPORTED, id = next_id++, g, l, 1, 0);
+		if (!expect_ack(id, FREEHINT__ACK_STATUS__APPLIED, 0, &bytes))
+			bad++;
+		total += bytes;
+	}
+	check(bad == 0, "deputy:acked", "%u batches not applied", bad);
+	if (want == FREEHINT__MODE__RECORD_ONLY)
+		check(total == 0, "deputy:nothing-discarded",
+		    "%llu bytes discarded", (unsigned long long)total);
+	else
+		check(total == ram, "deputy:all-discarded",
+		    "%llu of %llu bytes discarded", (unsigned long long)total,
+		    (unsigned long long)ram);
+}
+
+/*
+ * Text a terminal would obey, in what freehintctl status shows: C1
+ * controls (0x9b is CSI), before a flood of rejected batches that must
+ * not flood the daemon's log.
+ */
+static void
+escape(unsigned n, unsigned seconds)
+{
+	Freehint__Error e = FREEHINT__ERROR__INIT;
+	uint64_t g[1], l[1], id;
+	unsigned i, bad = 0;
+
+	check(accept_daemon() == 0 && hello_mode(-1, NULL) == 0,
+	    "escape:welcome", "-");
+	for (i = 0; i < n; i++) {
+		g[0] = 1ULL << 30; /* past RAM */
+		l[0] = 512;
+		send_batch(
+		    FREEHINT__RANGE_KIND__REPORTED, id = next_id++, g, l, 1, 0);
+		if (!ACK(id, REJECTED, REJ(OUT_OF_RANGE)))
+			bad++;
+	}
+	check(bad == 0, "escape:rejected", "%u of %u not rejected", bad, n);
+	e.code = FREEHINT__REJECT_REASON__HOST_ERROR;
+	/* The codec refuses C0 controls; C1 ones pass it, raw (0x9b is
+	 * CSI to an 8-bit terminal) and as UTF-8 (U+009B). */
+	e.detail = "\x9b"
+	           "2J\x9b"
+	           "31m\xc2\x9b"
+	           "1m\xc2\x90q\xc2\x9c\x85 end";
+	check(sendmsg_(FH_MSG_ERROR, &e.base) == 0, "escape:sent", "-");
+	sleep(seconds);
+}
+
 int
 main(int argc, char **argv)
 {
 	struct sockaddr_un sun;
 
 	if (argc != 5) {
-		fprintf(stderr, "usage: fh-hostile SOCK hostile|steady A B\n");
+		fprintf(stderr,
+		    "usage: fh-hostile SOCK hostile|steady|deputy|escape A "
+		    "B\n");
 		return 2;
 	}
 	log_init("fh-hostile", 1, 0);
@@ -434,6 +519,11 @@ main(int argc, char **argv)
 	}
 	if (strcmp(argv[2], "hostile") == 0)
 		hostile(strtoull(argv[3], NULL, 0), strtoull(argv[4], NULL, 0));
+	else if (strcmp(argv[2], "deputy") == 0)
+		deputy(strtoull(argv[3], NULL, 0), argv[4]);
+	else if (strcmp(argv[2], "escape") == 0)
+		escape((unsigned)strtoul(argv[3], NULL, 0),
+		    (unsigned)strtoul(argv[4], NULL, 0));
 	else
 		steady((unsigned)strtoul(argv[3], NULL, 0),
 		    strtoull(argv[4], NULL, 0));

@@ -439,7 +439,10 @@ test_not_reading(void **state)
 		rc = fh_peer_send(f->p, FH_MSG_RANGES, &b.base);
 	free(v);
 	assert_int_equal(rc, -1);
-	assert_true(i > 8 * 1024 * 1024 / (2 * 9 * n));
+	assert_true(i > FH_PEER_MAX_QUEUED / (2 * 9 * n));
+	/* Well below the 8 MiB it once was: a few frames at most. */
+	assert_true(FH_PEER_MAX_QUEUED <= 1024 * 1024);
+	assert_true(i <= FH_PEER_MAX_QUEUED / (9 * n) + 2);
 	/* Lost on the next turn of the loop, not inside fh_peer_send. */
 	assert_int_equal(f->lost, 0);
 	assert_non_null(f->p);
