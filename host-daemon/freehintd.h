@@ -88,7 +88,8 @@ void memmap_init(struct memmap *);
 void memmap_free(struct memmap *);
 int memmap_parse_mtree(
     const char *text, const char *ramblock, struct memmap *, char *, size_t);
-int memmap_resolve(struct memmap *, pid_t, vm_hmp_fn, void *, char *, size_t);
+int memmap_parse_gpa2hva(const char *, uint64_t *hva);
+int memmap_resolve(struct memmap *, pid_t, char *, size_t);
 const struct memregion *memmap_find(
     const struct memmap *, uint64_t gpa, uint64_t len);
 uint64_t memmap_ram_bytes(const struct memmap *);
@@ -139,6 +140,9 @@ struct vm {
 	char *unservable;
 	vm_hmp_fn hmp;
 	void *hmp_ctx;
+	struct vm_mapload *mapload; /* vm.c: the map being read, or NULL */
+	struct event *map_retry; /* after a failed map load */
+	int map_backoff_ms;
 
 	struct memmap map;
 	Freehint__Mode map_mode; /* what the backing allows */
