@@ -20,6 +20,7 @@ struct event;
 struct event_base;
 struct evconnlistener;
 struct fh_peer;
+struct json_object;
 
 #define FREEHINTD_CONF       "/etc/freehint/freehintd.conf"
 #define FREEHINTD_CONTROL    "/run/freehint/freehintd.sock"
@@ -88,7 +89,8 @@ void memmap_init(struct memmap *);
 void memmap_free(struct memmap *);
 int memmap_parse_mtree(
     const char *text, const char *ramblock, struct memmap *, char *, size_t);
-int memmap_resolve(struct memmap *, pid_t, vm_hmp_fn, void *, char *, size_t);
+int memmap_parse_gpa2hva(const char *, uint64_t *hva);
+int memmap_resolve(struct memmap *, pid_t, char *, size_t);
 const struct memregion *memmap_find(
     const struct memmap *, uint64_t gpa, uint64_t len);
 uint64_t memmap_ram_bytes(const struct memmap *);
@@ -144,6 +146,9 @@ struct vm {
 	char *dma_why; /* the source's word: a device DMAs into its RAM */
 	vm_hmp_fn hmp;
 	void *hmp_ctx;
+	struct vm_mapload *mapload; /* vm.c: the map being read, or NULL */
+	struct event *map_retry; /* after a failed map load */
+	int map_backoff_ms;
 
 	struct memmap map;
 	Freehint__Mode map_mode; /* what the backing allows */
@@ -190,6 +195,28 @@ const char *vm_transport_name(enum vm_transport);
 int qmp_static_start(const struct vm_conf *);
 void qmp_static_stop_all(void);
 void qmp_static_reload(const struct vm_conf_list *);
+/* qmpc.c: the asynchronous QMP client. */
+struct qmpc;
+/* ret: the "return" value (borrowed), or NULL and why. */
+typedef void (*qmpc_reply_fn)(
+    struct qmpc *, struct json_object *ret, const char *err, void *arg);
+struct qmpc_ops {
+	void (*ready)(struct qmpc *, void *); /* capabilities negotiated */
+	void (*event)(
+	    struct qmpc *, const char *name, struct json_object *data, void *);
+	void (*lost)(struct qmpc *, const char *why, void *); /* then free */
+};
+
+struct qmpc *qmpc_connect(struct event_base *, const char *path, int timeout_ms,
+    const struct qmpc_ops *, void *, char *, size_t);
+struct qmpc *qmpc_new(struct event_base *, int fd, int timeout_ms,
+    const struct qmpc_ops *, void *);
+int qmpc_send(struct qmpc *, const char *execute, struct json_object *args,
+    qmpc_reply_fn, void *);
+bool qmpc_ready(const struct qmpc *);
+pid_t qmpc_pid(const struct qmpc *);
+void qmpc_free(struct qmpc *);
+
 int qmp_parse_vm(const char *, struct vm_conf *, char *, size_t);
 
 /* guest.c: the session with one agent. */

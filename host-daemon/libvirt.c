@@ -112,6 +112,7 @@ static void vl_migration_start(struct vl_dom *, const char *);
 static void vl_migration_end(struct vl_dom *, const char *);
 static void vl_jobpoll_cb(int, short, void *);
 static int vl_hmp(void *, const char *, char **);
+static void vl_hmp_registry(void *, const char *, vm_hmp_done, void *);
 static pid_t vl_find_pid(struct vl_dom *);
 static bool vl_pid_is(pid_t, const char *);
 
@@ -774,7 +775,7 @@ vl_dom_refresh(struct vl_dom *d)
 		    d->name, (long)pid, x.channel != NULL ? x.channel : "none",
 		    x.cid, why != NULL ? ", unservable: " : "",
 		    why != NULL ? why : "");
-		if (vm_source_add(&desc, vl_hmp, d) == 0) {
+		if (vm_source_add(&desc, vl_hmp_registry, d) == 0) {
 			d->added = true;
 			free(d->key);
 			d->key = key;
@@ -809,6 +810,21 @@ vl_hmp(void *ctx, const char *cmd, char **out)
 		return (-1);
 	}
 	return (0);
+}
+
+/* The registry's calling convention: done is called before returning. */
+static void
+vl_hmp_registry(void *ctx, const char *cmd, vm_hmp_done done, void *arg)
+{
+	char *out = NULL;
+
+	if (vl_hmp(ctx, cmd, &out) != 0 || out == NULL) {
+		free(out);
+		done(arg, NULL);
+		return;
+	}
+	done(arg, out);
+	free(out);
 }
 
 /*

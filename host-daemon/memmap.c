@@ -41,9 +41,8 @@ struct mapline {
 
 static int parse_line(const char *, const char *, struct memregion *);
 static void add_region(struct memmap *, const struct memregion *);
-static int resolve_region(struct memregion *, pid_t, vm_hmp_fn, void *,
-    enum vm_backing_kind *, char *, size_t);
-static int parse_gpa2hva(const char *, uint64_t *);
+static int resolve_region(
+    struct memregion *, pid_t, enum vm_backing_kind *, char *, size_t);
 static int maps_find(pid_t, uint64_t, struct mapline *, char *, size_t);
 static bool same_mapline(const struct mapline *, const struct mapline *);
 static int proc_uid(pid_t, uid_t *);
@@ -235,8 +234,8 @@ memmap_find(const struct memmap *m, uint64_t gpa, uint64_t len)
 }
 
 /* "Host virtual address for 0x100000 (mem0) is 0x7fada80ff000" */
-static int
-parse_gpa2hva(const char *out, uint64_t *hva)
+int
+memmap_parse_gpa2hva(const char *out, uint64_t *hva)
 {
 	unsigned long long v;
 	const char *p;
@@ -365,23 +364,15 @@ backing_check(int fd, const struct mapline *ml, uid_t uid, struct statfs *sfs,
 }
 
 static int
-resolve_region(struct memregion *r, pid_t pid, vm_hmp_fn hmp, void *ctx,
-    enum vm_backing_kind *kind, char *err, size_t errlen)
+resolve_region(struct memregion *r, pid_t pid, enum vm_backing_kind *kind,
+    char *err, size_t errlen)
 {
 	struct mapline ml, again;
-	char cmd[64], path[96], *out = NULL;
+	char path[96];
 	struct statfs sfs;
 	struct stat st;
 	int pfd, fd;
 	uid_t uid;
-
-	snprintf(cmd, sizeof cmd, "gpa2hva 0x%" PRIx64, r->gpa);
-	if (hmp(ctx, cmd, &out) != 0 || parse_gpa2hva(out, &r->hva) != 0) {
-		snprintf(err, errlen, "gpa2hva 0x%" PRIx64 " failed", r->gpa);
-		free(out);
-		return -1;
-	}
-	free(out);
 
 	if (maps_find(pid, r->hva, &ml, err, errlen) != 0 ||
 	    r->size > ml.end - r->hva) {
@@ -499,12 +490,12 @@ memmap_dma_devices(pid_t pid, char *why, size_t len)
 }
 
 /*
- * Find each region's backing in QEMU process pid. All regions must be
+ * Find each region's backing in QEMU process pid, from its host address
+ * (r->hva, which the caller got with gpa2hva). All regions must be
  * backed alike; m->kind says how (ANONYMOUS: no fds, cannot discard).
  */
 int
-memmap_resolve(struct memmap *m, pid_t pid, vm_hmp_fn hmp, void *ctx, char *err,
-    size_t errlen)
+memmap_resolve(struct memmap *m, pid_t pid, char *err, size_t errlen)
 {
 	enum vm_backing_kind kind, first = VM_BACKING_UNKNOWN;
 	size_t i;
@@ -512,8 +503,12 @@ memmap_resolve(struct memmap *m, pid_t pid, vm_hmp_fn hmp, void *ctx, char *err,
 	m->kind = VM_BACKING_UNKNOWN;
 	for (i = 0; i < m->n; i++) {
 		kind = VM_BACKING_UNKNOWN;
-		if (resolve_region(
-		        &m->r[i], pid, hmp, ctx, &kind, err, errlen) != 0)
+		if (m->r[i].hva == 0) {
+			snprintf(err, errlen, "no host address for 0x%" PRIx64,
+			    m->r[i].gpa);
+			return -1;
+		}
+		if (resolve_region(&m->r[i], pid, &kind, err, errlen) != 0)
 			return -1;
 		if (i > 0 && kind != first) {
 			snprintf(err, errlen, "RAM regions backed differently");

@@ -1,26 +1,27 @@
 /* SPDX-License-Identifier: GPL-2.0-only */
 /*
  * The static VM source: --vm name=NAME,qmp=PATH[,channel=PATH][,cid=N].
- * A small QMP client on the VM's monitor socket: it finds the QEMU
- * process (SO_PEERCRED) and runs read-only human monitor commands for the
- * registry, synchronously: they are few, and only when a guest connects.
- * Migrations come as MIGRATION events, which QEMU sends once the "events"
- * migration capability is on; the socket is watched by the event loop, so
- * a thousand idle monitors cost nothing. If QEMU refuses the capability
- * (it does while a migration runs), query-migrate is polled instead until
- * it can be set. QMP takes one client per socket, so the VM needs a
- * monitor of its own for us.
+ * Each VM's monitor is an asynchronous QMP client (qmpc.c): freehintd
+ * never waits for QEMU. A monitor that cannot be reached, does not greet
+ * or does not answer a command in time makes its VM record-only, with
+ * the reason in freehintctl status, and is connected again with backoff.
+ * The QEMU process is the one that listens on the socket (SO_PEERCRED),
+ * and it must be a QEMU. The registry's human monitor commands (its
+ * memory map) go through the same client. Migrations come as MIGRATION
+ * events, which QEMU sends once the "events" migration capability is on.
+ * If QEMU refuses the capability (it does while a migration runs),
+ * query-migrate is polled instead until it can be set. QMP takes one
+ * client per socket, so the VM needs a monitor of its own for us.
  */
 #include <sys/socket.h>
 #include <sys/un.h>
 
 #include <errno.h>
 #include <fcntl.h>
-#include <poll.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -28,44 +29,69 @@
 
 #include "freehintd.h"
 
-#define QMP_TIMEOUT_MS 5000
-#define QMP_POLL_MS    200
-#define QMP_LINE_MAX   (4 * 1024 * 1024)
+/* A monitor that does not greet or answer within this has failed. */
+#define QMP_TIMEOUT_MS     5000
+#define QMP_POLL_MS        200
+#define QMP_BACKOFF_MIN_MS 200
+#define QMP_BACKOFF_MAX_MS 5000
 
 struct qmp {
 	struct vm_conf vc;
-	int fd;
+	struct qmpc *c; /* NULL while disconnected */
 	pid_t pid;
-	char *buf;
-	size_t len;
-	struct event *ev; /* reconnect timer; the poll when !events */
-	struct event *rev; /* the monitor socket, for events */
+	struct event *retry; /* the next connection attempt */
+	struct event *poll; /* query-migrate, while !events */
+	int backoff_ms;
 	bool events; /* MIGRATION events on; else poll */
+	bool polling; /* a query-migrate is out */
 	bool migrating;
 	char status[32]; /* the last migration status QEMU gave */
 	bool announced; /* the registry knows this VM */
+	char announced_why[256]; /* as what ("" served) */
 	char err[256];
 	LIST_ENTRY(qmp) entry;
 };
 
+/* A human monitor command of the registry's, in flight. */
+struct qmp_hmp_req {
+	vm_hmp_done done;
+	void *arg;
+};
+
+struct qmp_event {
+	const char *name;
+	void (*fn)(struct qmp *, json_object *);
+};
+
 static LIST_HEAD(, qmp) qmps = LIST_HEAD_INITIALIZER(qmps);
 
-static int qmp_connect(struct qmp *);
-static void qmp_disconnect(struct qmp *);
-static int qmp_readline(struct qmp *, char **);
-static int qmp_write(struct qmp *, const char *, size_t);
-static int qmp_exec(struct qmp *, json_object *, json_object **);
-static void qmp_note_event(struct qmp *, json_object *);
-static int qmp_hmp(void *, const char *, char **);
-static void qmp_tick(evutil_socket_t, short, void *);
-static void qmp_readable(evutil_socket_t, short, void *);
-static void qmp_announce(struct qmp *);
+static void qmp_connect(evutil_socket_t, short, void *);
+static void qmp_schedule(struct qmp *);
+static void qmp_ready(struct qmpc *, void *);
+static void qmp_event(struct qmpc *, const char *, json_object *, void *);
+static void qmp_lost(struct qmpc *, const char *, void *);
+static void qmp_ev_migration(struct qmp *, json_object *);
+static void qmp_ev_reset(struct qmp *, json_object *);
+static const char *qmp_check_pid(struct qmp *, char *, size_t);
+static void qmp_hmp(void *, const char *, vm_hmp_done, void *);
+static void qmp_hmp_reply(struct qmpc *, json_object *, const char *, void *);
+static void qmp_announce(struct qmp *, const char *);
 static void qmp_set_events(struct qmp *);
-static void qmp_poll_migration(struct qmp *);
+static void qmp_events_reply(
+    struct qmpc *, json_object *, const char *, void *);
+static void qmp_poll(evutil_socket_t, short, void *);
+static void qmp_poll_reply(struct qmpc *, json_object *, const char *, void *);
 static void qmp_apply_migration(struct qmp *);
-static void qmp_lost(struct qmp *);
 static bool same_conf(const struct vm_conf *, const struct vm_conf *);
 static void qmp_free(struct qmp *);
+
+static const struct qmpc_ops qmp_ops = { qmp_ready, qmp_event, qmp_lost };
+
+/* QEMU's events that matter here; the others are ignored. */
+static const struct qmp_event qmp_events[] = {
+	{ "MIGRATION", qmp_ev_migration },
+	{ "RESET", qmp_ev_reset },
+};
 
 /* "name=NAME,qmp=PATH[,channel=PATH][,cid=N]" */
 int
@@ -124,17 +150,14 @@ qmp_static_start(const struct vm_conf *vc)
 	q->vc.qmp = xstrdup(vc->qmp);
 	q->vc.channel = vc->channel ? xstrdup(vc->channel) : NULL;
 	q->vc.cid = vc->cid;
-	q->fd = -1;
-	q->ev = event_new(ev_base, -1, EV_PERSIST, qmp_tick, q);
-	if (q->ev == NULL)
+	q->backoff_ms = QMP_BACKOFF_MIN_MS;
+	q->retry = evtimer_new(ev_base, qmp_connect, q);
+	q->poll = event_new(ev_base, -1, EV_PERSIST, qmp_poll, q);
+	if (q->retry == NULL || q->poll == NULL)
 		fatalx("%s: event_new", __func__);
 	LIST_INSERT_HEAD(&qmps, q, entry);
-	qmp_tick(-1, 0, q);
-	{
-		struct timeval tv = { 0, QMP_POLL_MS * 1000 };
-
-		event_add(q->ev, &tv);
-	}
+	/* Never blocks: a connection that cannot be made at once fails. */
+	qmp_connect(-1, 0, q);
 	return 0;
 }
 
@@ -151,14 +174,337 @@ same_conf(const struct vm_conf *a, const struct vm_conf *b)
 static void
 qmp_free(struct qmp *q)
 {
+	struct qmpc *c = q->c;
+
 	LIST_REMOVE(q, entry);
 	vm_source_remove(q->vc.name);
-	qmp_disconnect(q);
-	event_free(q->ev);
+	q->c = NULL;
+	qmpc_free(c);
+	event_free(q->retry);
+	event_free(q->poll);
 	free(q->vc.name);
 	free(q->vc.qmp);
 	free(q->vc.channel);
 	free(q);
+}
+
+static void
+qmp_schedule(struct qmp *q)
+{
+	struct timeval tv;
+
+	tv.tv_sec = q->backoff_ms / 1000;
+	tv.tv_usec = (q->backoff_ms % 1000) * 1000;
+	evtimer_add(q->retry, &tv);
+	q->backoff_ms *= 2;
+	if (q->backoff_ms > QMP_BACKOFF_MAX_MS)
+		q->backoff_ms = QMP_BACKOFF_MAX_MS;
+}
+
+/* The registry hears of every change of what is wrong, once. */
+static void
+qmp_announce(struct qmp *q, const char *why)
+{
+	struct vm_desc d;
+
+	if (why != NULL && q->announced && strcmp(q->announced_why, why) == 0)
+		return;
+	memset(&d, 0, sizeof d);
+	d.name = q->vc.name;
+	d.source = "static";
+	d.cid = q->vc.cid;
+	d.channel = q->vc.channel;
+	d.qemu_pid = why == NULL ? q->pid : 0;
+	d.unservable = why;
+	snprintf(q->announced_why, sizeof q->announced_why, "%s",
+	    why != NULL ? why : "");
+	if (vm_source_add(&d, qmp_hmp, q) == 0)
+		q->announced = true;
+}
+
+static void
+qmp_connect(evutil_socket_t unused, short what, void *arg)
+{
+	struct qmp *q = arg;
+
+	if (q->c != NULL)
+		return;
+	q->c = qmpc_connect(ev_base, q->vc.qmp, QMP_TIMEOUT_MS, &qmp_ops, q,
+	    q->err, sizeof q->err);
+	if (q->c == NULL) {
+		if (!q->announced || strcmp(q->announced_why, q->err) != 0)
+			log_warnx("vm %s: %s", q->vc.name, q->err);
+		qmp_announce(q, q->err);
+		qmp_schedule(q);
+	}
+}
+
+/*
+ * The process listening on the monitor must be a QEMU: its executable's
+ * name starts with "qemu" (qemu-system-x86_64, qemu-kvm). Where that
+ * cannot be read, its command line must name the monitor socket. NULL
+ * when it is; why not otherwise.
+ */
+static const char *
+qmp_check_pid(struct qmp *q, char *why, size_t len)
+{
+	char path[64], exe[PATH_MAX], *base, buf[16384];
+	ssize_t n;
+	size_t i;
+	int fd;
+
+	snprintf(path, sizeof path, "/proc/%d/exe", (int)q->pid);
+	if ((n = readlink(path, exe, sizeof exe - 1)) > 0) {
+		exe[n] = '\0';
+		base = strrchr(exe, '/');
+		base = base != NULL ? base + 1 : exe;
+		if (strncmp(base, "qemu", 4) == 0)
+			return NULL;
+		snprintf(why, len,
+		    "the monitor's listener (pid %d, %.160s) is not a QEMU "
+		    "process",
+		    (int)q->pid, exe);
+		return why;
+	}
+	snprintf(path, sizeof path, "/proc/%d/cmdline", (int)q->pid);
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) != -1) {
+		n = read(fd, buf, sizeof buf - 1);
+		close(fd);
+		if (n > 0) {
+			for (i = 0; i < (size_t)n; i++)
+				if (buf[i] == '\0')
+					buf[i] = ' ';
+			buf[n] = '\0';
+			if (strstr(buf, q->vc.qmp) != NULL)
+				return NULL;
+		}
+	}
+	snprintf(why, len,
+	    "the monitor's listener (pid %d) is not the QEMU of %.100s "
+	    "(its command line does not name the socket)",
+	    (int)q->pid, q->vc.qmp);
+	return why;
+}
+
+/* Greeted and negotiated: the VM can be served, and followed. */
+static void
+qmp_ready(struct qmpc *c, void *arg)
+{
+	struct qmp *q = arg;
+	char why[256];
+	const char *bad;
+
+	q->pid = qmpc_pid(c);
+	q->backoff_ms = QMP_BACKOFF_MIN_MS;
+	log_info("vm %s: monitor %s, qemu pid %d", q->vc.name, q->vc.qmp,
+	    (int)q->pid);
+	if ((bad = qmp_check_pid(q, why, sizeof why)) != NULL)
+		log_warnx("vm %s: %s", q->vc.name, bad);
+	q->announced_why[0] = '\0';
+	qmp_announce(q, bad);
+	qmp_set_events(q);
+	/* A migration may be running already. */
+	qmp_poll(-1, 0, q);
+}
+
+static void
+qmp_event(struct qmpc *c, const char *name, json_object *data, void *arg)
+{
+	struct qmp *q = arg;
+	size_t i;
+
+	for (i = 0; i < FH_ARRAY_SIZE(qmp_events); i++)
+		if (strcmp(name, qmp_events[i].name) == 0) {
+			qmp_events[i].fn(q, data);
+			return;
+		}
+	log_debug("vm %s: event %s", q->vc.name, name);
+}
+
+/* The monitor went away or failed: say why, and try again later. */
+static void
+qmp_lost(struct qmpc *c, const char *why, void *arg)
+{
+	struct qmp *q = arg;
+
+	log_warnx("vm %s: %s", q->vc.name, why);
+	snprintf(q->err, sizeof q->err, "%s", why);
+	q->c = NULL;
+	qmpc_free(c);
+	q->events = q->polling = false;
+	event_del(q->poll);
+	if (q->migrating) {
+		q->migrating = false;
+		vm_source_migration(q->vc.name, VM_MIGRATION_FINISHED);
+	}
+	qmp_announce(q, q->err);
+	qmp_schedule(q);
+}
+
+static void
+qmp_ev_migration(struct qmp *q, json_object *data)
+{
+	json_object *st;
+
+	if (data == NULL || !json_object_object_get_ex(data, "status", &st) ||
+	    !json_object_is_type(st, json_type_string))
+		return;
+	snprintf(q->status, sizeof q->status, "%s", json_object_get_string(st));
+	qmp_apply_migration(q);
+}
+
+/* After a reset the firmware maps memory anew. */
+static void
+qmp_ev_reset(struct qmp *q, json_object *data)
+{
+	vm_source_changed(q->vc.name);
+}
+
+static void
+qmp_hmp(void *ctx, const char *cmdline, vm_hmp_done done, void *arg)
+{
+	struct qmp *q = ctx;
+	struct qmp_hmp_req *req;
+	json_object *args;
+
+	if (q->c == NULL || !qmpc_ready(q->c)) {
+		done(arg, NULL);
+		return;
+	}
+	req = xcalloc(1, sizeof *req);
+	req->done = done;
+	req->arg = arg;
+	args = json_object_new_object();
+	json_object_object_add(
+	    args, "command-line", json_object_new_string(cmdline));
+	if (qmpc_send(
+	        q->c, "human-monitor-command", args, qmp_hmp_reply, req) != 0) {
+		free(req);
+		done(arg, NULL);
+	}
+}
+
+static void
+qmp_hmp_reply(struct qmpc *c, json_object *r, const char *err, void *arg)
+{
+	struct qmp_hmp_req *req = arg;
+	vm_hmp_done done = req->done;
+	void *darg = req->arg;
+
+	free(req);
+	if (r == NULL || !json_object_is_type(r, json_type_string)) {
+		if (err != NULL)
+			log_debug("%s: %s", __func__, err);
+		done(darg, NULL);
+		return;
+	}
+	done(darg, json_object_get_string(r));
+}
+
+/*
+ * Ask for MIGRATION events. QEMU refuses while a migration runs; then
+ * query-migrate is polled, and the capability asked for again once the
+ * migration is over.
+ */
+static void
+qmp_set_events(struct qmp *q)
+{
+	json_object *args, *caps, *cap;
+
+	if (q->c == NULL)
+		return;
+	args = json_object_new_object();
+	caps = json_object_new_array();
+	cap = json_object_new_object();
+	json_object_object_add(
+	    cap, "capability", json_object_new_string("events"));
+	json_object_object_add(cap, "state", json_object_new_boolean(1));
+	json_object_array_add(caps, cap);
+	json_object_object_add(args, "capabilities", caps);
+	qmpc_send(q->c, "migrate-set-capabilities", args, qmp_events_reply, q);
+}
+
+static void
+qmp_events_reply(struct qmpc *c, json_object *r, const char *err, void *arg)
+{
+	struct qmp *q = arg;
+	struct timeval tv = { 0, QMP_POLL_MS * 1000 };
+
+	if (c != q->c)
+		return;
+	if (r == NULL) {
+		log_info("vm %s: no migration events (%s): polling "
+		         "query-migrate",
+		    q->vc.name, err);
+		q->events = false;
+		event_add(q->poll, &tv);
+		return;
+	}
+	q->events = true;
+	event_del(q->poll);
+}
+
+static void
+qmp_poll(evutil_socket_t unused, short what, void *arg)
+{
+	struct qmp *q = arg;
+
+	if (q->polling || q->c == NULL)
+		return;
+	if (qmpc_send(q->c, "query-migrate", NULL, qmp_poll_reply, q) == 0)
+		q->polling = true;
+}
+
+static bool
+status_active(const char *s)
+{
+	return strcmp(s, "setup") == 0 || strcmp(s, "active") == 0 ||
+	    strcmp(s, "pre-switchover") == 0 || strcmp(s, "device") == 0 ||
+	    strcmp(s, "postcopy-active") == 0 ||
+	    strcmp(s, "postcopy-paused") == 0 ||
+	    strcmp(s, "postcopy-recover") == 0 || strcmp(s, "wait-unplug") == 0;
+}
+
+/* query-migrate: at connect (a migration may be running), and when polling. */
+static void
+qmp_poll_reply(struct qmpc *c, json_object *r, const char *err, void *arg)
+{
+	struct qmp *q = arg;
+	json_object *st;
+	bool was;
+
+	if (c != q->c)
+		return;
+	q->polling = false;
+	if (r == NULL) {
+		log_warnx("vm %s: %s", q->vc.name, err);
+		return;
+	}
+	/* No "status" before the first migration: none is running. */
+	if (json_object_object_get_ex(r, "status", &st) &&
+	    json_object_is_type(st, json_type_string))
+		snprintf(q->status, sizeof q->status, "%s",
+		    json_object_get_string(st));
+	else
+		q->status[0] = '\0';
+	was = q->migrating;
+	qmp_apply_migration(q);
+	if (!q->events && was && !q->migrating)
+		qmp_set_events(q);
+}
+
+static void
+qmp_apply_migration(struct qmp *q)
+{
+	bool active = status_active(q->status);
+
+	if (active && !q->migrating) {
+		q->migrating = true;
+		vm_source_migration(q->vc.name, VM_MIGRATION_STARTED);
+	} else if (!active && q->migrating) {
+		q->migrating = false;
+		vm_source_migration(q->vc.name, VM_MIGRATION_FINISHED);
+	}
 }
 
 /*
@@ -196,413 +542,4 @@ qmp_static_stop_all(void)
 
 	while ((q = LIST_FIRST(&qmps)) != NULL)
 		qmp_free(q);
-}
-
-static void
-qmp_disconnect(struct qmp *q)
-{
-	if (q->rev != NULL)
-		event_free(q->rev);
-	q->rev = NULL;
-	q->events = false;
-	if (q->fd != -1)
-		close(q->fd);
-	q->fd = -1;
-	q->len = 0;
-	free(q->buf);
-	q->buf = NULL;
-}
-
-/* One line from QEMU, within the timeout; *line points into q->buf. */
-static int
-qmp_readline(struct qmp *q, char **line)
-{
-	struct pollfd pfd;
-	char *nl;
-	ssize_t n;
-	size_t used;
-
-	for (;;) {
-		if (q->buf != NULL &&
-		    (nl = memchr(q->buf, '\n', q->len)) != NULL) {
-			*nl = '\0';
-			*line = xstrdup(q->buf);
-			used = (size_t)(nl - q->buf) + 1;
-			memmove(q->buf, nl + 1, q->len - used);
-			q->len -= used;
-			return 0;
-		}
-		if (q->len >= QMP_LINE_MAX) {
-			snprintf(q->err, sizeof q->err, "QMP line too long");
-			return -1;
-		}
-		pfd.fd = q->fd;
-		pfd.events = POLLIN;
-		if (poll(&pfd, 1, QMP_TIMEOUT_MS) != 1) {
-			snprintf(q->err, sizeof q->err, "QMP timeout");
-			return -1;
-		}
-		q->buf = xreallocarray(q->buf, 1, q->len + 65536 + 1);
-		n = read(q->fd, q->buf + q->len, 65536);
-		if (n == -1 && (errno == EAGAIN || errno == EINTR))
-			continue;
-		if (n <= 0) {
-			snprintf(q->err, sizeof q->err, "QMP closed");
-			return -1;
-		}
-		q->len += (size_t)n;
-	}
-}
-
-/* The socket is nonblocking (the event loop reads it too): wait to write. */
-static int
-qmp_write(struct qmp *q, const char *s, size_t len)
-{
-	struct pollfd pfd;
-	ssize_t n;
-
-	while (len > 0) {
-		n = write(q->fd, s, len);
-		if (n == -1 && (errno == EAGAIN || errno == EINTR)) {
-			pfd.fd = q->fd;
-			pfd.events = POLLOUT;
-			if (poll(&pfd, 1, QMP_TIMEOUT_MS) != 1) {
-				snprintf(q->err, sizeof q->err, "QMP timeout");
-				return -1;
-			}
-			continue;
-		}
-		if (n <= 0) {
-			snprintf(q->err, sizeof q->err, "QMP write: %s",
-			    n == 0 ? "closed" : strerror(errno));
-			return -1;
-		}
-		s += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
-/* Send cmd (consumed); *ret gets the "return" value (a reference). */
-static int
-qmp_exec(struct qmp *q, json_object *cmd, json_object **ret)
-{
-	const char *s;
-	json_object *o, *r;
-	char *line;
-	size_t len;
-
-	s = json_object_to_json_string_ext(cmd, JSON_C_TO_STRING_PLAIN);
-	len = strlen(s);
-	if (qmp_write(q, s, len) != 0 || qmp_write(q, "\n", 1) != 0) {
-		json_object_put(cmd);
-		return -1;
-	}
-	json_object_put(cmd);
-	for (;;) {
-		if (qmp_readline(q, &line) != 0)
-			return -1;
-		o = json_tokener_parse(line);
-		free(line);
-		if (o == NULL)
-			continue;
-		if (json_object_object_get_ex(o, "return", &r)) {
-			*ret = json_object_get(r);
-			json_object_put(o);
-			return 0;
-		}
-		if (json_object_object_get_ex(o, "error", &r)) {
-			snprintf(q->err, sizeof q->err, "QMP error: %s",
-			    json_object_to_json_string(r));
-			json_object_put(o);
-			return -1;
-		}
-		qmp_note_event(q, o);
-		json_object_put(o);
-	}
-}
-
-/*
- * A MIGRATION event only records the status: it may arrive in the middle
- * of a registry query, so it is acted on from the event loop. Statuses
- * that pass while we are busy collapse into the last, which is what
- * matters (a migration that already ended needs no hint pass).
- */
-static void
-qmp_note_event(struct qmp *q, json_object *o)
-{
-	json_object *ev, *data, *st;
-
-	if (!json_object_object_get_ex(o, "event", &ev) ||
-	    strcmp(json_object_get_string(ev), "MIGRATION") != 0 ||
-	    !json_object_object_get_ex(o, "data", &data) ||
-	    !json_object_object_get_ex(data, "status", &st) ||
-	    !json_object_is_type(st, json_type_string))
-		return;
-	snprintf(q->status, sizeof q->status, "%s", json_object_get_string(st));
-	if (q->rev != NULL)
-		event_active(q->rev, EV_TIMEOUT, 0);
-}
-
-static json_object *
-qmp_cmd(const char *execute)
-{
-	json_object *o = json_object_new_object();
-
-	json_object_object_add(o, "execute", json_object_new_string(execute));
-	return o;
-}
-
-static int
-qmp_connect(struct qmp *q)
-{
-	struct sockaddr_un sun;
-	struct ucred cred;
-	socklen_t clen = sizeof cred;
-	json_object *r;
-	char *line;
-
-	memset(&sun, 0, sizeof sun);
-	sun.sun_family = AF_UNIX;
-	if (strlen(q->vc.qmp) >= sizeof sun.sun_path) {
-		snprintf(q->err, sizeof q->err, "QMP path too long");
-		return -1;
-	}
-	strcpy(sun.sun_path, q->vc.qmp);
-	if ((q->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1 ||
-	    connect(q->fd, (struct sockaddr *)&sun, sizeof sun) != 0) {
-		snprintf(q->err, sizeof q->err, "QMP %s: %s", q->vc.qmp,
-		    strerror(errno));
-		qmp_disconnect(q);
-		return -1;
-	}
-	if (getsockopt(q->fd, SOL_SOCKET, SO_PEERCRED, &cred, &clen) != 0 ||
-	    cred.pid <= 0) {
-		snprintf(
-		    q->err, sizeof q->err, "SO_PEERCRED: %s", strerror(errno));
-		qmp_disconnect(q);
-		return -1;
-	}
-	q->pid = cred.pid;
-	if (fcntl(q->fd, F_SETFL, fcntl(q->fd, F_GETFL) | O_NONBLOCK) == -1) {
-		snprintf(
-		    q->err, sizeof q->err, "O_NONBLOCK: %s", strerror(errno));
-		qmp_disconnect(q);
-		return -1;
-	}
-	/* The greeting, then capabilities negotiation. */
-	if (qmp_readline(q, &line) != 0) {
-		qmp_disconnect(q);
-		return -1;
-	}
-	free(line);
-	if (qmp_exec(q, qmp_cmd("qmp_capabilities"), &r) != 0) {
-		qmp_disconnect(q);
-		return -1;
-	}
-	json_object_put(r);
-	q->rev =
-	    event_new(ev_base, q->fd, EV_READ | EV_PERSIST, qmp_readable, q);
-	if (q->rev == NULL || event_add(q->rev, NULL) != 0)
-		fatalx("%s: event", __func__);
-	return 0;
-}
-
-static int
-qmp_hmp(void *ctx, const char *cmdline, char **out)
-{
-	struct qmp *q = ctx;
-	json_object *cmd, *args, *r;
-
-	*out = NULL;
-	if (q->fd == -1)
-		return -1;
-	cmd = qmp_cmd("human-monitor-command");
-	args = json_object_new_object();
-	json_object_object_add(
-	    args, "command-line", json_object_new_string(cmdline));
-	json_object_object_add(cmd, "arguments", args);
-	if (qmp_exec(q, cmd, &r) != 0) {
-		log_warnx("vm %s: %s: %s", q->vc.name, cmdline, q->err);
-		return -1;
-	}
-	if (!json_object_is_type(r, json_type_string)) {
-		json_object_put(r);
-		return -1;
-	}
-	*out = xstrdup(json_object_get_string(r));
-	json_object_put(r);
-	return 0;
-}
-
-static void
-qmp_announce(struct qmp *q)
-{
-	struct vm_desc d;
-
-	memset(&d, 0, sizeof d);
-	d.name = q->vc.name;
-	d.source = "static";
-	d.cid = q->vc.cid;
-	d.channel = q->vc.channel;
-	d.qemu_pid = q->fd != -1 ? q->pid : 0;
-	d.unservable = q->fd == -1 ? q->err : NULL;
-	if (vm_source_add(&d, qmp_hmp, q) == 0)
-		q->announced = true;
-}
-
-/*
- * Ask for MIGRATION events. QEMU refuses while a migration runs; then
- * query-migrate is polled, and the capability asked for again once the
- * migration is over.
- */
-static void
-qmp_set_events(struct qmp *q)
-{
-	json_object *cmd, *args, *caps, *cap, *r;
-
-	cmd = qmp_cmd("migrate-set-capabilities");
-	args = json_object_new_object();
-	caps = json_object_new_array();
-	cap = json_object_new_object();
-	json_object_object_add(
-	    cap, "capability", json_object_new_string("events"));
-	json_object_object_add(cap, "state", json_object_new_boolean(1));
-	json_object_array_add(caps, cap);
-	json_object_object_add(args, "capabilities", caps);
-	json_object_object_add(cmd, "arguments", args);
-	if (qmp_exec(q, cmd, &r) != 0) {
-		log_info("vm %s: no migration events (%s): polling "
-		         "query-migrate",
-		    q->vc.name, q->err);
-		return;
-	}
-	json_object_put(r);
-	q->events = true;
-}
-
-static bool
-status_active(const char *s)
-{
-	return strcmp(s, "setup") == 0 || strcmp(s, "active") == 0 ||
-	    strcmp(s, "pre-switchover") == 0 || strcmp(s, "device") == 0 ||
-	    strcmp(s, "postcopy-active") == 0 ||
-	    strcmp(s, "postcopy-paused") == 0 ||
-	    strcmp(s, "postcopy-recover") == 0 || strcmp(s, "wait-unplug") == 0;
-}
-
-/* query-migrate: at connect (a migration may be running), and when polling. */
-static void
-qmp_poll_migration(struct qmp *q)
-{
-	json_object *r, *st;
-
-	if (qmp_exec(q, qmp_cmd("query-migrate"), &r) != 0) {
-		qmp_lost(q);
-		return;
-	}
-	/* No "status" before the first migration: none is running. */
-	if (json_object_object_get_ex(r, "status", &st) &&
-	    json_object_is_type(st, json_type_string))
-		snprintf(q->status, sizeof q->status, "%s",
-		    json_object_get_string(st));
-	else
-		q->status[0] = '\0';
-	json_object_put(r);
-	qmp_apply_migration(q);
-}
-
-static void
-qmp_apply_migration(struct qmp *q)
-{
-	bool active = status_active(q->status);
-
-	if (active && !q->migrating) {
-		q->migrating = true;
-		vm_source_migration(q->vc.name, VM_MIGRATION_STARTED);
-	} else if (!active && q->migrating) {
-		q->migrating = false;
-		vm_source_migration(q->vc.name, VM_MIGRATION_FINISHED);
-	}
-}
-
-/* The monitor went away (QEMU stopped or restarted): announce, retry. */
-static void
-qmp_lost(struct qmp *q)
-{
-	log_warnx("vm %s: %s", q->vc.name, q->err);
-	qmp_disconnect(q);
-	if (q->migrating) {
-		q->migrating = false;
-		vm_source_migration(q->vc.name, VM_MIGRATION_FINISHED);
-	}
-	qmp_announce(q);
-}
-
-/* Events (and nothing else: we send no command from here) from QEMU. */
-static void
-qmp_readable(evutil_socket_t fd, short what, void *arg)
-{
-	struct qmp *q = arg;
-	json_object *o;
-	char *nl;
-	ssize_t n;
-	size_t used;
-
-	if (what & EV_READ) {
-		if (q->len >= QMP_LINE_MAX) {
-			snprintf(q->err, sizeof q->err, "QMP line too long");
-			qmp_lost(q);
-			return;
-		}
-		q->buf = xreallocarray(q->buf, 1, q->len + 65536 + 1);
-		n = read(fd, q->buf + q->len, 65536);
-		if (n == -1 && (errno == EAGAIN || errno == EINTR))
-			return;
-		if (n <= 0) {
-			snprintf(q->err, sizeof q->err, "QMP closed");
-			qmp_lost(q);
-			return;
-		}
-		q->len += (size_t)n;
-		while ((nl = memchr(q->buf, '\n', q->len)) != NULL) {
-			*nl = '\0';
-			if ((o = json_tokener_parse(q->buf)) != NULL) {
-				qmp_note_event(q, o);
-				json_object_put(o);
-			}
-			used = (size_t)(nl - q->buf) + 1;
-			memmove(q->buf, nl + 1, q->len - used);
-			q->len -= used;
-		}
-	}
-	qmp_apply_migration(q);
-}
-
-static void
-qmp_tick(evutil_socket_t unused, short what, void *arg)
-{
-	struct qmp *q = arg;
-	bool was;
-
-	if (q->fd == -1) {
-		if (qmp_connect(q) != 0) {
-			if (!q->announced)
-				qmp_announce(q);
-			return;
-		}
-		log_info("vm %s: monitor %s, qemu pid %d", q->vc.name,
-		    q->vc.qmp, (int)q->pid);
-		qmp_announce(q);
-		qmp_set_events(q);
-		if (q->fd != -1)
-			qmp_poll_migration(q);
-		return;
-	}
-	if (q->events)
-		return;
-	was = q->migrating;
-	qmp_poll_migration(q);
-	if (q->fd != -1 && was && !q->migrating)
-		qmp_set_events(q);
 }

@@ -10,14 +10,31 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <event2/event.h>
+
 #include "freehintd.h"
 
 struct vm_list vms = TAILQ_HEAD_INITIALIZER(vms);
 
+/* A failed map load is tried again after this, doubling. */
+#define VM_MAP_RETRY_MIN_MS 1000
+#define VM_MAP_RETRY_MAX_MS 30000
+
+struct vm_mapload;
+
 static struct vm *vm_new(const char *);
 static void vm_free(struct vm *);
-static void vm_load_map(struct vm *);
-static int vm_ramblock(struct vm *, char *, size_t);
+static void vm_load_map(struct vm *, bool);
+static void vm_map_cancel(struct vm *);
+static bool vm_map_cancelled(struct vm_mapload *);
+static void vm_map_block(void *, const char *);
+static void vm_map_mtree(void *, const char *);
+static void vm_map_next(struct vm_mapload *);
+static void vm_map_gpa2hva(void *, const char *);
+static void vm_map_done(struct vm_mapload *);
+static void vm_map_failed(struct vm_mapload *, const char *);
+static void vm_map_settled(struct vm *, Freehint__Mode);
+static void vm_map_retry_cb(evutil_socket_t, short, void *);
 static void set_str(char **, const char *);
 
 static void
@@ -116,6 +133,9 @@ static void
 vm_free(struct vm *vm)
 {
 	TAILQ_REMOVE(&vms, vm, entry);
+	vm_map_cancel(vm);
+	if (vm->map_retry != NULL)
+		event_free(vm->map_retry);
 	chan_stop(vm);
 	if (vm->guest != NULL)
 		guest_free(vm->guest);
@@ -130,54 +150,118 @@ vm_free(struct vm *vm)
 	free(vm);
 }
 
-/* The id of the machine's memory backend: its RAM block's name. */
-static int
-vm_ramblock(struct vm *vm, char *buf, size_t len)
-{
-	char *out = NULL, *p, *e;
+/*
+ * The memory map is read with a chain of monitor commands, each started
+ * from the previous one's answer: the machine's memory backend (its RAM
+ * block), "info mtree -f", then gpa2hva for each region. The source calls
+ * back from the event loop (QMP) or at once (libvirt); nothing waits.
+ * The load belongs to its chain: a VM freed or loading anew only cuts
+ * the load's link to it, and the next answer frees the load.
+ */
+struct vm_mapload {
+	struct vm *vm; /* NULL once cancelled */
+	Freehint__Mode was; /* what an agent's Hello meanwhile got */
+	size_t i; /* the region whose gpa2hva is asked */
+	char block[128];
+	struct memmap map;
+};
 
-	snprintf(buf, len, "pc.ram");
-	if (vm->hmp(vm->hmp_ctx, "qom-get /machine memory-backend", &out) != 0)
-		return -1;
-	/* "/objects/mem0" with quotes; nothing when there is no backend. */
-	if ((p = strrchr(out, '/')) != NULL && (e = strchr(p, '"')) != NULL &&
-	    e - p > 1 && (size_t)(e - p) <= len) {
-		memcpy(buf, p + 1, (size_t)(e - p - 1));
-		buf[e - p - 1] = '\0';
-	}
-	free(out);
-	return 0;
+static bool
+vm_map_cancelled(struct vm_mapload *ml)
+{
+	if (ml->vm != NULL)
+		return false;
+	memmap_free(&ml->map);
+	free(ml);
+	return true;
 }
 
-/* Build the memory map and decide what this VM's guests get. */
 static void
-vm_load_map(struct vm *vm)
+vm_map_cancel(struct vm *vm)
 {
-	char err[256], block[128], *mtree = NULL;
+	if (vm->mapload != NULL)
+		vm->mapload->vm = NULL;
+	vm->mapload = NULL;
+	if (vm->map_retry != NULL)
+		evtimer_del(vm->map_retry);
+}
 
+/*
+ * The load is over, whichever way: the channel starts now (an agent that
+ * said Hello before the map was there would have been told record-only),
+ * and a session that was told less than the map now allows is restarted.
+ */
+static void
+vm_map_settled(struct vm *vm, Freehint__Mode was)
+{
+	if (vm->guest != NULL && was != vm->map_mode) {
+		log_info("vm %s: the memory map now allows %s: restarting "
+		         "the agent's session",
+		    vm->name, vm_mode_name(vm->map_mode));
+		guest_free(vm->guest);
+		chan_lost(vm);
+		return;
+	}
+	if (vm->channel != NULL && vm->unservable == NULL && vm->guest == NULL)
+		chan_start(vm);
+}
+
+static void
+vm_map_retry_cb(evutil_socket_t unused, short what, void *arg)
+{
+	struct vm *vm = arg;
+
+	if (vm->mapload == NULL && vm->unservable == NULL)
+		vm_load_map(vm, vm->map.n == 0);
+}
+
+/* Keep the old map if there is one; try again later, backing off. */
+static void
+vm_map_failed(struct vm_mapload *ml, const char *why)
+{
+	struct vm *vm = ml->vm;
+	Freehint__Mode was = ml->was;
+	struct timeval tv;
+
+	vm->mapload = NULL;
+	memmap_free(&ml->map);
+	free(ml);
+	if (vm->map_backoff_ms == 0)
+		vm->map_backoff_ms = VM_MAP_RETRY_MIN_MS;
+	if (vm->map.n == 0) {
+		free(vm->mode_why);
+		xasprintf(&vm->mode_why, "memory map: %s (retrying in %d s)",
+		    why, (vm->map_backoff_ms + 999) / 1000);
+	}
+	vm_set_error(vm, "memory map: %s", why);
+	if (vm->map_retry == NULL &&
+	    (vm->map_retry = evtimer_new(ev_base, vm_map_retry_cb, vm)) == NULL)
+		fatalx("%s: evtimer_new", __func__);
+	tv.tv_sec = vm->map_backoff_ms / 1000;
+	tv.tv_usec = (vm->map_backoff_ms % 1000) * 1000;
+	evtimer_add(vm->map_retry, &tv);
+	vm->map_backoff_ms *= 2;
+	if (vm->map_backoff_ms > VM_MAP_RETRY_MAX_MS)
+		vm->map_backoff_ms = VM_MAP_RETRY_MAX_MS;
+	vm_map_settled(vm, was);
+}
+
+/* Every region has its host address: find the backing, decide the mode. */
+static void
+vm_map_done(struct vm_mapload *ml)
+{
+	struct vm *vm = ml->vm;
+	Freehint__Mode was = ml->was;
+	char err[256];
+
+	if (memmap_resolve(&ml->map, vm->qemu_pid, err, sizeof err) != 0) {
+		vm_map_failed(ml, err);
+		return;
+	}
 	memmap_free(&vm->map);
-	vm->mode = vm->map_mode = FREEHINT__MODE__RECORD_ONLY;
-	free(vm->map_why);
-	vm->map_why = NULL;
-	if (vm->unservable != NULL) {
-		set_str(&vm->mode_why, vm->unservable);
-		return;
-	}
-	if (vm_ramblock(vm, block, sizeof block) != 0 ||
-	    vm->hmp(vm->hmp_ctx, "info mtree -f", &mtree) != 0) {
-		set_str(&vm->mode_why, "the monitor does not answer");
-		vm_set_error(vm, "%s", vm->mode_why);
-		return;
-	}
-	if (memmap_parse_mtree(mtree, block, &vm->map, err, sizeof err) != 0 ||
-	    memmap_resolve(&vm->map, vm->qemu_pid, vm->hmp, vm->hmp_ctx, err,
-	        sizeof err) != 0) {
-		free(mtree);
-		set_str(&vm->mode_why, err);
-		vm_set_error(vm, "%s", err);
-		return;
-	}
-	free(mtree);
+	vm->map = ml->map;
+	vm->mapload = NULL;
+	vm->map_backoff_ms = 0;
 	switch (vm->map.kind) {
 	case VM_BACKING_MEMFD:
 	case VM_BACKING_FILE:
@@ -192,6 +276,7 @@ vm_load_map(struct vm *vm)
 		    "private memory cannot be discarded from outside QEMU");
 		break;
 	default:
+		vm->mode = FREEHINT__MODE__RECORD_ONLY;
 		snprintf(err, sizeof err, "unknown backing");
 		break;
 	}
@@ -201,8 +286,121 @@ vm_load_map(struct vm *vm)
 	vm_check_dma(vm);
 	log_info("vm %s: %" PRIu64 " MiB of RAM in %zu regions, block %s, "
 	         "mode %s (%s)",
-	    vm->name, memmap_ram_bytes(&vm->map) >> 20, vm->map.n, block,
+	    vm->name, memmap_ram_bytes(&vm->map) >> 20, vm->map.n, ml->block,
 	    vm_mode_name(vm->mode), vm->mode_why);
+	free(ml);
+	vm_map_settled(vm, was);
+}
+
+static void
+vm_map_next(struct vm_mapload *ml)
+{
+	char cmd[64];
+
+	if (ml->i == ml->map.n) {
+		vm_map_done(ml);
+		return;
+	}
+	snprintf(cmd, sizeof cmd, "gpa2hva 0x%" PRIx64, ml->map.r[ml->i].gpa);
+	ml->vm->hmp(ml->vm->hmp_ctx, cmd, vm_map_gpa2hva, ml);
+}
+
+static void
+vm_map_gpa2hva(void *arg, const char *out)
+{
+	struct vm_mapload *ml = arg;
+	struct memregion *r;
+	char why[64];
+
+	if (vm_map_cancelled(ml))
+		return;
+	r = &ml->map.r[ml->i];
+	if (out == NULL || memmap_parse_gpa2hva(out, &r->hva) != 0) {
+		snprintf(
+		    why, sizeof why, "gpa2hva 0x%" PRIx64 " failed", r->gpa);
+		vm_map_failed(ml, why);
+		return;
+	}
+	ml->i++;
+	vm_map_next(ml);
+}
+
+static void
+vm_map_mtree(void *arg, const char *out)
+{
+	struct vm_mapload *ml = arg;
+	char err[256];
+
+	if (vm_map_cancelled(ml))
+		return;
+	if (out == NULL) {
+		vm_map_failed(ml, "info mtree -f: the monitor does not answer");
+		return;
+	}
+	if (memmap_parse_mtree(out, ml->block, &ml->map, err, sizeof err) !=
+	    0) {
+		vm_map_failed(ml, err);
+		return;
+	}
+	ml->i = 0;
+	vm_map_next(ml);
+}
+
+/* The id of the machine's memory backend: its RAM block's name. */
+static void
+vm_map_block(void *arg, const char *out)
+{
+	struct vm_mapload *ml = arg;
+	const char *p, *e;
+
+	if (vm_map_cancelled(ml))
+		return;
+	if (out == NULL) {
+		vm_map_failed(ml, "qom-get: the monitor does not answer");
+		return;
+	}
+	/* "/objects/mem0" with quotes; nothing when there is no backend. */
+	if ((p = strrchr(out, '/')) != NULL && (e = strchr(p, '"')) != NULL &&
+	    e - p > 1 && (size_t)(e - p) <= sizeof ml->block) {
+		memcpy(ml->block, p + 1, (size_t)(e - p - 1));
+		ml->block[e - p - 1] = '\0';
+	}
+	ml->vm->hmp(ml->vm->hmp_ctx, "info mtree -f", vm_map_mtree, ml);
+}
+
+/*
+ * Read the memory map and decide what this VM's guests get. fresh: drop
+ * the old map first (a new QEMU); otherwise the old one serves until the
+ * new one is there.
+ */
+static void
+vm_load_map(struct vm *vm, bool fresh)
+{
+	struct vm_mapload *ml;
+
+	vm_map_cancel(vm);
+	if (fresh || vm->unservable != NULL) {
+		memmap_free(&vm->map);
+		vm->mode = vm->map_mode = FREEHINT__MODE__RECORD_ONLY;
+		free(vm->map_why);
+		vm->map_why = NULL;
+	}
+	if (vm->unservable != NULL) {
+		set_str(&vm->mode_why, vm->unservable);
+		vm->map_backoff_ms = 0;
+		return;
+	}
+	if (fresh)
+		set_str(&vm->mode_why, "reading the memory map");
+	ml = xcalloc(1, sizeof *ml);
+	ml->vm = vm;
+	ml->was = vm->map_mode;
+	memmap_init(&ml->map);
+	snprintf(ml->block, sizeof ml->block, "pc.ram");
+	vm->mapload = ml;
+	/* The last thing: the chain may run to its end before it returns. */
+	vm->hmp(
+	    vm->hmp_ctx, "qom-get /machine memory-backend", vm_map_block, ml);
 }
 
 /*
@@ -274,15 +472,27 @@ vm_source_add(const struct vm_desc *d, vm_hmp_fn hmp, void *ctx)
 	vm->hmp_ctx = ctx;
 	vm->pass_active = false;
 	vm->held_bytes = 0;
-	vm_load_map(vm);
 	if (d->channel == NULL || vm->channel == NULL ||
 	    strcmp(d->channel, vm->channel) != 0) {
 		chan_stop(vm);
 		set_str(&vm->channel, d->channel);
 	}
-	if (vm->channel != NULL && vm->unservable == NULL)
-		chan_start(vm);
+	/* The channel starts once the map is read (vm_map_settled). */
+	vm->map_backoff_ms = 0;
+	vm_load_map(vm, true);
 	return 0;
+}
+
+/* A reset: read the map again; the old one serves meanwhile. */
+void
+vm_source_changed(const char *name)
+{
+	struct vm *vm;
+
+	if ((vm = vm_find(name)) == NULL || vm->unservable != NULL)
+		return;
+	log_info("vm %s: reading the memory map again", name);
+	vm_load_map(vm, false);
 }
 
 void

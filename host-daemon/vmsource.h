@@ -34,10 +34,16 @@ struct vm_desc {
 
 /*
  * Runs one human monitor command ("info mtree -f", "gpa2hva 0x...") and
- * returns its output in *out (malloc'ed), or -1. Must not change any state
- * of the VM. May block for a bounded time.
+ * calls done exactly once with its output (borrowed: valid during the
+ * call), or with NULL when it failed. done may be called before the
+ * function returns (a synchronous source) or later from the event loop
+ * (the QMP client): a source never blocks the loop waiting for QEMU, and
+ * fails a command QEMU does not answer in time. Must not change any
+ * state of the VM.
  */
-typedef int (*vm_hmp_fn)(void *ctx, const char *cmd, char **out);
+typedef void (*vm_hmp_done)(void *arg, const char *out);
+typedef void (*vm_hmp_fn)(
+    void *ctx, const char *cmd, vm_hmp_done done, void *arg);
 
 enum vm_migration_event {
 	VM_MIGRATION_STARTED, /* ask the guest for a hint pass */
@@ -55,5 +61,7 @@ void vm_source_migration(const char *name, enum vm_migration_event);
  * removed); the map is read again at the next vm_source_add.
  */
 void vm_source_dma(const char *name, const char *why);
+/* The memory map may have changed (a reset): read it again. */
+void vm_source_changed(const char *name);
 
 #endif

@@ -11,6 +11,9 @@
  *       all of RAM; the Welcome must give MODE (discard, record-only)
  *   fh-hostile SOCK escape N SECONDS               N batches past RAM,
  *       then an Error whose detail is terminal escapes; stays SECONDS
+ *   fh-hostile SOCK timed SECONDS PFN              the same, and every
+ *       REPORTED batch must be acknowledged APPLIED within 1 s (from the
+ *       first connection: the daemon must reach us within 10 s)
  */
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -493,6 +496,44 @@ escape(unsigned n, unsigned seconds)
 	sleep(seconds);
 }
 
+static void
+timed(unsigned seconds, uint64_t pfn)
+{
+	uint64_t g[2], l[2], id, bytes = 0, total = 0;
+	int64_t t0, dt, worst = 0;
+	time_t end = time(NULL) + seconds;
+	unsigned n = 0, bad = 0, late = 0;
+
+	check(accept_daemon() == 0 && hello() == 0, "timed:welcome", "-");
+	if (fd == -1)
+		return;
+	while (time(NULL) < end) {
+		g[0] = pfn;
+		l[0] = 512;
+		t0 = now_ms();
+		send_batch(
+		    FREEHINT__RANGE_KIND__REPORTED, id = next_id++, g, l, 1, 0);
+		if (!expect_ack(id, FREEHINT__ACK_STATUS__APPLIED, 0, &bytes))
+			bad++;
+		dt = now_ms() - t0;
+		if (dt > worst)
+			worst = dt;
+		if (dt > 1000)
+			late++;
+		total += bytes;
+		n++;
+		usleep(100000);
+	}
+	printf("# %u batches, slowest ack %lld ms, %llu bytes discarded\n", n,
+	    (long long)worst, (unsigned long long)total);
+	check(bad == 0 && n > 20, "timed:applied",
+	    "%u of %u batches not applied", bad, n);
+	check(late == 0 && n > 20, "timed:acked-within-1s",
+	    "%u of %u batches acknowledged after more than 1 s (slowest %lld "
+	    "ms)",
+	    late, n, (long long)worst);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -500,8 +541,8 @@ main(int argc, char **argv)
 
 	if (argc != 5) {
 		fprintf(stderr,
-		    "usage: fh-hostile SOCK hostile|steady|deputy|escape A "
-		    "B\n");
+		    "usage: fh-hostile SOCK hostile|steady|deputy|escape|timed "
+		    "A B\n");
 		return 2;
 	}
 	log_init("fh-hostile", 1, 0);
@@ -524,6 +565,9 @@ main(int argc, char **argv)
 	else if (strcmp(argv[2], "escape") == 0)
 		escape((unsigned)strtoul(argv[3], NULL, 0),
 		    (unsigned)strtoul(argv[4], NULL, 0));
+	else if (strcmp(argv[2], "timed") == 0)
+		timed((unsigned)strtoul(argv[3], NULL, 0),
+		    strtoull(argv[4], NULL, 0));
 	else
 		steady((unsigned)strtoul(argv[3], NULL, 0),
 		    strtoull(argv[4], NULL, 0));
