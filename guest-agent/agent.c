@@ -38,17 +38,19 @@ agent_status(struct agent *a)
 	const char *what = transport_what(a->transport);
 	char line[512];
 
-	if (a->report == NULL)
+	if (!a->module)
 		snprintf(line, sizeof line, "waiting for freehint.ko (%s)",
 		    a->conf.proc_dir);
 	else if (session_ready(a->session))
 		snprintf(line, sizeof line,
 		    "connected over %s; %llu MiB reported, %llu MiB acked, "
-		    "%llu batches failed, %llu deferred",
+		    "%llu batches failed, %llu deferred%s",
 		    what, (unsigned long long)(a->stats.bytes_reported >> 20),
 		    (unsigned long long)(a->stats.bytes_acked >> 20),
 		    (unsigned long long)a->stats.batches_failed,
-		    (unsigned long long)a->stats.batches_deferred);
+		    (unsigned long long)a->stats.batches_deferred,
+		    a->report == NULL ? "; no page reporting (see the log)"
+		                      : "");
 	else
 		snprintf(line, sizeof line,
 		    "not connected (%s)%s%s; %llu MiB reported so far", what,

@@ -19,6 +19,11 @@ struct event_base;
 struct kbatch;
 
 #define AGENT_CONF_FILE "/etc/freehint/agent.conf"
+/*
+ * Exit status when freehint.ko is not there (EX_CONFIG): the unit lists
+ * it in RestartPreventExitStatus, so systemd does not restart in a loop.
+ */
+#define AGENT_EXIT_NO_MODULE 78
 /* Orders the agent understands in the module's files (MAX_ORDER <= 64). */
 #define AGENT_MAX_ORDERS 64
 /* No kernel batch is larger than this (the module says 4096 is enough). */
@@ -69,6 +74,7 @@ struct agent {
 	uint64_t next_batch_id; /* unique across connections */
 	int stopping;
 	int exit_code;
+	bool module; /* freehint.ko is there (report may still be NULL) */
 
 	struct transport *transport;
 	struct session *session;
@@ -233,5 +239,6 @@ int kmod_parse_blocks(const char *buf, size_t len, unsigned min_order,
 int kmod_parse_stats(
     const char *buf, size_t len, struct kmod_stats *, char *err, size_t errlen);
 int kmod_answer(int fd, const char *verb, uint64_t id);
+void kmod_lock_buffer(const char *what, void *, size_t);
 
 #endif

@@ -54,6 +54,7 @@ hold_new(struct agent *a)
 	h->agent = a;
 	h->fd = -1;
 	h->path = agent_proc_path(a, "hold");
+	kmod_lock_buffer(h->path, h->buf, sizeof h->buf);
 	TAILQ_INIT(&h->kbs);
 	fh_rs_init(&h->cur);
 	fh_rs_init(&h->next);

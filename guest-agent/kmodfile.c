@@ -5,6 +5,8 @@
  * read an error with a message saying where, never a crash, and no pfn
  * that would wrap or pass FH_PFN_LIMIT gets into a range set.
  */
+#include <sys/mman.h>
+
 #include <errno.h>
 #include <stddef.h>
 #include <fcntl.h>
@@ -403,4 +405,17 @@ kmod_answer(int fd, const char *verb, uint64_t id)
 	if (n >= 0)
 		errno = EIO;
 	return -1;
+}
+
+/*
+ * Keep a buffer that kernel batches are read into in memory: a page fault
+ * there would stall the agent between a read and its send. Not fatal: the
+ * module keeps a read batch until it is answered, so a stall costs time,
+ * never pages.
+ */
+void
+kmod_lock_buffer(const char *what, void *buf, size_t len)
+{
+	if (mlock(buf, len) != 0)
+		log_debug("%s: mlock: %s", what, strerror(errno));
 }

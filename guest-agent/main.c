@@ -261,8 +261,11 @@ agent_connected(struct agent *a, int fd, const char *what)
 }
 
 /*
- * Open the report channel. 0: open; -1: not possible (logged once unless
- * quiet). A missing module is the one error --wait-module waits out.
+ * Find the module and open its report channel. 0: the module is there;
+ * -1: it is not (logged once unless quiet), the one error --wait-module
+ * waits out; -2: another agent has it. Without page reporting (another
+ * driver such as virtio_balloon holds the kernel's only slot, or page
+ * poisoning) the agent carries on with holds and snapshots.
  */
 static int
 agent_module(struct agent *a, int quiet)
@@ -271,8 +274,10 @@ agent_module(struct agent *a, int quiet)
 	int err = 0;
 
 	a->report = report_open(a, &err);
-	if (a->report != NULL)
+	if (a->report != NULL) {
+		a->module = true;
 		return 0;
+	}
 	path = agent_proc_path(a, "report");
 	if (err == ENOENT && !quiet)
 		log_warnx(
@@ -281,10 +286,20 @@ agent_module(struct agent *a, int quiet)
 	else if (err == EBUSY)
 		log_warnx("%s: %s: is another freehint-agent running?", path,
 		    strerror(err));
+	else if (err == ENODEV)
+		log_warnx("%s: the module has no page reporting (see "
+		          "report_owner in its stats): hint passes and "
+		          "snapshots only",
+		    path);
 	else if (err != ENOENT)
 		log_warnx("%s: %s", path, strerror(err));
 	free(path);
-	return err == ENOENT ? -1 : -2;
+	if (err == ENOENT)
+		return -1;
+	if (err == EBUSY)
+		return -2;
+	a->module = true;
+	return 0;
 }
 
 static void
@@ -353,7 +368,7 @@ agent_reload(struct agent *a)
 	conf_clear(&a->conf);
 	a->conf = c;
 	log_info("configuration reloaded%s", relink ? ", reconnecting" : "");
-	if (relink && a->report != NULL) {
+	if (relink && a->module) {
 		session_free(a->session);
 		a->session = NULL;
 		hold_release(a->hold, "reconnecting");
@@ -471,7 +486,10 @@ main(int argc, char *argv[])
 		log_info("waiting for freehint.ko");
 		event_active(a.ev_module, EV_TIMEOUT, 0);
 	} else if (rc != 0) {
-		rc = 1;
+		sd_notifyf(0, "STATUS=%s",
+		    rc == -1 ? "freehint.ko is not loaded (modprobe freehint)"
+		             : "another freehint-agent holds the module");
+		rc = rc == -1 ? AGENT_EXIT_NO_MODULE : 1;
 		goto out;
 	} else {
 		a.hold = hold_new(&a);

@@ -88,6 +88,7 @@ report_open(struct agent *a, int *err)
 	}
 	r->fd = fd;
 	r->owed = true;
+	kmod_lock_buffer(r->path, r->buf, sizeof r->buf);
 	r->rate = allocrate_new(a->base, "/proc/vmstat", report_tick, r);
 	r->ev_probe = evtimer_new(a->base, report_probe_cb, r);
 	r->ev_expire = evtimer_new(a->base, report_expire_cb, r);

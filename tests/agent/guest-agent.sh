@@ -18,10 +18,10 @@ wait_for() {
 	done
 }
 
-# The module is missing: one clear line, exit 1.
+# The module is missing: one clear line, exit 78 (the unit does not restart).
 freehint-agent -d >/tmp/a0.log 2>&1
 rc=$?
-if [ $rc = 1 ] && grep -q "freehint.ko is not loaded: /proc/freehint/report: No such file or directory; modprobe freehint" /tmp/a0.log &&
+if [ $rc = 78 ] && grep -q "freehint.ko is not loaded: /proc/freehint/report: No such file or directory; modprobe freehint" /tmp/a0.log &&
 	[ "$(wc -l </tmp/a0.log)" = 1 ]; then
 	ok module-missing
 else
