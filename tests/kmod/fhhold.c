@@ -188,6 +188,19 @@ main(int argc, char **argv)
 		    inflight >> 20, total >> 20,
 		    n == 0 ? "EOF" : strerror(errno));
 	}
+	/*
+	 * Pressure with a reader that never answers: what is not in flight
+	 * (unread blocks) goes to the shrinker, so memory that can be given
+	 * back is, and the OOM killer stays away (checked by kmod-no-oom).
+	 */
+	shrunk0 = stat_get("hold_shrunk_bytes");
+	p = alloc_fill(100, 0x22);
+	CHECK(p != NULL && stat_get("hold_shrunk_bytes") > shrunk0,
+	    "hold-pressure-with-unanswered-reader",
+	    "alloc 100 MiB: %s, shrunk %lld MiB", p ? "ok" : "failed",
+	    (stat_get("hold_shrunk_bytes") - shrunk0) >> 20);
+	if (p)
+		munmap(p, 100 << 20);
 	CHECK(write_str(fd, "release\n") == 0, "hold-release-capped", "%s",
 	    strerror(errno));
 
