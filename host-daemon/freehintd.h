@@ -112,18 +112,29 @@ int discard_range(const struct memmap *, uint64_t gpa, uint64_t len,
     uint64_t deadline_ms, struct discard_result *, char *, size_t);
 
 /* validate.c: the one place a batch from a guest is checked. */
+/*
+ * A VM's rate budget. It belongs to the VM, not to a connection: a guest
+ * that says Hello again or reconnects starts with what it has left.
+ */
+struct budget {
+	struct timespec window; /* start of the current rate window */
+	uint32_t window_batches;
+	uint64_t window_bytes; /* with FREEHINTD_RANGE_COST per range */
+};
+/* What each range costs on top of its bytes: one fallocate is work
+ * however small its range, and tiny ranges must not buy more of it. */
+#define FREEHINTD_RANGE_COST (1ULL << 20)
+
+/* One agent session's ids and the current pass's held ranges. */
 struct vstate {
 	uint64_t last_batch_id;
 	bool have_batch_id;
-	struct timespec window; /* start of the current rate window */
-	uint32_t window_batches;
-	uint64_t window_bytes;
 	struct fh_rangeset held; /* HELD ranges of the pass, in pages */
 };
 
 void vstate_init(struct vstate *);
 void vstate_free(struct vstate *);
-int validate_batch(struct vstate *, const struct policy *,
+int validate_batch(struct vstate *, struct budget *, const struct policy *,
     const struct memmap *, uint32_t page_size, uint64_t align_pages,
     const Freehint__RangeBatch *, const struct timespec *now,
     struct fh_rangeset *out, char *, size_t);
@@ -158,6 +169,7 @@ struct vm {
 
 	struct guest *guest;
 	enum vm_transport transport;
+	struct budget budget; /* across sessions (validate.c) */
 	struct chan *chan; /* listen.c: the channel connector */
 
 	uint64_t guest_free_bytes;

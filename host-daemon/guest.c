@@ -271,8 +271,8 @@ guest_ranges(struct fh_peer *p, const struct fh_msg *m, void *arg)
 	if (!g->hello)
 		return FREEHINT__REJECT_REASON__NOT_ALLOWED;
 	a.batch_id = b->batch_id;
-	reason = validate_batch(&g->vs, &conf->policy, &vm->map, g->page_size,
-	    g->align_pages, b, &now, &g->ranges, err, sizeof err);
+	reason = validate_batch(&g->vs, &vm->budget, &conf->policy, &vm->map,
+	    g->page_size, g->align_pages, b, &now, &g->ranges, err, sizeof err);
 	if (reason == 0 && b->kind == FREEHINT__RANGE_KIND__HELD &&
 	    (!vm_pass_active(vm) || !b->has_pass_id ||
 	        b->pass_id != vm->pass_id)) {

@@ -5,7 +5,9 @@
  * never from the guest), be whole blocks of the order we asked for, and not
  * overlap anything held for the current pass; batches and bytes are
  * limited per batch and per second, so that one VM cannot keep the daemon
- * from serving the others. The answer is a RejectReason.
+ * from serving the others. The per-second budget belongs to the VM (a new
+ * Hello or connection does not refill it) and each range costs
+ * FREEHINTD_RANGE_COST on top of its bytes. The answer is a RejectReason.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -13,7 +15,7 @@
 
 #include "freehintd.h"
 
-static int check_rate(struct vstate *, const struct policy *,
+static int check_rate(struct budget *, const struct policy *,
     const struct timespec *, uint64_t, char *, size_t);
 
 void
@@ -40,7 +42,7 @@ validate_reason_name(int reason)
 }
 
 static int
-check_rate(struct vstate *v, const struct policy *pol,
+check_rate(struct budget *v, const struct policy *pol,
     const struct timespec *now, uint64_t bytes, char *err, size_t errlen)
 {
 	if (now->tv_sec != v->window.tv_sec) {
@@ -71,7 +73,7 @@ check_rate(struct vstate *v, const struct policy *pol,
  * the detail in err, and nothing may be touched.
  */
 int
-validate_batch(struct vstate *v, const struct policy *pol,
+validate_batch(struct vstate *v, struct budget *bud, const struct policy *pol,
     const struct memmap *m, uint32_t page_size, uint64_t align_pages,
     const Freehint__RangeBatch *b, const struct timespec *now,
     struct fh_rangeset *out, char *err, size_t errlen)
@@ -160,7 +162,10 @@ validate_batch(struct vstate *v, const struct policy *pol,
 		snprintf(err, errlen, "ranges already held in this pass");
 		return FREEHINT__REJECT_REASON__OVERLAPPING;
 	}
-	if ((rc = check_rate(v, pol, now, bytes, err, errlen)) != 0)
+	/* Snapshots are only counted: no fallocate per range to pay for. */
+	if (b->kind != FREEHINT__RANGE_KIND__HINT)
+		bytes += out->n * FREEHINTD_RANGE_COST;
+	if ((rc = check_rate(bud, pol, now, bytes, err, errlen)) != 0)
 		return rc;
 	return 0;
 }

@@ -33,6 +33,7 @@ static const struct policy pol = {
 
 struct fixture {
 	struct vstate vs;
+	struct budget bud;
 	struct fh_rangeset out;
 	struct timespec now;
 	uint64_t id;
@@ -82,7 +83,30 @@ judge(struct fixture *f, Freehint__RangeKind kind, const uint64_t *pairs,
 	b.lengths = lens;
 	b.n_gaps = b.n_lengths = n;
 	b.has_last = b.last = f->last;
-	return validate_batch(&f->vs, &pol, &map, 4096, 512, &b, &f->now,
+	return validate_batch(&f->vs, &f->bud, &pol, &map, 4096, 512, &b,
+	    &f->now, &f->out, f->err, sizeof f->err);
+}
+
+/* Single-page ranges, which the usual alignment would refuse. */
+static int
+validate_tiny(
+    struct fixture *f, struct policy *p, const uint64_t *pairs, size_t n)
+{
+	Freehint__RangeBatch b = FREEHINT__RANGE_BATCH__INIT;
+	uint64_t gaps[128], lens[128];
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		gaps[i] = pairs[2 * i];
+		lens[i] = pairs[2 * i + 1];
+	}
+	p->max_batches_sec = 1000;
+	b.batch_id = ++f->id;
+	b.kind = FREEHINT__RANGE_KIND__REPORTED;
+	b.gaps = gaps;
+	b.lengths = lens;
+	b.n_gaps = b.n_lengths = n;
+	return validate_batch(&f->vs, &f->bud, p, &map, 4096, 1, &b, &f->now,
 	    &f->out, f->err, sizeof f->err);
 }
 
@@ -140,14 +164,14 @@ test_page_size_wrap(void **state)
 	b.gaps = gaps;
 	b.lengths = lens;
 	b.n_gaps = b.n_lengths = 1;
-	assert_int_equal(validate_batch(&f->vs, &pol, &map, 65536, 32, &b,
-	                     &f->now, &f->out, f->err, sizeof f->err),
+	assert_int_equal(validate_batch(&f->vs, &f->bud, &pol, &map, 65536, 32,
+	                     &b, &f->now, &f->out, f->err, sizeof f->err),
 	    R(OUT_OF_RANGE));
 	/* The same range without the 2^48 lies inside RAM and passes. */
 	b.batch_id = ++f->id;
 	b.gaps = ok_gaps;
-	assert_int_equal(validate_batch(&f->vs, &pol, &map, 65536, 32, &b,
-	                     &f->now, &f->out, f->err, sizeof f->err),
+	assert_int_equal(validate_batch(&f->vs, &f->bud, &pol, &map, 65536, 32,
+	                     &b, &f->now, &f->out, f->err, sizeof f->err),
 	    0);
 }
 
@@ -218,6 +242,49 @@ test_rate_and_ids(void **state)
 	assert_int_equal(judge(f, REP, ok, 1), 0);
 }
 
+/*
+ * The budget is the VM's: a guest that says Hello again (a new vstate)
+ * before every batch still runs into RATE_LIMITED. And each range costs
+ * FREEHINTD_RANGE_COST: a batch of 64 single pages is charged 64 MiB,
+ * not 256 KiB, so tiny ranges buy no more fallocate calls.
+ */
+static void
+test_budget_outlives_hello(void **state)
+{
+	struct fixture *f = *state;
+	const uint64_t ok[] = { 0x4000, 512 };
+	uint64_t tiny[128];
+	struct policy p = pol;
+	int i;
+
+	for (i = 0; i < 10; i++) {
+		vstate_free(&f->vs);
+		vstate_init(&f->vs);
+		f->id = 0;
+		assert_int_equal(judge(f, REP, ok, 1), 0);
+	}
+	vstate_free(&f->vs);
+	vstate_init(&f->vs);
+	f->id = 0;
+	assert_int_equal(judge(f, REP, ok, 1), R(RATE_LIMITED));
+
+	f->now.tv_sec++;
+	memset(&f->bud, 0, sizeof f->bud);
+	for (i = 0; i < 64; i++) {
+		tiny[2 * i] = i == 0 ? 0x4000 : 511; /* one page in 512 */
+		tiny[2 * i + 1] = 1;
+	}
+	/* 1 GiB a second: 15 such batches (64.25 MiB each), then no more. */
+	for (i = 0; i < 15; i++) {
+		vstate_free(&f->vs);
+		vstate_init(&f->vs);
+		f->id = 0;
+		if (validate_tiny(f, &p, tiny, 64) != 0)
+			fail_msg("batch %d: %s", i, f->err);
+	}
+	assert_int_equal(validate_tiny(f, &p, tiny, 64), R(RATE_LIMITED));
+}
+
 static void
 test_malformed(void **state)
 {
@@ -257,6 +324,8 @@ main(void)
 		    test_too_large, setup, teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_rate_and_ids, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_budget_outlives_hello, setup, teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_malformed, setup, teardown),
 	};
