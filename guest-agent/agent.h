@@ -110,7 +110,6 @@ struct hostclock {
 /* Taken off every lease for the jiffy and millisecond roundings. */
 #define AGENT_LEASE_MARGIN_MS 100
 
-uint64_t agent_now_ms(void);
 void hostclock_init(struct hostclock *);
 void hostclock_sample(struct hostclock *, uint64_t host_ms, uint64_t local_ms);
 int hostclock_deadline(const struct hostclock *, uint64_t local_ms,

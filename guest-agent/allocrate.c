@@ -150,7 +150,7 @@ allocrate_sample(struct allocrate *ar)
 	ar->prev_pages = ar->last_pages;
 	ar->prev_ms = ar->last_ms;
 	ar->last_pages = pages;
-	ar->last_ms = agent_now_ms();
+	ar->last_ms = fh_monotonic_ms();
 }
 
 /*

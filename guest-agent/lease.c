@@ -22,22 +22,11 @@
  * sample's age, and the best sample is the one with the largest
  * h - a * DEN / NUM. Integer rounding is done towards earlier deadlines.
  */
-#include <time.h>
-
 #include "agent.h"
 
 /* The guest's clock may run up to 12.5% fast against the host's. */
 #define LEASE_DRIFT_NUM 9
 #define LEASE_DRIFT_DEN 8
-
-uint64_t
-agent_now_ms(void)
-{
-	struct timespec now;
-
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	return (uint64_t)now.tv_sec * 1000 + (uint64_t)now.tv_nsec / 1000000;
-}
 
 /* t * DEN / NUM, rounded up (ceil) or down. */
 static int64_t

@@ -259,13 +259,13 @@ report_read_cb(int fd, short what, void *arg)
 	kb->grace_ms = r->rs_grace_ms;
 	kb->bytes = fh_rs_pages(&r->rs) * r->agent->page_size;
 	if (r->agent->conf.report_defer_rate != 0 &&
-	    agent_now_ms() >= r->quiet_until_ms &&
+	    fh_monotonic_ms() >= r->quiet_until_ms &&
 	    allocrate_pages(r->rate, &r->probe_pages) == 0) {
 		struct timeval tv = { 0, REPORT_PROBE_MS * 1000 };
 
 		/* r->rs is kept: nothing is read until the probe ends. */
 		r->probe_kb = kb;
-		r->probe_ms = agent_now_ms();
+		r->probe_ms = fh_monotonic_ms();
 		report_arm(r, false);
 		evtimer_add(r->ev_probe, &tv);
 		return;
@@ -291,7 +291,7 @@ report_probe_cb(int fd, short what, void *arg)
 	uint64_t pages, ms, rate;
 
 	r->probe_kb = NULL;
-	ms = agent_now_ms();
+	ms = fh_monotonic_ms();
 	if (!session_ready(r->agent->session))
 		report_fail(r, kb->kid, "no host");
 	else if (allocrate_pages(r->rate, &pages) == 0 &&
@@ -314,7 +314,7 @@ static void
 report_expire_arm(struct report *r)
 {
 	struct kbatch *kb = TAILQ_FIRST(&r->expiring);
-	uint64_t now = agent_now_ms(), wait;
+	uint64_t now = fh_monotonic_ms(), wait;
 	struct timeval tv;
 
 	if (kb == NULL) {
@@ -337,7 +337,7 @@ void
 report_kbatch_done(struct report *r, struct kbatch *kb)
 {
 	TAILQ_REMOVE(&r->kbs, kb, entry);
-	if (kb->unanswered && kb->expire_ms > agent_now_ms()) {
+	if (kb->unanswered && kb->expire_ms > fh_monotonic_ms()) {
 		TAILQ_INSERT_TAIL(&r->expiring, kb, entry);
 		report_expire_arm(r);
 		return;
@@ -353,7 +353,7 @@ report_expire_cb(int fd, short what, void *arg)
 	struct kbatch *kb;
 
 	while ((kb = TAILQ_FIRST(&r->expiring)) != NULL &&
-	    kb->expire_ms <= agent_now_ms()) {
+	    kb->expire_ms <= fh_monotonic_ms()) {
 		TAILQ_REMOVE(&r->expiring, kb, entry);
 		log_info("report batch %llu: lease over, given back",
 		    (unsigned long long)kb->kid);

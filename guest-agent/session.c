@@ -193,7 +193,7 @@ session_send_ranges(struct session *s, Freehint__RangeKind kind,
 	 * Before the send: the module keeps the pages at least grace_ms
 	 * after any moment the agent still has the file open.
 	 */
-	now = agent_now_ms();
+	now = fh_monotonic_ms();
 	leased = kind != FREEHINT__RANGE_KIND__HINT &&
 	    hostclock_deadline(&s->clock, now, kb->grace_ms,
 	        AGENT_LEASE_MARGIN_MS, &deadline) == 0;
@@ -389,7 +389,8 @@ handle_welcome(struct fh_peer *peer, const struct fh_msg *m, void *arg)
 	 * never late, whatever the delay on the way.
 	 */
 	if (w->has_host_clock_ms)
-		hostclock_sample(&s->clock, w->host_clock_ms, agent_now_ms());
+		hostclock_sample(
+		    &s->clock, w->host_clock_ms, fh_monotonic_ms());
 	session_policy(s, w);
 	s->welcomed = true;
 	transport_established(s->agent->transport);
@@ -414,7 +415,8 @@ handle_ack(struct fh_peer *peer, const struct fh_msg *m, void *arg)
 	if (!s->welcomed)
 		return FREEHINT__REJECT_REASON__NOT_ALLOWED;
 	if (ack->has_host_clock_ms)
-		hostclock_sample(&s->clock, ack->host_clock_ms, agent_now_ms());
+		hostclock_sample(
+		    &s->clock, ack->host_clock_ms, fh_monotonic_ms());
 	TAILQ_FOREACH(p, &s->pending, entry)
 	if (p->id == ack->batch_id)
 		break;
@@ -482,7 +484,7 @@ session_expire_arm(struct session *s)
 		evtimer_del(s->ev_expire);
 		return;
 	}
-	now = agent_now_ms();
+	now = fh_monotonic_ms();
 	first = first > now ? first - now : 0;
 	tv.tv_sec = (time_t)(first / 1000);
 	tv.tv_usec = (suseconds_t)(first % 1000) * 1000;
@@ -500,7 +502,7 @@ session_expire_cb(int fd, short what, void *arg)
 	struct session *s = arg;
 	struct agent *a = s->agent;
 	struct pending *p, *next;
-	uint64_t now = agent_now_ms();
+	uint64_t now = fh_monotonic_ms();
 	unsigned n = 0;
 
 	for (p = TAILQ_FIRST(&s->pending); p != NULL; p = next) {

@@ -22,15 +22,6 @@
 
 #define DISCARD_CHUNK (32ULL << 20)
 
-uint64_t
-monotonic_ms(void)
-{
-	struct timespec now;
-
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	return (uint64_t)now.tv_sec * 1000 + (uint64_t)now.tv_nsec / 1000000;
-}
-
 /* Test-only: sleep this long before each piece, as a slow backing. */
 static void
 discard_test_delay(void)
@@ -94,7 +85,8 @@ discard_range(const struct memmap *m, uint64_t gpa, uint64_t len,
 	res->skipped += len - tlen;
 	while (tlen > 0) {
 		discard_test_delay();
-		if (monotonic_ms() + FREEHINTD_LEASE_MARGIN_MS >= deadline_ms) {
+		if (fh_monotonic_ms() + FREEHINTD_LEASE_MARGIN_MS >=
+		    deadline_ms) {
 			snprintf(err, errlen, "too late to discard");
 			return DISCARD_TOO_LATE;
 		}

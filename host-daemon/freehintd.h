@@ -105,7 +105,6 @@ struct discard_result {
 
 #define DISCARD_TOO_LATE 1
 
-uint64_t monotonic_ms(void);
 bool discard_trim(uint64_t off, uint64_t len, uint64_t pagesz, uint64_t *toff,
     uint64_t *tlen);
 int discard_range(const struct memmap *, uint64_t gpa, uint64_t len,
@@ -181,7 +180,7 @@ struct vm {
 	uint64_t batches_rejected;
 	uint64_t pass_id;
 	bool pass_active;
-	uint64_t pass_started_ms; /* monotonic_ms() */
+	uint64_t pass_started_ms; /* fh_monotonic_ms() */
 	char last_error[256]; /* printable ASCII only: shown to people */
 	struct log_rl error_rl;
 

@@ -186,7 +186,7 @@ guest_hello(struct fh_peer *p, const struct fh_msg *m, void *arg)
 	w.has_stats_interval_ms = true;
 	w.stats_interval_ms = conf->policy.stats_interval_ms;
 	w.has_host_clock_ms = true;
-	w.host_clock_ms = monotonic_ms();
+	w.host_clock_ms = fh_monotonic_ms();
 	fh_strvis(version, sizeof version,
 	    h->agent_version != NULL ? h->agent_version : "");
 	log_info("vm %s: agent %s, %u-byte pages, mode %s (%s)", vm->name,
@@ -223,7 +223,7 @@ guest_apply(struct guest *g, const Freehint__RangeBatch *b, Freehint__Ack *a,
 			snprintf(err, errlen, "no deadline: not discarded");
 			return FREEHINT__REJECT_REASON__NOT_ALLOWED;
 		}
-		if (monotonic_ms() + FREEHINTD_LEASE_MARGIN_MS >=
+		if (fh_monotonic_ms() + FREEHINTD_LEASE_MARGIN_MS >=
 		    b->deadline_ms) {
 			snprintf(err, errlen, "too late to discard");
 			return FREEHINT__REJECT_REASON__NOT_ALLOWED;
@@ -288,7 +288,7 @@ guest_ranges(struct fh_peer *p, const struct fh_msg *m, void *arg)
 		vm->ranges_applied += g->ranges.n;
 		vm->batches_applied++;
 		a.has_host_clock_ms = true;
-		a.host_clock_ms = monotonic_ms();
+		a.host_clock_ms = fh_monotonic_ms();
 		fh_peer_send(p, FH_MSG_ACK, &a.base);
 		return 0;
 	}
@@ -301,7 +301,7 @@ guest_ranges(struct fh_peer *p, const struct fh_msg *m, void *arg)
 	vm_set_error(vm, "batch %" PRIu64 " rejected: %s: %s", b->batch_id,
 	    validate_reason_name(reason), err);
 	a.has_host_clock_ms = true;
-	a.host_clock_ms = monotonic_ms();
+	a.host_clock_ms = fh_monotonic_ms();
 	fh_peer_send(p, FH_MSG_ACK, &a.base);
 	/* A failed discard is ours, not the guest's fault. */
 	return reason == FREEHINT__REJECT_REASON__HOST_ERROR ? 0 : reason;

@@ -543,7 +543,7 @@ vm_pass_active(struct vm *vm)
 
 	if (!vm->pass_active)
 		return false;
-	if (monotonic_ms() - vm->pass_started_ms < FREEHINTD_PASS_TIMEOUT_MS)
+	if (fh_monotonic_ms() - vm->pass_started_ms < FREEHINTD_PASS_TIMEOUT_MS)
 		return true;
 	log_info(
 	    "vm %s: hint pass %" PRIu64 " timed out", vm->name, vm->pass_id);
@@ -580,7 +580,7 @@ vm_hint(struct vm *vm, char *err, size_t errlen)
 	}
 	vm->pass_id++;
 	vm->pass_active = true;
-	vm->pass_started_ms = monotonic_ms();
+	vm->pass_started_ms = fh_monotonic_ms();
 	log_info("vm %s: hint pass %" PRIu64 " started", vm->name, vm->pass_id);
 	return 0;
 }

@@ -80,6 +80,9 @@ struct fh_rangeset {
 	size_t cap;
 };
 
+/* clock.c */
+uint64_t fh_monotonic_ms(void);
+
 void fh_rs_init(struct fh_rangeset *);
 void fh_rs_free(struct fh_rangeset *);
 void fh_rs_clear(struct fh_rangeset *);

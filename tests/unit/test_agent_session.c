@@ -429,7 +429,7 @@ test_deadline_on_host_clock(void **state)
 	struct fx *f = *state;
 	Freehint__Welcome w = FREEHINT__WELCOME__INIT;
 	const Freehint__RangeBatch *b;
-	uint64_t t0 = agent_now_ms(), host0 = t0 + 1000000, after;
+	uint64_t t0 = fh_monotonic_ms(), host0 = t0 + 1000000, after;
 
 	w.proto_version = FH_PROTO_VERSION;
 	w.mode = FREEHINT__MODE__DISCARD;
@@ -439,7 +439,7 @@ test_deadline_on_host_clock(void **state)
 	SPIN_UNTIL(f, session_ready(f->a.session));
 
 	send_reported(f, 2000);
-	after = agent_now_ms();
+	after = fh_monotonic_ms();
 	SPIN_UNTIL(f, count(f, FH_MSG_RANGES) == 1);
 	b = last_ranges(f);
 	assert_true(b->has_deadline_ms);
@@ -470,23 +470,23 @@ test_deadline_refined_by_ack(void **state)
 	w.proto_version = FH_PROTO_VERSION;
 	w.mode = FREEHINT__MODE__DISCARD;
 	w.has_host_clock_ms = true;
-	w.host_clock_ms = agent_now_ms() + 1000000 - 3000;
+	w.host_clock_ms = fh_monotonic_ms() + 1000000 - 3000;
 	put(f, FH_MSG_WELCOME, &w.base);
 	SPIN_UNTIL(f, session_ready(f->a.session));
 
 	send_reported(f, 2000);
-	after[0] = agent_now_ms();
+	after[0] = fh_monotonic_ms();
 	SPIN_UNTIL(f, count(f, FH_MSG_RANGES) == 1);
 	b[0] = last_ranges(f);
 	a.batch_id = b[0]->batch_id;
 	a.status = FREEHINT__ACK_STATUS__APPLIED;
 	a.has_host_clock_ms = true;
-	host_ack = a.host_clock_ms = agent_now_ms() + 1000000;
+	host_ack = a.host_clock_ms = fh_monotonic_ms() + 1000000;
 	put(f, FH_MSG_ACK, &a.base);
 	SPIN_UNTIL(f, f->a.stats.batches_acked == 1);
 
 	send_reported(f, 2000);
-	after[1] = agent_now_ms();
+	after[1] = fh_monotonic_ms();
 	SPIN_UNTIL(f, count(f, FH_MSG_RANGES) == 2);
 	b[1] = last_ranges(f);
 	assert_true(b[0]->has_deadline_ms && b[1]->has_deadline_ms);
@@ -514,7 +514,7 @@ test_no_host_clock_no_deadline(void **state)
 	w.proto_version = FH_PROTO_VERSION;
 	w.mode = FREEHINT__MODE__DISCARD;
 	w.has_host_clock_ms = true;
-	w.host_clock_ms = agent_now_ms();
+	w.host_clock_ms = fh_monotonic_ms();
 	put(f, FH_MSG_WELCOME, &w.base);
 	SPIN_UNTIL(f, session_ready(f->a.session));
 	send_reported(f, 0);
@@ -540,17 +540,17 @@ test_pending_expires(void **state)
 	w.has_max_inflight = true;
 	w.max_inflight = 1;
 	w.has_host_clock_ms = true;
-	w.host_clock_ms = agent_now_ms();
+	w.host_clock_ms = fh_monotonic_ms();
 	put(f, FH_MSG_WELCOME, &w.base);
 	SPIN_UNTIL(f, session_ready(f->a.session));
-	t0 = agent_now_ms();
+	t0 = fh_monotonic_ms();
 	send_reported(f, 300);
 	SPIN_UNTIL(f, count(f, FH_MSG_RANGES) == 1);
 	assert_int_equal(session_free_slots(f->a.session), 0);
 	settle(f);
 	assert_int_equal(f->a.stats.batches_failed, 0);
 	SPIN_UNTIL(f, f->a.stats.batches_failed == 1);
-	assert_true(agent_now_ms() >= t0 + 300);
+	assert_true(fh_monotonic_ms() >= t0 + 300);
 	assert_int_equal(session_free_slots(f->a.session), 1);
 	/* The Ack, too late: no fault, the session goes on. */
 	a.batch_id = last_ranges(f)->batch_id;

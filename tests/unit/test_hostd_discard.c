@@ -120,7 +120,7 @@ test_discard_deadline(void **state)
 	r = (struct memregion){ 0, 256 * MiB, 0, 0, fd, 0, 4096 };
 	m = (struct memmap){ &r, 1, NULL, VM_BACKING_MEMFD };
 
-	now = monotonic_ms();
+	now = fh_monotonic_ms();
 	assert_int_equal(
 	    discard_range(&m, 0, 256 * MiB, now + FREEHINTD_LEASE_MARGIN_MS,
 	        &res, err, sizeof err),
@@ -129,7 +129,7 @@ test_discard_deadline(void **state)
 	assert_int_equal((unsigned char)p[0], 0xa5);
 
 	setenv("FREEHINTD_TEST_DISCARD_DELAY_MS", "150", 1);
-	now = monotonic_ms();
+	now = fh_monotonic_ms();
 	assert_int_equal(
 	    discard_range(&m, 0, 256 * MiB,
 	        now + FREEHINTD_LEASE_MARGIN_MS + 400, &res, err, sizeof err),
@@ -137,7 +137,7 @@ test_discard_deadline(void **state)
 	/* Stopped between pieces: at least one punched, not all. */
 	assert_true(res.bytes > 0);
 	assert_true(res.bytes < 256 * MiB);
-	assert_true(monotonic_ms() <= now + FREEHINTD_LEASE_MARGIN_MS + 400);
+	assert_true(fh_monotonic_ms() <= now + FREEHINTD_LEASE_MARGIN_MS + 400);
 	assert_int_equal(p[res.bytes - 1], 0);
 	assert_int_equal((unsigned char)p[res.bytes], 0xa5);
 	munmap(p, 256 * MiB);
