@@ -1,13 +1,24 @@
 #!/bin/sh
-# freehint.ko for real: checkpatch --strict, then three QEMU guests (TCG is
-# fine) booted in parallel:
+# freehint.ko for real: checkpatch --strict, then QEMU guests (TCG is fine);
+# main, integrity and hotplug in parallel, with the small ones one after
+# the other beside them:
 #   main      blocks snapshot vs /proc/buddyinfo, report channel (ack, fail,
 #             timeout + grace, EBUSY, poll), hold (capture, shrinker, no OOM,
 #             in-flight kept, release, close + grace), rmmod with files open
 #   integrity 60 s of checksummed memory churn under reporting and holds
 #             with the scribbling module build (blocks filled with 0x5a as
 #             soon as they are read)
-#   balloon   virtio_balloon owns page reporting: freehint still loads
+#   hotplug   virtio-mem memory (onlined movable) plugged and unplugged
+#             while snapshots are read in a loop and holds capture: holds
+#             take no movable memory, the unplug completes (QEMU's
+#             qom-get size reaches 0), no oops
+#   balloon   virtio_balloon with free page reporting loaded first: freehint
+#             still loads, the balloon stays bound and owns reporting
+#   balloon-after  freehint loaded first: it leaves the slot free and the
+#             balloon binds
+#   poison    page_poison=1: no page reporting unless report_poison_ok=1
+#   limits    blocks 0400 (a real uid 65534 open gets EACCES), the bounded
+#             snapshot, bounded timeout parameters, limit= that would wrap
 # Exit 0 pass, 77 skip, 1 fail. Logs in build/kmod-guest/.
 set -u
 cd "$(dirname "$0")/../.." || exit 1
@@ -61,29 +72,104 @@ guest_build "$out/main.cpio.gz" -m kmod/freehint.ko -b "$B/fhsnap" \
 guest_build "$out/integrity.cpio.gz" \
 	-m "$FHROOT/build/kmod-scribble/freehint.ko:freehint-scribble.ko" \
 	-b "$B/fhinteg" -s tests/kmod/guest-integrity.sh &&
-guest_build "$out/balloon.cpio.gz" -m kmod/freehint.ko \
-	-s tests/kmod/guest-balloon.sh ||
+guest_build "$out/hotplug.cpio.gz" -m kmod/freehint.ko -b "$B/fhbusy" \
+	-f tests/kmod/guest-lib.sh:/lib/freehint/guest-lib.sh \
+	-s tests/kmod/guest-hotplug.sh &&
+guest_build "$out/limits.cpio.gz" -m kmod/freehint.ko -b "$B/fhuser" \
+	-f tests/kmod/guest-lib.sh:/lib/freehint/guest-lib.sh \
+	-s tests/kmod/guest-limits.sh ||
 	{ fail kmod-initrd "mkinitrd.sh failed"; exit 1; }
+for g in balloon balloon-after poison; do
+	guest_build "$out/$g.cpio.gz" -m kmod/freehint.ko \
+		-f tests/kmod/guest-lib.sh:/lib/freehint/guest-lib.sh \
+		-s "tests/kmod/guest-$g.sh" ||
+		{ fail kmod-initrd "mkinitrd.sh failed"; exit 1; }
+done
+
+# The host side of the hotplug guest: plug 256 MiB at "FHHP plug", ask for
+# it all back at "FHHP unplug" and wait for QEMU's plugged size to reach 0.
+# Prints its own PASS/FAIL lines; returns the guest's status.
+hp_log=$out/hotplug.log hp_qmp=$out/hotplug.qmp
+hp_qmp_exec() { python3 tests/hostd/qmp.py "$hp_qmp" exec "$@"; }
+hotplug_host() {
+	rm -f "$hp_qmp" "$out/hotplug.pid"
+	guest_run "$hp_log" "$out/hotplug.cpio.gz" -b -p "$out/hotplug.pid" \
+		-q "$hp_qmp" -x 2G -t 540 -a "memhp_default_state=online_movable" \
+		-- -object memory-backend-ram,id=vmem0,size=512M \
+		-device virtio-mem-pci,id=vm0,memdev=vmem0,requested-size=0 ||
+		return 125
+	if wait_for 180 grep -a -q "FHHP plug" "$hp_log"; then
+		hp_qmp_exec qom-set \
+			'{"path": "vm0", "property": "requested-size", "value": 268435456}' >/dev/null
+	fi
+	if wait_for 300 grep -a -q "FHHP unplug" "$hp_log"; then
+		hp_qmp_exec qom-set \
+			'{"path": "vm0", "property": "requested-size", "value": 0}' >/dev/null
+		_hp_i=0 _hp_size=
+		while [ $_hp_i -lt 240 ]; do
+			_hp_size=$(hp_qmp_exec qom-get '{"path": "vm0", "property": "size"}')
+			[ "$_hp_size" = 0 ] && break
+			sleep 1
+			_hp_i=$((_hp_i + 1))
+		done
+		if [ "$_hp_size" = 0 ]; then
+			echo "PASS kmod-hotplug-size-zero"
+		else
+			echo "FAIL kmod-hotplug-size-zero: virtio-mem size $_hp_size bytes 240 s after requested-size 0"
+		fi
+	fi
+	wait_for 300 grep -a -q "FHGUEST EXIT" "$hp_log"
+	_hp_st=$(sed -n 's/.*FHGUEST EXIT \([0-9][0-9]*\).*/\1/p' "$hp_log" | tail -n 1)
+	# Nothing else stops QEMU before its timeout if the guest hung.
+	[ -n "$_hp_st" ] || kill "$(cat "$out/hotplug.pid")" 2>/dev/null
+	return "${_hp_st:-124}"
+}
+
+# The small guests one after the other; each one's status in NAME.rc.
+small_guests() {
+	guest_run "$out/balloon.log" "$out/balloon.cpio.gz" -t 120 \
+		-- -device virtio-balloon-pci,free-page-reporting=on
+	echo $? >"$out/balloon.rc"
+	guest_run "$out/balloon-after.log" "$out/balloon-after.cpio.gz" -t 120 \
+		-- -device virtio-balloon-pci,free-page-reporting=on
+	echo $? >"$out/balloon-after.rc"
+	guest_run "$out/poison.log" "$out/poison.cpio.gz" -t 120 -a page_poison=1
+	echo $? >"$out/poison.rc"
+	guest_run "$out/limits.log" "$out/limits.cpio.gz" -t 180
+	echo $? >"$out/limits.rc"
+}
 
 # init_on_alloc=0: Debian zeroes every allocation by default, which would
 # hide both the "zero" work of a capture and stale data in reused pages.
-echo "booting 3 guests (main, integrity, balloon); about 90 s with TCG"
+echo "booting 7 guests (main, integrity, hotplug; balloon, balloon-after, poison, limits); about 3 min with TCG"
 guest_run "$out/main.log" "$out/main.cpio.gz" -a init_on_alloc=0 -t 300 &
 p_main=$!
 guest_run "$out/integrity.log" "$out/integrity.cpio.gz" \
 	-a init_on_alloc=0 -t 300 &
 p_int=$!
-guest_run "$out/balloon.log" "$out/balloon.cpio.gz" -t 120 \
-	-- -device virtio-balloon-pci,free-page-reporting=on &
-p_bal=$!
+hotplug_host >"$out/hotplug.host" 2>&1 &
+p_hp=$!
+rm -f "$out"/*.rc
+small_guests &
+p_small=$!
 
-for g in main:$p_main integrity:$p_int balloon:$p_bal; do
+wait $p_small
+for g in main:$p_main integrity:$p_int hotplug:$p_hp balloon: \
+	balloon-after: poison: limits:; do
 	name=${g%%:*}
 	rc=0
-	wait "${g#*:}" || rc=$?
+	if [ -n "${g#*:}" ]; then
+		wait "${g#*:}" || rc=$?
+	else
+		rc=$(cat "$out/$name.rc" 2>/dev/null || echo 125)
+	fi
 	log=$out/$name.log
 	echo "--- guest $name (exit $rc, log $log)"
-	tr -d '\r' <"$log" | grep -a -E '^(PASS|FAIL|SKIP) |^(report|hold|integrity|buddyinfo|after free|reallocated|rmmod)[: ]'
+	tr -d '\r' <"$log" | grep -a -E '^(PASS|FAIL|SKIP) |^(report|hold|hotplug|integrity|buddyinfo|blocks|stats|after free|reallocated|rmmod)[: ]'
+	if [ -f "$out/$name.host" ]; then
+		cat "$out/$name.host"
+		grep -q '^FAIL ' "$out/$name.host" && FH_FAILED=1
+	fi
 	if [ "$rc" -ne 0 ] && ! tr -d '\r' <"$log" | grep -a -q '^FAIL '; then
 		fail "guest-$name" "guest exited $rc (124: timeout, 125: no FHGUEST EXIT line: crash?)"
 		tr -d '\r' <"$log" | tail -n 30
