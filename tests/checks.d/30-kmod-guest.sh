@@ -16,6 +16,9 @@
 #             still loads, the balloon stays bound and owns reporting
 #   balloon-after  freehint loaded first: it leaves the slot free and the
 #             balloon binds
+#   balloon-rearm  freehint owns reporting, a reporting balloon is
+#             hot-plugged (QMP device_add): rearm gives the slot up, the
+#             balloon binds
 #   poison    page_poison=1: no page reporting unless report_poison_ok=1
 #   limits    blocks 0400 (a real uid 65534 open gets EACCES), the bounded
 #             snapshot, bounded timeout parameters, limit= that would wrap
@@ -79,7 +82,7 @@ guest_build "$out/limits.cpio.gz" -m kmod/freehint.ko -b "$B/fhuser" \
 	-f tests/kmod/guest-lib.sh:/lib/freehint/guest-lib.sh \
 	-s tests/kmod/guest-limits.sh ||
 	{ fail kmod-initrd "mkinitrd.sh failed"; exit 1; }
-for g in balloon balloon-after poison; do
+for g in balloon balloon-after balloon-rearm poison; do
 	guest_build "$out/$g.cpio.gz" -m kmod/freehint.ko \
 		-f tests/kmod/guest-lib.sh:/lib/freehint/guest-lib.sh \
 		-s "tests/kmod/guest-$g.sh" ||
@@ -125,6 +128,24 @@ hotplug_host() {
 	return "${_hp_st:-124}"
 }
 
+# The host side of the balloon-rearm guest: hot-plug a balloon with free
+# page reporting at "FHBR add". Returns the guest's status.
+br_log=$out/balloon-rearm.log br_qmp=$out/balloon-rearm.qmp
+balloon_rearm_host() {
+	rm -f "$br_qmp" "$out/balloon-rearm.pid"
+	guest_run "$br_log" "$out/balloon-rearm.cpio.gz" -b \
+		-p "$out/balloon-rearm.pid" -q "$br_qmp" -t 240 || return 125
+	if wait_for 120 grep -a -q "FHBR add" "$br_log"; then
+		python3 tests/hostd/qmp.py "$br_qmp" exec device_add \
+			'{"driver": "virtio-balloon-pci", "id": "bal0", "free-page-reporting": true}' >/dev/null ||
+			echo "FAIL kmod-balloon-rearm-device-add: QMP device_add failed"
+	fi
+	wait_for 180 grep -a -q "FHGUEST EXIT" "$br_log"
+	_br_st=$(sed -n 's/.*FHGUEST EXIT \([0-9][0-9]*\).*/\1/p' "$br_log" | tail -n 1)
+	[ -n "$_br_st" ] || kill "$(cat "$out/balloon-rearm.pid")" 2>/dev/null
+	return "${_br_st:-124}"
+}
+
 # The small guests one after the other; each one's status in NAME.rc.
 small_guests() {
 	guest_run "$out/balloon.log" "$out/balloon.cpio.gz" -t 120 \
@@ -133,6 +154,8 @@ small_guests() {
 	guest_run "$out/balloon-after.log" "$out/balloon-after.cpio.gz" -t 120 \
 		-- -device virtio-balloon-pci,free-page-reporting=on
 	echo $? >"$out/balloon-after.rc"
+	balloon_rearm_host >"$out/balloon-rearm.host" 2>&1
+	echo $? >"$out/balloon-rearm.rc"
 	guest_run "$out/poison.log" "$out/poison.cpio.gz" -t 120 -a page_poison=1
 	echo $? >"$out/poison.rc"
 	guest_run "$out/limits.log" "$out/limits.cpio.gz" -t 180
@@ -141,7 +164,7 @@ small_guests() {
 
 # init_on_alloc=0: Debian zeroes every allocation by default, which would
 # hide both the "zero" work of a capture and stale data in reused pages.
-echo "booting 7 guests (main, integrity, hotplug; balloon, balloon-after, poison, limits); about 3 min with TCG"
+echo "booting 8 guests (main, integrity, hotplug; balloon, balloon-after, balloon-rearm, poison, limits); about 4 min with TCG"
 guest_run "$out/main.log" "$out/main.cpio.gz" -a init_on_alloc=0 -t 300 &
 p_main=$!
 guest_run "$out/integrity.log" "$out/integrity.cpio.gz" \
@@ -155,7 +178,7 @@ p_small=$!
 
 wait $p_small
 for g in main:$p_main integrity:$p_int hotplug:$p_hp balloon: \
-	balloon-after: poison: limits:; do
+	balloon-after: balloon-rearm: poison: limits:; do
 	name=${g%%:*}
 	rc=0
 	if [ -n "${g#*:}" ]; then
