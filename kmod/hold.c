@@ -11,7 +11,10 @@
  * free everything; in-flight blocks then stay held report_grace_ms longer.
  *
  * Held blocks are linked through page->lru, their order is kept in
- * page->private: the pages are ours while held.
+ * page->private: the pages are ours while held. The first page of each is
+ * PageOffline (memory the guest must not use, as in a balloon), so that
+ * memory offlining gets as far as the memory notifier, which gives unread
+ * and done blocks back.
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
@@ -120,6 +123,7 @@ static u64 fh_free_blocks(struct list_head *list, atomic64_t *counter,
 		order = page_private(page);
 		list_del(&page->lru);
 		set_page_private(page, 0);
+		__ClearPageOffline(page);
 		__free_pages(page, order);
 		bytes += PAGE_SIZE << order;
 		if (can_sleep)
@@ -326,6 +330,14 @@ static int fh_capture_zone(struct fh_hold *h, int nid, enum zone_type zt,
 			}
 			zeroed = zero ? fh_zero_block(page, order) : 0;
 			set_page_private(page, order);
+			/*
+			 * Logically offline while held (the host may discard
+			 * it), as balloon drivers mark their pages: offlining
+			 * then isolates the range instead of refusing the
+			 * unmovable page, and the memory notifier gives the
+			 * block back.
+			 */
+			__SetPageOffline(page);
 			spin_lock(&h->lock);
 			list_add_tail(&page->lru, &h->unread);
 			h->unread_pages += 1UL << order;
@@ -461,9 +473,12 @@ static unsigned long fh_take_range(struct list_head *from, struct list_head *to,
 
 /*
  * Memory offlining: give back the unread and done blocks in the range.
- * In-flight blocks (the host may be discarding them) cannot be: then the
- * offlining fails with -EBUSY and its caller (virtio-mem, or whoever wrote
- * "offline" to sysfs) retries later, once the batch has been answered.
+ * Offlining isolated the range first, which PageOffline let it do, so the
+ * blocks go to the isolated free lists and no capture can take them
+ * again. In-flight blocks (the host may be discarding them) cannot be
+ * given back: the offlining then fails with -EBUSY and its caller
+ * (virtio-mem, or whoever wrote "offline" to sysfs) retries later, once
+ * the batch has been answered.
  */
 static int fh_hold_memory_cb(struct notifier_block *nb, unsigned long action,
 			     void *arg)

