@@ -35,6 +35,7 @@
 /**
  * struct fh_stats - counters shown in /proc/freehint/stats
  * @snapshots: blocks snapshots taken
+ * @snapshots_truncated: of which cut at blocks_max_entries
  * @report_batches: batches handed to the report reader
  * @report_blocks: blocks in those batches
  * @report_bytes: bytes in those batches
@@ -47,9 +48,11 @@
  * @hold_released_bytes: bytes given back by release, close, timeout or exit
  * @hold_shrunk_bytes: bytes given back by the shrinker
  * @hold_zeroed_pages: pages zeroed by a capture with "zero"
+ * @hold_offlined_bytes: bytes given back to memory offlining
  */
 struct fh_stats {
 	atomic64_t snapshots;
+	atomic64_t snapshots_truncated;
 	atomic64_t report_batches;
 	atomic64_t report_blocks;
 	atomic64_t report_bytes;
@@ -62,17 +65,26 @@ struct fh_stats {
 	atomic64_t hold_released_bytes;
 	atomic64_t hold_shrunk_bytes;
 	atomic64_t hold_zeroed_pages;
+	atomic64_t hold_offlined_bytes;
 };
 
 extern struct fh_stats fh_stats;
 
 /* Module parameters (freehint_main.c). */
 extern unsigned int fh_blocks_min_order;
+extern unsigned long fh_blocks_max_entries;
 extern unsigned int fh_report_order;
 extern unsigned int fh_report_timeout_ms;
 extern unsigned int fh_report_grace_ms;
 extern unsigned int fh_hold_reserve_mb;
 extern unsigned int fh_hold_timeout_ms;
+extern bool fh_report_poison_ok;
+
+/* Upper bound of the *_timeout_ms and *_grace_ms parameters: 10 minutes. */
+#define FH_MS_PARAM_MAX		600000U
+/* Bounds of blocks_max_entries. */
+#define FH_BLOCKS_MAX_ENTRIES_DEFAULT	262144UL
+#define FH_BLOCKS_MAX_ENTRIES_LIMIT	(16UL << 20)
 
 /* freehint_main.c */
 int fh_write_lines(const char __user *ubuf, size_t count,
@@ -83,6 +95,8 @@ void fh_scribble(struct page *page, unsigned int order);
 
 /* blocks.c */
 extern const struct proc_ops fh_blocks_ops;
+int fh_blocks_init(void);
+void fh_blocks_exit(void);
 
 /* report.c */
 extern const struct proc_ops fh_report_ops;
@@ -90,6 +104,8 @@ int fh_report_init(void);
 void fh_report_exit(void);
 void fh_report_stop_readers(void);
 bool fh_report_registered(void);
+const char *fh_report_owner(void);
+const char *fh_report_off_reason(void);
 unsigned int fh_report_effective_order(void);
 
 /* hold.c */

@@ -36,15 +36,38 @@ module_param_named(report_order, fh_report_order, uint, 0444);
 MODULE_PARM_DESC(report_order,
 		 "Page reporting order, 0 for pageblock_order (default 0)");
 
+/*
+ * The timeouts and the grace period are waited for in the report callback,
+ * in the hold's delayed works and in rmmod: bounded so that no value can
+ * stall page reporting or an unload for longer than FH_MS_PARAM_MAX.
+ */
+static int fh_param_set_ms(const char *val, const struct kernel_param *kp)
+{
+	unsigned int ms;
+
+	if (kstrtouint(val, 0, &ms) || ms > FH_MS_PARAM_MAX)
+		return -EINVAL;
+	WRITE_ONCE(*(unsigned int *)kp->arg, ms);
+	return 0;
+}
+
+static const struct kernel_param_ops fh_param_ms_ops = {
+	.set	= fh_param_set_ms,
+	.get	= param_get_uint,
+};
+
 unsigned int fh_report_timeout_ms = 5000;
-module_param_named(report_timeout_ms, fh_report_timeout_ms, uint, 0644);
+module_param_cb(report_timeout_ms, &fh_param_ms_ops, &fh_report_timeout_ms,
+		0644);
+__MODULE_PARM_TYPE(report_timeout_ms, "uint");
 MODULE_PARM_DESC(report_timeout_ms,
-		 "How long a report batch waits for ack or fail (default 5000)");
+		 "How long a report batch waits for ack or fail, at most 600000 (default 5000)");
 
 unsigned int fh_report_grace_ms = 10000;
-module_param_named(report_grace_ms, fh_report_grace_ms, uint, 0644);
+module_param_cb(report_grace_ms, &fh_param_ms_ops, &fh_report_grace_ms, 0644);
+__MODULE_PARM_TYPE(report_grace_ms, "uint");
 MODULE_PARM_DESC(report_grace_ms,
-		 "Extra isolation of read but unacknowledged blocks (default 10000)");
+		 "Extra isolation of read but unacknowledged blocks, at most 600000 (default 10000)");
 
 unsigned int fh_hold_reserve_mb = 32;
 module_param_named(hold_reserve_mb, fh_hold_reserve_mb, uint, 0644);
@@ -52,9 +75,38 @@ MODULE_PARM_DESC(hold_reserve_mb,
 		 "Memory left free above each zone's low watermark by a capture (default 32)");
 
 unsigned int fh_hold_timeout_ms = 60000;
-module_param_named(hold_timeout_ms, fh_hold_timeout_ms, uint, 0644);
+module_param_cb(hold_timeout_ms, &fh_param_ms_ops, &fh_hold_timeout_ms, 0644);
+__MODULE_PARM_TYPE(hold_timeout_ms, "uint");
 MODULE_PARM_DESC(hold_timeout_ms,
-		 "Held blocks are released this long after a capture (default 60000)");
+		 "Held blocks are released this long after a capture, at most 600000 (default 60000)");
+
+/* A snapshot costs about 40 bytes of kernel memory per block. */
+static int fh_param_set_entries(const char *val, const struct kernel_param *kp)
+{
+	unsigned long n;
+
+	if (kstrtoul(val, 0, &n) || !n || n > FH_BLOCKS_MAX_ENTRIES_LIMIT)
+		return -EINVAL;
+	WRITE_ONCE(*(unsigned long *)kp->arg, n);
+	return 0;
+}
+
+static const struct kernel_param_ops fh_param_entries_ops = {
+	.set	= fh_param_set_entries,
+	.get	= param_get_ulong,
+};
+
+unsigned long fh_blocks_max_entries = FH_BLOCKS_MAX_ENTRIES_DEFAULT;
+module_param_cb(blocks_max_entries, &fh_param_entries_ops,
+		&fh_blocks_max_entries, 0644);
+__MODULE_PARM_TYPE(blocks_max_entries, "ulong");
+MODULE_PARM_DESC(blocks_max_entries,
+		 "Most blocks in one /proc/freehint/blocks snapshot, 1 to 16777216 (default 262144)");
+
+bool fh_report_poison_ok;
+module_param_named(report_poison_ok, fh_report_poison_ok, bool, 0644);
+MODULE_PARM_DESC(report_poison_ok,
+		 "With page_poison=1, register page reporting anyway: the host fills discarded memory with the poison value (default off)");
 
 static struct proc_dir_entry *fh_dir;
 
@@ -184,7 +236,10 @@ static int fh_stats_show(struct seq_file *m, void *v)
 #define FH_STAT(name) \
 	seq_printf(m, #name " %lld\n", (long long)atomic64_read(&fh_stats.name))
 	FH_STAT(snapshots);
+	FH_STAT(snapshots_truncated);
 	seq_printf(m, "report_registered %d\n", fh_report_registered());
+	seq_printf(m, "report_owner %s\n", fh_report_owner());
+	seq_printf(m, "report_off_reason %s\n", fh_report_off_reason());
 	seq_printf(m, "report_order %u\n", fh_report_effective_order());
 	FH_STAT(report_batches);
 	FH_STAT(report_blocks);
@@ -198,6 +253,7 @@ static int fh_stats_show(struct seq_file *m, void *v)
 	FH_STAT(hold_released_bytes);
 	FH_STAT(hold_shrunk_bytes);
 	FH_STAT(hold_zeroed_pages);
+	FH_STAT(hold_offlined_bytes);
 #undef FH_STAT
 	seq_printf(m, "page_poisoning %d\n", page_poisoning_enabled());
 	seq_printf(m, "init_on_free %d\n", want_init_on_free());
@@ -227,9 +283,12 @@ static int __init freehint_init(void)
 	if (fh_blocks_min_order >= MAX_ORDER)
 		fh_blocks_min_order = MAX_ORDER - 1;
 
-	err = fh_report_init();
+	err = fh_blocks_init();
 	if (err)
 		return err;
+	err = fh_report_init();
+	if (err)
+		goto out_blocks;
 	err = fh_hold_init();
 	if (err)
 		goto out_report;
@@ -238,7 +297,8 @@ static int __init freehint_init(void)
 	fh_dir = proc_mkdir("freehint", NULL);
 	if (!fh_dir)
 		goto out_hold;
-	if (!proc_create("blocks", 0644, fh_dir, &fh_blocks_ops) ||
+	/* Free pfns are for root only, as in /proc/self/pagemap. */
+	if (!proc_create("blocks", 0400, fh_dir, &fh_blocks_ops) ||
 	    !proc_create("report", 0600, fh_dir, &fh_report_ops) ||
 	    !proc_create("hold", 0600, fh_dir, &fh_hold_ops) ||
 	    !proc_create("stats", 0444, fh_dir, &fh_stats_ops))
@@ -255,6 +315,8 @@ out_hold:
 	fh_hold_exit();
 out_report:
 	fh_report_exit();
+out_blocks:
+	fh_blocks_exit();
 	return err;
 }
 
@@ -269,6 +331,7 @@ static void __exit freehint_exit(void)
 	proc_remove(fh_dir);
 	fh_hold_exit();
 	fh_report_exit();
+	fh_blocks_exit();
 }
 
 module_init(freehint_init);

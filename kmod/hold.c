@@ -15,7 +15,10 @@
  * flight at once.
  *
  * Held blocks are linked through page->lru, their order is kept in
- * page->private: the pages are ours while held.
+ * page->private: the pages are ours while held. The first page of each is
+ * PageOffline (memory the guest must not use, as in a balloon), so that
+ * memory offlining gets as far as the memory notifier, which gives unread
+ * and done blocks back.
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
@@ -25,10 +28,12 @@
 #include <linux/jiffies.h>
 #include <linux/kernel.h>
 #include <linux/list.h>
+#include <linux/memory.h>
 #include <linux/mm.h>
 #include <linux/mmzone.h>
 #include <linux/mutex.h>
 #include <linux/nodemask.h>
+#include <linux/notifier.h>
 #include <linux/poll.h>
 #include <linux/proc_fs.h>
 #include <linux/sched/signal.h>
@@ -89,6 +94,7 @@ struct fh_hold_batch {
  * @timeout_work: releases everything hold_timeout_ms after a capture
  * @grace_work: frees orphans whose grace time is over
  * @shrinker: gives unread and done blocks back under memory pressure
+ * @memory_nb: gives unread and done blocks back to memory offlining
  */
 struct fh_hold {
 	struct mutex mutex;	/* commands, reads, close, timeout */
@@ -109,6 +115,7 @@ struct fh_hold {
 	struct delayed_work timeout_work;
 	struct delayed_work grace_work;
 	struct shrinker shrinker;
+	struct notifier_block memory_nb;
 };
 
 static struct fh_hold fh_hold;
@@ -135,6 +142,7 @@ static u64 fh_free_blocks(struct list_head *list, atomic64_t *counter,
 		order = page_private(page);
 		list_del(&page->lru);
 		set_page_private(page, 0);
+		__ClearPageOffline(page);
 		__free_pages(page, order);
 		bytes += PAGE_SIZE << order;
 		if (can_sleep)
@@ -289,20 +297,25 @@ static unsigned long fh_zero_block(struct page *page, unsigned int order)
 	return zeroed;
 }
 
-/* gfp zone modifiers that make @zt the highest zone allocated from. */
-static gfp_t fh_zone_gfp(enum zone_type zt)
+/*
+ * The gfp zone modifiers that make @zt the highest zone allocated from, in
+ * @gfp; false for zones never captured from. ZONE_MOVABLE (and the CMA
+ * pageblocks, which only movable allocations may use) must stay movable
+ * for memory offlining and CMA: held blocks cannot be migrated.
+ */
+static bool fh_zone_gfp(enum zone_type zt, gfp_t *gfp)
 {
 	switch (zt) {
 #ifdef CONFIG_ZONE_DMA32
 	case ZONE_DMA32:
-		return __GFP_DMA32 | __GFP_MOVABLE;
+		*gfp = __GFP_DMA32;
+		return true;
 #endif
 	case ZONE_NORMAL:
-		return __GFP_MOVABLE;
-	case ZONE_MOVABLE:
-		return __GFP_HIGHMEM | __GFP_MOVABLE;
+		*gfp = 0;
+		return true;
 	default:
-		return 0;
+		return false;
 	}
 }
 
@@ -311,13 +324,17 @@ static gfp_t fh_zone_gfp(enum zone_type zt)
  * its floor or the byte limit is reached, or a negative errno.
  */
 static int fh_capture_zone(struct fh_hold *h, int nid, enum zone_type zt,
-			   unsigned int min_order, u64 limit, bool zero,
-			   u64 *held)
+			   gfp_t zone_gfp, unsigned int min_order, u64 limit,
+			   bool zero, u64 *held)
 {
 	struct zone *zone = &NODE_DATA(nid)->node_zones[zt];
-	gfp_t gfp = (GFP_HIGHUSER_MOVABLE & ~(__GFP_RECLAIM | GFP_ZONEMASK)) |
-		    __GFP_NORETRY | __GFP_NOWARN | __GFP_NOMEMALLOC |
-		    __GFP_THISNODE | fh_zone_gfp(zt);
+	/*
+	 * Never __GFP_MOVABLE: held blocks cannot be migrated. They are
+	 * __GFP_RECLAIMABLE, like other memory a shrinker gives back.
+	 */
+	gfp_t gfp = (GFP_HIGHUSER & ~(__GFP_RECLAIM | GFP_ZONEMASK)) |
+		    __GFP_RECLAIMABLE | __GFP_NORETRY | __GFP_NOWARN |
+		    __GFP_NOMEMALLOC | __GFP_THISNODE | zone_gfp;
 	unsigned long zeroed;
 	struct page *page;
 	int order;
@@ -340,6 +357,14 @@ static int fh_capture_zone(struct fh_hold *h, int nid, enum zone_type zt,
 			}
 			zeroed = zero ? fh_zero_block(page, order) : 0;
 			set_page_private(page, order);
+			/*
+			 * Logically offline while held (the host may discard
+			 * it), as balloon drivers mark their pages: offlining
+			 * then isolates the range instead of refusing the
+			 * unmovable page, and the memory notifier gives the
+			 * block back.
+			 */
+			__SetPageOffline(page);
 			spin_lock(&h->lock);
 			list_add_tail(&page->lru, &h->unread);
 			h->unread_pages += 1UL << order;
@@ -355,12 +380,63 @@ static int fh_capture_zone(struct fh_hold *h, int nid, enum zone_type zt,
 	return 0;
 }
 
+/*
+ * "limit=" value: decimal digits and an optional K, M, G, T, P or E
+ * suffix. Unlike memparse(), values beyond U64_MAX are refused instead
+ * of wrapping around to a small limit.
+ */
+static int fh_parse_bytes(const char *s, u64 *bytes)
+{
+	size_t digits = strspn(s, "0123456789");
+	unsigned int shift = 0;
+	char num[24];
+	u64 v;
+
+	if (!digits || digits >= sizeof(num))
+		return -EINVAL;
+	memcpy(num, s, digits);
+	num[digits] = '\0';
+	if (kstrtou64(num, 10, &v))
+		return -EINVAL;
+	switch (s[digits]) {
+	case '\0':
+		break;
+	case 'E': case 'e':
+		shift += 10;
+		fallthrough;
+	case 'P': case 'p':
+		shift += 10;
+		fallthrough;
+	case 'T': case 't':
+		shift += 10;
+		fallthrough;
+	case 'G': case 'g':
+		shift += 10;
+		fallthrough;
+	case 'M': case 'm':
+		shift += 10;
+		fallthrough;
+	case 'K': case 'k':
+		shift += 10;
+		if (s[digits + 1])
+			return -EINVAL;
+		break;
+	default:
+		return -EINVAL;
+	}
+	if (v > (U64_MAX >> shift))
+		return -EINVAL;
+	*bytes = v << shift;
+	return 0;
+}
+
 static int fh_hold_capture(struct fh_hold *h, char *args)
 {
 	unsigned int min_order = 0;
 	u64 limit = U64_MAX, held = 0;
 	bool zero = false;
-	char *tok, *end;
+	gfp_t zone_gfp;
+	char *tok;
 	int nid, zt, err = 0;
 
 	while ((tok = strsep(&args, " \t"))) {
@@ -371,8 +447,7 @@ static int fh_hold_capture(struct fh_hold *h, char *args)
 			    min_order >= MAX_ORDER)
 				return -EINVAL;
 		} else if (!strncmp(tok, "limit=", 6)) {
-			limit = memparse(tok + 6, &end);
-			if (end == tok + 6 || *end)
+			if (fh_parse_bytes(tok + 6, &limit))
 				return -EINVAL;
 		} else if (!strcmp(tok, "zero")) {
 			zero = true;
@@ -383,11 +458,11 @@ static int fh_hold_capture(struct fh_hold *h, char *args)
 
 	for_each_online_node(nid) {
 		for (zt = MAX_NR_ZONES - 1; zt >= 0 && !err; zt--) {
-			if (!fh_zone_gfp(zt) ||
+			if (!fh_zone_gfp(zt, &zone_gfp) ||
 			    !populated_zone(&NODE_DATA(nid)->node_zones[zt]))
 				continue;
-			err = fh_capture_zone(h, nid, zt, min_order, limit,
-					      zero, &held);
+			err = fh_capture_zone(h, nid, zt, zone_gfp, min_order,
+					      limit, zero, &held);
 		}
 	}
 	if (held) {
@@ -396,6 +471,71 @@ static int fh_hold_capture(struct fh_hold *h, char *args)
 		wake_up_interruptible_poll(&h->pollq, EPOLLIN | EPOLLRDNORM);
 	}
 	return err;
+}
+
+/* Does a held block at @page overlap [@start, @end)? */
+static bool fh_block_in(struct page *page, unsigned long start,
+			unsigned long end)
+{
+	unsigned long pfn = page_to_pfn(page);
+
+	return pfn < end && pfn + (1UL << page_private(page)) > start;
+}
+
+/* Move the blocks of @from inside [@start, @end) to @to; returns pages. */
+static unsigned long fh_take_range(struct list_head *from, struct list_head *to,
+				   unsigned long start, unsigned long end)
+{
+	struct page *page, *next;
+	unsigned long pages = 0;
+
+	list_for_each_entry_safe(page, next, from, lru) {
+		if (fh_block_in(page, start, end)) {
+			pages += 1UL << page_private(page);
+			list_move(&page->lru, to);
+		}
+	}
+	return pages;
+}
+
+/*
+ * Memory offlining: give back the unread and done blocks in the range.
+ * Offlining isolated the range first, which PageOffline let it do, so the
+ * blocks go to the isolated free lists and no capture can take them
+ * again. In-flight blocks (the host may be discarding them) cannot be
+ * given back: the offlining then fails with -EBUSY and its caller
+ * (virtio-mem, or whoever wrote "offline" to sysfs) retries later, once
+ * the batch has been answered.
+ */
+static int fh_hold_memory_cb(struct notifier_block *nb, unsigned long action,
+			     void *arg)
+{
+	struct fh_hold *h = container_of(nb, struct fh_hold, memory_nb);
+	struct memory_notify *mn = arg;
+	unsigned long start = mn->start_pfn, end = start + mn->nr_pages;
+	struct fh_hold_batch *b;
+	struct page *page;
+	bool busy = false;
+	LIST_HEAD(blocks);
+
+	if (action != MEM_GOING_OFFLINE)
+		return NOTIFY_OK;
+
+	spin_lock(&h->lock);
+	h->unread_pages -= fh_take_range(&h->unread, &blocks, start, end);
+	h->done_pages -= fh_take_range(&h->done, &blocks, start, end);
+	list_for_each_entry(b, &h->batches, node)
+		list_for_each_entry(page, &b->pages, lru)
+			busy |= fh_block_in(page, start, end);
+	list_for_each_entry(b, &h->orphans, node)
+		list_for_each_entry(page, &b->pages, lru)
+			busy |= fh_block_in(page, start, end);
+	spin_unlock(&h->lock);
+
+	fh_free_blocks(&blocks, &fh_stats.hold_offlined_bytes, true);
+	if (busy)
+		return notifier_from_errno(-EBUSY);
+	return NOTIFY_OK;
 }
 
 /*
@@ -611,13 +751,15 @@ const struct proc_ops fh_hold_ops = {
 };
 
 /**
- * fh_hold_init() - set up the hold state and register the shrinker
+ * fh_hold_init() - set up the hold state, register the shrinker and the
+ * memory notifier
  *
  * Return: 0 or a negative errno.
  */
 int fh_hold_init(void)
 {
 	struct fh_hold *h = &fh_hold;
+	int err;
 
 	mutex_init(&h->mutex);
 	spin_lock_init(&h->lock);
@@ -632,7 +774,18 @@ int fh_hold_init(void)
 	h->shrinker.scan_objects = fh_hold_scan;
 	/* Held blocks cost nothing to give back: trim them aggressively. */
 	h->shrinker.seeks = 0;
-	return register_shrinker(&h->shrinker, "freehint-hold");
+	err = register_shrinker(&h->shrinker, "freehint-hold");
+	if (err)
+		return err;
+	h->memory_nb.notifier_call = fh_hold_memory_cb;
+	err = register_memory_notifier(&h->memory_nb);
+	if (err)
+		goto out_unregister_shrinker;
+	return 0;
+
+out_unregister_shrinker:
+	unregister_shrinker(&h->shrinker);
+	return err;
 }
 
 /**
@@ -647,7 +800,8 @@ void fh_hold_stop(void)
 }
 
 /**
- * fh_hold_exit() - release everything and unregister the shrinker
+ * fh_hold_exit() - release everything, unregister the memory notifier and
+ * the shrinker
  *
  * Called once the hold file can no longer be opened. In-flight blocks are
  * freed only when their grace time is over: this waits for it.
@@ -659,6 +813,7 @@ void fh_hold_exit(void)
 	unsigned long last = jiffies;
 	LIST_HEAD(blocks);
 
+	unregister_memory_notifier(&h->memory_nb);
 	unregister_shrinker(&h->shrinker);
 	cancel_delayed_work_sync(&h->timeout_work);
 	mutex_lock(&h->mutex);

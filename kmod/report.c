@@ -19,24 +19,61 @@
  * free. "rearm" registers the device again, which makes the kernel walk
  * the free lists once more: the agent asks for it once a guest that was
  * allocating too fast to be worth reporting has calmed down.
+ *
+ * The kernel has one page reporting slot. A virtio balloon that offers
+ * free page reporting fails its probe if the slot is taken, and then
+ * there is no balloon at all; so the module takes the slot, at load and
+ * at every rearm, only when no such balloon device is present (bound to
+ * its driver or not), and never under page poisoning unless the host is
+ * known to keep the poison value in discarded memory (report_poison_ok).
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
+#include <linux/device.h>
 #include <linux/kernel.h>
 #include <linux/mm.h>
 #include <linux/mutex.h>
 #include <linux/page_reporting.h>
 #include <linux/pageblock-flags.h>
+#include <linux/pci.h>
+#include <linux/poison.h>
 #include <linux/poll.h>
 #include <linux/proc_fs.h>
 #include <linux/scatterlist.h>
 #include <linux/slab.h>
 #include <linux/spinlock.h>
 #include <linux/uaccess.h>
+#include <linux/virtio.h>
+#include <linux/virtio_balloon.h>
+#include <linux/virtio_config.h>
 #include <linux/wait.h>
 #include <linux/workqueue.h>
 
 #include "freehint.h"
+
+/* virtio-balloon PCI device ids: transitional and modern (0x1040 + 5). */
+#define FH_BALLOON_PCI_LEGACY	0x1002
+#define FH_BALLOON_PCI_MODERN	0x1045
+
+/* Why the report channel is off; fh_report_off_words[] has the words. */
+enum fh_rep_off {
+	FH_OFF_NONE,		/* on: the module holds the slot */
+	FH_OFF_BALLOON,		/* left to a virtio balloon that reports */
+	FH_OFF_POISON,		/* page poisoning, host not known to keep it */
+	FH_OFF_BUSY,		/* another driver holds the slot */
+	FH_OFF_ERROR,		/* page_reporting_register() failed otherwise */
+};
+
+static const char * const fh_report_off_words[] = {
+	[FH_OFF_NONE]		= "none",
+	[FH_OFF_BALLOON]	= "balloon",
+	[FH_OFF_POISON]		= "poison",
+	[FH_OFF_BUSY]		= "busy",
+	[FH_OFF_ERROR]		= "error",
+};
+
+/* Written under fh_rep.reg_mutex, read without it by the stats file. */
+static int fh_report_off = FH_OFF_NONE;
 
 /* "batch <u64> <count> grace_ms=<u32>\n" and "0x<pfn> <order>\n" lines. */
 #define FH_REPORT_BUF	(64 + PAGE_REPORTING_CAPACITY * 24)
@@ -110,6 +147,145 @@ bool fh_report_registered(void)
 unsigned int fh_report_effective_order(void)
 {
 	return fh_rep.prdev.order;
+}
+
+struct fh_balloon_scan {
+	bool wants;		/* a balloon device wants page reporting */
+	bool owns;		/* ... and its driver has it */
+	unsigned int vdevs;	/* virtio devices seen under one PCI device */
+};
+
+/*
+ * Does this child of a balloon PCI device want page reporting? Mirrors
+ * virtballoon_validate(): the device offers VIRTIO_BALLOON_F_REPORTING,
+ * and under page poisoning or init_on_free also VIRTIO_BALLOON_F_PAGE_POISON.
+ * vdev->features is read directly: virtio_has_feature() would make this
+ * module depend on virtio.ko.
+ */
+static int fh_balloon_child(struct device *dev, void *data)
+{
+	struct fh_balloon_scan *scan = data;
+	struct virtio_device *vdev;
+	bool bound;
+	u64 feat;
+
+	if (!dev->bus || strcmp(dev->bus->name, "virtio"))
+		return 0;
+	vdev = dev_to_virtio(dev);
+	scan->vdevs++;
+	/* The device lock keeps probe and our feature read apart. */
+	device_lock(dev);
+	bound = dev->driver;
+	feat = bound ? vdev->features : vdev->config->get_features(vdev);
+	device_unlock(dev);
+
+	if (!(feat & BIT_ULL(VIRTIO_BALLOON_F_REPORTING)))
+		return 0;
+	if ((page_poisoning_enabled() || want_init_on_free()) && !bound &&
+	    !(feat & BIT_ULL(VIRTIO_BALLOON_F_PAGE_POISON)))
+		return 0;
+	scan->wants = true;
+	scan->owns |= bound;
+	return 0;
+}
+
+static void fh_balloon_scan_id(unsigned int id, struct fh_balloon_scan *scan)
+{
+	struct fh_balloon_scan one;
+	struct pci_dev *pdev = NULL;
+
+	/* pci_get_device() drops the reference to the device passed in. */
+	while ((pdev = pci_get_device(PCI_VENDOR_ID_REDHAT_QUMRANET, id, pdev))) {
+		one.wants = false;
+		one.owns = false;
+		one.vdevs = 0;
+		device_for_each_child(&pdev->dev, &one, fh_balloon_child);
+		/*
+		 * No virtio device yet (virtio_pci not bound): its features
+		 * are unknown, so it may want the slot.
+		 */
+		if (!one.vdevs)
+			one.wants = true;
+		scan->wants |= one.wants;
+		scan->owns |= one.owns;
+	}
+}
+
+static void fh_balloon_scan(struct fh_balloon_scan *scan)
+{
+	scan->wants = false;
+	scan->owns = false;
+	fh_balloon_scan_id(FH_BALLOON_PCI_LEGACY, scan);
+	fh_balloon_scan_id(FH_BALLOON_PCI_MODERN, scan);
+}
+
+/**
+ * fh_report_owner() - who holds the kernel's page reporting slot
+ *
+ * Return: "freehint" if this module does; "other" if a virtio balloon
+ * bound with free page reporting does, or registering found the slot
+ * taken; "none" otherwise.
+ */
+const char *fh_report_owner(void)
+{
+	struct fh_balloon_scan scan;
+
+	if (fh_report_registered())
+		return "freehint";
+	if (READ_ONCE(fh_report_off) == FH_OFF_BUSY)
+		return "other";
+	fh_balloon_scan(&scan);
+	return scan.owns ? "other" : "none";
+}
+
+/**
+ * fh_report_off_reason() - why the report channel is off
+ *
+ * Return: "none" while it is on, else "balloon", "poison", "busy" or
+ * "error".
+ */
+const char *fh_report_off_reason(void)
+{
+	return fh_report_off_words[READ_ONCE(fh_report_off)];
+}
+
+/*
+ * Take the page reporting slot unless page poisoning or a virtio balloon
+ * says not to. Called with reg_mutex held and the device unregistered.
+ */
+static void fh_report_try_register(struct fh_report *r)
+{
+	struct fh_balloon_scan scan;
+	int off = FH_OFF_NONE;
+	int err = 0;
+
+	/* Discarded memory reads back as zeroes, not as the poison. */
+	if (page_poisoning_enabled() && PAGE_POISON &&
+	    !READ_ONCE(fh_report_poison_ok)) {
+		off = FH_OFF_POISON;
+	} else {
+		fh_balloon_scan(&scan);
+		if (scan.wants)
+			off = FH_OFF_BALLOON;
+	}
+	if (off == FH_OFF_NONE) {
+		err = page_reporting_register(&r->prdev);
+		if (err)
+			off = err == -EBUSY ? FH_OFF_BUSY : FH_OFF_ERROR;
+	}
+	WRITE_ONCE(fh_report_off, off);
+	if (off == FH_OFF_NONE) {
+		WRITE_ONCE(r->registered, true);
+		return;
+	}
+	if (err)
+		pr_warn("page reporting unavailable (%d), report channel off\n",
+			err);
+	else
+		pr_info("page reporting unavailable (%s), report channel off\n",
+			off == FH_OFF_POISON ?
+			"page_poison=1, report_poison_ok=0" :
+			"a virtio balloon with free page reporting wants it");
 }
 
 static bool fh_report_settled(struct fh_report *r)
@@ -303,20 +479,18 @@ static ssize_t fh_report_read(struct file *file, char __user *ubuf,
 static void fh_report_rearm_fn(struct work_struct *work)
 {
 	struct fh_report *r = container_of(work, struct fh_report, rearm_work);
-	int err;
 
 	mutex_lock(&r->reg_mutex);
 	if (r->registered && !work_busy(&r->prdev.work.work)) {
 		page_reporting_unregister(&r->prdev);
-		err = page_reporting_register(&r->prdev);
-		if (err) {
-			/* Another driver took the device in between. */
-			WRITE_ONCE(r->registered, false);
-			pr_warn("page reporting lost on rearm (%d), report channel off\n",
-				err);
-		} else {
+		WRITE_ONCE(r->registered, false);
+		/* A balloon that appeared since gets the slot now. */
+		fh_report_try_register(r);
+		if (r->registered)
 			atomic64_inc(&fh_stats.report_rearms);
-		}
+		else
+			pr_warn("page reporting given up on rearm (%s)\n",
+				fh_report_off_reason());
 	}
 	mutex_unlock(&r->reg_mutex);
 }
@@ -425,17 +599,19 @@ void fh_report_stop_readers(void)
 }
 
 /**
- * fh_report_init() - register as the page reporting device
+ * fh_report_init() - register as the page reporting device if fitting
  *
- * Failing to register (another driver such as virtio_balloon holds the
- * device) is not an error: the channel stays off.
+ * The slot is left alone under page poisoning (unless report_poison_ok)
+ * and when a virtio balloon device that offers free page reporting is
+ * present, so that virtio_balloon binds whichever module loads first.
+ * Failing to register (another driver holds the slot) is not an error
+ * either: in every such case the module loads with the channel off.
  *
  * Return: 0.
  */
 int fh_report_init(void)
 {
 	struct fh_report *r = &fh_rep;
-	int err;
 
 	spin_lock_init(&r->lock);
 	mutex_init(&r->reg_mutex);
@@ -446,13 +622,9 @@ int fh_report_init(void)
 	r->prdev.order = fh_report_order && fh_report_order < MAX_ORDER ?
 			 fh_report_order : pageblock_order;
 
-	err = page_reporting_register(&r->prdev);
-	if (err) {
-		pr_warn("page reporting unavailable (%d), report channel off\n",
-			err);
-		return 0;
-	}
-	WRITE_ONCE(r->registered, true);
+	mutex_lock(&r->reg_mutex);
+	fh_report_try_register(r);
+	mutex_unlock(&r->reg_mutex);
 	return 0;
 }
 

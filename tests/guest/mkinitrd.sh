@@ -5,7 +5,7 @@
 #               [-f SRC:DEST]... [-k KVER] -s SCRIPT
 #
 # Contents: busybox-static with all its applets, /lib/modules/$KVER with the
-# virtio, virtio-serial, vsock and balloon modules and a depmod index, the
+# virtio, virtio-serial, vsock, balloon and virtio-mem modules and a depmod index, the
 # given modules under /lib/freehint/ (insmod /lib/freehint/NAME.ko), the
 # given binaries under /bin/ with the shared libraries ldd lists, extra
 # files, SCRIPT as /test.sh and an /init that prints "FHGUEST EXIT <status>"
@@ -36,6 +36,8 @@ busybox=$(command -v busybox || true)
 [ -n "$busybox" ] || { echo "mkinitrd.sh: busybox-static missing" >&2; exit 1; }
 
 stage=$(mktemp -d "${TMPDIR:-/tmp}/fhinitrd.XXXXXX")
+# mktemp made it 0700: the guest's / must be searchable by every user.
+chmod 0755 "$stage"
 trap 'rm -rf "$stage"' EXIT
 mkdir -p "$stage"/bin "$stage"/sbin "$stage"/proc "$stage"/sys "$stage"/dev \
 	"$stage"/tmp "$stage"/run "$stage"/lib/freehint "$stage"/etc
@@ -46,7 +48,7 @@ done
 
 # Kernel modules the guests need, with their dependencies.
 want="virtio_pci virtio_console vsock vmw_vsock_virtio_transport_common
-vsock_loopback vmw_vsock_virtio_transport virtio_balloon"
+vsock_loopback vmw_vsock_virtio_transport virtio_balloon virtio_mem"
 for m in $want; do
 	modprobe -S "$kver" --show-depends "$m" 2>/dev/null |
 		awk '$1 == "insmod" { print $2 }'

@@ -1,23 +1,28 @@
 #!/bin/sh
 # Boot a test initramfs in QEMU, under TCG (FHGUEST_ACCEL=kvm for KVM).
 #
-#   run-guest.sh [-m MEM] [-a APPEND] [-q QMPSOCK] [-c CHANSOCK] [-p PIDFILE]
-#                [-b] [-t TIMEOUT] [-k KVER] -i INITRD -l LOGFILE [-- QEMU ARGS]
+#   run-guest.sh [-m MEM] [-x MAXMEM] [-a APPEND] [-q QMPSOCK] [-c CHANSOCK]
+#                [-p PIDFILE] [-b] [-t TIMEOUT] [-k KVER] -i INITRD -l LOGFILE
+#                [-- QEMU ARGS]
 #
 # Guest RAM is a shared memfd (discardable from the host). -c adds a
 # virtio-serial port named org.freehint.agent.0 backed by a unix socket
 # server at CHANSOCK. Foreground: returns the status the guest script
 # printed as "FHGUEST EXIT n", or 124 on timeout / 125 if it is missing.
 # -b: start in the background and return at once (use -p to find QEMU).
+# -x MAXMEM: room for memory devices (-m MEM,maxmem=MAXMEM,slots=2), e.g.
+# for a virtio-mem-pci device given after --.
 set -eu
 
 here=$(cd "$(dirname "$0")" && pwd)
 mem=${MEM:-512M} append=${APPEND:-} qmp= chan= pidfile= bg=0 timeout=300
+maxmem=
 initrd= log= kver=
-usage() { sed -n '2,11p' "$0" >&2; exit 2; }
-while getopts m:a:q:c:p:bt:i:l:k:h opt; do
+usage() { sed -n '2,14p' "$0" >&2; exit 2; }
+while getopts m:x:a:q:c:p:bt:i:l:k:h opt; do
 	case $opt in
 	m) mem=$OPTARG ;;
+	x) maxmem=$OPTARG ;;
 	a) append=$OPTARG ;;
 	q) qmp=$OPTARG ;;
 	c) chan=$OPTARG ;;
@@ -39,7 +44,8 @@ case $mem in *[!0-9]*) ;; *) mem=${mem}M ;; esac
 # guests hang without a line of output, and the figures are TCG's.
 accel=${FHGUEST_ACCEL:-tcg}
 set -- -machine pc,accel=$accel,memory-backend=mem0 \
-	-object memory-backend-memfd,id=mem0,size=$mem,share=on -m "$mem" \
+	-object memory-backend-memfd,id=mem0,size=$mem,share=on \
+	-m "$mem${maxmem:+,maxmem=$maxmem,slots=2}" \
 	-smp 1 -nic none -display none -no-reboot -serial "file:$log" \
 	-kernel "/boot/vmlinuz-$kver" -initrd "$initrd" \
 	-append "console=ttyS0 quiet panic=-1 $append" "$@"

@@ -1,7 +1,8 @@
 # Guest side of the "reporting already taken" test: virtio_balloon with
-# free page reporting registers first, freehint must still load.
+# free page reporting registers first, freehint must still load, leave
+# the balloon alone and say who owns page reporting.
+. /lib/freehint/guest-lib.sh
 modprobe virtio_balloon || { echo "FAIL balloon-modprobe: no virtio_balloon"; exit 1; }
-st=0
 if insmod /lib/freehint/freehint.ko; then
 	echo "PASS balloon-insmod-still-loads"
 else
@@ -22,6 +23,11 @@ if cat /proc/freehint/report 2>/dev/null; then
 else
 	echo "PASS balloon-report-open-enodev"
 fi
+balloon_bound balloon
+[ "$(stat_of report_owner)" = other ] && ok balloon-owner-other ||
+	no balloon-owner-other "report_owner $(stat_of report_owner)"
+[ "$(stat_of report_off_reason)" = balloon ] && ok balloon-off-reason ||
+	no balloon-off-reason "report_off_reason $(stat_of report_off_reason)"
 head -3 /proc/freehint/blocks >/dev/null && rmmod freehint && echo "PASS balloon-rmmod" ||
 	{ echo "FAIL balloon-rmmod: rmmod failed"; st=1; }
 exit $st
