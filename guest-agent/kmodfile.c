@@ -360,14 +360,22 @@ kmod_parse_stats(const char *buf, size_t len, struct kmod_stats *st, char *err,
 	while ((rc = next_line(&l, &line, &ll)) == 0) {
 		p = line;
 		e = line + ll;
-		if (parse_word(&p, e, key, sizeof key) || skip_space(&p, e) ||
-		    parse_num(&p, e, 0, &v) || !at_end(p, e)) {
+		if (parse_word(&p, e, key, sizeof key) || skip_space(&p, e)) {
 			snprintf(err, errlen, "line %u: malformed", l.lineno);
 			return -1;
 		}
+		/* Keys we do not know may have any value (report_owner
+		 * says a word): only ours must be numbers. */
 		for (i = 0; i < FH_ARRAY_SIZE(keys); i++)
 			if (strcmp(keys[i].key, key) == 0)
-				*(uint64_t *)((char *)st + keys[i].off) = v;
+				break;
+		if (i == FH_ARRAY_SIZE(keys))
+			continue;
+		if (parse_num(&p, e, 0, &v) || !at_end(p, e)) {
+			snprintf(err, errlen, "line %u: malformed", l.lineno);
+			return -1;
+		}
+		*(uint64_t *)((char *)st + keys[i].off) = v;
 	}
 	if (rc == -2) {
 		snprintf(err, errlen, "line %u: no newline", l.lineno + 1);

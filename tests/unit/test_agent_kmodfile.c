@@ -203,7 +203,8 @@ test_stats(void **state)
 {
 	static const char good[] = "snapshots 3\npage_size 4096\n"
 	                           "max_pfn 131072\nreport_registered 1\n"
-	                           "report_order 9\nfuture_key 5\n";
+	                           "report_order 9\nfuture_key 5\n"
+	                           "report_owner freehint\n";
 	struct kmod_stats st;
 	char err[128];
 
@@ -220,6 +221,10 @@ test_stats(void **state)
 	    0);
 	assert_int_not_equal(kmod_parse_stats("page_size\nmax_pfn 1\n", 20, &st,
 	                         err, sizeof err),
+	    0);
+	/* A word where one of ours wants a number is still an error. */
+	assert_int_not_equal(kmod_parse_stats("page_size big\nmax_pfn 1\n", 24,
+	                         &st, err, sizeof err),
 	    0);
 }
 
