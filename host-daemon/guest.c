@@ -223,10 +223,16 @@ guest_apply(struct guest *g, const Freehint__RangeBatch *b, Freehint__Ack *a,
 			snprintf(err, errlen, "no deadline: not discarded");
 			return FREEHINT__REJECT_REASON__NOT_ALLOWED;
 		}
+		/*
+		 * Too late is this daemon's delay (or the link's), not the
+		 * guest's fault: HOST_ERROR, which counts no fault.
+		 */
+		a->has_bytes_discarded = true;
+		a->bytes_discarded = 0;
 		if (fh_monotonic_ms() + FREEHINTD_LEASE_MARGIN_MS >=
 		    b->deadline_ms) {
 			snprintf(err, errlen, "too late to discard");
-			return FREEHINT__REJECT_REASON__NOT_ALLOWED;
+			return FREEHINT__REJECT_REASON__HOST_ERROR;
 		}
 		for (i = 0; i < g->ranges.n && rc == 0; i++)
 			rc = discard_range(&vm->map,
@@ -237,8 +243,6 @@ guest_apply(struct guest *g, const Freehint__RangeBatch *b, Freehint__Ack *a,
 		a->has_bytes_discarded = true;
 		a->bytes_discarded = res.bytes;
 		/* Part may be gone already: that is safe, it was free. */
-		if (rc == DISCARD_TOO_LATE)
-			return FREEHINT__REJECT_REASON__NOT_ALLOWED;
 		if (rc != 0)
 			return FREEHINT__REJECT_REASON__HOST_ERROR;
 	}
