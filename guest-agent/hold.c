@@ -254,12 +254,14 @@ hold_pump(struct hold *h)
 		if (h->cur_id != 0 && h->next_id == 0 && !h->eof) {
 			rc =
 			    hold_read(h, &h->next, &h->next_id, &h->next_grace);
-			if (rc == -2) {
-				/* Is cur the last? Only the next read says. */
+			/*
+			 * -2: the module has all it allows in flight, cur
+			 * included. Send cur as not the last; if nothing
+			 * follows, an empty last batch ends the pass.
+			 */
+			if (rc == -2)
 				h->next_id = 0;
-				break;
-			}
-			if (rc <= 0) {
+			else if (rc <= 0) {
 				h->eof = true;
 				h->next_id = 0;
 			}

@@ -59,7 +59,7 @@ e2e_run() {
 	    -i "$_d/initrd.cpio.gz" -l "$_d/guest.log" -- \
 	    -qmp "unix:$_d/qmp2,server=on,wait=off" || return 1
 	_qpid=$(cat "$_d/qemu.pid")
-	"$FHROOT/build/freehintd" -d --vsock-port 0 --control "$_d/ctl" \
+	"$FHROOT/build/freehintd" -d ${E2E_VERBOSE:-} --vsock-port 0 --control "$_d/ctl" \
 	    --vm "name=demo,qmp=$_d/qmp,channel=$_d/chan" \
 	    >"$_d/freehintd.log" 2>&1 &
 	E2E_DPID=$!
