@@ -123,6 +123,10 @@ const char *fh_peer_name(const struct fh_peer *);
 int fh_peer_fd(const struct fh_peer *);
 size_t fh_peer_queued(const struct fh_peer *);
 void fh_peer_set_max_faults(struct fh_peer *, unsigned);
-uint64_t fh_peer_faults(const struct fh_peer *);
+void fh_peer_set_fault_decay(struct fh_peer *, uint64_t ms);
+void fh_peer_set_resync(struct fh_peer *, bool);
+uint64_t fh_peer_faults(struct fh_peer *);
+uint64_t fh_peer_unknown(const struct fh_peer *);
+int fh_peer_fatal_error(const struct fh_peer *);
 
 #endif
