@@ -116,6 +116,7 @@ struct fh_peer *fh_peer_new(struct event_base *, int fd, const char *name,
     const struct fh_handler *, size_t nhandlers, fh_peer_lost_cb, void *arg);
 void fh_peer_free(struct fh_peer *);
 int fh_peer_send(struct fh_peer *, uint8_t type, const ProtobufCMessage *);
+int fh_peer_send_sync(struct fh_peer *);
 int fh_peer_send_error(struct fh_peer *, int reason, bool fatal,
     const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 void fh_peer_close_after_flush(struct fh_peer *, const char *why);

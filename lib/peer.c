@@ -249,6 +249,15 @@ fh_peer_send(struct fh_peer *p, uint8_t type, const ProtobufCMessage *m)
 	return 0;
 }
 
+/* The sync run before a Hello on virtio-serial (fh_sync_put). */
+int
+fh_peer_send_sync(struct fh_peer *p)
+{
+	if (p->lost || p->lose_why != NULL)
+		return -1;
+	return fh_sync_put(bufferevent_get_output(p->bev)) == FH_OK ? 0 : -1;
+}
+
 int
 fh_peer_send_error(
     struct fh_peer *p, int reason, bool fatal, const char *fmt, ...)
