@@ -386,6 +386,7 @@ test_sync_find(void **state)
 	uint8_t buf[256];
 	size_t n;
 
+	memset(buf, 0, sizeof buf);
 	memset(buf, 0xff, 64);
 	assert_int_equal(fh_sync_find(buf, 64), -1);
 	/* Half a RangeBatch frame, then the sync, then a Hello. */
