@@ -463,7 +463,7 @@ main(int argc, char *argv[])
 		free(cmdline);
 		return 0;
 	}
-	srandom((unsigned)time(NULL) ^ (unsigned)getpid());
+	srandom(transport_seed());
 	signal(SIGPIPE, SIG_IGN);
 	a.page_size = (uint32_t)sysconf(_SC_PAGESIZE);
 

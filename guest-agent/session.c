@@ -12,6 +12,7 @@
  */
 #include <sys/utsname.h>
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +24,9 @@
 
 /* A host that does not answer Hello within this is not there. */
 #define HANDSHAKE_TIMEOUT_SEC 10
+/* Periodic Stats no more often than this, whatever the host asks (each
+ * one reads /proc/freehint/blocks); 0 stays "only on request". */
+#define STATS_INTERVAL_MIN_MS 1000
 
 struct pending {
 	TAILQ_ENTRY(pending) entry;
@@ -38,6 +42,11 @@ struct session {
 	struct event *ev_handshake;
 	struct event *ev_expire;
 	bool welcomed;
+	/* The host speaks no message set we do (or frames we cannot read):
+	 * reconnecting soon would only repeat that. */
+	bool incompatible;
+	uint32_t version; /* the message set the host chose */
+	uint32_t host_caps; /* Welcome.capabilities */
 	Freehint__Mode mode;
 	uint32_t max_inflight;
 	uint32_t batch_ranges;
@@ -62,6 +71,8 @@ static void session_expire_arm(struct session *);
 static void session_end(struct session *, const char *why);
 static void session_policy(struct session *, const Freehint__Welcome *);
 static int session_hello(struct session *);
+static void session_answer(struct session *, const Freehint__Command *,
+    int code, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 enum pending_outcome {
 	PENDING_APPLIED,
 	PENDING_REJECTED,
@@ -322,7 +333,11 @@ session_hello(struct session *s)
 	if (ok != 0)
 		return -1;
 
-	h.proto_version = FH_PROTO_VERSION;
+	/* Field 1 is the lowest set we speak: what a host that knows no
+	 * range compares. */
+	h.proto_version = FH_PROTO_MIN;
+	h.has_max_proto_version = true;
+	h.max_proto_version = FH_PROTO_MAX;
 	h.agent_version = (char *)(uintptr_t)FREEHINT_VERSION;
 	h.page_size = (uint32_t)ks.page_size;
 	a->page_size = h.page_size;
@@ -345,6 +360,11 @@ session_hello(struct session *s)
 		h.has_report_order = true;
 		h.report_order = (uint32_t)ks.report_order;
 	}
+	/* virtio-serial keeps the bytes of an agent killed mid-frame: the
+	 * sync run lets the host find this Hello after them. */
+	if (transport_current(a->transport) == TRANSPORT_SERIAL &&
+	    fh_peer_send_sync(s->peer) != 0)
+		return -1;
 	return fh_peer_send(s->peer, FH_MSG_HELLO, &h.base);
 }
 
@@ -353,6 +373,7 @@ static void
 session_policy(struct session *s, const Freehint__Welcome *w)
 {
 	const struct agent_conf *c = &s->agent->conf;
+	uint32_t interval;
 
 	s->mode = w->mode;
 	s->max_inflight = c->max_inflight;
@@ -362,9 +383,17 @@ session_policy(struct session *s, const Freehint__Welcome *w)
 	if (w->has_max_batch_ranges && w->max_batch_ranges < s->batch_ranges)
 		s->batch_ranges = w->max_batch_ranges;
 	s->min_order = w->has_min_order ? w->min_order : 0;
-	snapshot_set_interval(s->agent->snapshot,
-	    w->has_stats_interval_ms ? w->stats_interval_ms
-	                             : c->stats_interval * 1000);
+	/* The decoder keeps max_inflight, max_batch_ranges and min_order in
+	 * their domains (at least 1; at most 20 for the order) and ours caps
+	 * them above; the interval has no domain there. */
+	interval = w->has_stats_interval_ms ? w->stats_interval_ms
+	                                    : c->stats_interval * 1000;
+	if (interval != 0 && interval < STATS_INTERVAL_MIN_MS) {
+		log_info("%s: stats interval %u ms raised to %u ms",
+		    fh_peer_name(s->peer), interval, STATS_INTERVAL_MIN_MS);
+		interval = STATS_INTERVAL_MIN_MS;
+	}
+	snapshot_set_interval(s->agent->snapshot, interval);
 }
 
 static int
@@ -375,13 +404,18 @@ handle_welcome(struct fh_peer *peer, const struct fh_msg *m, void *arg)
 
 	if (s->welcomed)
 		return FREEHINT__REJECT_REASON__NOT_ALLOWED;
-	if (w->proto_version != FH_PROTO_VERSION) {
-		fh_peer_send_error(peer, FREEHINT__REJECT_REASON__MALFORMED,
-		    true, "protocol version %u, want %u", w->proto_version,
-		    FH_PROTO_VERSION);
-		fh_peer_close_after_flush(peer, "protocol version mismatch");
+	if (w->proto_version < FH_PROTO_MIN ||
+	    w->proto_version > FH_PROTO_MAX) {
+		fh_peer_send_error(peer, FREEHINT__REJECT_REASON__BAD_VERSION,
+		    true, "message set %u chosen; this agent speaks %u to %u",
+		    w->proto_version, FH_PROTO_MIN, FH_PROTO_MAX);
+		s->incompatible = true;
+		fh_peer_close_after_flush(
+		    peer, "host chose a message set we do not speak");
 		return 0;
 	}
+	s->version = w->proto_version;
+	s->host_caps = w->has_capabilities ? w->capabilities : 0;
 	evtimer_del(s->ev_handshake);
 	/*
 	 * The host read its clock before we received this, so mapping our
@@ -394,7 +428,8 @@ handle_welcome(struct fh_peer *peer, const struct fh_msg *m, void *arg)
 	session_policy(s, w);
 	s->welcomed = true;
 	transport_established(s->agent->transport);
-	log_info("%s: welcomed, mode %s%s%s", fh_peer_name(peer),
+	log_info("%s: welcomed, message set %u, mode %s%s%s",
+	    fh_peer_name(peer), s->version,
 	    w->mode == FREEHINT__MODE__DISCARD             ? "discard"
 	        : w->mode == FREEHINT__MODE__ZERO_IN_GUEST ? "zero-in-guest"
 	                                                   : "record-only",
@@ -528,37 +563,99 @@ handle_command(struct fh_peer *peer, const struct fh_msg *m, void *arg)
 	struct session *s = arg;
 	struct agent *a = s->agent; /* s may end while we send */
 
+	int rc = 0;
+
 	if (!s->welcomed)
 		return FREEHINT__REJECT_REASON__NOT_ALLOWED;
+	/*
+	 * Only the host's mistakes are faults (a HINT_PASS without a pass);
+	 * our own refusals and failures, and a command type newer than us,
+	 * are answered (session_answer) and never counted against it.
+	 */
 	switch (c->type) {
 	case FREEHINT__COMMAND_TYPE__HINT_PASS:
-		if (!c->has_pass_id)
+		if (!c->has_pass_id) {
+			session_answer(s, c, FREEHINT__REJECT_REASON__MALFORMED,
+			    "HINT_PASS without a pass_id");
 			return FREEHINT__REJECT_REASON__MALFORMED;
-		if (hold_start(a->hold, c->pass_id,
-		        c->has_min_order ? c->min_order : s->min_order,
-		        c->has_byte_limit ? c->byte_limit : 0,
-		        (c->has_zero && c->zero) || session_zero(s)) != 0)
-			return FREEHINT__REJECT_REASON__NOT_ALLOWED;
+		}
+		rc = hold_start(a->hold, c->pass_id,
+		    c->has_min_order ? c->min_order : s->min_order,
+		    c->has_byte_limit ? c->byte_limit : 0,
+		    (c->has_zero && c->zero) || session_zero(s));
+		if (a->session == s)
+			session_answer(s, c,
+			    rc != 0 ? FREEHINT__REJECT_REASON__NOT_ALLOWED : 0,
+			    rc != 0 ? "hint pass %llu not started"
+			            : "hint pass %llu started",
+			    (unsigned long long)c->pass_id);
 		break;
 	case FREEHINT__COMMAND_TYPE__RELEASE:
 		hold_release(a->hold, "host asked");
+		if (a->session == s)
+			session_answer(s, c, 0, "released");
 		break;
 	case FREEHINT__COMMAND_TYPE__SET_POLICY:
 		session_policy(s, c->policy);
+		session_answer(s, c, 0, "policy set");
 		break;
 	case FREEHINT__COMMAND_TYPE__STATS_REQUEST:
-		if (snapshot_send_stats(a->snapshot) != 0)
-			return FREEHINT__REJECT_REASON__HOST_ERROR;
+		rc = snapshot_send_stats(a->snapshot);
+		if (a->session == s)
+			session_answer(s, c,
+			    rc != 0 ? FREEHINT__REJECT_REASON__HOST_ERROR : 0,
+			    rc != 0 ? "cannot read the module's stats"
+			            : "stats sent");
 		break;
 	case FREEHINT__COMMAND_TYPE__SNAPSHOT:
-		if (snapshot_send_hints(a->snapshot) != 0)
-			return FREEHINT__REJECT_REASON__HOST_ERROR;
+		rc = snapshot_send_hints(a->snapshot);
+		if (a->session == s)
+			session_answer(s, c,
+			    rc != 0 ? FREEHINT__REJECT_REASON__HOST_ERROR : 0,
+			    rc != 0 ? "cannot read the free lists"
+			            : "snapshot started");
 		break;
 	default:
-		return FREEHINT__REJECT_REASON__MALFORMED;
+		session_answer(s, c, FREEHINT__REJECT_REASON__NOT_SUPPORTED,
+		    "unknown command type %d", (int)c->type);
+		return 0;
 	}
 	agent_pump(a);
 	return 0;
+}
+
+/*
+ * Answer a Command: a CommandResult with its id when the host numbered it
+ * (message set 2); otherwise a failure as a non-fatal Error, as before
+ * ids, and a success silently. Never a fault (the peer counts those).
+ */
+static void
+session_answer(struct session *s, const Freehint__Command *c, int code,
+    const char *fmt, ...)
+{
+	Freehint__CommandResult r = FREEHINT__COMMAND_RESULT__INIT;
+	char detail[256];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(detail, sizeof detail, fmt, ap);
+	va_end(ap);
+	if (code != 0)
+		log_info("%s: command %d refused: %s", fh_peer_name(s->peer),
+		    (int)c->type, detail);
+	if (s->version >= 2 && c->has_id && c->id != 0) {
+		r.id = c->id;
+		r.ok = code == 0;
+		r.has_code = code != 0;
+		r.code = (uint32_t)code;
+		r.detail = detail;
+		s->in_send++;
+		fh_peer_send(s->peer, FH_MSG_COMMAND_RESULT, &r.base);
+		s->in_send--;
+		return;
+	}
+	if (code != 0)
+		fh_peer_send_error(s->peer, code, false, "%s", detail);
 }
 
 static int
@@ -576,8 +673,13 @@ handle_error(struct fh_peer *peer, const struct fh_msg *m, void *arg)
 {
 	const Freehint__Error *e = m->u.error;
 
+	struct session *s = arg;
+
 	log_warnx("%s: host error %u: %s", fh_peer_name(peer), e->code,
 	    e->detail != NULL ? e->detail : "");
+	/* Before Welcome: the host speaks none of our message sets. */
+	if (!s->welcomed && e->code == FREEHINT__REJECT_REASON__BAD_VERSION)
+		s->incompatible = true;
 	if (e->has_fatal && e->fatal)
 		fh_peer_close_after_flush(peer, "fatal error from host");
 	return 0;
@@ -608,13 +710,17 @@ static void
 session_end(struct session *s, const char *why)
 {
 	struct agent *a = s->agent;
+	bool incompatible =
+	    s->incompatible || fh_peer_fatal_error(s->peer) == FH_EVERSION;
 
 	log_info("%s: disconnected: %s", fh_peer_name(s->peer), why);
 	a->session = NULL;
 	session_free(s);
 	hold_release(a->hold, "host disconnected");
 	snapshot_drop(a->snapshot);
-	if (!a->stopping)
+	if (!a->stopping && incompatible)
+		transport_incompatible(a->transport, why);
+	else if (!a->stopping)
 		transport_lost(a->transport, why);
 	agent_status(a);
 }

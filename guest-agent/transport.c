@@ -10,6 +10,7 @@
  * session sees that as a lost peer and we retry on the backoff timer, so
  * an absent host costs one open() per backoff period, never a spin.
  */
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 
@@ -18,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <linux/vm_sockets.h>
@@ -30,6 +32,9 @@
 #define BACKOFF_BASE_MS 500
 /* A socket connect that takes longer than this has failed. */
 #define CONNECT_TIMEOUT_SEC 5
+/* A host that speaks none of our versions: retry this rarely (at least
+ * conf.backoff_max); it will not change its mind before an upgrade. */
+#define INCOMPATIBLE_RETRY_MS (10 * 60 * 1000)
 
 enum transport_state {
 	TS_IDLE,
@@ -45,6 +50,7 @@ struct transport {
 	enum transport_kind trying; /* the method of the current attempt */
 	unsigned attempt;
 	int fd; /* while connecting */
+	bool incompatible_said; /* the reason was logged at warning once */
 	struct event *ev_retry;
 	struct event *ev_connect;
 	char what[160];
@@ -184,6 +190,75 @@ transport_restart(struct transport *t)
 	evtimer_del(t->ev_retry);
 	t->attempt = 0;
 	transport_start(t);
+}
+
+/* The method of the current (or last) attempt. */
+enum transport_kind
+transport_current(const struct transport *t)
+{
+	return t->trying;
+}
+
+/*
+ * The host speaks no message set we speak, or frames we cannot read:
+ * retry, but only after INCOMPATIBLE_RETRY_MS, and say why in the status
+ * (and once at warning level, not at every retry).
+ */
+void
+transport_incompatible(struct transport *t, const char *why)
+{
+	struct timeval tv;
+	uint32_t ms = INCOMPATIBLE_RETRY_MS;
+
+	if (ms < t->agent->conf.backoff_max)
+		ms = t->agent->conf.backoff_max;
+	ms = backoff_delay(0, ms, ms, (uint32_t)random());
+	t->state = TS_WAITING;
+	t->agent->stats.reconnects++;
+	agent_error(t->agent, "incompatible host on %s: %s; next try in %u s",
+	    t->what, why, ms / 1000);
+	if (!t->incompatible_said)
+		log_warnx("%s: incompatible host: %s; retrying every %u s",
+		    t->what, why, ms / 1000);
+	else
+		log_debug("%s: incompatible host: %s", t->what, why);
+	t->incompatible_said = true;
+	tv.tv_sec = ms / 1000;
+	tv.tv_usec = (ms % 1000) * 1000;
+	evtimer_add(t->ev_retry, &tv);
+	agent_status(t->agent);
+}
+
+/* The next retry's delay, in ms; 0 when none is scheduled. */
+uint64_t
+transport_retry_in_ms(const struct transport *t)
+{
+	struct timeval tv, now;
+
+	if (!evtimer_pending(t->ev_retry, &tv))
+		return 0;
+	event_base_gettimeofday_cached(t->agent->base, &now);
+	if (timercmp(&tv, &now, <))
+		return 0;
+	timersub(&tv, &now, &tv);
+	return (uint64_t)tv.tv_sec * 1000 + (uint64_t)tv.tv_usec / 1000;
+}
+
+/*
+ * A seed for the backoff jitter from the kernel's entropy: clones of one
+ * image booted together get different ones, unlike time ^ pid.
+ */
+unsigned
+transport_seed(void)
+{
+	struct timespec ts;
+	unsigned seed;
+
+	if (getrandom(&seed, sizeof seed, GRND_NONBLOCK) ==
+	    (ssize_t)sizeof seed)
+		return seed;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (unsigned)ts.tv_nsec ^ (unsigned)getpid();
 }
 
 /* The session lost the channel (it closed the fd): retry after a while. */

@@ -68,6 +68,7 @@ static void control_rights(struct ctl_conn *, int);
 static json_object *control_status(char **);
 static json_object *control_notify(char **);
 static json_object *control_hint(char **);
+static json_object *control_command_json(const struct vm *);
 static json_object *control_do(struct ctl_conn *, char *);
 static json_object *reply_error(const char *, const char *);
 static json_object *reply_ok(void);
@@ -348,6 +349,9 @@ control_status(char **argv)
 		    json_object_new_uint64(vm->ranges_rejected));
 		json_object_object_add(
 		    v, "last_error", json_object_new_string(vm->last_error));
+		if (vm->cmd_id != 0)
+			json_object_object_add(
+			    v, "last_command", control_command_json(vm));
 		json_object_array_add(arr, v);
 	}
 	o = json_object_new_object();
@@ -421,4 +425,30 @@ control_do(struct ctl_conn *c, char *line)
 		return reply_error("denied", msg);
 	}
 	return v->fn(argv);
+}
+
+/* The last numbered Command and what the agent answered. */
+static json_object *
+control_command_json(const struct vm *vm)
+{
+	static const char *const states[] = {
+		[VM_CMD_NONE] = "unnumbered",
+		[VM_CMD_PENDING] = "pending",
+		[VM_CMD_OK] = "ok",
+		[VM_CMD_FAILED] = "failed",
+	};
+	json_object *c = json_object_new_object();
+
+	json_object_object_add(c, "id", json_object_new_uint64(vm->cmd_id));
+	json_object_object_add(c, "type",
+	    json_object_new_string(
+	        vm->cmd_type == FREEHINT__COMMAND_TYPE__HINT_PASS ? "hint"
+	            : vm->cmd_type == FREEHINT__COMMAND_TYPE__RELEASE
+	            ? "release"
+	            : "other"));
+	json_object_object_add(
+	    c, "result", json_object_new_string(states[vm->cmd_state]));
+	json_object_object_add(
+	    c, "detail", json_object_new_string(vm->cmd_detail));
+	return c;
 }

@@ -183,12 +183,19 @@ struct vm {
 	uint64_t pass_started_ms; /* fh_monotonic_ms() */
 	char last_error[256]; /* printable ASCII only: shown to people */
 	struct log_rl error_rl;
+	/* The last numbered Command (message set 2) and its CommandResult. */
+	uint64_t cmd_id;
+	Freehint__CommandType cmd_type;
+	int cmd_state; /* VM_CMD_* */
+	char cmd_detail[128]; /* printable, from fh_strvis */
 
 	TAILQ_ENTRY(vm) entry;
 };
 TAILQ_HEAD(vm_list, vm);
 
 extern struct vm_list vms;
+
+enum { VM_CMD_NONE, VM_CMD_PENDING, VM_CMD_OK, VM_CMD_FAILED };
 
 struct vm *vm_find(const char *);
 struct vm *vm_find_cid(uint32_t);

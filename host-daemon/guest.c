@@ -18,6 +18,8 @@ struct guest {
 	struct vm *vm;
 	struct fh_peer *peer;
 	bool hello;
+	uint32_t version; /* the message set chosen in Welcome */
+	uint64_t next_cmd_id;
 	uint32_t page_size;
 	uint64_t align_pages;
 	Freehint__Mode mode;
@@ -29,6 +31,7 @@ static int guest_hello(struct fh_peer *, const struct fh_msg *, void *);
 static int guest_ranges(struct fh_peer *, const struct fh_msg *, void *);
 static int guest_stats(struct fh_peer *, const struct fh_msg *, void *);
 static int guest_error(struct fh_peer *, const struct fh_msg *, void *);
+static int guest_result(struct fh_peer *, const struct fh_msg *, void *);
 static void guest_lost(struct fh_peer *, const char *, void *);
 static int guest_apply(struct guest *, const Freehint__RangeBatch *,
     Freehint__Ack *, char *, size_t);
@@ -38,6 +41,7 @@ static const struct fh_handler guest_handlers[] = {
 	{ FH_MSG_RANGES, guest_ranges },
 	{ FH_MSG_STATS, guest_stats },
 	{ FH_MSG_ERROR, guest_error },
+	{ FH_MSG_COMMAND_RESULT, guest_result },
 };
 
 struct guest *
@@ -60,6 +64,10 @@ guest_new(struct vm *vm, int fd, enum vm_transport t)
 		return NULL;
 	}
 	fh_peer_set_max_faults(g->peer, conf->policy.max_faults);
+	/* A port has no connections: an agent killed mid-frame leaves its
+	 * half frame in the stream; its successor's sync mark ends it. */
+	if (t == VM_TRANSPORT_CHANNEL)
+		fh_peer_set_resync(g->peer, true);
 	vm->guest = g;
 	vm->transport = t;
 	log_info("%s: connected", name);
@@ -112,7 +120,18 @@ guest_command(struct guest *g, Freehint__CommandType type, uint64_t pass_id,
 	}
 	if (type == FREEHINT__COMMAND_TYPE__RELEASE)
 		fh_rs_clear(&g->vs.held);
-	return fh_peer_send(g->peer, FH_MSG_COMMAND, &c.base);
+	/* Set 2: numbered, answered by a CommandResult of that id. */
+	if (g->version >= 2) {
+		c.has_id = true;
+		c.id = ++g->next_cmd_id;
+	}
+	if (fh_peer_send(g->peer, FH_MSG_COMMAND, &c.base) != 0)
+		return -1;
+	g->vm->cmd_id = c.id;
+	g->vm->cmd_type = type;
+	g->vm->cmd_state = c.has_id ? VM_CMD_PENDING : VM_CMD_NONE;
+	g->vm->cmd_detail[0] = '\0';
+	return 0;
 }
 
 /* Stop discarding for this session (the VM turned out to be unsafe). */
@@ -130,10 +149,27 @@ guest_hello(struct fh_peer *p, const struct fh_msg *m, void *arg)
 	struct guest *g = arg;
 	struct vm *vm = g->vm;
 	char why[256], version[64];
-	uint32_t order;
+	uint32_t order, lo, hi;
 
-	if (h->proto_version != FH_PROTO_VERSION)
-		return FREEHINT__REJECT_REASON__NOT_ALLOWED;
+	/* The agent's range of message sets; we answer with the highest
+	 * both speak, or say why not and close: no agent should retry. */
+	lo = h->proto_version;
+	hi = h->has_max_proto_version ? h->max_proto_version : lo;
+	if (hi < FH_PROTO_MIN || lo > FH_PROTO_MAX) {
+		log_warnx("vm %s: agent speaks message sets %u to %u, we %u to "
+		          "%u",
+		    vm->name, lo, hi, FH_PROTO_MIN, FH_PROTO_MAX);
+		vm_set_error(vm,
+		    "agent speaks message sets %u to %u, we %u to %u", lo, hi,
+		    FH_PROTO_MIN, FH_PROTO_MAX);
+		fh_peer_send_error(p, FREEHINT__REJECT_REASON__BAD_VERSION,
+		    true,
+		    "message sets %u to %u not spoken; this host speaks %u "
+		    "to %u",
+		    lo, hi, FH_PROTO_MIN, FH_PROTO_MAX);
+		fh_peer_close_after_flush(p, "no message set in common");
+		return 0;
+	}
 	if (g->hello) {
 		/* virtio-serial has no connections: a restarted agent says
 		 * Hello on the same stream. Start the session afresh. */
@@ -146,6 +182,7 @@ guest_hello(struct fh_peer *p, const struct fh_msg *m, void *arg)
 		vm->held_bytes = 0;
 	}
 	g->hello = true;
+	g->version = hi < FH_PROTO_MAX ? hi : FH_PROTO_MAX;
 	g->page_size = h->page_size;
 	vm_check_dma(vm);
 	/* Start from what the backing allows, not from what an earlier
@@ -175,7 +212,15 @@ guest_hello(struct fh_peer *p, const struct fh_msg *m, void *arg)
 		order = conf->policy.hint_min_order;
 	g->align_pages = 1ULL << order;
 
-	w.proto_version = FH_PROTO_VERSION;
+	w.proto_version = g->version;
+	if (g->version >= 2) {
+		w.has_capabilities = true;
+		w.capabilities = FREEHINT__HOST_CAPABILITY__HOST_CAP_DEADLINE |
+		    FREEHINT__HOST_CAPABILITY__HOST_CAP_COMMAND_RESULT;
+		if (vm->transport == VM_TRANSPORT_CHANNEL)
+			w.capabilities |=
+			    FREEHINT__HOST_CAPABILITY__HOST_CAP_RESYNC;
+	}
 	w.mode = g->mode;
 	w.reason = why;
 	w.has_min_order = w.has_max_batch_ranges = true;
@@ -333,5 +378,40 @@ guest_error(struct fh_peer *p, const struct fh_msg *m, void *arg)
 	    validate_reason_name((int)m->u.error->code));
 	if (m->u.error->has_fatal && m->u.error->fatal)
 		fh_peer_close_after_flush(p, "agent gave up");
+	return 0;
+}
+
+/*
+ * The answer to a numbered Command. Only the last one is tracked (a new
+ * command supersedes it); an id never handed out is the agent's mistake.
+ */
+static int
+guest_result(struct fh_peer *p, const struct fh_msg *m, void *arg)
+{
+	const Freehint__CommandResult *r = m->u.result;
+	struct guest *g = arg;
+	struct vm *vm = g->vm;
+	char detail[128];
+
+	if (!g->hello || g->version < 2 || r->id == 0 || r->id > g->next_cmd_id)
+		return FREEHINT__REJECT_REASON__NOT_ALLOWED;
+	fh_strvis(detail, sizeof detail, r->detail != NULL ? r->detail : "");
+	if (r->id != vm->cmd_id) {
+		log_debug("vm %s: result of superseded command %" PRIu64,
+		    vm->name, r->id);
+		return 0;
+	}
+	vm->cmd_state = r->ok ? VM_CMD_OK : VM_CMD_FAILED;
+	snprintf(vm->cmd_detail, sizeof vm->cmd_detail, "%s", detail);
+	if (r->ok) {
+		log_info("vm %s: command %" PRIu64 " done: %s", vm->name, r->id,
+		    detail);
+		return 0;
+	}
+	vm_set_error(vm, "command %" PRIu64 " failed: %s (%s)", r->id, detail,
+	    validate_reason_name(r->has_code ? (int)r->code : 0));
+	/* The guest holds nothing for a pass it did not start. */
+	if (vm->cmd_type == FREEHINT__COMMAND_TYPE__HINT_PASS)
+		vm->pass_active = false;
 	return 0;
 }

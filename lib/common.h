@@ -119,6 +119,7 @@ struct fh_peer *fh_peer_new(struct event_base *, int fd, const char *name,
     const struct fh_handler *, size_t nhandlers, fh_peer_lost_cb, void *arg);
 void fh_peer_free(struct fh_peer *);
 int fh_peer_send(struct fh_peer *, uint8_t type, const ProtobufCMessage *);
+int fh_peer_send_sync(struct fh_peer *);
 int fh_peer_send_error(struct fh_peer *, int reason, bool fatal,
     const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 void fh_peer_close_after_flush(struct fh_peer *, const char *why);
@@ -126,6 +127,10 @@ const char *fh_peer_name(const struct fh_peer *);
 int fh_peer_fd(const struct fh_peer *);
 size_t fh_peer_queued(const struct fh_peer *);
 void fh_peer_set_max_faults(struct fh_peer *, unsigned);
-uint64_t fh_peer_faults(const struct fh_peer *);
+void fh_peer_set_fault_decay(struct fh_peer *, uint64_t ms);
+void fh_peer_set_resync(struct fh_peer *, bool);
+uint64_t fh_peer_faults(struct fh_peer *);
+uint64_t fh_peer_unknown(const struct fh_peer *);
+int fh_peer_fatal_error(const struct fh_peer *);
 
 #endif

@@ -9,6 +9,7 @@
  */
 #include <errno.h>
 #include <stdio.h>
+#include <time.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -20,6 +21,8 @@
 
 /* A peer that makes this many mistakes is disconnected. */
 #define PEER_MAX_FAULTS 8
+/* One fault is forgiven for each this long without a new one. */
+#define PEER_FAULT_DECAY_MS (60 * 1000)
 /* A peer that leaves this much of our output unread is disconnected: a
  * few whole frames; nothing we send needs more (common.h). */
 #define PEER_MAX_QUEUED FH_PEER_MAX_QUEUED
@@ -35,7 +38,16 @@ struct fh_peer {
 	void *arg;
 	unsigned max_faults;
 	uint64_t faults;
+	uint64_t fault_decay_ms; /* 0: faults never decay */
+	uint64_t fault_ms; /* when the last fault came or was forgiven */
+	uint64_t unknown; /* messages of unknown types, answered */
+	int fatal_err; /* the framing error that ended the stream */
 	struct log_rl fault_rl;
+	struct log_rl unknown_rl;
+	/* virtio-serial: resynchronise on the sync mark (fh_sync_find). */
+	bool resync;
+	bool seeking; /* frame boundary lost: skipping to the next mark */
+	size_t scanned; /* offsets of the front frame searched for a mark */
 	char *close_why;
 	char *lose_why; /* lost from the event loop, not from a caller */
 	int in_dispatch;
@@ -51,6 +63,9 @@ static void peer_lose_later(struct fh_peer *, const char *);
 static void peer_fault(
     struct fh_peer *, int reason, int fatal, const char *what);
 static void peer_destroy(struct fh_peer *);
+static void peer_decay(struct fh_peer *);
+static int peer_resync(struct fh_peer *, struct evbuffer *);
+static uint64_t peer_now_ms(void);
 
 struct fh_peer *
 fh_peer_new(struct event_base *base, int fd, const char *name,
@@ -66,6 +81,7 @@ fh_peer_new(struct event_base *base, int fd, const char *name,
 	p->lost_cb = lost_cb;
 	p->arg = arg;
 	p->max_faults = PEER_MAX_FAULTS;
+	p->fault_decay_ms = PEER_FAULT_DECAY_MS;
 	/*
 	 * A blocking fd (a virtio-serial port opened plainly) would let a
 	 * peer that stops reading hang the whole daemon in write().
@@ -140,10 +156,74 @@ fh_peer_set_max_faults(struct fh_peer *p, unsigned n)
 	p->max_faults = n;
 }
 
-uint64_t
-fh_peer_faults(const struct fh_peer *p)
+void
+fh_peer_set_fault_decay(struct fh_peer *p, uint64_t ms)
 {
+	p->fault_decay_ms = ms;
+}
+
+/* Outstanding faults: those made, less those forgiven since. */
+uint64_t
+fh_peer_faults(struct fh_peer *p)
+{
+	peer_decay(p);
 	return p->faults;
+}
+
+/* Messages of a type this code does not know, answered NOT_SUPPORTED. */
+uint64_t
+fh_peer_unknown(const struct fh_peer *p)
+{
+	return p->unknown;
+}
+
+/* The fatal framing error (FH_EVERSION, ...) that ended the stream, or 0. */
+int
+fh_peer_fatal_error(const struct fh_peer *p)
+{
+	return p->fatal_err;
+}
+
+/*
+ * A stream without connection semantics (virtio-serial): a frame torn by
+ * a writer killed in the middle of it, or garbage, does not end it; the
+ * reader skips to the next sync mark and resumes with the Hello after it.
+ */
+void
+fh_peer_set_resync(struct fh_peer *p, bool on)
+{
+	p->resync = on;
+}
+
+static uint64_t
+peer_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* Forgive one fault for every fault_decay_ms without a new one. */
+static void
+peer_decay(struct fh_peer *p)
+{
+	uint64_t now = peer_now_ms(), n;
+
+	if (p->faults == 0 || p->fault_decay_ms == 0) {
+		p->fault_ms = now;
+		return;
+	}
+	n = (now - p->fault_ms) / p->fault_decay_ms;
+	if (n == 0)
+		return;
+	if (n >= p->faults) {
+		p->faults = 0;
+		p->fault_ms = now;
+		return;
+	}
+	p->faults -= n;
+	p->fault_ms += n * p->fault_decay_ms;
 }
 
 int
@@ -167,6 +247,15 @@ fh_peer_send(struct fh_peer *p, uint8_t type, const ProtobufCMessage *m)
 		return -1;
 	}
 	return 0;
+}
+
+/* The sync run before a Hello on virtio-serial (fh_sync_put). */
+int
+fh_peer_send_sync(struct fh_peer *p)
+{
+	if (p->lost || p->lose_why != NULL)
+		return -1;
+	return fh_sync_put(bufferevent_get_output(p->bev)) == FH_OK ? 0 : -1;
 }
 
 int
@@ -251,6 +340,7 @@ peer_lose(struct fh_peer *p, const char *why)
 static void
 peer_fault(struct fh_peer *p, int reason, int fatal, const char *what)
 {
+	peer_decay(p);
 	p->faults++;
 	log_warnx_rl(&p->fault_rl, "%s: %s", p->name, what);
 	fh_peer_send_error(
@@ -274,15 +364,41 @@ peer_read_cb(struct bufferevent *bev, void *arg)
 
 	p->in_dispatch++;
 	while (!p->lost && p->close_why == NULL && p->lose_why == NULL) {
+		if (p->resync && peer_resync(p, in) != 0)
+			break;
 		err = fh_msg_pull(in, &m);
 		if (err == FH_ENEED)
 			break;
+		p->scanned = 0;
+		if (err == FH_ETYPE) {
+			/* A newer peer's message: answered, not a fault. */
+			p->unknown++;
+			log_warnx_rl(&p->unknown_rl,
+			    "%s: message of unknown type ignored", p->name);
+			fh_peer_send_error(p,
+			    FREEHINT__REJECT_REASON__NOT_SUPPORTED, false,
+			    "unknown message type");
+			continue;
+		}
+		if (p->resync && FH_ERR_FATAL(err) && err != FH_EVERSION &&
+		    err != FH_ETRUNC) {
+			snprintf(what, sizeof what,
+			    "bad frame: %s; resynchronising", fh_strerror(err));
+			p->seeking = true;
+			peer_fault(
+			    p, FREEHINT__REJECT_REASON__MALFORMED, 0, what);
+			continue;
+		}
 		if (err != FH_OK) {
 			snprintf(what, sizeof what, "bad frame: %s",
 			    fh_strerror(err));
+			if (FH_ERR_FATAL(err))
+				p->fatal_err = err;
 			peer_fault(p,
 			    err == FH_ELIMIT
 			        ? FREEHINT__REJECT_REASON__TOO_LARGE
+			        : err == FH_EVERSION
+			        ? FREEHINT__REJECT_REASON__BAD_VERSION
 			        : FREEHINT__REJECT_REASON__MALFORMED,
 			    FH_ERR_FATAL(err), what);
 			continue;
@@ -333,4 +449,72 @@ peer_event_cb(struct bufferevent *bev, short what, void *arg)
 		    why, sizeof why, "%s", strerror(EVUTIL_SOCKET_ERROR()));
 		peer_lose(p, why);
 	}
+}
+
+/*
+ * Resynchronisation (fh_peer_set_resync), before each frame is pulled.
+ * Returns 0 when the front of the input may be a frame, 1 to wait for
+ * more. Skips: sync bytes before a frame (a fresh agent's), everything
+ * up to the next mark while seeking, and the front frame when a mark
+ * begins inside it (its writer died in the middle; a new one said Hello).
+ */
+static int
+peer_resync(struct fh_peer *p, struct evbuffer *in)
+{
+	struct fh_frame_hdr h;
+	const uint8_t *buf;
+	size_t have, end, i, lim;
+	long at;
+	int err;
+
+	have = evbuffer_get_length(in);
+	if (have == 0 || (buf = evbuffer_pullup(in, -1)) == NULL)
+		return 1;
+	if (p->seeking) {
+		if ((at = fh_sync_find(buf, have)) < 0) {
+			/* Keep what may be the beginning of a mark. */
+			if (have > FH_SYNC_MARK - 1)
+				evbuffer_drain(in, have - (FH_SYNC_MARK - 1));
+			return 1;
+		}
+		evbuffer_drain(in, (size_t)at);
+		p->seeking = false;
+		p->scanned = 0;
+		log_info("%s: resynchronised on a Hello", p->name);
+		return 0;
+	}
+	for (i = 0; i < have && buf[i] == FH_SYNC_BYTE; i++)
+		;
+	if (i > 0) {
+		evbuffer_drain(in, i);
+		p->scanned = 0;
+		return peer_resync(p, in);
+	}
+	if (have < FH_HDR_SIZE)
+		return 0;
+	err = fh_hdr_unpack(buf, &h);
+	if (err != FH_OK && err != FH_ETYPE)
+		return 0; /* fh_msg_pull says what is wrong */
+	/* A mark that begins inside this frame: the frame was torn. */
+	end = FH_HDR_SIZE + (size_t)h.length;
+	if (have < FH_SYNC_MARK)
+		return 0;
+	lim = have - FH_SYNC_MARK + 1;
+	if (lim > end)
+		lim = end;
+	if (p->scanned < 1)
+		p->scanned = 1;
+	if (lim <= p->scanned)
+		return 0;
+	at =
+	    fh_sync_find(buf + p->scanned, lim - p->scanned + FH_SYNC_MARK - 1);
+	if (at < 0) {
+		p->scanned = lim;
+		return 0;
+	}
+	log_warnx("%s: %s frame torn by a new Hello; resynchronised", p->name,
+	    fh_msg_name(h.type));
+	evbuffer_drain(in, p->scanned + (size_t)at);
+	p->scanned = 0;
+	return 0;
 }

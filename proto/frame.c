@@ -16,7 +16,7 @@ fh_hdr_pack(uint8_t out[FH_HDR_SIZE], uint8_t type, uint32_t length)
 	uint32_t magic = htonl(FH_MAGIC), len = htonl(length);
 
 	memcpy(out, &magic, 4);
-	out[4] = FH_PROTO_VERSION;
+	out[4] = FH_FRAME_VERSION;
 	out[5] = type;
 	out[6] = 0;
 	out[7] = 0;
@@ -40,7 +40,7 @@ fh_hdr_unpack(const uint8_t in[FH_HDR_SIZE], struct fh_frame_hdr *h)
 
 	if (h->magic != FH_MAGIC)
 		return FH_EMAGIC;
-	if (h->version != FH_PROTO_VERSION)
+	if (h->version != FH_FRAME_VERSION)
 		return FH_EVERSION;
 	if (h->flags != 0)
 		return FH_EFLAGS;
@@ -78,4 +78,39 @@ fh_frame_put(struct evbuffer *out, uint8_t type, const ProtobufCMessage *m)
 	if (evbuffer_commit_space(out, &vec, 1) != 0)
 		return FH_ENOMEM;
 	return FH_OK;
+}
+
+/* The run of sync bytes an agent writes before Hello on virtio-serial. */
+int
+fh_sync_put(struct evbuffer *out)
+{
+	static const uint8_t sync[FH_SYNC_LEN] = { FH_SYNC_BYTE, FH_SYNC_BYTE,
+		FH_SYNC_BYTE, FH_SYNC_BYTE };
+
+	return evbuffer_add(out, sync, sizeof sync) == 0 ? FH_OK : FH_ENOMEM;
+}
+
+/*
+ * Where in buf the next sync mark starts: FH_SYNC_LEN sync bytes followed
+ * by the first six bytes of a Hello header (magic, version, type). Returns
+ * the offset of the Hello header, or -1 when there is none (a mark may
+ * still begin in the last FH_SYNC_MARK - 1 bytes).
+ */
+long
+fh_sync_find(const uint8_t *buf, size_t len)
+{
+	uint8_t mark[FH_SYNC_MARK];
+	uint32_t magic = htonl(FH_MAGIC);
+	size_t i;
+
+	memset(mark, FH_SYNC_BYTE, FH_SYNC_LEN);
+	memcpy(mark + FH_SYNC_LEN, &magic, 4);
+	mark[FH_SYNC_LEN + 4] = FH_FRAME_VERSION;
+	mark[FH_SYNC_LEN + 5] = FH_MSG_HELLO;
+	for (i = 0; i + FH_SYNC_MARK <= len; i++) {
+		if (buf[i] == FH_SYNC_BYTE &&
+		    memcmp(buf + i, mark, FH_SYNC_MARK) == 0)
+			return (long)(i + FH_SYNC_LEN);
+	}
+	return -1;
 }

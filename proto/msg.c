@@ -20,6 +20,7 @@ static int check_ack(const Freehint__Ack *);
 static int check_command(const Freehint__Command *);
 static int check_stats(const Freehint__Stats *);
 static int check_error(const Freehint__Error *);
+static int check_result(const Freehint__CommandResult *);
 
 static const struct {
 	const char *name;
@@ -40,6 +41,9 @@ static const struct {
 	    (int (*)(const void *))check_stats },
 	[FH_MSG_ERROR] = { "Error", &freehint__error__descriptor,
 	    (int (*)(const void *))check_error },
+	[FH_MSG_COMMAND_RESULT] = { "CommandResult",
+	    &freehint__command_result__descriptor,
+	    (int (*)(const void *))check_result },
 };
 
 const char *
@@ -243,6 +247,10 @@ check_hello(const Freehint__Hello *h)
 		return FH_EFIELD;
 	if (h->has_poison_value && h->poison_value > 0xff)
 		return FH_EFIELD;
+	/* A range, not an empty set: the receiver answers BAD_VERSION to a
+	 * range it does not meet, but an inverted one is nonsense. */
+	if (h->has_max_proto_version && h->max_proto_version < h->proto_version)
+		return FH_EFIELD;
 	return FH_OK;
 }
 
@@ -282,12 +290,10 @@ check_ranges(const Freehint__RangeBatch *b)
 static int
 check_ack(const Freehint__Ack *a)
 {
+	/* The status decides what the guest does with its pages. The reason
+	 * only explains a rejection: a newer host's reason is still one. */
 	if (a->status != FREEHINT__ACK_STATUS__APPLIED &&
 	    a->status != FREEHINT__ACK_STATUS__REJECTED)
-		return FH_EFIELD;
-	if (a->has_reason &&
-	    (a->reason < 0 ||
-	        a->reason > FREEHINT__REJECT_REASON__DUPLICATE_ID))
 		return FH_EFIELD;
 	return FH_OK;
 }
@@ -295,8 +301,9 @@ check_ack(const Freehint__Ack *a)
 static int
 check_command(const Freehint__Command *c)
 {
-	if (c->type < FREEHINT__COMMAND_TYPE__HINT_PASS ||
-	    c->type > FREEHINT__COMMAND_TYPE__SNAPSHOT)
+	/* An unknown type (a newer host's) is answered by the receiver with
+	 * NOT_SUPPORTED; 0 was never a command. */
+	if (c->type == FREEHINT__COMMAND_TYPE__COMMAND_UNSPECIFIED)
 		return FH_EFIELD;
 	if (c->has_min_order && c->min_order > 20)
 		return FH_EFIELD;
@@ -317,8 +324,15 @@ check_stats(const Freehint__Stats *s)
 	return FH_OK;
 }
 
+/* Error.code and CommandResult.code: any RejectReason, known or not. */
 static int
 check_error(const Freehint__Error *e)
+{
+	return FH_OK;
+}
+
+static int
+check_result(const Freehint__CommandResult *r)
 {
 	return FH_OK;
 }

@@ -14,9 +14,23 @@
 struct evbuffer;
 struct fh_rangeset;
 
-#define FH_PROTO_VERSION 1
+/* The frame header's version byte: this framing, whatever the messages. */
+#define FH_FRAME_VERSION 1
+/* Message-set versions (Hello, Welcome): this code speaks 1 to 2. Set 2
+ * adds Welcome.capabilities, Command.id and CommandResult. */
+#define FH_PROTO_MIN     1
+#define FH_PROTO_MAX     2
+#define FH_PROTO_VERSION FH_PROTO_MIN
 #define FH_MAGIC         0x46484e54U /* "FHNT" */
-#define FH_HDR_SIZE      12
+/*
+ * virtio-serial resynchronisation: an agent writes FH_SYNC_LEN 0xff bytes
+ * before its Hello; a reader that lost the frame boundaries skips to the
+ * next run of them followed by a Hello header (fh_sync_find).
+ */
+#define FH_SYNC_BYTE 0xff
+#define FH_SYNC_LEN  4
+#define FH_SYNC_MARK (FH_SYNC_LEN + 6) /* the run, magic, version, type */
+#define FH_HDR_SIZE  12
 /* No frame is larger; checked before anything is allocated. */
 #define FH_FRAME_MAX (256 * 1024)
 /* No batch carries more ranges, whatever a policy says. */
@@ -34,7 +48,8 @@ enum fh_msg_type {
 	FH_MSG_COMMAND = 5,
 	FH_MSG_STATS = 6,
 	FH_MSG_ERROR = 7,
-	FH_MSG_MAX = FH_MSG_ERROR
+	FH_MSG_COMMAND_RESULT = 8,
+	FH_MSG_MAX = FH_MSG_COMMAND_RESULT
 };
 
 /* Errors of the codec; negative, so that 0 and positive mean success. */
@@ -72,6 +87,8 @@ struct fh_frame_hdr {
 void fh_hdr_pack(uint8_t out[FH_HDR_SIZE], uint8_t type, uint32_t length);
 int fh_hdr_unpack(const uint8_t in[FH_HDR_SIZE], struct fh_frame_hdr *);
 int fh_frame_put(struct evbuffer *, uint8_t type, const ProtobufCMessage *);
+int fh_sync_put(struct evbuffer *);
+long fh_sync_find(const uint8_t *, size_t);
 
 /* msg.c */
 struct fh_msg {
@@ -85,6 +102,7 @@ struct fh_msg {
 		Freehint__Command *command;
 		Freehint__Stats *stats;
 		Freehint__Error *error;
+		Freehint__CommandResult *result;
 	} u;
 };
 

@@ -399,6 +399,9 @@ conn_new(int fd)
 	    base, fd, "agent", handlers, FH_ARRAY_SIZE(handlers), h_lost, k);
 	if (k->peer == NULL)
 		fatalx("fh_peer_new");
+	/* Connected to a virtio-serial chardev: a port, as freehintd's. */
+	if (connect_path != NULL)
+		fh_peer_set_resync(k->peer, true);
 	cur = k;
 	printf("CONNECT conn=%u\n", k->n);
 	fflush(stdout);

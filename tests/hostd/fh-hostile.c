@@ -41,6 +41,8 @@ static int64_t clock_offset;
 static enum { DEADLINE_OK, DEADLINE_NONE, DEADLINE_PAST } deadline_mode;
 static struct evbuffer *in;
 
+static void evolution(void);
+static const ProtobufCMessage *sample_batch(void);
 static void check(int, const char *, const char *, ...)
     __attribute__((format(printf, 3, 4)));
 static int accept_daemon(void);
@@ -49,6 +51,8 @@ static int recv_msg(struct fh_msg *, int);
 static int64_t now_ms(void);
 static int hello(void);
 static int hello_mode(int, int *);
+static int hello_range(uint32_t lo, uint32_t hi, struct fh_msg *);
+static int write_all(const void *, size_t);
 static int send_batch(Freehint__RangeKind, uint64_t id, uint64_t *gaps,
     uint64_t *lens, size_t n, uint32_t unit);
 static int expect_ack(uint64_t id, int status, int reason, uint64_t *);
@@ -132,6 +136,22 @@ now_ms(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &t);
 	return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+/* A RangeBatch of a few ranges, for tearing in half. */
+static const ProtobufCMessage *
+sample_batch(void)
+{
+	static uint64_t gaps[] = { 0x4000, 512, 512 },
+	                lens[] = { 512, 512, 512 };
+	static Freehint__RangeBatch b = FREEHINT__RANGE_BATCH__INIT;
+
+	b.batch_id = 999;
+	b.kind = FREEHINT__RANGE_KIND__REPORTED;
+	b.n_gaps = b.n_lengths = 3;
+	b.gaps = gaps;
+	b.lengths = lens;
+	return &b.base;
 }
 
 static int
@@ -227,6 +247,31 @@ expect_ack(uint64_t id, int status, int reason, uint64_t *discarded)
 		return ok;
 	}
 	return 0;
+}
+
+/* Hello with a range of message sets; *m gets the answer (caller frees). */
+static int
+hello_range(uint32_t lo, uint32_t hi, struct fh_msg *m)
+{
+	Freehint__Hello h = FREEHINT__HELLO__INIT;
+
+	h.proto_version = lo;
+	h.has_max_proto_version = true;
+	h.max_proto_version = hi;
+	h.agent_version = "hostile";
+	h.page_size = 4096;
+	h.ram_bytes = 1ULL << 40;
+	h.max_pfn = 1ULL << 28;
+	if (sendmsg_(FH_MSG_HELLO, &h.base) != 0 ||
+	    recv_msg(m, TIMEOUT_MS) != 1)
+		return -1;
+	return 0;
+}
+
+static int
+write_all(const void *buf, size_t len)
+{
+	return write(fd, buf, len) == (ssize_t)len ? 0 : -1;
 }
 
 static int
@@ -379,12 +424,20 @@ hostile(uint64_t ram, uint64_t canary)
 	check(recv_msg(&(struct fh_msg){ 0 }, 100) == 0,
 	    "hostile:flood-disconnected", "still connected");
 
-	/* Phase 4: garbage closes the stream. */
+	/*
+	 * Phase 4: garbage on the port. Issue 12 changed this (it closed
+	 * the stream): a virtio-serial port has no connections, so the
+	 * daemon answers one Error and skips to the next sync mark, where
+	 * a (new) agent's Hello starts the session again.
+	 */
 	check(accept_daemon() == 0, "hostile:reconnect-3", "-");
 	memset(junk, 0x5a, sizeof junk);
 	ok = write(fd, junk, sizeof junk) == (ssize_t)sizeof junk;
-	check(ok && expect_error(REJ(MALFORMED)) && expect_eof(),
-	    "hostile:garbage", "no error and close");
+	check(
+	    ok && expect_error(REJ(MALFORMED)), "hostile:garbage", "no error");
+	memset(junk, 0xff, FH_SYNC_LEN);
+	check(write_all(junk, FH_SYNC_LEN) == 0 && hello() == 0,
+	    "hostile:garbage-resync", "no Welcome after the sync mark");
 
 	/* Phase 5: a stream cut inside a frame, then still served. */
 	check(accept_daemon() == 0 && hello() == 0, "hostile:reconnect-4", "-");
@@ -398,6 +451,70 @@ hostile(uint64_t ram, uint64_t canary)
 	l[0] = 512;
 	send_batch(FREEHINT__RANGE_KIND__REPORTED, 1, g, l, 1, 0);
 	check(ACK(1, APPLIED, 0), "hostile:still-served", "-");
+
+	evolution();
+}
+
+/*
+ * Phase 6, protocol evolution (issue 12): an agent killed mid-frame and
+ * its successor on the same port; message types from a newer agent over
+ * a long session; Hellos with ranges of message sets.
+ */
+static void
+evolution(void)
+{
+	struct evbuffer *b = evbuffer_new();
+	uint64_t g[1] = { 0x4000 }, l[1] = { 512 };
+	uint8_t hdr[FH_HDR_SIZE], sync[FH_SYNC_LEN];
+	struct fh_msg m;
+	int i, n = 0, ok;
+
+	/* Half a RangeBatch, then a sync run and a Hello: served again. */
+	fh_frame_put(b, FH_MSG_RANGES, sample_batch());
+	ok = write_all(evbuffer_pullup(b, -1), evbuffer_get_length(b) / 2);
+	evbuffer_free(b);
+	memset(sync, 0xff, sizeof sync);
+	check(ok == 0 && write_all(sync, sizeof sync) == 0 && hello() == 0,
+	    "evolution:torn-frame-resync", "no Welcome after a torn frame");
+	send_batch(FREEHINT__RANGE_KIND__REPORTED, 1, g, l, 1, 0);
+	check(ACK(1, APPLIED, 0), "evolution:served-after-resync", "-");
+
+	/* More unknown types than --max-faults: answered, not a fault. */
+	for (i = 0; i < 30; i++) {
+		fh_hdr_pack(hdr, 50 + i % 5, 0);
+		if (write_all(hdr, sizeof hdr) != 0)
+			break;
+	}
+	for (i = 0; i < 30; i++)
+		if (expect_error(REJ(NOT_SUPPORTED)))
+			n++;
+	check(n == 30, "evolution:unknown-types-answered", "%d of 30", n);
+	send_batch(FREEHINT__RANGE_KIND__HINT, 2, g, l, 1, 0);
+	check(ACK(2, APPLIED, 0), "evolution:unknown-types-no-fault",
+	    "disconnected");
+
+	/* A range: the highest both speak, with the host's capabilities. */
+	ok = accept_daemon() == 0 && hello_range(1, 9, &m) == 0;
+	check(ok && m.type == FH_MSG_WELCOME &&
+	        m.u.welcome->proto_version == FH_PROTO_MAX &&
+	        m.u.welcome->has_capabilities &&
+	        (m.u.welcome->capabilities &
+	            FREEHINT__HOST_CAPABILITY__HOST_CAP_COMMAND_RESULT) &&
+	        (m.u.welcome->capabilities &
+	            FREEHINT__HOST_CAPABILITY__HOST_CAP_RESYNC),
+	    "evolution:version-range", "no Welcome for set %u with caps",
+	    FH_PROTO_MAX);
+	if (ok)
+		fh_msg_free(&m);
+	/* No set in common: a fatal BAD_VERSION, and the port closed. */
+	ok = accept_daemon() == 0 &&
+	    hello_range(FH_PROTO_MAX + 1, FH_PROTO_MAX + 2, &m) == 0;
+	check(ok && m.type == FH_MSG_ERROR &&
+	        m.u.error->code == REJ(BAD_VERSION) && m.u.error->fatal &&
+	        expect_eof(),
+	    "evolution:version-mismatch", "no fatal BAD_VERSION and close");
+	if (ok)
+		fh_msg_free(&m);
 }
 
 static void

@@ -27,6 +27,7 @@ sample_message(uint8_t type)
 	static Freehint__Command cmd = FREEHINT__COMMAND__INIT;
 	static Freehint__Stats stats = FREEHINT__STATS__INIT;
 	static Freehint__Error error = FREEHINT__ERROR__INIT;
+	static Freehint__CommandResult result = FREEHINT__COMMAND_RESULT__INIT;
 
 	switch (type) {
 	case FH_MSG_HELLO:
@@ -44,6 +45,8 @@ sample_message(uint8_t type)
 		hello.capabilities = 15;
 		hello.has_report_order = 1;
 		hello.report_order = 9;
+		hello.has_max_proto_version = 1;
+		hello.max_proto_version = FH_PROTO_MAX;
 		return &hello.base;
 	case FH_MSG_WELCOME:
 		welcome.proto_version = FH_PROTO_VERSION;
@@ -57,6 +60,8 @@ sample_message(uint8_t type)
 		welcome.max_inflight = 4;
 		welcome.has_stats_interval_ms = 1;
 		welcome.stats_interval_ms = 10000;
+		welcome.has_capabilities = 1;
+		welcome.capabilities = 7;
 		return &welcome.base;
 	case FH_MSG_RANGES:
 		batch.batch_id = 42;
@@ -92,6 +97,8 @@ sample_message(uint8_t type)
 		cmd.byte_limit = 1ULL << 32;
 		cmd.has_zero = 1;
 		cmd.policy = &policy;
+		cmd.has_id = 1;
+		cmd.id = 3;
 		return &cmd.base;
 	case FH_MSG_STATS:
 		stats.has_free_bytes = 1;
@@ -114,6 +121,13 @@ sample_message(uint8_t type)
 		error.detail = text;
 		error.has_fatal = error.fatal = 1;
 		return &error.base;
+	case FH_MSG_COMMAND_RESULT:
+		result.id = 3;
+		result.ok = 0;
+		result.has_code = 1;
+		result.code = FREEHINT__REJECT_REASON__NOT_SUPPORTED;
+		result.detail = text;
+		return &result.base;
 	}
 	return NULL;
 }

@@ -242,6 +242,10 @@ test_handshake(void **state)
 	assert_int_equal(f->msg[0].type, FH_MSG_HELLO);
 	h = f->msg[0].u.hello;
 	assert_int_equal(h->proto_version, FH_PROTO_VERSION);
+	/* The range of message sets: field 1 the lowest, 12 the highest. */
+	assert_int_equal(h->proto_version, FH_PROTO_MIN);
+	assert_true(h->has_max_proto_version);
+	assert_int_equal(h->max_proto_version, FH_PROTO_MAX);
 	assert_int_equal(h->page_size, 4096);
 	assert_int_equal(h->max_pfn, 131072);
 	assert_true(h->has_report_order && h->report_order == 9);
@@ -576,6 +580,214 @@ test_wrong_version(void **state)
 	assert_null(f->a.session);
 }
 
+/* A Welcome choosing message set 2 (command ids and results). */
+static void
+welcome2(struct fx *f, uint32_t stats_ms)
+{
+	Freehint__Welcome w = FREEHINT__WELCOME__INIT;
+
+	w.proto_version = 2;
+	w.mode = FREEHINT__MODE__DISCARD;
+	w.has_stats_interval_ms = true;
+	w.stats_interval_ms = stats_ms;
+	w.has_capabilities = true;
+	w.capabilities = FREEHINT__HOST_CAPABILITY__HOST_CAP_COMMAND_RESULT;
+	w.has_host_clock_ms = true;
+	w.host_clock_ms = agent_now_ms();
+	put(f, FH_MSG_WELCOME, &w.base);
+	SPIN_UNTIL(f, session_ready(f->a.session));
+}
+
+static void
+command_id(struct fx *f, int type, uint64_t id)
+{
+	Freehint__Command c = FREEHINT__COMMAND__INIT;
+
+	c.type = (Freehint__CommandType)type;
+	c.has_id = id != 0;
+	c.id = id;
+	put(f, FH_MSG_COMMAND, &c.base);
+}
+
+static const Freehint__CommandResult *
+result_for(struct fx *f, uint64_t id)
+{
+	int i;
+
+	for (i = 0; i < f->nrx; i++)
+		if (f->msg[i].type == FH_MSG_COMMAND_RESULT &&
+		    f->msg[i].u.result->id == id)
+			return f->msg[i].u.result;
+	return NULL;
+}
+
+/*
+ * An Ack with a reject reason newer than us is still an Ack: the batch
+ * is failed back at once and its slot freed, no Error. (It used to fail
+ * to decode, be answered MALFORMED and leave the batch pending.)
+ */
+static void
+test_ack_unknown_reason(void **state)
+{
+	struct fx *f = *state;
+	Freehint__Ack a = FREEHINT__ACK__INIT;
+
+	welcome2(f, 0);
+	send_reported(f, 60000);
+	SPIN_UNTIL(f, count(f, FH_MSG_RANGES) == 1);
+	a.batch_id = last_ranges(f)->batch_id;
+	a.status = FREEHINT__ACK_STATUS__REJECTED;
+	a.has_reason = true;
+	a.reason = (Freehint__RejectReason)99;
+	put(f, FH_MSG_ACK, &a.base);
+	SPIN_UNTIL(f, f->a.stats.batches_failed == 1);
+	settle(f);
+	assert_int_equal(count(f, FH_MSG_ERROR), 0);
+	assert_int_equal(session_free_slots(f->a.session), 8);
+}
+
+/*
+ * Command types newer than us, over a long session: each answered
+ * NOT_SUPPORTED (a CommandResult with its id in set 2, an Error in set
+ * 1), none a fault: more of them than the fault limit, still connected.
+ */
+static void
+test_unknown_command(void **state)
+{
+	struct fx *f = *state;
+	const Freehint__CommandResult *r;
+	int i;
+
+	welcome2(f, 0);
+	for (i = 1; i <= 20; i++)
+		command_id(f, 40 + i, (uint64_t)i);
+	SPIN_UNTIL(f, count(f, FH_MSG_COMMAND_RESULT) == 20);
+	for (i = 1; i <= 20; i++) {
+		assert_non_null(r = result_for(f, (uint64_t)i));
+		assert_false(r->ok);
+		assert_int_equal(
+		    r->code, FREEHINT__REJECT_REASON__NOT_SUPPORTED);
+	}
+	assert_int_equal(count(f, FH_MSG_ERROR), 0);
+	assert_true(session_ready(f->a.session));
+	teardown(state);
+	setup(state);
+	f = *state;
+	welcome(f, 0, 0);
+	for (i = 1; i <= 20; i++)
+		command_id(f, 40 + i, 0);
+	SPIN_UNTIL(f, count(f, FH_MSG_ERROR) == 20);
+	for (i = 0; i < f->nrx; i++)
+		if (f->msg[i].type == FH_MSG_ERROR) {
+			assert_false(f->msg[i].u.error->fatal);
+			assert_int_equal(f->msg[i].u.error->code,
+			    FREEHINT__REJECT_REASON__NOT_SUPPORTED);
+		}
+	settle(f);
+	assert_false(f->eof);
+	assert_true(session_ready(f->a.session));
+}
+
+/*
+ * Numbered commands get a result with their id. The agent's own failure
+ * (no free lists to read) is reported, not counted against the host:
+ * more failures than the fault limit, still connected.
+ */
+static void
+test_command_results(void **state)
+{
+	struct fx *f = *state;
+	const Freehint__CommandResult *r;
+	char path[128];
+	int i;
+
+	welcome2(f, 0);
+	command_id(f, FREEHINT__COMMAND_TYPE__STATS_REQUEST, 7);
+	SPIN_UNTIL(f, result_for(f, 7) != NULL);
+	r = result_for(f, 7);
+	assert_true(r->ok);
+	assert_int_equal(count(f, FH_MSG_STATS), 1);
+	snprintf(path, sizeof path, "%s/blocks", f->dir);
+	unlink(path);
+	for (i = 0; i < 12; i++)
+		command_id(f, FREEHINT__COMMAND_TYPE__SNAPSHOT, 100 + i);
+	SPIN_UNTIL(f, result_for(f, 111) != NULL);
+	for (i = 0; i < 12; i++) {
+		assert_non_null(r = result_for(f, 100 + i));
+		assert_false(r->ok);
+		assert_int_equal(r->code, FREEHINT__REJECT_REASON__HOST_ERROR);
+	}
+	settle(f);
+	assert_int_equal(count(f, FH_MSG_ERROR), 0);
+	assert_false(f->eof);
+	assert_true(session_ready(f->a.session));
+	write_file(f, "blocks", "# freehint blocks: min_order=0\n");
+}
+
+/*
+ * A host that chooses a message set we do not speak, or refuses our
+ * range (BAD_VERSION), or writes frames of a newer framing: the agent
+ * says so, leaves, and retries only after a long wait, with the reason
+ * in its status; not the half-second backoff of an ordinary loss.
+ */
+static void
+test_incompatible_backs_off(void **state)
+{
+	struct fx *f = *state;
+	Freehint__Welcome w = FREEHINT__WELCOME__INIT;
+	Freehint__Error e = FREEHINT__ERROR__INIT;
+	uint8_t hdr[FH_HDR_SIZE];
+	int round;
+
+	for (round = 0; round < 3; round++) {
+		if (round > 0) {
+			teardown(state);
+			setup(state);
+			f = *state;
+		}
+		if (round == 0) {
+			w.proto_version = FH_PROTO_MAX + 1;
+			w.mode = FREEHINT__MODE__DISCARD;
+			put(f, FH_MSG_WELCOME, &w.base);
+		} else if (round == 1) {
+			e.code = FREEHINT__REJECT_REASON__BAD_VERSION;
+			e.detail = "this host speaks 3 to 4";
+			e.has_fatal = e.fatal = true;
+			put(f, FH_MSG_ERROR, &e.base);
+		} else {
+			fh_hdr_pack(hdr, FH_MSG_WELCOME, 0);
+			hdr[4] = FH_FRAME_VERSION + 1;
+			assert_int_equal(
+			    write(f->fd, hdr, sizeof hdr), (ssize_t)sizeof hdr);
+		}
+		SPIN_UNTIL(f, f->a.session == NULL);
+		assert_true(transport_retry_in_ms(f->a.transport) >= 300000);
+		assert_non_null(strstr(f->a.stats.last_error, "incompatible"));
+	}
+	/* An ordinary loss still retries soon. */
+	teardown(state);
+	setup(state);
+	f = *state;
+	welcome(f, 0, 0);
+	shutdown(f->fd, SHUT_RDWR);
+	SPIN_UNTIL(f, f->a.session == NULL);
+	assert_true(transport_retry_in_ms(f->a.transport) <= 1000);
+}
+
+/* A host asking for Stats every millisecond gets them once a second. */
+static void
+test_stats_interval_clamped(void **state)
+{
+	struct fx *f = *state;
+	int i;
+
+	welcome2(f, 1);
+	for (i = 0; i < 4; i++)
+		settle(f);
+	assert_true(count(f, FH_MSG_STATS) <= 1);
+	assert_true(session_ready(f->a.session));
+}
+
 int
 main(void)
 {
@@ -601,6 +813,16 @@ main(void)
 		    test_disconnect_fails_pending, setup, teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_wrong_version, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_ack_unknown_reason, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_unknown_command, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_command_results, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_incompatible_backs_off, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_stats_interval_clamped, setup, teardown),
 	};
 
 	log_init("test_agent_session", 1, 0);

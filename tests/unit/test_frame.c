@@ -374,6 +374,41 @@ test_put_errors(void **state)
 	evbuffer_free(out);
 }
 
+/*
+ * The sync mark: a run of 0xff then a Hello header. Found after garbage
+ * and inside the payload of a frame torn by a killed writer; not found in
+ * a run of 0xff alone, nor before another type's header.
+ */
+static void
+test_sync_find(void **state)
+{
+	struct evbuffer *b = evbuffer_new();
+	uint8_t buf[256];
+	size_t n;
+
+	memset(buf, 0, sizeof buf);
+	memset(buf, 0xff, 64);
+	assert_int_equal(fh_sync_find(buf, 64), -1);
+	/* Half a RangeBatch frame, then the sync, then a Hello. */
+	fh_frame_put(b, FH_MSG_RANGES, sample_message(FH_MSG_RANGES));
+	n = evbuffer_get_length(b) / 2;
+	evbuffer_remove(b, buf, n);
+	evbuffer_drain(b, evbuffer_get_length(b));
+	assert_int_equal(fh_sync_put(b), FH_OK);
+	fh_frame_put(b, FH_MSG_HELLO, sample_message(FH_MSG_HELLO));
+	assert_true(n + evbuffer_get_length(b) <= sizeof buf);
+	evbuffer_remove(b, buf + n, evbuffer_get_length(b));
+	assert_int_equal(
+	    fh_sync_find(buf, sizeof buf), (long)(n + FH_SYNC_LEN));
+	assert_int_equal(buf[n + FH_SYNC_LEN], 0x46);
+	/* Too short to hold the whole mark: not yet. */
+	assert_int_equal(fh_sync_find(buf, n + FH_SYNC_MARK - 1), -1);
+	/* The same run before a Stats header is not a mark. */
+	buf[n + FH_SYNC_LEN + 5] = FH_MSG_STATS;
+	assert_int_equal(fh_sync_find(buf, sizeof buf), -1);
+	evbuffer_free(b);
+}
+
 int
 main(void)
 {
@@ -389,6 +424,7 @@ main(void)
 		cmocka_unit_test(test_decode_error_consumed),
 		cmocka_unit_test(test_garbage),
 		cmocka_unit_test(test_put_errors),
+		cmocka_unit_test(test_sync_find),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

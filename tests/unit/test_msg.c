@@ -236,12 +236,61 @@ test_ack_domain(void **state)
 	assert_int_equal(decode(FH_MSG_ACK, &a.base), FH_EFIELD);
 	a.status = FREEHINT__ACK_STATUS__APPLIED;
 	assert_int_equal(decode(FH_MSG_ACK, &a.base), FH_OK);
+	/*
+	 * Issue 12 changed this: a reason only explains a rejection, so an
+	 * unknown one (a newer host's) still makes an Ack; the status, which
+	 * decides what happens to the pages, is still checked.
+	 */
+	a.status = FREEHINT__ACK_STATUS__REJECTED;
 	a.reason = (Freehint__RejectReason)-1;
-	assert_int_equal(decode(FH_MSG_ACK, &a.base), FH_EFIELD);
-	a.reason = FREEHINT__REJECT_REASON__DUPLICATE_ID + 1;
-	assert_int_equal(decode(FH_MSG_ACK, &a.base), FH_EFIELD);
+	assert_int_equal(decode(FH_MSG_ACK, &a.base), FH_OK);
+	a.reason = FREEHINT__REJECT_REASON__BAD_VERSION + 1;
+	assert_int_equal(decode(FH_MSG_ACK, &a.base), FH_OK);
 	a.reason = FREEHINT__REJECT_REASON__DUPLICATE_ID;
 	assert_int_equal(decode(FH_MSG_ACK, &a.base), FH_OK);
+	a.status = 3;
+	assert_int_equal(decode(FH_MSG_ACK, &a.base), FH_EFIELD);
+}
+
+/* Unknown values where they decide nothing: Error.code, the result's. */
+static void
+test_unknown_values(void **state)
+{
+	Freehint__Error e =
+	    *(const Freehint__Error *)sample_message(FH_MSG_ERROR);
+	Freehint__CommandResult r =
+	    *(const Freehint__CommandResult *)sample_message(
+	        FH_MSG_COMMAND_RESULT);
+	Freehint__RangeBatch b =
+	    *(const Freehint__RangeBatch *)sample_message(FH_MSG_RANGES);
+
+	e.code = 4000;
+	assert_int_equal(decode(FH_MSG_ERROR, &e.base), FH_OK);
+	r.code = 4000;
+	assert_int_equal(decode(FH_MSG_COMMAND_RESULT, &r.base), FH_OK);
+	/* The kind decides what may be discarded: still refused. */
+	b.kind = 4;
+	assert_int_equal(decode(FH_MSG_RANGES, &b.base), FH_EFIELD);
+}
+
+/* Hello states a range of message-set versions, never an inverted one. */
+static void
+test_hello_versions(void **state)
+{
+	Freehint__Hello h =
+	    *(const Freehint__Hello *)sample_message(FH_MSG_HELLO);
+
+	h.proto_version = 1;
+	h.has_max_proto_version = 1;
+	h.max_proto_version = 7;
+	assert_int_equal(decode(FH_MSG_HELLO, &h.base), FH_OK);
+	h.proto_version = 3;
+	h.max_proto_version = 3;
+	assert_int_equal(decode(FH_MSG_HELLO, &h.base), FH_OK);
+	h.max_proto_version = 2;
+	assert_int_equal(decode(FH_MSG_HELLO, &h.base), FH_EFIELD);
+	h.has_max_proto_version = 0;
+	assert_int_equal(decode(FH_MSG_HELLO, &h.base), FH_OK);
 }
 
 static void
@@ -254,8 +303,12 @@ test_command_domain(void **state)
 	c.policy = &p;
 	c.type = 0;
 	assert_int_equal(decode(FH_MSG_COMMAND, &c.base), FH_EFIELD);
+	/* Issue 12: an unknown type (a newer host's) decodes; the agent
+	 * answers it NOT_SUPPORTED (test_agent_session.c). */
 	c.type = 6;
-	assert_int_equal(decode(FH_MSG_COMMAND, &c.base), FH_EFIELD);
+	assert_int_equal(decode(FH_MSG_COMMAND, &c.base), FH_OK);
+	c.type = 1000;
+	assert_int_equal(decode(FH_MSG_COMMAND, &c.base), FH_OK);
 	c.type = FREEHINT__COMMAND_TYPE__SNAPSHOT;
 	assert_int_equal(decode(FH_MSG_COMMAND, &c.base), FH_OK);
 	c.min_order = 21;
@@ -394,6 +447,8 @@ main(void)
 		cmocka_unit_test(test_welcome_domain),
 		cmocka_unit_test(test_ranges_domain),
 		cmocka_unit_test(test_ack_domain),
+		cmocka_unit_test(test_unknown_values),
+		cmocka_unit_test(test_hello_versions),
 		cmocka_unit_test(test_command_domain),
 		cmocka_unit_test(test_stats_domain),
 		cmocka_unit_test(test_unknown_fields),

@@ -243,9 +243,12 @@ test_unexpected_type(void **state)
 	SPIN_UNTIL(f, f->nrx == 2 && f->ndispatched == 1);
 	assert_int_equal(f->rx_type[0], FH_MSG_ERROR);
 	assert_int_equal(f->rx_code[0], FREEHINT__REJECT_REASON__NOT_ALLOWED);
-	assert_int_equal(f->rx_code[1], FREEHINT__REJECT_REASON__MALFORMED);
+	/* Issue 12 changed this: a type we do not know is a newer peer's,
+	 * answered NOT_SUPPORTED (was MALFORMED) and not counted (was 2). */
+	assert_int_equal(f->rx_code[1], FREEHINT__REJECT_REASON__NOT_SUPPORTED);
 	assert_false(f->rx_fatal[0] || f->rx_fatal[1]);
-	assert_int_equal(fh_peer_faults(f->p), 2);
+	assert_int_equal(fh_peer_faults(f->p), 1);
+	assert_int_equal(fh_peer_unknown(f->p), 1);
 	/* Still talking: the Hello after them was handled. */
 	assert_int_equal(f->dispatched[0], FH_MSG_HELLO);
 	assert_int_equal(f->lost, 0);
@@ -452,6 +455,160 @@ test_not_reading(void **state)
 	assert_null(f->p);
 }
 
+/* Unknown types over a long session: each answered, none a fault. */
+static void
+test_unknown_types_long_session(void **state)
+{
+	struct fx *f = *state;
+	uint8_t hdr[FH_HDR_SIZE];
+	int i;
+
+	fh_peer_set_max_faults(f->p, 3);
+	for (i = 0; i < 40; i++) {
+		fh_hdr_pack(hdr, (uint8_t)(FH_MSG_MAX + 1 + i % 3), 2);
+		put_raw(f, hdr, sizeof hdr);
+		put_raw(f, "\x08\x01", 2);
+		if (i % 10 == 0)
+			put(f, FH_MSG_HELLO);
+	}
+	put(f, FH_MSG_ACK);
+	SPIN_UNTIL(f, f->nrx == 40 && f->ndispatched == 5);
+	for (i = 0; i < 40; i++) {
+		assert_int_equal(f->rx_type[i], FH_MSG_ERROR);
+		assert_int_equal(
+		    f->rx_code[i], FREEHINT__REJECT_REASON__NOT_SUPPORTED);
+		assert_false(f->rx_fatal[i]);
+	}
+	assert_int_equal(fh_peer_unknown(f->p), 40);
+	assert_int_equal(fh_peer_faults(f->p), 0);
+	assert_int_equal(f->lost, 0);
+	assert_int_equal(f->dispatched[4], FH_MSG_ACK);
+}
+
+/* Faults decay: a peer that errs now and then is not disconnected. */
+static void
+test_fault_decay(void **state)
+{
+	struct fx *f = *state;
+	int i;
+
+	fh_peer_set_max_faults(f->p, 3);
+	fh_peer_set_fault_decay(f->p, 100);
+	for (i = 0; i < 6; i++) {
+		put(f, FH_MSG_STATS); /* no handler: a fault */
+		SPIN_UNTIL(f, f->nrx == i + 1);
+		assert_false(f->rx_fatal[i]);
+		assert_int_equal(fh_peer_faults(f->p), 1);
+		usleep(130 * 1000);
+		assert_int_equal(fh_peer_faults(f->p), 0);
+	}
+	assert_int_equal(f->lost, 0);
+	/* Without decay the same six close it after three. */
+	fh_peer_set_fault_decay(f->p, 0);
+	for (i = 0; i < 3; i++)
+		put(f, FH_MSG_STATS);
+	SPIN_UNTIL(f, f->lost == 1);
+	assert_true(f->rx_fatal[f->nrx - 1]);
+}
+
+/* Frames of a newer frame version: fatal, BAD_VERSION, remembered. */
+static void
+test_newer_frame_version(void **state)
+{
+	struct fx *f = *state;
+	uint8_t hdr[FH_HDR_SIZE];
+
+	f->free_in_lost = 0;
+	fh_hdr_pack(hdr, FH_MSG_HELLO, 0);
+	hdr[4] = FH_FRAME_VERSION + 1;
+	put_raw(f, hdr, sizeof hdr);
+	SPIN_UNTIL(f, f->lost == 1 && f->nrx == 1);
+	assert_int_equal(f->rx_code[0], FREEHINT__REJECT_REASON__BAD_VERSION);
+	assert_true(f->rx_fatal[0]);
+	assert_int_equal(fh_peer_fatal_error(f->p), FH_EVERSION);
+}
+
+/* Write the first half of a RangeBatch frame, as a killed agent would. */
+static void
+put_half_frame(struct fx *f)
+{
+	struct evbuffer *b = evbuffer_new();
+
+	fh_frame_put(b, FH_MSG_RANGES, sample_message(FH_MSG_RANGES));
+	put_raw(f, evbuffer_pullup(b, -1), evbuffer_get_length(b) / 2);
+	evbuffer_free(b);
+}
+
+static void
+put_sync(struct fx *f)
+{
+	static const uint8_t sync[FH_SYNC_LEN] = { 0xff, 0xff, 0xff, 0xff };
+
+	put_raw(f, sync, sizeof sync);
+}
+
+/*
+ * virtio-serial: half a frame from a killed agent, then a new agent's
+ * sync and Hello on the same byte stream. The torn frame is skipped, the
+ * Hello handled, nothing answered, the stream kept.
+ */
+static void
+test_resync_torn_frame(void **state)
+{
+	struct fx *f = *state;
+
+	fh_peer_set_resync(f->p, true);
+	put(f, FH_MSG_HELLO);
+	put_half_frame(f);
+	put_sync(f);
+	put(f, FH_MSG_HELLO);
+	put(f, FH_MSG_ACK);
+	SPIN_UNTIL(f, f->ndispatched == 3);
+	assert_int_equal(f->dispatched[1], FH_MSG_HELLO);
+	assert_int_equal(f->dispatched[2], FH_MSG_ACK);
+	assert_int_equal(f->hello_page_size, 4096);
+	assert_int_equal(f->nrx, 0);
+	assert_int_equal(f->lost, 0);
+}
+
+/* Garbage: one Error, then skipped up to the next mark; kept open. */
+static void
+test_resync_garbage(void **state)
+{
+	struct fx *f = *state;
+	uint8_t junk[300];
+	int i;
+
+	fh_peer_set_resync(f->p, true);
+	memset(junk, 0x5a, sizeof junk);
+	for (i = 0; i < 20; i += 4)
+		junk[i] = 0xff;
+	put_raw(f, junk, sizeof junk);
+	SPIN_UNTIL(f, f->nrx == 1);
+	put(f, FH_MSG_ACK); /* not after a mark: skipped */
+	put_sync(f);
+	put(f, FH_MSG_HELLO);
+	SPIN_UNTIL(f, f->ndispatched == 1);
+	assert_int_equal(f->dispatched[0], FH_MSG_HELLO);
+	assert_int_equal(f->rx_code[0], FREEHINT__REJECT_REASON__MALFORMED);
+	assert_false(f->rx_fatal[0]);
+	assert_int_equal(f->nrx, 1);
+	assert_int_equal(f->lost, 0);
+}
+
+/* The same torn stream without resync: closed, as on a socket. */
+static void
+test_no_resync_on_sockets(void **state)
+{
+	struct fx *f = *state;
+
+	put_half_frame(f);
+	put_sync(f);
+	put(f, FH_MSG_HELLO);
+	SPIN_UNTIL(f, f->lost == 1);
+	assert_int_equal(f->ndispatched, 0);
+}
+
 int
 main(void)
 {
@@ -472,6 +629,12 @@ main(void)
 		T(test_close_nothing_queued),
 		T(test_free_with_loss_pending),
 		T(test_not_reading),
+		T(test_unknown_types_long_session),
+		T(test_fault_decay),
+		T(test_newer_frame_version),
+		T(test_resync_torn_frame),
+		T(test_resync_garbage),
+		T(test_no_resync_on_sockets),
 	};
 #undef T
 
