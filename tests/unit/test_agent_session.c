@@ -593,7 +593,7 @@ welcome2(struct fx *f, uint32_t stats_ms)
 	w.has_capabilities = true;
 	w.capabilities = FREEHINT__HOST_CAPABILITY__HOST_CAP_COMMAND_RESULT;
 	w.has_host_clock_ms = true;
-	w.host_clock_ms = agent_now_ms();
+	w.host_clock_ms = fh_monotonic_ms();
 	put(f, FH_MSG_WELCOME, &w.base);
 	SPIN_UNTIL(f, session_ready(f->a.session));
 }
