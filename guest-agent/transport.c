@@ -2,8 +2,11 @@
 /*
  * The channel to the host, qemu-guest-agent style: one switch on the
  * method (vsock, virtio-serial, unix; auto tries vsock, then
- * virtio-serial). This file only opens and reopens the channel; once open,
- * the fd belongs to the session's fh_peer, which owns its events.
+ * virtio-serial). With auto, a channel that opened but was lost before
+ * the host's Welcome (freehintd refused our CID, or nobody answers there)
+ * makes the other method the first one next time. This file only opens
+ * and reopens the channel; once open, the fd belongs to the session's
+ * fh_peer, which owns its events.
  *
  * virtio-serial has no connection semantics: the port opens whether or not
  * the host listens, and reads EOF (POLLHUP) while nobody is there. The
@@ -48,6 +51,8 @@ struct transport {
 	transport_cb cb;
 	enum transport_state state;
 	enum transport_kind trying; /* the method of the current attempt */
+	enum transport_kind auto_first; /* auto: the method tried first */
+	bool welcomed; /* this connection got the host's Welcome */
 	unsigned attempt;
 	int fd; /* while connecting */
 	bool incompatible_said; /* the reason was logged at warning once */
@@ -127,6 +132,7 @@ transport_new(struct agent *a, transport_cb cb)
 	t->agent = a;
 	t->cb = cb;
 	t->fd = -1;
+	t->auto_first = TRANSPORT_VSOCK;
 	t->ev_retry = evtimer_new(a->base, transport_retry_cb, t);
 	if (t->ev_retry == NULL)
 		fatalx("%s: evtimer_new", __func__);
@@ -164,6 +170,13 @@ void
 transport_established(struct transport *t)
 {
 	t->attempt = 0;
+	t->welcomed = true;
+}
+
+static enum transport_kind
+auto_other(enum transport_kind k)
+{
+	return k == TRANSPORT_VSOCK ? TRANSPORT_SERIAL : TRANSPORT_VSOCK;
 }
 
 void
@@ -172,7 +185,7 @@ transport_start(struct transport *t)
 	enum transport_kind k = t->agent->conf.transport;
 
 	t->state = TS_CONNECTING;
-	transport_try(t, k == TRANSPORT_AUTO ? TRANSPORT_VSOCK : k);
+	transport_try(t, k == TRANSPORT_AUTO ? t->auto_first : k);
 }
 
 /* Drop any attempt and connect again now (after a reload). */
@@ -265,6 +278,12 @@ transport_seed(void)
 void
 transport_lost(struct transport *t, const char *why)
 {
+	if (t->agent->conf.transport == TRANSPORT_AUTO && !t->welcomed &&
+	    t->trying == t->auto_first) {
+		t->auto_first = auto_other(t->trying);
+		log_info("%s: no Welcome there; auto tries %s first now",
+		    t->what, transport_kind_name(t->auto_first));
+	}
 	t->state = TS_IDLE;
 	agent_error(t->agent, "%s: %s", t->what, why);
 	t->agent->stats.reconnects++;
@@ -413,6 +432,7 @@ transport_done(struct transport *t)
 
 	t->fd = -1;
 	t->state = TS_CONNECTED;
+	t->welcomed = false;
 	log_info("connected over %s", t->what);
 	t->cb(t->agent, fd, t->what);
 }
@@ -426,9 +446,10 @@ transport_failed(struct transport *t, const char *why)
 
 	if (t->state == TS_CONNECTING &&
 	    t->agent->conf.transport == TRANSPORT_AUTO &&
-	    t->trying == TRANSPORT_VSOCK) {
-		log_debug("%s: %s; trying virtio-serial", t->what, why);
-		transport_try(t, TRANSPORT_SERIAL);
+	    t->trying == t->auto_first) {
+		log_debug("%s: %s; trying %s", t->what, why,
+		    transport_kind_name(auto_other(t->trying)));
+		transport_try(t, auto_other(t->trying));
 		return;
 	}
 	ms = backoff_delay(t->attempt, BACKOFF_BASE_MS,

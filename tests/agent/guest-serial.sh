@@ -76,9 +76,32 @@ else
 	sed 's/^/  freehintd| /' /tmp/d.log | tail -n 20
 	sed 's/^/  agent-vsock| /' /tmp/av.log | tail -n 20
 fi
-kill -TERM $A $D
+kill -TERM $A
 wait $A
 arc=$?
+
+# --transport auto: vsock connects and freehintd refuses (no Welcome), so
+# the next attempt goes to virtio-serial first, where the host's test peer
+# (started on "FHSERIAL AUTO") welcomes it. Before, auto went back to
+# vsock for ever.
+echo "FHSERIAL AUTO"
+freehint-agent -d -v --transport auto --vsock-cid 1 --vsock-port 7701 \
+	--backoff-max 1000 >/tmp/aa.log 2>&1 &
+AA=$!
+i=0
+until grep -q "welcomed" /tmp/aa.log || [ $i -ge 300 ]; do
+	sleep 0.1
+	i=$((i + 1))
+done
+if grep -q "auto tries virtio-serial first" /tmp/aa.log &&
+	grep -q "virtio-serial.*welcomed" /tmp/aa.log; then
+	ok auto-falls-back-to-serial
+else
+	ko auto-falls-back-to-serial "no Welcome over virtio-serial in 30 s"
+	sed 's/^/  agent-auto| /' /tmp/aa.log | grep -v "retry in" | tail -n 20
+fi
+kill -TERM $AA $D
+wait $AA
 wait $D
 drc=$?
 [ $arc = 0 ] && [ $drc = 0 ] && ok vsock-sigterm ||

@@ -60,6 +60,22 @@ sed 's/^/  serial-host| /' "$out/serial-host.log" | tail -n 15
 [ $hrc = 0 ] && pass agent-serial-testhost ||
 	fail agent-serial-testhost "fh-testhost exit $hrc"
 
+# Again for the agent with --transport auto, once freehintd in the guest
+# has refused its vsock connection.
+i=0
+while ! grep -aq "FHSERIAL AUTO" "$out/serial.log" 2>/dev/null; do
+	i=$((i + 1))
+	[ $i -gt 2400 ] && break
+	kill -0 $p_serial 2>/dev/null || break
+	sleep 0.1
+done
+"$B/tests/agent/fh-testhost" -c "unix:$sock" --until-lost 1 \
+	--timeout 60 >"$out/serial-auto-host.log" 2>&1
+hrc=$?
+sed 's/^/  serial-auto-host| /' "$out/serial-auto-host.log" | tail -n 8
+[ $hrc = 0 ] && pass agent-serial-auto-testhost ||
+	fail agent-serial-auto-testhost "fh-testhost exit $hrc"
+
 for g in agent:$p_agent serial:$p_serial; do
 	name=${g%%:*}
 	rc=0
