@@ -75,6 +75,36 @@ else
 fi
 cat /run/fill2.log
 echo "FH DONE2 $(up)"
+
+# 3: clocks. The guest's clocks run 10% fast (adjtimex's largest tick),
+# its wall clock steps an hour, and the agent dies (SIGKILL) while
+# freehintd punches its first batch in slow pieces, so the module's grace
+# from the close is all that protects the pages; the host pauses the
+# guest (QMP stop, cont) meanwhile. No page fhfill takes may be punched.
+echo 2000 >/sys/module/freehint/parameters/report_grace_ms
+adjtimex -t 11000 >/dev/null
+date -s "@$(($(date +%s) + 3600))" >/dev/null
+c0=$(st hold_captured_bytes)
+echo "FH READY3 $(up)"
+wait_capture "$c0" ||
+	{ echo "FAIL lease-clock-skew: no capture"; diag; exit 1; }
+_n=0
+until grep -q "hint pass 3: captured" /run/agent.log || [ $_n -gt 600 ]; do
+	sleep 0.1
+	_n=$((_n + 1))
+done
+sleep 0.3
+kill -9 $agent
+echo "FH KILLED3 $(up)"
+sleep 6
+if fhfill "$(fill_mb)" 15; then
+	echo "PASS lease-clock-skew-no-page-lost"
+else
+	echo "FAIL lease-clock-skew-no-page-lost: pages punched after the module gave them back"
+	fail=1
+fi
+adjtimex -t 10000 >/dev/null
+echo "FH DONE3 $(up)"
 grep -E "hint pass|lease|given back|rejected" /run/agent.log | head -40
 grep -E "^(hold|report)_" /proc/freehint/stats | tr '\n' ' '; echo
 if dmesg | grep -E -q "BUG:|WARNING:|Oops|invoked oom-killer"; then
