@@ -5,7 +5,7 @@ insmod /lib/freehint/freehint.ko || exit 1
 mount -o remount,size=460M /tmp
 dd if=/dev/urandom of=/run/seed bs=1M count=1 2>/dev/null
 stats() {
-	grep -E '^(page_poisoning|poison_value|init_on_free|init_on_alloc|report_acked_bytes|hold_bytes|hold_zeroed_pages) ' \
+	grep -E '^(page_poisoning|poison_value|init_on_free|init_on_alloc|report_acked_bytes|report_registered|report_off_reason|hold_bytes|hold_zeroed_pages) ' \
 	    /proc/freehint/stats | sed 's/^/FHSTAT /'
 }
 stats

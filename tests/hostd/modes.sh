@@ -69,7 +69,7 @@ print(eval(sys.argv[1]))' "$2"
 # modes_stat DIR KEY: the last value of the module's counter KEY the
 # guest printed (FHSTAT lines), empty if none yet.
 modes_stat() {
-	sed -n "s/.*FHSTAT $2 \([0-9][0-9]*\).*/\1/p" "$1/guest.log" | tail -n 1
+	sed -n "s/.*FHSTAT $2 \([0-9A-Za-z_]*\).*/\1/p" "$1/guest.log" | tail -n 1
 }
 
 # modes_fallocates DIR: number of fallocate calls freehintd made.
