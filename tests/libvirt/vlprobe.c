@@ -44,6 +44,28 @@ probe_find(const char *name)
 	return (NULL);
 }
 
+/* libvirt.c answers HMP before its hmp function returns: keep it. */
+static char *hmp_out;
+static int hmp_answered;
+
+static void
+probe_hmp_done(void *arg, const char *out)
+{
+	free(hmp_out);
+	hmp_out = out != NULL ? strdup(out) : NULL;
+	hmp_answered = 1;
+}
+
+static int
+probe_hmp(vm_hmp_fn hmp, void *ctx, const char *cmd, char **out)
+{
+	hmp_answered = 0;
+	hmp(ctx, cmd, probe_hmp_done, NULL);
+	*out = hmp_out;
+	hmp_out = NULL;
+	return (hmp_answered && *out != NULL ? 0 : -1);
+}
+
 int
 vm_source_add(const struct vm_desc *d, vm_hmp_fn hmp, void *ctx)
 {
@@ -57,7 +79,7 @@ vm_source_add(const struct vm_desc *d, vm_hmp_fn hmp, void *ctx)
 	v->hmp = hmp;
 	v->ctx = ctx;
 	/* What the registry does first: the guest-physical map. */
-	rc = hmp(ctx, "info mtree -f", &out);
+	rc = probe_hmp(hmp, ctx, "info mtree -f", &out);
 	printf("ADD %s source=%s pid=%ld channel=%s cid=%u backing=%d "
 	       "shared=%d mtree=%s unservable=%s\n",
 	    d->name, d->source, (long)d->qemu_pid,
@@ -102,7 +124,7 @@ probe_line(char *line)
 		printf("NOTIFY %d %s\n", rc, msg);
 	} else if (sscanf(line, "hmp %255s", name) == 1 &&
 	    (v = probe_find(name)) != NULL) {
-		rc = v->hmp(v->ctx, line + 5 + strlen(name), &out);
+		rc = probe_hmp(v->hmp, v->ctx, line + 5 + strlen(name), &out);
 		printf("HMP %d %s\n", rc, out != NULL ? out : "");
 		free(out);
 	} else if (strcmp(line, "quit") == 0)
