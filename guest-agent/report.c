@@ -322,8 +322,7 @@ report_expire_arm(struct report *r)
 		return;
 	}
 	wait = kb->expire_ms > now ? kb->expire_ms - now : 0;
-	tv.tv_sec = (time_t)(wait / 1000);
-	tv.tv_usec = (suseconds_t)(wait % 1000) * 1000;
+	tv = fh_ms_timeval(wait);
 	evtimer_add(r->ev_expire, &tv);
 }
 

@@ -521,8 +521,7 @@ session_expire_arm(struct session *s)
 	}
 	now = fh_monotonic_ms();
 	first = first > now ? first - now : 0;
-	tv.tv_sec = (time_t)(first / 1000);
-	tv.tv_usec = (suseconds_t)(first % 1000) * 1000;
+	tv = fh_ms_timeval(first);
 	evtimer_add(s->ev_expire, &tv);
 }
 

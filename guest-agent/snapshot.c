@@ -61,8 +61,7 @@ snapshot_set_interval(struct snapshot *s, uint32_t ms)
 	evtimer_del(s->ev_timer);
 	if (ms == 0)
 		return;
-	tv.tv_sec = ms / 1000;
-	tv.tv_usec = (ms % 1000) * 1000;
+	tv = fh_ms_timeval(ms);
 	evtimer_add(s->ev_timer, &tv);
 }
 

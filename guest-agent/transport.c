@@ -236,8 +236,7 @@ transport_incompatible(struct transport *t, const char *why)
 	else
 		log_debug("%s: incompatible host: %s", t->what, why);
 	t->incompatible_said = true;
-	tv.tv_sec = ms / 1000;
-	tv.tv_usec = (ms % 1000) * 1000;
+	tv = fh_ms_timeval(ms);
 	evtimer_add(t->ev_retry, &tv);
 	agent_status(t->agent);
 }
@@ -465,8 +464,7 @@ transport_failed(struct transport *t, const char *why)
 		snprintf(
 		    t->what, sizeof t->what, "auto (vsock, virtio-serial)");
 	t->state = TS_WAITING;
-	tv.tv_sec = ms / 1000;
-	tv.tv_usec = (ms % 1000) * 1000;
+	tv = fh_ms_timeval(ms);
 	evtimer_add(t->ev_retry, &tv);
 	agent_status(t->agent);
 }

@@ -267,8 +267,7 @@ vl_timeout_arm(struct vl_watch *w, int ms)
 	evtimer_del(w->ev);
 	if (ms < 0)
 		return;
-	tv.tv_sec = ms / 1000;
-	tv.tv_usec = (ms % 1000) * 1000;
+	tv = fh_ms_timeval(ms);
 	if (event_add(w->ev, &tv) == -1)
 		fatalx("%s: event_add", __func__);
 }

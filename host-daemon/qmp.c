@@ -193,8 +193,7 @@ qmp_schedule(struct qmp *q)
 {
 	struct timeval tv;
 
-	tv.tv_sec = q->backoff_ms / 1000;
-	tv.tv_usec = (q->backoff_ms % 1000) * 1000;
+	tv = fh_ms_timeval(q->backoff_ms);
 	evtimer_add(q->retry, &tv);
 	q->backoff_ms *= 2;
 	if (q->backoff_ms > QMP_BACKOFF_MAX_MS)

@@ -264,8 +264,7 @@ qmpc_arm(struct qmpc *q)
 		return;
 	}
 	when = when > now ? when - now : 0;
-	tv.tv_sec = (time_t)(when / 1000);
-	tv.tv_usec = (suseconds_t)(when % 1000) * 1000;
+	tv = fh_ms_timeval(when);
 	evtimer_add(q->timer, &tv);
 }
 

@@ -237,8 +237,7 @@ vm_map_failed(struct vm_mapload *ml, const char *why)
 	if (vm->map_retry == NULL &&
 	    (vm->map_retry = evtimer_new(ev_base, vm_map_retry_cb, vm)) == NULL)
 		fatalx("%s: evtimer_new", __func__);
-	tv.tv_sec = vm->map_backoff_ms / 1000;
-	tv.tv_usec = (vm->map_backoff_ms % 1000) * 1000;
+	tv = fh_ms_timeval(vm->map_backoff_ms);
 	evtimer_add(vm->map_retry, &tv);
 	vm->map_backoff_ms *= 2;
 	if (vm->map_backoff_ms > VM_MAP_RETRY_MAX_MS)

@@ -2,8 +2,11 @@
 /*
  * The one clock both daemons reason with: CLOCK_MONOTONIC in
  * milliseconds. Deadlines between guest and host are stated on it
- * (docs/protocol.md, "The contract").
+ * (docs/protocol.md, "The contract"). And the one conversion of a delay
+ * in milliseconds to the timeval libevent's timers take.
  */
+#include <sys/time.h>
+
 #include <time.h>
 
 #include "common.h"
@@ -15,4 +18,14 @@ fh_monotonic_ms(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &now);
 	return (uint64_t)now.tv_sec * 1000 + (uint64_t)now.tv_nsec / 1000000;
+}
+
+struct timeval
+fh_ms_timeval(uint64_t ms)
+{
+	struct timeval tv;
+
+	tv.tv_sec = (time_t)(ms / 1000);
+	tv.tv_usec = (suseconds_t)(ms % 1000) * 1000;
+	return tv;
 }

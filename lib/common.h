@@ -81,7 +81,9 @@ struct fh_rangeset {
 };
 
 /* clock.c */
+struct timeval;
 uint64_t fh_monotonic_ms(void);
+struct timeval fh_ms_timeval(uint64_t ms);
 
 void fh_rs_init(struct fh_rangeset *);
 void fh_rs_free(struct fh_rangeset *);
