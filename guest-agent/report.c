@@ -41,6 +41,7 @@ struct report {
 	int fd;
 	struct event *ev;
 	bool armed;
+	bool dead; /* the module went away: never read again */
 	bool owed; /* a batch failed back since the last rearm */
 	struct allocrate *rate;
 	/* A batch read, waiting REPORT_PROBE_MS to see the guest's rate. */
@@ -141,6 +142,8 @@ report_registered(const struct report *r)
 static void
 report_arm(struct report *r, bool on)
 {
+	if (r->dead)
+		on = false;
 	if (on == r->armed)
 		return;
 	r->armed = on;
@@ -236,6 +239,15 @@ report_read_cb(int fd, short what, void *arg)
 		return;
 	}
 	n = read(fd, r->buf, sizeof r->buf);
+	if (n == -1 && (errno == ENODEV || errno == EIO)) {
+		/* The module is going away: its files are dead, and its
+		 * poll says readable for ever. Stop reading them. */
+		log_warn("%s: read", r->path);
+		agent_error(r->agent, "report: the module went away");
+		report_arm(r, false);
+		r->dead = true;
+		return;
+	}
 	if (n == -1) {
 		if (errno != EAGAIN && errno != EINTR)
 			log_warn("%s: read", r->path);

@@ -176,9 +176,14 @@ session_zero(const struct session *s)
 size_t
 session_batches_needed(const struct session *s, size_t nranges)
 {
+	size_t n;
+
 	if (nranges == 0)
 		return 1;
-	return (nranges + s->batch_ranges - 1) / s->batch_ranges;
+	n = (nranges + s->batch_ranges - 1) / s->batch_ranges;
+	/* More pieces than ever fit in flight go out once all slots are
+	 * free, or a kernel batch would wait for ever. */
+	return n < s->max_inflight ? n : s->max_inflight;
 }
 
 /*

@@ -99,6 +99,15 @@ discard_range(const struct memmap *m, uint64_t gpa, uint64_t len,
 		res->bytes += piece;
 		toff += piece;
 		tlen -= piece;
+		/*
+		 * The check and the punch cannot be one step: a daemon stalled
+		 * between them, or a piece slower than the margin, punched
+		 * past the deadline. Never expected; say so loudly if seen.
+		 */
+		if (fh_monotonic_ms() >= deadline_ms)
+			log_warnx("discard: a piece ended %" PRIu64
+			          " ms after the batch's deadline",
+			    fh_monotonic_ms() - deadline_ms);
 	}
 	return 0;
 }

@@ -162,6 +162,7 @@ static void fh_hold_release_all(struct fh_hold *h, bool closing)
 {
 	struct fh_hold_batch *b;
 	unsigned long first = 0;
+	bool have = false;
 	LIST_HEAD(blocks);
 
 	spin_lock(&h->lock);
@@ -170,12 +171,15 @@ static void fh_hold_release_all(struct fh_hold *h, bool closing)
 	h->unread_pages = 0;
 	h->done_pages = 0;
 	if (closing && !list_empty(&h->batches)) {
-		list_for_each_entry(b, &h->batches, node) {
+		list_for_each_entry(b, &h->batches, node)
 			b->deadline = jiffies + msecs_to_jiffies(b->grace_ms);
-			if (!first || time_before(b->deadline, first))
-				first = b->deadline;
-		}
 		list_splice_tail_init(&h->batches, &h->orphans);
+		/* The first deadline of all orphans, older ones included. */
+		list_for_each_entry(b, &h->orphans, node) {
+			if (!have || time_before(b->deadline, first))
+				first = b->deadline;
+			have = true;
+		}
 		h->inflight = 0;
 		h->inflight_pages = 0;
 		mod_delayed_work(system_wq, &h->grace_work,
