@@ -91,6 +91,7 @@ int memmap_parse_mtree(
     const char *text, const char *ramblock, struct memmap *, char *, size_t);
 int memmap_parse_gpa2hva(const char *, uint64_t *hva);
 int memmap_resolve(struct memmap *, pid_t, char *, size_t);
+void memmap_drop_fds(struct memmap *);
 const struct memregion *memmap_find(
     const struct memmap *, uint64_t gpa, uint64_t len);
 uint64_t memmap_ram_bytes(const struct memmap *);

@@ -494,6 +494,19 @@ memmap_dma_devices(pid_t pid, char *why, size_t len)
  * (r->hva, which the caller got with gpa2hva). All regions must be
  * backed alike; m->kind says how (ANONYMOUS: no fds, cannot discard).
  */
+/* Close every backing fd: the map stays, for judging ranges only. */
+void
+memmap_drop_fds(struct memmap *m)
+{
+	size_t i;
+
+	for (i = 0; i < m->n; i++)
+		if (m->r[i].fd != -1) {
+			close(m->r[i].fd);
+			m->r[i].fd = -1;
+		}
+}
+
 int
 memmap_resolve(struct memmap *m, pid_t pid, char *err, size_t errlen)
 {

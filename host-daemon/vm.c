@@ -251,11 +251,17 @@ vm_map_done(struct vm_mapload *ml)
 {
 	struct vm *vm = ml->vm;
 	Freehint__Mode was = ml->was;
-	char err[256];
+	char err[256] = "";
 
 	if (memmap_resolve(&ml->map, vm->qemu_pid, err, sizeof err) != 0) {
-		vm_map_failed(ml, err);
-		return;
+		/*
+		 * The regions are known but their backing is not one we may
+		 * punch (or could not be found): serve the guest record-only,
+		 * counting what it reports, with no fd to touch anything.
+		 */
+		memmap_drop_fds(&ml->map);
+		ml->map.kind = VM_BACKING_UNKNOWN;
+		log_warnx("vm %s: %s: record-only", vm->name, err);
 	}
 	memmap_free(&vm->map);
 	vm->map = ml->map;
@@ -275,8 +281,10 @@ vm_map_done(struct vm_mapload *ml)
 		    "private memory cannot be discarded from outside QEMU");
 		break;
 	default:
+		/* err says why when memmap_resolve refused the backing. */
 		vm->mode = FREEHINT__MODE__RECORD_ONLY;
-		snprintf(err, sizeof err, "unknown backing");
+		if (err[0] == '\0')
+			snprintf(err, sizeof err, "unknown backing");
 		break;
 	}
 	set_str(&vm->mode_why, err);

@@ -38,11 +38,15 @@ mkfile() {
 	stat -c %b "$1" >"$1.blocks"
 }
 
+# freehintd serves only a monitor whose listener is a QEMU binary: the
+# fake one runs under a QEMU name (a copy: /proc/PID/exe resolves links).
+cp build/tests/hostd/fh-fakeqemu "$t/qemu-system-fake"
+
 # fake NAME FILE ro|rw [WRAPPER...]: a fake QEMU on $t/NAME.qmp.
 fake() {
 	n=$1 f=$2 m=$3
 	shift 3
-	"$@" build/tests/hostd/fh-fakeqemu "$t/$n.qmp" "$f" "$m" \
+	"$@" "$t/qemu-system-fake" "$t/$n.qmp" "$f" "$m" \
 	    >"$t/$n.fake" 2>&1 &
 	pids="$pids $!"
 }
