@@ -185,6 +185,8 @@ guest_hello(struct fh_peer *p, const struct fh_msg *m, void *arg)
 	g->version = hi < FH_PROTO_MAX ? hi : FH_PROTO_MAX;
 	g->page_size = h->page_size;
 	vm_check_dma(vm);
+	/* A new agent: the map may have changed since it was read. */
+	vm_refresh_later(vm);
 	/* Start from what the backing allows, not from what an earlier
 	 * guest of this VM (before a reboot, say) was given. */
 	g->mode = vm->map_mode;

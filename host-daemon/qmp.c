@@ -91,6 +91,10 @@ static const struct qmpc_ops qmp_ops = { qmp_ready, qmp_event, qmp_lost };
 static const struct qmp_event qmp_events[] = {
 	{ "MIGRATION", qmp_ev_migration },
 	{ "RESET", qmp_ev_reset },
+	/* Each may change guest RAM or what the firmware lets us see. */
+	{ "RESUME", qmp_ev_reset },
+	{ "MEMORY_DEVICE_SIZE_CHANGE", qmp_ev_reset },
+	{ "DEVICE_DELETED", qmp_ev_reset },
 };
 
 /* "name=NAME,qmp=PATH[,channel=PATH][,cid=N]" */
@@ -352,7 +356,10 @@ qmp_ev_migration(struct qmp *q, json_object *data)
 	qmp_apply_migration(q);
 }
 
-/* After a reset the firmware maps memory anew. */
+/*
+ * After a reset the firmware maps memory anew; after a resume, a memory
+ * device resized or a device removed, the map may differ too.
+ */
 static void
 qmp_ev_reset(struct qmp *q, json_object *data)
 {

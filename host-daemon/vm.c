@@ -491,6 +491,33 @@ vm_source_add(const struct vm_desc *d, vm_hmp_fn hmp, void *ctx)
 }
 
 /* A reset: read the map again; the old one serves meanwhile. */
+static void
+vm_refresh_cb(evutil_socket_t fd, short what, void *arg)
+{
+	char *name = arg;
+
+	vm_source_changed(name);
+	free(name);
+}
+
+/*
+ * Read the map again once the caller has returned: a new agent may come
+ * after a reboot, a memory device or a migration changed it, and reading
+ * it may end in a new mode, which can end the very session that asked.
+ */
+void
+vm_refresh_later(struct vm *vm)
+{
+	struct timeval tv = { 0, 0 };
+	char *name = xstrdup(vm->name);
+
+	if (event_base_once(
+	        ev_base, -1, EV_TIMEOUT, vm_refresh_cb, name, &tv) != 0) {
+		log_warnx("vm %s: cannot schedule a map refresh", vm->name);
+		free(name);
+	}
+}
+
 void
 vm_source_changed(const char *name)
 {
@@ -534,8 +561,11 @@ vm_source_migration(const char *name, enum vm_migration_event ev)
 	if (ev == VM_MIGRATION_STARTED) {
 		if (!vm_pass_active(vm))
 			vm_hint(vm, err, sizeof err);
-	} else
+	} else {
 		vm_release(vm, err, sizeof err);
+		/* The destination's map, or the source's after a failure. */
+		vm_refresh_later(vm);
+	}
 }
 
 /*

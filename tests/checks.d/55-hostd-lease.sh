@@ -108,6 +108,13 @@ fi
 e2e_wait_log "$d/guest.log" "FHGUEST EXIT" 60
 tr -d '\r' <"$d/guest.log" | grep -a -E '^(PASS|FAIL) |fhfill|hint pass|lease|given back'
 grep -E "hint pass|too late|rejected" "$d/freehintd.log" | head -20
+# Each agent connection has the map read again (issue 13): the guest may
+# have been rebooted, or its memory changed, since the last read.
+if grep -q "vm lease: reading the memory map again" "$d/freehintd.log"; then
+	pass hostd-lease:map-read-at-hello
+else
+	fail hostd-lease:map-read-at-hello "no map refresh after the Hello"
+fi
 if kill -0 "$dpid" 2>/dev/null; then
 	pass hostd-lease:freehintd-alive
 else
