@@ -250,7 +250,7 @@ static void
 vm_map_done(struct vm_mapload *ml)
 {
 	struct vm *vm = ml->vm;
-	Freehint__Mode was = ml->was;
+	Freehint__Mode was = ml->was, mode;
 	char err[256] = "";
 
 	if (memmap_resolve(&ml->map, vm->qemu_pid, err, sizeof err) != 0) {
@@ -271,30 +271,38 @@ vm_map_done(struct vm_mapload *ml)
 	case VM_BACKING_MEMFD:
 	case VM_BACKING_FILE:
 	case VM_BACKING_HUGETLBFS:
-		vm->mode = FREEHINT__MODE__DISCARD;
+		mode = FREEHINT__MODE__DISCARD;
 		snprintf(err, sizeof err, "shared %s backing",
 		    memmap_kind_name(vm->map.kind));
 		break;
 	case VM_BACKING_ANONYMOUS:
-		vm->mode = FREEHINT__MODE__ZERO_IN_GUEST;
+		mode = FREEHINT__MODE__ZERO_IN_GUEST;
 		snprintf(err, sizeof err,
 		    "private memory cannot be discarded from outside QEMU");
 		break;
 	default:
 		/* err says why when memmap_resolve refused the backing. */
-		vm->mode = FREEHINT__MODE__RECORD_ONLY;
+		mode = FREEHINT__MODE__RECORD_ONLY;
 		if (err[0] == '\0')
 			snprintf(err, sizeof err, "unknown backing");
 		break;
 	}
-	set_str(&vm->mode_why, err);
-	vm->map_mode = vm->mode;
+	vm->map_mode = mode;
 	set_str(&vm->map_why, err);
+	/*
+	 * What a connected agent was told (page poisoning may have made it
+	 * less) stays until its session restarts, which vm_map_settled does
+	 * when the map's mode changed.
+	 */
+	if (vm->guest == NULL) {
+		vm->mode = mode;
+		set_str(&vm->mode_why, err);
+	}
 	vm_check_dma(vm);
 	log_info("vm %s: %" PRIu64 " MiB of RAM in %zu regions, block %s, "
 	         "mode %s (%s)",
 	    vm->name, memmap_ram_bytes(&vm->map) >> 20, vm->map.n, ml->block,
-	    vm_mode_name(vm->mode), vm->mode_why);
+	    vm_mode_name(vm->map_mode), vm->map_why);
 	free(ml);
 	vm_map_settled(vm, was);
 }
