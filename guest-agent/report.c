@@ -326,16 +326,12 @@ static void
 report_expire_arm(struct report *r)
 {
 	struct kbatch *kb = TAILQ_FIRST(&r->expiring);
-	uint64_t now = fh_monotonic_ms(), wait;
-	struct timeval tv;
 
 	if (kb == NULL) {
 		evtimer_del(r->ev_expire);
 		return;
 	}
-	wait = kb->expire_ms > now ? kb->expire_ms - now : 0;
-	tv = fh_ms_timeval(wait);
-	evtimer_add(r->ev_expire, &tv);
+	fh_evtimer_at(r->ev_expire, kb->expire_ms);
 }
 
 /*

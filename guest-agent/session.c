@@ -514,8 +514,7 @@ static void
 session_expire_arm(struct session *s)
 {
 	struct pending *p;
-	uint64_t first = 0, now;
-	struct timeval tv;
+	uint64_t first = 0;
 
 	TAILQ_FOREACH(p, &s->pending, entry)
 	if (p->expire_ms != 0 && (first == 0 || p->expire_ms < first))
@@ -524,10 +523,7 @@ session_expire_arm(struct session *s)
 		evtimer_del(s->ev_expire);
 		return;
 	}
-	now = fh_monotonic_ms();
-	first = first > now ? first - now : 0;
-	tv = fh_ms_timeval(first);
-	evtimer_add(s->ev_expire, &tv);
+	fh_evtimer_at(s->ev_expire, first);
 }
 
 /*

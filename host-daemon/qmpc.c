@@ -86,17 +86,6 @@ static void qmpc_fail(struct qmpc *, const char *, ...)
 static void qmpc_flush(struct qmpc *, const char *);
 static void qmpc_release(struct qmpc *);
 static void qmpc_destroy(struct qmpc *);
-static uint64_t qmpc_now(void);
-
-static uint64_t
-qmpc_now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 /*
  * Connect to the monitor at path without blocking. NULL (and why in err)
  * when that fails at once: no such socket, nobody listening, or a
@@ -169,7 +158,7 @@ qmpc_setup(struct event_base *base, int fd, int timeout_ms,
 		fatalx("%s: out of memory", __func__);
 	bufferevent_setcb(q->bev, qmpc_read, NULL, qmpc_bev_event, q);
 	bufferevent_enable(q->bev, EV_READ);
-	q->greet_deadline = qmpc_now() + (uint64_t)timeout_ms;
+	q->greet_deadline = fh_monotonic_ms() + (uint64_t)timeout_ms;
 	qmpc_arm(q);
 	return q;
 }
@@ -228,7 +217,7 @@ qmpc_queue(struct qmpc *q, const char *execute, json_object *args,
 	c->what = xstrdup(execute);
 	c->fn = fn;
 	c->arg = arg;
-	c->deadline = qmpc_now() + (uint64_t)q->timeout_ms;
+	c->deadline = fh_monotonic_ms() + (uint64_t)q->timeout_ms;
 	o = json_object_new_object();
 	json_object_object_add(o, "execute", json_object_new_string(execute));
 	if (args != NULL)
@@ -248,8 +237,7 @@ static void
 qmpc_arm(struct qmpc *q)
 {
 	struct qmpc_cmd *c;
-	struct timeval tv;
-	uint64_t now = qmpc_now(), when;
+	uint64_t when;
 
 	if (q->state == QMPC_DEAD) {
 		evtimer_del(q->timer);
@@ -263,9 +251,7 @@ qmpc_arm(struct qmpc *q)
 		evtimer_del(q->timer);
 		return;
 	}
-	when = when > now ? when - now : 0;
-	tv = fh_ms_timeval(when);
-	evtimer_add(q->timer, &tv);
+	fh_evtimer_at(q->timer, when);
 }
 
 static void
@@ -273,7 +259,7 @@ qmpc_timer(evutil_socket_t unused, short what, void *arg)
 {
 	struct qmpc *q = arg;
 	struct qmpc_cmd *c;
-	uint64_t now = qmpc_now();
+	uint64_t now = fh_monotonic_ms();
 
 	q->busy++;
 	if (q->state == QMPC_GREETING && now >= q->greet_deadline)

@@ -9,6 +9,8 @@
 
 #include <time.h>
 
+#include <event2/event.h>
+
 #include "common.h"
 
 uint64_t
@@ -28,4 +30,15 @@ fh_ms_timeval(uint64_t ms)
 	tv.tv_sec = (time_t)(ms / 1000);
 	tv.tv_usec = (suseconds_t)(ms % 1000) * 1000;
 	return tv;
+}
+
+/* Arm timer ev to fire at deadline_ms on fh_monotonic_ms()'s clock. */
+void
+fh_evtimer_at(struct event *ev, uint64_t deadline_ms)
+{
+	uint64_t now = fh_monotonic_ms();
+	struct timeval tv;
+
+	tv = fh_ms_timeval(deadline_ms > now ? deadline_ms - now : 0);
+	evtimer_add(ev, &tv);
 }

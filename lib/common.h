@@ -81,9 +81,11 @@ struct fh_rangeset {
 };
 
 /* clock.c */
+struct event;
 struct timeval;
 uint64_t fh_monotonic_ms(void);
 struct timeval fh_ms_timeval(uint64_t ms);
+void fh_evtimer_at(struct event *, uint64_t deadline_ms);
 
 void fh_rs_init(struct fh_rangeset *);
 void fh_rs_free(struct fh_rangeset *);
