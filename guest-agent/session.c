@@ -12,6 +12,7 @@
  */
 #include <sys/utsname.h>
 
+#include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -192,6 +193,8 @@ session_batches_needed(const struct session *s, size_t nranges)
  * completed (agent_kbatch_done) exactly once, possibly before this
  * returns: the caller must not touch kb afterwards.
  */
+static struct log_rl nolease_rl;
+
 int
 session_send_ranges(struct session *s, Freehint__RangeKind kind,
     const struct fh_rangeset *rs, uint64_t pass_id, bool last,
@@ -215,6 +218,23 @@ session_send_ranges(struct session *s, Freehint__RangeKind kind,
 	        AGENT_LEASE_MARGIN_MS, &deadline) == 0;
 	if (kind != FREEHINT__RANGE_KIND__HINT)
 		kb->expire_ms = now + kb->grace_ms;
+	/*
+	 * A discarding host needs a deadline (it refuses a batch without
+	 * one, as a fault): with no lease to state (grace_ms within the
+	 * margin, or no clock sample yet) the pages go back to the module.
+	 */
+	if (kind != FREEHINT__RANGE_KIND__HINT && !leased &&
+	    s->mode == FREEHINT__MODE__DISCARD) {
+		log_warnx_rl(&nolease_rl,
+		    "batch %" PRIu64 " not sent: no lease to state "
+		    "(grace_ms %u, margin %u)",
+		    kb->kid, kb->grace_ms, AGENT_LEASE_MARGIN_MS);
+		kb->failed = 1;
+		s->agent->stats.batches_failed++;
+		if (kb->remaining == 0)
+			agent_kbatch_done(s->agent, kb);
+		return -1;
+	}
 	scratch = xreallocarray(NULL, 2 * s->batch_ranges + 2, sizeof *scratch);
 	kb->remaining++; /* held until every piece is out */
 	s->in_send++;

@@ -499,29 +499,69 @@ test_deadline_refined_by_ack(void **state)
 	assert_true(b[1]->deadline_ms <= after[1] + 2000 + 1000000);
 }
 
-/* Without the host's clock there is no deadline, so nothing is
- * discarded: the host refuses REPORTED batches without one. Nor without
- * the module's grace (a batch header without grace_ms). */
+/* Without the host's clock there is no deadline, and a discarding host
+ * refuses a REPORTED batch without one (a fault): the batch is not sent
+ * but failed back to the module at once. Nor without the module's grace
+ * (a batch header without grace_ms, or one within the lease margin). A
+ * host that does not discard needs no deadline: the batch goes out. */
+static int
+send_unleased(struct fx *f, uint32_t grace_ms)
+{
+	struct fh_rangeset rs;
+	struct kbatch *kb;
+	int rc;
+
+	fh_rs_init(&rs);
+	assert_int_equal(fh_rs_add(&rs, 0x4000, 512), 0);
+	kb = xcalloc(1, sizeof *kb);
+	kb->source = KB_ORPHAN;
+	kb->grace_ms = grace_ms;
+	rc = session_send_ranges(
+	    f->a.session, FREEHINT__RANGE_KIND__REPORTED, &rs, 0, false, kb);
+	fh_rs_free(&rs);
+	return rc;
+}
+
 static void
 test_no_host_clock_no_deadline(void **state)
 {
 	struct fx *f = *state;
 	Freehint__Welcome w = FREEHINT__WELCOME__INIT;
+	uint64_t failed;
+	uint32_t grace[] = { 0, AGENT_LEASE_MARGIN_MS };
+	size_t i;
 
 	welcome(f, 0, 0);
+	failed = f->a.stats.batches_failed;
+	assert_int_equal(send_unleased(f, 2000), -1);
+	assert_int_equal(f->a.stats.batches_failed, failed + 1);
+	for (i = 0; i < sizeof grace / sizeof grace[0]; i++) {
+		teardown(state);
+		setup(state);
+		f = *state;
+		freehint__welcome__init(&w);
+		w.proto_version = FH_PROTO_VERSION;
+		w.mode = FREEHINT__MODE__DISCARD;
+		w.has_host_clock_ms = true;
+		w.host_clock_ms = fh_monotonic_ms();
+		put(f, FH_MSG_WELCOME, &w.base);
+		SPIN_UNTIL(f, session_ready(f->a.session));
+		assert_int_equal(send_unleased(f, grace[i]), -1);
+	}
+	/* A batch with a lease goes out, so the ones above were refused
+	 * for the lease alone. */
 	send_reported(f, 2000);
 	SPIN_UNTIL(f, count(f, FH_MSG_RANGES) == 1);
-	assert_false(last_ranges(f)->has_deadline_ms);
+	assert_true(last_ranges(f)->has_deadline_ms);
 	teardown(state);
 	setup(state);
 	f = *state;
+	freehint__welcome__init(&w);
 	w.proto_version = FH_PROTO_VERSION;
-	w.mode = FREEHINT__MODE__DISCARD;
-	w.has_host_clock_ms = true;
-	w.host_clock_ms = fh_monotonic_ms();
+	w.mode = FREEHINT__MODE__ZERO_IN_GUEST;
 	put(f, FH_MSG_WELCOME, &w.base);
 	SPIN_UNTIL(f, session_ready(f->a.session));
-	send_reported(f, 0);
+	assert_int_equal(send_unleased(f, 2000), 0);
 	SPIN_UNTIL(f, count(f, FH_MSG_RANGES) == 1);
 	assert_false(last_ranges(f)->has_deadline_ms);
 }
