@@ -25,26 +25,42 @@ static int check_result(const Freehint__CommandResult *);
 static const struct {
 	const char *name;
 	const ProtobufCMessageDescriptor *desc;
-	int (*check)(const void *);
 } msg_types[FH_MSG_MAX + 1] = {
-	[FH_MSG_HELLO] = { "Hello", &freehint__hello__descriptor,
-	    (int (*)(const void *))check_hello },
-	[FH_MSG_WELCOME] = { "Welcome", &freehint__welcome__descriptor,
-	    (int (*)(const void *))check_welcome },
-	[FH_MSG_RANGES] = { "RangeBatch", &freehint__range_batch__descriptor,
-	    (int (*)(const void *))check_ranges },
-	[FH_MSG_ACK] = { "Ack", &freehint__ack__descriptor,
-	    (int (*)(const void *))check_ack },
-	[FH_MSG_COMMAND] = { "Command", &freehint__command__descriptor,
-	    (int (*)(const void *))check_command },
-	[FH_MSG_STATS] = { "Stats", &freehint__stats__descriptor,
-	    (int (*)(const void *))check_stats },
-	[FH_MSG_ERROR] = { "Error", &freehint__error__descriptor,
-	    (int (*)(const void *))check_error },
+	[FH_MSG_HELLO] = { "Hello", &freehint__hello__descriptor },
+	[FH_MSG_WELCOME] = { "Welcome", &freehint__welcome__descriptor },
+	[FH_MSG_RANGES] = { "RangeBatch", &freehint__range_batch__descriptor },
+	[FH_MSG_ACK] = { "Ack", &freehint__ack__descriptor },
+	[FH_MSG_COMMAND] = { "Command", &freehint__command__descriptor },
+	[FH_MSG_STATS] = { "Stats", &freehint__stats__descriptor },
+	[FH_MSG_ERROR] = { "Error", &freehint__error__descriptor },
 	[FH_MSG_COMMAND_RESULT] = { "CommandResult",
-	    &freehint__command_result__descriptor,
-	    (int (*)(const void *))check_result },
+	    &freehint__command_result__descriptor },
 };
+
+/* Each type's checker, called through its own member of the union. */
+static int
+check_msg(const struct fh_msg *m)
+{
+	switch (m->type) {
+	case FH_MSG_HELLO:
+		return check_hello(m->u.hello);
+	case FH_MSG_WELCOME:
+		return check_welcome(m->u.welcome);
+	case FH_MSG_RANGES:
+		return check_ranges(m->u.ranges);
+	case FH_MSG_ACK:
+		return check_ack(m->u.ack);
+	case FH_MSG_COMMAND:
+		return check_command(m->u.command);
+	case FH_MSG_STATS:
+		return check_stats(m->u.stats);
+	case FH_MSG_ERROR:
+		return check_error(m->u.error);
+	case FH_MSG_COMMAND_RESULT:
+		return check_result(m->u.result);
+	}
+	return FH_ETYPE;
+}
 
 const char *
 fh_strerror(int err)
@@ -107,7 +123,7 @@ fh_msg_decode(uint8_t type, const uint8_t *buf, size_t len, struct fh_msg *m)
 	m->type = type;
 	drop_unknown(m->u.base);
 	if ((err = check_strings(m->u.base)) != FH_OK ||
-	    (err = msg_types[type].check(m->u.base)) != FH_OK) {
+	    (err = check_msg(m)) != FH_OK) {
 		fh_msg_free(m);
 		return err;
 	}
