@@ -2,23 +2,35 @@
 # Run every step in tests/checks.d in order and count the cases they report.
 # A step prints "PASS name", "FAIL name: why" or "SKIP name: why" per case
 # and exits 0 (passed), 77 (skipped as a whole) or anything else (failed).
-# Usage: tests/run-checks.sh [PATTERN]   (only steps whose name matches)
+# Usage: tests/run-checks.sh [PATTERN...]   (only steps whose name matches
+# one of the patterns). Each step gets at most CHECK_STEP_TIMEOUT seconds
+# (default 1500): a hung step fails, with its whole process group killed,
+# instead of hanging the run.
 set -u
 cd "$(dirname "$0")/.." || exit 1
 top=$(pwd)
 logdir=$top/check-logs
 mkdir -p "$logdir"
-pattern=${1:-}
+step_timeout=${CHECK_STEP_TIMEOUT:-1500}
 pass=0 fail=0 skip=0 failed_steps=""
 
 for step in tests/checks.d/*.sh; do
 	name=$(basename "$step" .sh)
-	case "$name" in *"$pattern"*) ;; *) continue ;; esac
+	if [ $# -gt 0 ]; then
+		match=no
+		for pattern in "$@"; do
+			case "$name" in *"$pattern"*) match=yes ;; esac
+		done
+		[ "$match" = yes ] || continue
+	fi
 	log=$logdir/$name.log
 	start=$(date +%s)
 	echo "=== $name"
-	sh "$step" >"$log" 2>&1
+	timeout --kill-after=30 "$step_timeout" sh "$step" </dev/null >"$log" 2>&1
 	rc=$?
+	if [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then
+		echo "FAIL $name-timeout: no end after ${step_timeout}s" >>"$log"
+	fi
 	secs=$(($(date +%s) - start))
 	grep -E '^(PASS|FAIL|SKIP) ' "$log" | sed 's/^/    /'
 	p=$(grep -c '^PASS ' "$log")
