@@ -435,7 +435,7 @@ main(int argc, char *argv[])
 			printf("freehint-agent %s\n", FREEHINT_VERSION);
 			return 0;
 		case '?':
-			usage(1);
+			usage(2);
 		default:
 			cmdline[ncmdline].val = ch;
 			cmdline[ncmdline].name =
@@ -446,7 +446,7 @@ main(int argc, char *argv[])
 		}
 	}
 	if (optind != argc)
-		usage(1);
+		usage(2);
 	/* Under systemd stderr goes to the journal: no syslog needed. */
 	if (getenv("JOURNAL_STREAM") != NULL || getenv("NOTIFY_SOCKET") != NULL)
 		foreground = 1;

@@ -1,8 +1,9 @@
 #!/bin/sh
 # The three programs' command lines: -h/--help prints the usage on stdout
 # and exits 0, -V/--version prints "NAME VERSION", an unknown option is a
-# usage error (non-zero, usage on stderr), and neither help nor version is
-# a configuration file key.
+# usage error (exit 2, usage on stderr), every long option of the usage is
+# in the program's man page, every key of freehintd.conf(5) is printed by
+# --dump-config, and neither help nor version is a configuration file key.
 set -u
 cd "$(dirname "$0")/../.." || exit 1
 . tests/guest/lib.sh
@@ -29,14 +30,52 @@ for p in freehintd freehint-agent freehintctl; do
 			fail "cli:$p:$v" "'$out' (expected '$p $version')"
 		fi
 	done
-	if build/$p --no-such-option >"$tmp/out" 2>"$tmp/err"; then
-		fail "cli:$p:bad-option" "exit status 0"
+	build/$p --no-such-option >"$tmp/out" 2>"$tmp/err"
+	rc=$?
+	if [ "$rc" -ne 2 ]; then
+		fail "cli:$p:bad-option" "exit status $rc (expected 2)"
 	elif [ -s "$tmp/out" ] || ! grep -q "^usage: $p " "$tmp/err"; then
 		fail "cli:$p:bad-option" "usage not on stderr alone"
 	else
 		pass "cli:$p:bad-option"
 	fi
+	# Options in the usage the man page does not explain: roff writes a
+	# dash as \- and mdoc's Fl adds the first one.
+	missing=""
+	for o in $(build/$p --help | grep -oE -- '--[a-z][a-z0-9-]*' | sort -u); do
+		sed 's/\\-/-/g' "man/$p.8" |
+		    grep -qE -- "${o#-}([^a-z0-9-]|\$)" || missing="$missing $o"
+	done
+	if [ -z "$missing" ]; then
+		pass "cli:$p:options-in-man-page"
+	else
+		fail "cli:$p:options-in-man-page" "not in man/$p.8:$missing"
+	fi
 done
+
+# Every key freehintd.conf(5) documents is one --dump-config prints (those
+# without a default once given a value).
+cat >"$tmp/all.conf" <<CONF
+vm name=cli,qmp=/nonexistent/qmp.sock
+control-group root
+admin-group root
+libvirt-uri test:///default
+CONF
+missing=""
+if build/freehintd -f "$tmp/all.conf" --dump-config >"$tmp/dump" 2>"$tmp/err"; then
+	for k in $(sed -n 's/\\-/-/g; s/^\.BI \([a-z][a-z0-9-]*\) .*/\1/p' \
+	    man/freehintd.conf.5); do
+		grep -q "^$k " "$tmp/dump" || missing="$missing $k"
+	done
+	if [ -z "$missing" ] && [ -s "$tmp/dump" ]; then
+		pass cli:freehintd:conf-keys-in-dump-config
+	else
+		fail cli:freehintd:conf-keys-in-dump-config \
+		    "not printed:$missing"
+	fi
+else
+	fail cli:freehintd:conf-keys-in-dump-config "$(cat "$tmp/err")"
+fi
 # "help" in a configuration file is not an option to act on: freehintd
 # and the agent reject it as they do any unknown key.
 if ! build/freehintd -n -f "$tmp/help.conf" >"$tmp/out" 2>"$tmp/err" &&
