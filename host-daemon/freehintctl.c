@@ -2,7 +2,8 @@
 /*
  * freehintctl: talks to freehintd over its control socket. One request,
  * one JSON answer. Exit status: 0 done, 1 failed, 2 usage, 3 the daemon
- * is not running, 4 no such VM, 5 not permitted.
+ * is not running, 4 no such VM, 5 not permitted, 6 (status) a VM shown
+ * has an error.
  */
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -22,17 +23,21 @@
 #define EXIT_NODAEMON    3
 #define EXIT_UNKNOWN_VM  4
 #define EXIT_DENIED      5
+#define EXIT_VM_ERROR    6
 
 static void usage(int) __attribute__((noreturn));
 
 static const struct option longopts[] = {
 	{ "help", no_argument, NULL, 'h' },
+	{ "json", no_argument, NULL, 'j' },
 	{ "socket", required_argument, NULL, 's' },
 	{ "version", no_argument, NULL, 'V' },
 	{ NULL, 0, NULL, 0 },
 };
 static int request(const char *, const char *, json_object **);
 static void print_table(json_object *);
+static int status_pick(json_object *, const char *);
+static void print_json(json_object *);
 static const char *human(uint64_t, char *, size_t);
 static uint64_t get_u64(json_object *, const char *);
 static const char *get_str(json_object *, const char *);
@@ -41,10 +46,68 @@ static void
 usage(int status)
 {
 	fprintf(status == 0 ? stdout : stderr,
-	    "usage: freehintctl [-hV] [-s socket] status [--json]\n"
+	    "usage: freehintctl [-hV] [-s socket] status [--json] [NAME]\n"
 	    "       freehintctl [-s socket] hint|release NAME\n"
 	    "       freehintctl [-s socket] notify EVENT NAME\n");
 	exit(status);
+}
+
+/*
+ * Keep only the VM asked for (all when name is NULL). EXIT_UNKNOWN_VM
+ * when there is none by that name, EXIT_VM_ERROR when a VM kept shows
+ * an error, so that scripts and monitoring need not parse the table.
+ */
+static int
+status_pick(json_object *reply, const char *name)
+{
+	json_object *arr, *keep, *v;
+	size_t i;
+	int rc = 0;
+
+	if (!json_object_object_get_ex(reply, "vms", &arr))
+		return EXIT_FAILED;
+	keep = json_object_new_array();
+	for (i = 0; i < json_object_array_length(arr); i++) {
+		v = json_object_array_get_idx(arr, i);
+		if (name != NULL && strcmp(get_str(v, "name"), name) != 0)
+			continue;
+		if (*get_str(v, "last_error") != '\0')
+			rc = EXIT_VM_ERROR;
+		json_object_array_add(keep, json_object_get(v));
+	}
+	if (name != NULL && json_object_array_length(keep) == 0)
+		rc = EXIT_UNKNOWN_VM;
+	json_object_object_add(reply, "vms", keep);
+	return rc;
+}
+
+/* Exactly the documented keys, numbers as numbers. */
+static void
+print_json(json_object *reply)
+{
+	static const char *const keys[] = { "name", "connected", "transport",
+		"mode", "mode_reason", "backing", "host_page_size", "ram_bytes",
+		"guest_free_bytes", "reclaimed_bytes", "held_bytes",
+		"ranges_applied", "ranges_rejected", "last_error" };
+	json_object *vmsa = json_object_new_array(), *arr, *out, *v, *o, *x;
+	size_t i, k;
+
+	json_object_object_get_ex(reply, "vms", &arr);
+	for (i = 0; i < json_object_array_length(arr); i++) {
+		v = json_object_array_get_idx(arr, i);
+		o = json_object_new_object();
+		for (k = 0; k < sizeof keys / sizeof keys[0]; k++) {
+			x = NULL;
+			json_object_object_get_ex(v, keys[k], &x);
+			json_object_object_add(o, keys[k], json_object_get(x));
+		}
+		json_object_array_add(vmsa, o);
+	}
+	out = json_object_new_object();
+	json_object_object_add(out, "vms", vmsa);
+	printf("%s\n",
+	    json_object_to_json_string_ext(out, JSON_C_TO_STRING_SPACED));
+	json_object_put(out);
 }
 
 static int
@@ -169,17 +232,22 @@ int
 main(int argc, char **argv)
 {
 	const char *sock = CTL_DEFAULT_SOCK;
-	json_object *reply = NULL, *ok, *out, *arr, *v;
+	json_object *reply = NULL, *ok;
+	const char *name = NULL;
 	char line[512];
 	int ch, rc, json = 0;
-	size_t i;
 
 	if (getenv("FREEHINTD_SOCK") != NULL)
 		sock = getenv("FREEHINTD_SOCK");
-	while ((ch = getopt_long(argc, argv, "+hs:V", longopts, NULL)) != -1) {
+	/* Options before or after the verb: "status --json" as the usage
+	 * reads and "--json status" both work. */
+	while ((ch = getopt_long(argc, argv, "hs:V", longopts, NULL)) != -1) {
 		switch (ch) {
 		case 's':
 			sock = optarg;
+			break;
+		case 'j':
+			json = 1;
 			break;
 		case 'h':
 			usage(0);
@@ -195,12 +263,12 @@ main(int argc, char **argv)
 	if (argc < 1)
 		usage(EXIT_USAGE);
 	if (strcmp(argv[0], "status") == 0 && argc <= 2) {
-		if (argc == 2 && strcmp(argv[1], "--json") != 0)
-			usage(EXIT_USAGE);
-		json = argc == 2;
+		name = argc == 2 ? argv[1] : NULL;
 		snprintf(line, sizeof line, "status");
-	} else if ((strcmp(argv[0], "hint") == 0 ||
-	               strcmp(argv[0], "release") == 0) &&
+	} else if (json)
+		usage(EXIT_USAGE);
+	else if ((strcmp(argv[0], "hint") == 0 ||
+	             strcmp(argv[0], "release") == 0) &&
 	    argc == 2)
 		snprintf(line, sizeof line, "%s %s", argv[0], argv[1]);
 	else if (strcmp(argv[0], "notify") == 0 && argc == 3)
@@ -225,40 +293,16 @@ main(int argc, char **argv)
 		return rc;
 	}
 	if (strcmp(argv[0], "status") == 0) {
-		if (json) {
-			/* Exactly the documented keys, numbers as numbers. */
-			static const char *const keys[] = { "name", "connected",
-				"transport", "mode", "mode_reason", "backing",
-				"host_page_size", "ram_bytes",
-				"guest_free_bytes", "reclaimed_bytes",
-				"held_bytes", "ranges_applied",
-				"ranges_rejected", "last_error" };
-			json_object *vmsa = json_object_new_array(), *o;
-			size_t k;
-
-			json_object_object_get_ex(reply, "vms", &arr);
-			for (i = 0; i < json_object_array_length(arr); i++) {
-				v = json_object_array_get_idx(arr, i);
-				o = json_object_new_object();
-				for (k = 0; k < sizeof keys / sizeof keys[0];
-				     k++) {
-					json_object *x = NULL;
-
-					json_object_object_get_ex(
-					    v, keys[k], &x);
-					json_object_object_add(
-					    o, keys[k], json_object_get(x));
-				}
-				json_object_array_add(vmsa, o);
-			}
-			out = json_object_new_object();
-			json_object_object_add(out, "vms", vmsa);
-			printf("%s\n",
-			    json_object_to_json_string_ext(
-			        out, JSON_C_TO_STRING_SPACED));
-			json_object_put(out);
-		} else
+		rc = status_pick(reply, name);
+		if (rc == EXIT_UNKNOWN_VM)
+			fprintf(stderr, "freehintctl: status: no VM named %s\n",
+			    name);
+		else if (json)
+			print_json(reply);
+		else
 			print_table(reply);
+		json_object_put(reply);
+		return rc;
 	}
 	json_object_put(reply);
 	return 0;

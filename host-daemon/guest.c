@@ -96,7 +96,12 @@ guest_lost(struct fh_peer *p, const char *why, void *arg)
 	struct guest *g = arg;
 	struct vm *vm = g->vm;
 
-	vm_set_error(vm, "agent lost: %s", why);
+	/* An agent that hangs up (a guest reboot, an agent restart) is a
+	 * state status shows, not an error; a session ended by a fault is. */
+	if (strcmp(why, "connection closed") == 0)
+		log_info("vm %s: agent gone: %s", vm->name, why);
+	else
+		vm_set_error(vm, "agent lost: %s", why);
 	guest_free(g);
 	chan_lost(vm);
 }

@@ -75,7 +75,7 @@ e2e_run() {
 		E2E_RSS_AFTER=$(e2e_rss "$_qpid")
 		[ $((E2E_RSS_BEFORE - E2E_RSS_AFTER)) -gt 250000 ] && break
 	done
-	E2E_STATUS=$($_ctl status)
+	E2E_STATUS=$($_ctl status) || [ $? -eq 6 ] # 6: a VM shows an error
 	e2e_wait_log "$_d/guest.log" "FH FREED2" 60 || return 1
 	set -- $(e2e_migrate "$_d/qmp2")
 	E2E_PLAIN_NORMAL=${1:-0} E2E_PLAIN_BYTES=${2:-0}

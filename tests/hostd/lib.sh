@@ -78,6 +78,27 @@ assert isinstance(v["a"]["ram_bytes"], int) and v["a"]["ram_bytes"] > 250 << 20
 		echo "FAIL hostd-hostile-$label:daemon-alive-status: $st"
 		ok=0
 	fi
+	# freehintctl status NAME: one VM; exit 6 when it shows an error
+	# (a's rejected batches), 0 when not (b), 4 for no such VM, and
+	# --json before the verb as after it.
+	c="build/freehintctl -s $t/ctl"
+	$c status a >"$t/st-a" 2>&1
+	rc_a=$?
+	$c --json status b >"$t/st-b" 2>&1
+	rc_b=$?
+	$c status nosuch >/dev/null 2>&1
+	rc_n=$?
+	if [ $rc_a -eq 6 ] && [ $rc_b -eq 0 ] && [ $rc_n -eq 4 ] &&
+	    grep -q "^a " "$t/st-a" && ! grep -q "^b " "$t/st-a" &&
+	    python3 -c 'import json, sys
+v = json.load(open(sys.argv[1]))["vms"]
+assert [x["name"] for x in v] == ["b"] and v[0]["last_error"] == ""
+' "$t/st-b"; then
+		echo "PASS hostd-hostile-$label:status-name-exit"
+	else
+		echo "FAIL hostd-hostile-$label:status-name-exit: a $rc_a, b $rc_b, nosuch $rc_n: $(cat "$t/st-a" "$t/st-b")"
+		ok=0
+	fi
 	if cmp -s "$t/canary" "$t/canary.orig" &&
 	    [ "$(stat -c %b "$t/canary")" = "$blocks_before" ]; then
 		echo "PASS hostd-hostile-$label:canary-untouched"
