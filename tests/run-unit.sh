@@ -1,8 +1,12 @@
 #!/bin/sh
 # Run cmocka programs; print PASS/FAIL per test case for run-checks.sh.
+# cmocka writes TAP (CMOCKA_MESSAGE_OUTPUT=TAP): "ok N - case",
+# "not ok N - case" followed by "# why" lines, and a "1..N" plan; a
+# program that dies mid-way leaves cases unreported, which fails it.
 # VALGRIND=1 runs each under valgrind (errors and leaks fail the program).
 set -u
 rc=0
+export CMOCKA_MESSAGE_OUTPUT=TAP
 for t in "$@"; do
 	name=$(basename "$t")
 	if [ "${VALGRIND:-0}" = 1 ]; then
@@ -13,9 +17,22 @@ for t in "$@"; do
 		out=$("$t" 2>&1)
 	fi
 	st=$?
-	printf '%s\n' "$out" | sed -n 's/^\[       OK \] \(.*\)$/PASS '"$name"':\1/p;
-	    s/^\[  FAILED  \] \([^ ]*\)$/FAIL '"$name"':\1/p;
-	    s/^\[  ERROR   \] \(.*\)$/FAIL '"$name"':\1/p'
+	printf '%s\n' "$out" | awk -v prog="$name" '
+	function flush() {
+		if (failed != "")
+			printf "FAIL %s:%s:%s\n", prog, failed, why
+		failed = ""; why = ""
+	}
+	/^1\.\.[0-9]+$/ { plan = substr($0, 4) + 0; next }
+	/^ok [0-9]+ - / { flush(); sub(/^ok [0-9]+ - /, ""); print "PASS " prog ":" $0; seen++; next }
+	/^not ok [0-9]+ - / { flush(); sub(/^not ok [0-9]+ - /, ""); failed = $0; seen++; next }
+	/^# (not )?ok - / { next }
+	/^# / && failed != "" { sub(/^# /, ""); why = why " " $0; next }
+	END {
+		flush()
+		if (seen != plan)
+			printf "FAIL %s: %d of %d cases reported\n", prog, seen, plan
+	}'
 	if [ "$st" -ne 0 ]; then
 		printf '%s\n' "$out" | tail -n 30
 		echo "FAIL $name: exit status $st"
