@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0-only */
 /*
- * The agent's parsers of /proc/freehint's text formats (kmodfile.c) and
- * its reconnection backoff (transport.c). Every malformed input must be
- * an error with a message, never a crash or a range that should not be.
+ * The agent's parsers of /proc/freehint's text formats (kmodfile.c).
+ * Every malformed input must be an error with a message, never a crash
+ * or a range that should not be.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -228,31 +228,6 @@ test_stats(void **state)
 	    0);
 }
 
-/* Doubles from the base, never passes the cap, jitter in [d/2, d]. */
-static void
-test_backoff(void **state)
-{
-	uint32_t d, prev = 0;
-	unsigned a;
-
-	for (a = 0; a < 20; a++) {
-		assert_int_equal(backoff_delay(a, 500, 30000, 0),
-		    (a >= 6 ? 30000 : 500U << a) / 2);
-		d = backoff_delay(a, 500, 30000, UINT32_MAX);
-		assert_true(d <= 30000);
-		assert_true(d >= prev);
-		prev = d;
-	}
-	assert_int_equal(backoff_delay(0, 500, 30000, 250), 500);
-	assert_int_equal(backoff_delay(1, 500, 30000, 500), 1000);
-	assert_int_equal(backoff_delay(1, 500, 30000, 501), 500);
-	/* Huge attempt counts neither overflow nor pass the cap. */
-	assert_true(backoff_delay(UINT32_MAX, 500, 30000, 12345) <= 30000);
-	assert_true(backoff_delay(UINT32_MAX, 500, 30000, 12345) >= 15000);
-	/* A cap below the base is the base. */
-	assert_true(backoff_delay(3, 500, 100, 7) <= 500);
-}
-
 int
 main(void)
 {
@@ -263,7 +238,6 @@ main(void)
 		cmocka_unit_test(test_batch_garbage),
 		cmocka_unit_test(test_blocks),
 		cmocka_unit_test(test_stats),
-		cmocka_unit_test(test_backoff),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
