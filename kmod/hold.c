@@ -645,6 +645,7 @@ static ssize_t fh_hold_read(struct file *file, char __user *ubuf,
 	struct fh_hold *h = &fh_hold;
 	struct fh_hold_batch *b;
 	struct page *page, *last = NULL;
+	unsigned long cap, pages, batch_pages = 0;
 	unsigned int n = 0;
 	ssize_t ret;
 	size_t len;
@@ -658,23 +659,30 @@ static ssize_t fh_hold_read(struct file *file, char __user *ubuf,
 		return -ERESTARTSYS;
 	}
 
+	cap = totalram_pages() >> FH_HOLD_INFLIGHT_SHIFT;
 	spin_lock(&h->lock);
-	if (!list_empty(&h->unread) &&
-	    (h->inflight >= FH_HOLD_MAX_INFLIGHT ||
-	     h->inflight_pages >= totalram_pages() >> FH_HOLD_INFLIGHT_SHIFT)) {
+	if (!list_empty(&h->unread) && h->inflight >= FH_HOLD_MAX_INFLIGHT) {
 		spin_unlock(&h->lock);
 		ret = -EBUSY;
 		goto out;
 	}
+	/*
+	 * The batch stops where it would take the pages in flight past the
+	 * cap; only a first batch of one block may (a tiny guest).
+	 */
 	list_for_each_entry(page, &h->unread, lru) {
-		if (n == FH_HOLD_BATCH)
+		pages = 1UL << page_private(page);
+		if (n == FH_HOLD_BATCH ||
+		    ((n || h->inflight_pages) &&
+		     h->inflight_pages + batch_pages + pages > cap))
 			break;
+		batch_pages += pages;
 		last = page;
 		n++;
 	}
 	if (!n) {
 		spin_unlock(&h->lock);
-		ret = 0;
+		ret = list_empty(&h->unread) ? 0 : -EBUSY;
 		goto out;
 	}
 	b->id = h->next_id + 1;
