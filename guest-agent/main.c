@@ -63,15 +63,8 @@ static const struct option long_options[] = {
 };
 static const struct option *const conf_options = long_options + 3;
 
-/* Command-line options applied over the file, kept for SIGHUP. */
-struct cmdline_opt {
-	int val;
-	const char *name;
-	const char *arg;
-};
-
-static struct cmdline_opt *cmdline;
-static size_t ncmdline;
+/* Command-line settings applied over the file, kept for SIGHUP. */
+static struct fh_cmdline cmdline;
 
 static __attribute__((noreturn)) void usage(int);
 static void conf_defaults(struct agent_conf *);
@@ -205,23 +198,11 @@ conf_set(int val, const char *name, const char *arg, void *ctx, char *err,
 static int
 conf_load(struct agent *a, struct agent_conf *c, char *err, size_t errlen)
 {
-	size_t i;
-
 	conf_defaults(c);
-	if (fh_conf_load(
-	        a->conf_file, conf_options, conf_set, c, err, errlen) != 0) {
-		/* A missing default file is fine; an explicit one is not. */
-		if (!(errno == ENOENT && !a->conf_explicit)) {
-			conf_clear(c);
-			return -1;
-		}
-	}
-	for (i = 0; i < ncmdline; i++) {
-		if (conf_set(cmdline[i].val, cmdline[i].name, cmdline[i].arg, c,
-		        err, errlen) != 0) {
-			conf_clear(c);
-			return -1;
-		}
+	if (fh_conf_apply(a->conf_file, a->conf_explicit, conf_options,
+	        &cmdline, conf_set, c, err, errlen) != 0) {
+		conf_clear(c);
+		return -1;
 	}
 	if (c->transport == TRANSPORT_UNIX && c->unix_path == NULL) {
 		snprintf(err, errlen, "transport unix needs unix-path");
@@ -407,7 +388,6 @@ main(int argc, char *argv[])
 
 	memset(&a, 0, sizeof a);
 	a.conf_file = AGENT_CONF_FILE;
-	cmdline = xreallocarray(NULL, (size_t)argc + 1, sizeof *cmdline);
 	while ((ch = getopt_long(argc, argv, "df:hnvV", long_options, NULL)) !=
 	    -1) {
 		switch (ch) {
@@ -437,11 +417,7 @@ main(int argc, char *argv[])
 		case '?':
 			usage(2);
 		default:
-			cmdline[ncmdline].val = ch;
-			cmdline[ncmdline].name =
-			    long_options[ch - OPT_DUMP_CONFIG].name;
-			cmdline[ncmdline].arg = optarg;
-			ncmdline++;
+			fh_cmdline_add(&cmdline, long_options, ch, optarg);
 			break;
 		}
 	}
@@ -460,7 +436,7 @@ main(int argc, char *argv[])
 		if (dump)
 			conf_dump(&a.conf);
 		conf_clear(&a.conf);
-		free(cmdline);
+		fh_cmdline_free(&cmdline);
 		return 0;
 	}
 	srandom(transport_seed());
@@ -529,6 +505,6 @@ out:
 	event_free(a.ev_sigint);
 	event_base_free(a.base);
 	conf_clear(&a.conf);
-	free(cmdline);
+	fh_cmdline_free(&cmdline);
 	return rc;
 }

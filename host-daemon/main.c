@@ -67,6 +67,8 @@ struct config *conf;
 struct event_base *ev_base;
 
 static int foreground, check_only, verbose, dump;
+/* Command-line settings, applied over the file again at every SIGHUP. */
+static struct fh_cmdline cmdline;
 static const char *conf_path;
 static struct event *ev_sigterm, *ev_sigint, *ev_sighup, *ev_watchdog;
 
@@ -74,7 +76,7 @@ static void usage(int) __attribute__((noreturn));
 static struct config *config_new(void);
 static void config_free(struct config *);
 static int config_opt(int, const char *, const char *, void *, char *, size_t);
-static struct config *config_load(int, char **, char *, size_t);
+static struct config *config_load(char *, size_t);
 static void config_dump(const struct config *);
 static void start_vms(void);
 static void on_signal(evutil_socket_t, short, void *);
@@ -233,33 +235,15 @@ config_opt(int val, const char *name, const char *arg, void *ctx, char *err,
 
 /* The file first (if any), then the command line on top of it. */
 static struct config *
-config_load(int argc, char **argv, char *err, size_t errlen)
+config_load(char *err, size_t errlen)
 {
 	struct config *c = config_new();
-	int ch;
 
-	if (conf_path != NULL || access(FREEHINTD_CONF, F_OK) == 0) {
-		if (fh_conf_load(conf_path ? conf_path : FREEHINTD_CONF,
-		        longopts, config_opt, c, err, errlen) != 0) {
-			config_free(c);
-			return NULL;
-		}
-	}
-	optind = 1;
-	while (
-	    (ch = getopt_long(argc, argv, "df:hnvV", longopts, NULL)) != -1) {
-		if (ch == 'd' || ch == 'f' || ch == 'n' || ch == 'v' ||
-		    ch == OPT_DUMP)
-			continue;
-		if (ch == '?') {
-			config_free(c);
-			snprintf(err, errlen, "bad option");
-			return NULL;
-		}
-		if (config_opt(ch, "", optarg, c, err, errlen) != 0) {
-			config_free(c);
-			return NULL;
-		}
+	if (fh_conf_apply(conf_path ? conf_path : FREEHINTD_CONF,
+	        conf_path != NULL, longopts, &cmdline, config_opt, c, err,
+	        errlen) != 0) {
+		config_free(c);
+		return NULL;
 	}
 	return c;
 }
@@ -331,8 +315,6 @@ on_signal(evutil_socket_t sig, short what, void *arg)
 {
 	struct config *c;
 	char err[256];
-	char **argv = arg;
-	int argc = 0;
 
 	if (sig != SIGHUP) {
 		log_info("exiting on signal %d", (int)sig);
@@ -340,9 +322,7 @@ on_signal(evutil_socket_t sig, short what, void *arg)
 		event_base_loopbreak(ev_base);
 		return;
 	}
-	while (argv[argc] != NULL)
-		argc++;
-	if ((c = config_load(argc, argv, err, sizeof err)) == NULL) {
+	if ((c = config_load(err, sizeof err)) == NULL) {
 		log_warnx("reload: %s; keeping the old configuration", err);
 		return;
 	}
@@ -393,6 +373,7 @@ main(int argc, char **argv)
 		case '?':
 			usage(2);
 		default:
+			fh_cmdline_add(&cmdline, longopts, ch, optarg);
 			break;
 		}
 	}
@@ -402,7 +383,7 @@ main(int argc, char **argv)
 	log_init("freehintd",
 	    foreground || check_only || dump || getenv("JOURNAL_STREAM"),
 	    verbose);
-	if ((conf = config_load(argc, argv, err, sizeof err)) == NULL) {
+	if ((conf = config_load(err, sizeof err)) == NULL) {
 		fprintf(stderr, "freehintd: %s\n", err);
 		return 1;
 	}
@@ -412,14 +393,15 @@ main(int argc, char **argv)
 		if (check_only)
 			fprintf(stderr, "freehintd: configuration OK\n");
 		config_free(conf);
+		fh_cmdline_free(&cmdline);
 		return 0;
 	}
 	signal(SIGPIPE, SIG_IGN);
 	if ((ev_base = event_base_new()) == NULL)
 		fatalx("event_base_new");
-	ev_sigterm = evsignal_new(ev_base, SIGTERM, on_signal, argv);
-	ev_sigint = evsignal_new(ev_base, SIGINT, on_signal, argv);
-	ev_sighup = evsignal_new(ev_base, SIGHUP, on_signal, argv);
+	ev_sigterm = evsignal_new(ev_base, SIGTERM, on_signal, NULL);
+	ev_sigint = evsignal_new(ev_base, SIGINT, on_signal, NULL);
+	ev_sighup = evsignal_new(ev_base, SIGHUP, on_signal, NULL);
 	evsignal_add(ev_sigterm, NULL);
 	evsignal_add(ev_sigint, NULL);
 	evsignal_add(ev_sighup, NULL);
@@ -470,5 +452,6 @@ out:
 	event_free(ev_sighup);
 	event_base_free(ev_base);
 	config_free(conf);
+	fh_cmdline_free(&cmdline);
 	return rc;
 }

@@ -65,6 +65,22 @@ typedef int (*fh_opt_cb)(int val, const char *name, const char *arg, void *ctx,
     char *err, size_t errlen);
 int fh_conf_load(const char *path, const struct option *, fh_opt_cb, void *ctx,
     char *err, size_t errlen);
+/* The settings given on the command line, kept to be applied over the
+ * file at start and again at every reload (SIGHUP). */
+struct fh_cmdline_opt {
+	int val;
+	const char *name;
+	const char *arg;
+};
+struct fh_cmdline {
+	struct fh_cmdline_opt *opt;
+	size_t n;
+};
+void fh_cmdline_add(
+    struct fh_cmdline *, const struct option *, int val, const char *arg);
+void fh_cmdline_free(struct fh_cmdline *);
+int fh_conf_apply(const char *path, int must_exist, const struct option *,
+    const struct fh_cmdline *, fh_opt_cb, void *ctx, char *err, size_t errlen);
 int fh_parse_u64(const char *, uint64_t min, uint64_t max, uint64_t *);
 int fh_parse_size(const char *, uint64_t *);
 

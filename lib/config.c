@@ -3,7 +3,8 @@
  * Configuration files. Each line is "key value" or "key = value", where
  * the key is a long option name of the program: the file and the command
  * line go through the same callback, so they cannot drift apart. '#'
- * starts a comment. Flags take no value, or yes/no.
+ * starts a comment. Flags take no value, or yes/no. The file comes first,
+ * the command line on top of it (fh_conf_apply), at start and at reload.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -115,7 +116,55 @@ fh_conf_load(const char *path, const struct option *opts, fh_opt_cb cb,
 out:
 	free(line);
 	fclose(f);
+	if (rc != 0)
+		errno = EINVAL; /* a bad file, never "no such file" */
 	return rc;
+}
+
+/* Keep a setting from the command line (arg is argv's, never freed). */
+void
+fh_cmdline_add(
+    struct fh_cmdline *cl, const struct option *opts, int val, const char *arg)
+{
+	const struct option *o;
+
+	for (o = opts; o->name != NULL && o->val != val; o++)
+		;
+	cl->opt = xreallocarray(cl->opt, cl->n + 1, sizeof *cl->opt);
+	cl->opt[cl->n].val = val;
+	cl->opt[cl->n].name = o->name != NULL ? o->name : "";
+	cl->opt[cl->n].arg = arg;
+	cl->n++;
+}
+
+void
+fh_cmdline_free(struct fh_cmdline *cl)
+{
+	free(cl->opt);
+	cl->opt = NULL;
+	cl->n = 0;
+}
+
+/*
+ * The file at path, then the command line's settings over it, through one
+ * callback. A missing file is no error unless must_exist (the default
+ * path may be absent; one named with -f may not).
+ */
+int
+fh_conf_apply(const char *path, int must_exist, const struct option *opts,
+    const struct fh_cmdline *cl, fh_opt_cb cb, void *ctx, char *err,
+    size_t errlen)
+{
+	size_t i;
+
+	if (fh_conf_load(path, opts, cb, ctx, err, errlen) != 0 &&
+	    (errno != ENOENT || must_exist))
+		return -1;
+	for (i = 0; i < cl->n; i++)
+		if (cb(cl->opt[i].val, cl->opt[i].name, cl->opt[i].arg, ctx,
+		        err, errlen) != 0)
+			return -1;
+	return 0;
 }
 
 /*

@@ -4,6 +4,7 @@
  * errors with file:line) and the number parsers behind the options.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -163,6 +164,61 @@ test_missing_file(void **state)
 	    fh_conf_load("/", opts, record, &s, err, sizeof err), -1);
 }
 
+/* The file first, the command line over it, in its order; a missing
+ * default file is no error, a named one is, and a bad file is never
+ * taken for a missing one. */
+static void
+test_apply(void **state)
+{
+	char path[] = "/tmp/fh-test-conf.XXXXXX";
+	const char *text = "listen file\nbatch-ranges 7\n";
+	struct fh_cmdline cl = { 0 };
+	struct seen s = { 0 };
+	char err[256];
+	int fd;
+
+	fd = mkstemp(path);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+	close(fd);
+	fh_cmdline_add(&cl, opts, 'b', "9");
+	fh_cmdline_add(&cl, opts, 'd', NULL);
+	assert_int_equal(cl.n, 2);
+	assert_string_equal(cl.opt[0].name, "batch-ranges");
+	assert_int_equal(
+	    fh_conf_apply(path, 1, opts, &cl, record, &s, err, sizeof err), 0);
+	assert_int_equal(s.n, 4);
+	assert_string_equal(s.arg[0], "file");
+	assert_string_equal(s.arg[1], "7");
+	assert_string_equal(s.arg[2], "9"); /* the command line wins */
+	assert_int_equal(s.val[3], 'd');
+
+	memset(&s, 0, sizeof s);
+	assert_int_equal(fh_conf_apply("/nonexistent/fh.conf", 0, opts, &cl,
+	                     record, &s, err, sizeof err),
+	    0);
+	assert_int_equal(s.n, 2);
+	memset(&s, 0, sizeof s);
+	assert_int_equal(fh_conf_apply("/nonexistent/fh.conf", 1, opts, &cl,
+	                     record, &s, err, sizeof err),
+	    -1);
+	assert_int_equal(s.n, 0);
+
+	/* A bad line stops everything, even with errno left at ENOENT. */
+	fd = open(path, O_WRONLY | O_TRUNC);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, "nosuch 1\n", 9), 9);
+	close(fd);
+	memset(&s, 0, sizeof s);
+	errno = ENOENT;
+	assert_int_equal(
+	    fh_conf_apply(path, 0, opts, &cl, record, &s, err, sizeof err), -1);
+	assert_int_equal(s.n, 0);
+	unlink(path);
+	fh_cmdline_free(&cl);
+	assert_int_equal(cl.n, 0);
+}
+
 static void
 test_parse_u64(void **state)
 {
@@ -255,6 +311,7 @@ main(void)
 		cmocka_unit_test(test_good_file),
 		cmocka_unit_test(test_errors),
 		cmocka_unit_test(test_missing_file),
+		cmocka_unit_test(test_apply),
 		cmocka_unit_test(test_parse_u64),
 		cmocka_unit_test(test_parse_size),
 	};
