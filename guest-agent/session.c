@@ -53,8 +53,6 @@ struct session {
 	uint32_t batch_ranges;
 	uint32_t min_order;
 	unsigned inflight;
-	int in_send;
-	char *lost_why; /* lost while sending: ended after the send */
 	/* The host's clock, from Welcome and Acks (lease.c). */
 	struct hostclock clock;
 	TAILQ_HEAD(, pending) pending;
@@ -82,7 +80,6 @@ enum pending_outcome {
 };
 static void pending_done(
     struct session *, struct pending *, enum pending_outcome);
-static void session_after_send(struct session *);
 
 static const struct fh_handler session_handlers[] = {
 	{ FH_MSG_WELCOME, handle_welcome },
@@ -137,7 +134,6 @@ session_free(struct session *s)
 	fh_peer_free(s->peer);
 	event_free(s->ev_handshake);
 	event_free(s->ev_expire);
-	free(s->lost_why);
 	free(s);
 }
 
@@ -237,7 +233,6 @@ session_send_ranges(struct session *s, Freehint__RangeKind kind,
 	}
 	scratch = xreallocarray(NULL, 2 * s->batch_ranges + 2, sizeof *scratch);
 	kb->remaining++; /* held until every piece is out */
-	s->in_send++;
 	do {
 		n = rs->n - off;
 		if (n > s->batch_ranges)
@@ -280,13 +275,11 @@ session_send_ranges(struct session *s, Freehint__RangeKind kind,
 		off += n;
 	} while (off < rs->n);
 	free(scratch);
-	s->in_send--;
 	session_expire_arm(s);
 	if (rc != 0)
 		kb->failed = 1;
 	if (--kb->remaining == 0)
 		agent_kbatch_done(s->agent, kb);
-	session_after_send(s);
 	return rc;
 }
 
@@ -314,24 +307,7 @@ session_send_stats(struct session *s, const uint64_t *by_order, size_t norders,
 	st.reconnects = as->reconnects;
 	if (as->last_error[0] != '\0')
 		st.last_error = as->last_error;
-	s->in_send++;
 	fh_peer_send(s->peer, FH_MSG_STATS, &st.base);
-	s->in_send--;
-	session_after_send(s);
-}
-
-/* The peer was lost during a send: end the session now. s may be freed. */
-static void
-session_after_send(struct session *s)
-{
-	char *why;
-
-	if (s->lost_why == NULL || s->in_send != 0)
-		return;
-	why = s->lost_why;
-	s->lost_why = NULL;
-	session_end(s, why);
-	free(why);
 }
 
 static int
@@ -669,9 +645,7 @@ session_answer(struct session *s, const Freehint__Command *c, int code,
 		r.has_code = code != 0;
 		r.code = (uint32_t)code;
 		r.detail = detail;
-		s->in_send++;
 		fh_peer_send(s->peer, FH_MSG_COMMAND_RESULT, &r.base);
-		s->in_send--;
 		return;
 	}
 	if (code != 0)
@@ -710,12 +684,7 @@ session_lost(struct fh_peer *peer, const char *why, void *arg)
 {
 	struct session *s = arg;
 
-	/* fh_peer_send can lose the peer: end it once the send is over. */
-	if (s->in_send) {
-		if (s->lost_why == NULL)
-			s->lost_why = xstrdup(why);
-		return;
-	}
+	/* Always from the event loop (lib/peer.c), never inside a send. */
 	session_end(s, why);
 }
 
