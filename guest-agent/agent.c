@@ -72,21 +72,14 @@ agent_pump(struct agent *a)
 		snapshot_pump(a->snapshot);
 }
 
+/* A kernel batch is done: its channel answers the module, if any. */
 void
-agent_kbatch_done(struct agent *a, struct kbatch *kb)
+kbatch_done(struct kbatch *kb)
 {
-	switch (kb->source) {
-	case KB_REPORT:
-		report_kbatch_done(a->report, kb);
-		break;
-	case KB_HOLD:
-		hold_kbatch_done(a->hold, kb);
-		break;
-	case KB_HINT:
-	case KB_ORPHAN:
+	if (kb->done != NULL)
+		kb->done(kb, kb->done_arg);
+	else
 		free(kb);
-		break;
-	}
 }
 
 /*

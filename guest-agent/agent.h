@@ -95,7 +95,7 @@ void agent_error(struct agent *, const char *, ...)
     __attribute__((format(printf, 2, 3)));
 char *agent_proc_path(const struct agent *, const char *name);
 void agent_pump(struct agent *);
-void agent_kbatch_done(struct agent *, struct kbatch *);
+void kbatch_done(struct kbatch *);
 void agent_kbatch_answer(int fd, const char *path, struct kbatch *);
 
 /*
@@ -139,16 +139,20 @@ uint32_t backoff_delay(
  * hold) may travel as several RangeBatches; it is answered once all of
  * them are acknowledged, or failed as soon as the session ends.
  */
-enum kbatch_source {
-	KB_REPORT,
-	KB_HOLD,
-	KB_HINT,
-	KB_ORPHAN, /* its file was closed: nothing to answer */
-};
+struct kbatch;
+/*
+ * Called once every RangeBatch of a kernel batch is done, by the channel
+ * that read it, to answer the module (as page_reporting_dev_info's ops
+ * let the kernel call its driver back). NULL: nothing to answer (a
+ * snapshot's hints, or a batch whose file was closed): it is freed.
+ */
+typedef void (*kbatch_done_fn)(struct kbatch *, void *);
 
 struct kbatch {
 	TAILQ_ENTRY(kbatch) entry;
-	enum kbatch_source source;
+	kbatch_done_fn done;
+	void *done_arg;
+	bool hint; /* a snapshot's: no lease, nothing discarded */
 	uint64_t kid; /* the module's batch id */
 	uint64_t bytes;
 	unsigned remaining; /* RangeBatches not yet acknowledged */
@@ -187,7 +191,6 @@ void session_send_stats(struct session *, const uint64_t *by_order,
 struct report *report_open(struct agent *, int *err);
 void report_free(struct report *);
 void report_pump(struct report *);
-void report_kbatch_done(struct report *, struct kbatch *);
 bool report_registered(const struct report *);
 
 /* allocrate.c: how fast the guest allocates (/proc/vmstat). */
@@ -208,7 +211,6 @@ int hold_start(struct hold *, uint64_t pass_id, uint32_t min_order,
     uint64_t byte_limit, bool zero);
 void hold_release(struct hold *, const char *why);
 void hold_pump(struct hold *);
-void hold_kbatch_done(struct hold *, struct kbatch *);
 uint64_t hold_bytes(const struct hold *);
 
 /* snapshot.c: /proc/freehint/blocks. */

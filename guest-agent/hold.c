@@ -44,6 +44,7 @@ static int hold_read(
     struct hold *, struct fh_rangeset *, uint64_t *, uint32_t *);
 static void hold_timeout_cb(int, short, void *);
 static void hold_send(struct hold *, bool last);
+static void hold_kbatch_done(struct kbatch *, void *);
 
 struct hold *
 hold_new(struct agent *a)
@@ -152,7 +153,7 @@ hold_release(struct hold *h, const char *why)
 	/* Sent and unanswered: closing gives them their grace. */
 	while ((kb = TAILQ_FIRST(&h->kbs)) != NULL) {
 		TAILQ_REMOVE(&h->kbs, kb, entry);
-		kb->source = KB_ORPHAN;
+		kb->done = NULL;
 	}
 	close(h->fd);
 	h->fd = -1;
@@ -213,7 +214,8 @@ hold_send(struct hold *h, bool last)
 	struct kbatch *kb;
 
 	kb = xcalloc(1, sizeof *kb);
-	kb->source = KB_HOLD;
+	kb->done = hold_kbatch_done;
+	kb->done_arg = h;
 	kb->kid = h->cur_id; /* 0: nothing to answer */
 	/* Kept by the module until answered, or grace_ms after a close. */
 	kb->grace_ms = h->cur_grace;
@@ -285,9 +287,11 @@ hold_pump(struct hold *h)
  * that is stalled or gone: the pass is over, and everything it holds goes
  * back to the guest rather than one lease after another.
  */
-void
-hold_kbatch_done(struct hold *h, struct kbatch *kb)
+static void
+hold_kbatch_done(struct kbatch *kb, void *arg)
 {
+	struct hold *h = arg;
+
 	bool expired = kb->expired;
 
 	TAILQ_REMOVE(&h->kbs, kb, entry);

@@ -65,6 +65,7 @@ static void report_tick(void *);
 static void report_probe_cb(int, short, void *);
 static void report_send(struct report *, struct kbatch *);
 static void report_expire_cb(int, short, void *);
+static void report_kbatch_done(struct kbatch *, void *);
 
 /* Open the report channel; NULL with *err = errno when it cannot be. */
 struct report *
@@ -112,7 +113,7 @@ report_free(struct report *r)
 		return;
 	while ((kb = TAILQ_FIRST(&r->kbs)) != NULL) {
 		TAILQ_REMOVE(&r->kbs, kb, entry);
-		kb->source = KB_ORPHAN;
+		kb->done = NULL;
 	}
 	/* Closing the file gives them their grace in the module. */
 	while ((kb = TAILQ_FIRST(&r->expiring)) != NULL) {
@@ -266,7 +267,8 @@ report_read_cb(int fd, short what, void *arg)
 		return;
 	}
 	kb = xcalloc(1, sizeof *kb);
-	kb->source = KB_REPORT;
+	kb->done = report_kbatch_done;
+	kb->done_arg = r;
 	kb->kid = id;
 	kb->grace_ms = r->rs_grace_ms;
 	kb->bytes = fh_rs_pages(&r->rs) * r->agent->page_size;
@@ -340,9 +342,11 @@ report_expire_arm(struct report *r)
  * module keeps it for us until then, however long. Leases end in the
  * order the batches were sent.
  */
-void
-report_kbatch_done(struct report *r, struct kbatch *kb)
+static void
+report_kbatch_done(struct kbatch *kb, void *arg)
 {
+	struct report *r = arg;
+
 	TAILQ_REMOVE(&r->kbs, kb, entry);
 	if (kb->unanswered && kb->expire_ms > fh_monotonic_ms()) {
 		TAILQ_INSERT_TAIL(&r->expiring, kb, entry);

@@ -186,7 +186,7 @@ session_batches_needed(const struct session *s, size_t nranges)
 /*
  * Send rs as RangeBatches of at most batch_ranges ranges, each pending
  * until acknowledged and counted against kb. Whatever happens, kb is
- * completed (agent_kbatch_done) exactly once, possibly before this
+ * completed (kbatch_done) exactly once, possibly before this
  * returns: the caller must not touch kb afterwards.
  */
 static struct log_rl nolease_rl;
@@ -228,7 +228,7 @@ session_send_ranges(struct session *s, Freehint__RangeKind kind,
 		kb->failed = 1;
 		s->agent->stats.batches_failed++;
 		if (kb->remaining == 0)
-			agent_kbatch_done(s->agent, kb);
+			kbatch_done(kb);
 		return -1;
 	}
 	scratch = xreallocarray(NULL, 2 * s->batch_ranges + 2, sizeof *scratch);
@@ -279,7 +279,7 @@ session_send_ranges(struct session *s, Freehint__RangeKind kind,
 	if (rc != 0)
 		kb->failed = 1;
 	if (--kb->remaining == 0)
-		agent_kbatch_done(s->agent, kb);
+		kbatch_done(kb);
 	return rc;
 }
 
@@ -490,7 +490,7 @@ pending_done(struct session *s, struct pending *p, enum pending_outcome outcome)
 	s->inflight--;
 	if (outcome == PENDING_APPLIED) {
 		s->agent->stats.batches_acked++;
-		if (kb->source != KB_HINT)
+		if (!kb->hint)
 			s->agent->stats.bytes_acked += p->bytes;
 	} else {
 		s->agent->stats.batches_failed++;
@@ -502,7 +502,7 @@ pending_done(struct session *s, struct pending *p, enum pending_outcome outcome)
 	}
 	free(p);
 	if (--kb->remaining == 0)
-		agent_kbatch_done(s->agent, kb);
+		kbatch_done(kb);
 }
 
 /* Wake up when the first pending batch's lease is over. */

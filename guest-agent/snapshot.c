@@ -161,7 +161,7 @@ snapshot_pump(struct snapshot *s)
 		view.n = view.cap = n;
 		s->hint_off += n;
 		kb = xcalloc(1, sizeof *kb);
-		kb->source = KB_HINT;
+		kb->hint = true;
 		session_send_ranges(
 		    ses, FREEHINT__RANGE_KIND__HINT, &view, 0, false, kb);
 	}

@@ -401,7 +401,6 @@ send_reported(struct fx *f, uint32_t grace_ms)
 	fh_rs_init(&rs);
 	assert_int_equal(fh_rs_add(&rs, 0x4000, 512), 0);
 	kb = xcalloc(1, sizeof *kb);
-	kb->source = KB_ORPHAN;
 	kb->grace_ms = grace_ms;
 	session_send_ranges(
 	    f->a.session, FREEHINT__RANGE_KIND__REPORTED, &rs, 0, false, kb);
@@ -514,7 +513,6 @@ send_unleased(struct fx *f, uint32_t grace_ms)
 	fh_rs_init(&rs);
 	assert_int_equal(fh_rs_add(&rs, 0x4000, 512), 0);
 	kb = xcalloc(1, sizeof *kb);
-	kb->source = KB_ORPHAN;
 	kb->grace_ms = grace_ms;
 	rc = session_send_ranges(
 	    f->a.session, FREEHINT__RANGE_KIND__REPORTED, &rs, 0, false, kb);
