@@ -205,6 +205,7 @@ void vm_set_error(struct vm *, const char *, ...)
 int vm_hint(struct vm *, char *, size_t);
 bool vm_pass_active(struct vm *);
 void vm_refresh_later(struct vm *);
+void vm_guest_lost(struct vm *);
 bool vm_check_dma(struct vm *);
 int vm_release(struct vm *, char *, size_t);
 void vm_remove_all(void);

@@ -103,7 +103,7 @@ guest_lost(struct fh_peer *p, const char *why, void *arg)
 	else
 		vm_set_error(vm, "agent lost: %s", why);
 	guest_free(g);
-	chan_lost(vm);
+	vm_guest_lost(vm);
 }
 
 int

@@ -191,6 +191,17 @@ vm_map_cancel(struct vm *vm)
  * said Hello before the map was there would have been told record-only),
  * and a session that was told less than the map now allows is restarted.
  */
+/*
+ * The VM's agent session is over. The registry owns the guest and says
+ * what comes next: a channel is dialled again after a backoff; a vsock
+ * agent calls back by itself.
+ */
+void
+vm_guest_lost(struct vm *vm)
+{
+	chan_lost(vm); /* no channel: nothing to dial */
+}
+
 static void
 vm_map_settled(struct vm *vm, Freehint__Mode was)
 {
@@ -199,7 +210,7 @@ vm_map_settled(struct vm *vm, Freehint__Mode was)
 		         "the agent's session",
 		    vm->name, vm_mode_name(vm->map_mode));
 		guest_free(vm->guest);
-		chan_lost(vm);
+		vm_guest_lost(vm);
 		return;
 	}
 	if (vm->channel != NULL && vm->unservable == NULL && vm->guest == NULL)
