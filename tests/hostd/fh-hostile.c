@@ -32,6 +32,9 @@
 #include "common.h"
 
 #define TIMEOUT_MS 10000
+/* The daemon's (re)connection: under valgrind on a loaded machine its
+ * start and first map load alone can take longer than a reply. */
+#define CONNECT_TIMEOUT_MS 60000
 
 static int lfd = -1, fd = -1, fails;
 static uint64_t next_id = 1;
@@ -86,7 +89,7 @@ accept_daemon(void)
 		close(fd);
 	fd = -1;
 	evbuffer_drain(in, evbuffer_get_length(in));
-	if (poll(&p, 1, TIMEOUT_MS) != 1)
+	if (poll(&p, 1, CONNECT_TIMEOUT_MS) != 1)
 		return -1;
 	fd = accept(lfd, NULL, NULL);
 	return fd == -1 ? -1 : 0;
