@@ -181,7 +181,9 @@ H=$!
 sleep 0.3
 freehint-agent -d -v -f /tmp/a5.conf --vsock-port 7700 >/tmp/a5.log 2>&1 &
 A=$!
-sleep 2
+# A SIGHUP before the agent has its handler would kill it: wait for it.
+wait_for /tmp/a5.log "started (unix)" 60
+sleep 1
 printf 'transport auto\nvsock-cid 1\nreport-defer-rate 0\n' >/tmp/a5.conf
 kill -HUP $A
 wait $H
