@@ -48,11 +48,21 @@ struct fh_peer {
 	bool resync;
 	bool seeking; /* frame boundary lost: skipping to the next mark */
 	size_t scanned; /* offsets of the front frame searched for a mark */
-	char *close_why;
-	char *lose_why; /* lost from the event loop, not from a caller */
+	/*
+	 * One way through: OPEN, then CLOSING (flushing what is queued),
+	 * LOSING (lost on the next turn of the loop, never inside a caller),
+	 * LOST (the callback ran), FREED (freed by its owner while a
+	 * callback of ours is on the stack: destroyed when it returns).
+	 */
+	enum {
+		PEER_OPEN,
+		PEER_CLOSING,
+		PEER_LOSING,
+		PEER_LOST,
+		PEER_FREED
+	} state;
+	char *why; /* of CLOSING and LOSING */
 	int in_dispatch;
-	int free_pending;
-	int lost;
 };
 
 static void peer_read_cb(struct bufferevent *, void *);
@@ -113,8 +123,7 @@ fh_peer_free(struct fh_peer *p)
 	if (p == NULL)
 		return;
 	if (p->in_dispatch) {
-		p->free_pending = 1;
-		p->lost = 1;
+		p->state = PEER_FREED;
 		bufferevent_disable(p->bev, EV_READ | EV_WRITE);
 		return;
 	}
@@ -126,8 +135,7 @@ peer_destroy(struct fh_peer *p)
 {
 	/* Also cancels a deferred callback still pending for this peer. */
 	bufferevent_free(p->bev);
-	free(p->lose_why);
-	free(p->close_why);
+	free(p->why);
 	free(p->name);
 	free(p);
 }
@@ -231,7 +239,7 @@ fh_peer_send(struct fh_peer *p, uint8_t type, const ProtobufCMessage *m)
 {
 	int err;
 
-	if (p->lost || p->lose_why != NULL)
+	if (p->state >= PEER_LOSING)
 		return -1;
 	if (fh_peer_queued(p) > PEER_MAX_QUEUED) {
 		log_warnx("%s: not reading: %zu bytes of output queued, the "
@@ -253,7 +261,7 @@ fh_peer_send(struct fh_peer *p, uint8_t type, const ProtobufCMessage *m)
 int
 fh_peer_send_sync(struct fh_peer *p)
 {
-	if (p->lost || p->lose_why != NULL)
+	if (p->state >= PEER_LOSING)
 		return -1;
 	return fh_sync_put(bufferevent_get_output(p->bev)) == FH_OK ? 0 : -1;
 }
@@ -286,9 +294,10 @@ fh_peer_close_after_flush(struct fh_peer *p, const char *why)
 {
 	struct timeval tv = { PEER_FLUSH_TIMEOUT_SEC, 0 };
 
-	if (p->lost || p->close_why != NULL || p->lose_why != NULL)
+	if (p->state != PEER_OPEN)
 		return;
-	p->close_why = xstrdup(why);
+	p->state = PEER_CLOSING;
+	p->why = xstrdup(why);
 	bufferevent_disable(p->bev, EV_READ);
 	bufferevent_setcb(p->bev, NULL, peer_write_cb, peer_event_cb, p);
 	bufferevent_set_timeouts(p->bev, NULL, &tv);
@@ -301,8 +310,8 @@ peer_write_cb(struct bufferevent *bev, void *arg)
 {
 	struct fh_peer *p = arg;
 
-	if (p->close_why != NULL && fh_peer_queued(p) == 0)
-		peer_lose(p, p->close_why);
+	if (p->state == PEER_CLOSING && fh_peer_queued(p) == 0)
+		peer_lose(p, p->why);
 }
 
 /*
@@ -313,9 +322,11 @@ peer_write_cb(struct bufferevent *bev, void *arg)
 static void
 peer_lose_later(struct fh_peer *p, const char *why)
 {
-	if (p->lost || p->lose_why != NULL)
+	if (p->state >= PEER_LOSING)
 		return;
-	p->lose_why = xstrdup(why);
+	if (p->state == PEER_OPEN)
+		p->why = xstrdup(why);
+	p->state = PEER_LOSING;
 	bufferevent_disable(p->bev, EV_READ);
 	bufferevent_trigger_event(
 	    p->bev, BEV_EVENT_ERROR, BEV_TRIG_DEFER_CALLBACKS);
@@ -324,15 +335,15 @@ peer_lose_later(struct fh_peer *p, const char *why)
 static void
 peer_lose(struct fh_peer *p, const char *why)
 {
-	if (p->lost)
+	if (p->state >= PEER_LOST)
 		return;
-	p->lost = 1;
+	p->state = PEER_LOST;
 	bufferevent_disable(p->bev, EV_READ);
 	log_debug("%s: lost: %s", p->name, why);
 	p->in_dispatch++;
 	p->lost_cb(p, why, p->arg);
 	p->in_dispatch--;
-	if (p->free_pending && p->in_dispatch == 0)
+	if (p->state == PEER_FREED && p->in_dispatch == 0)
 		peer_destroy(p);
 }
 
@@ -363,7 +374,7 @@ peer_read_cb(struct bufferevent *bev, void *arg)
 	int err, rc;
 
 	p->in_dispatch++;
-	while (!p->lost && p->close_why == NULL && p->lose_why == NULL) {
+	while (p->state == PEER_OPEN) {
 		if (p->resync && peer_resync(p, in) != 0)
 			break;
 		err = fh_msg_pull(in, &m);
@@ -414,7 +425,8 @@ peer_read_cb(struct bufferevent *bev, void *arg)
 			    fh_msg_name(m.type));
 			peer_fault(
 			    p, FREEHINT__REJECT_REASON__NOT_ALLOWED, 0, what);
-		} else if ((rc = h->fn(p, &m, p->arg)) != 0 && !p->lost) {
+		} else if ((rc = h->fn(p, &m, p->arg)) != 0 &&
+		    p->state < PEER_LOST) {
 			snprintf(what, sizeof what, "%s message refused",
 			    fh_msg_name(m.type));
 			peer_fault(p, rc, 0, what);
@@ -422,7 +434,7 @@ peer_read_cb(struct bufferevent *bev, void *arg)
 		fh_msg_free(&m);
 	}
 	p->in_dispatch--;
-	if (p->free_pending && p->in_dispatch == 0)
+	if (p->state == PEER_FREED && p->in_dispatch == 0)
 		peer_destroy(p);
 }
 
@@ -432,11 +444,11 @@ peer_event_cb(struct bufferevent *bev, short what, void *arg)
 	struct fh_peer *p = arg;
 	char why[128];
 
-	if (p->lose_why != NULL)
-		peer_lose(p, p->lose_why);
-	else if (p->close_why != NULL &&
+	if (p->state == PEER_LOSING)
+		peer_lose(p, p->why);
+	else if (p->state == PEER_CLOSING &&
 	    (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)))
-		peer_lose(p, p->close_why);
+		peer_lose(p, p->why);
 	else if (what & BEV_EVENT_TIMEOUT)
 		peer_lose(p, "timed out flushing output");
 	else if (what & BEV_EVENT_EOF) {
