@@ -520,11 +520,29 @@ send_unleased(struct fx *f, uint32_t grace_ms)
 	return rc;
 }
 
+/* A fresh session welcomed in mode, with the host's clock or without. */
+static struct fx *
+rewelcome(void **state, Freehint__Mode mode, bool clock)
+{
+	Freehint__Welcome w = FREEHINT__WELCOME__INIT;
+	struct fx *f;
+
+	teardown(state);
+	setup(state);
+	f = *state;
+	w.proto_version = FH_PROTO_VERSION;
+	w.mode = mode;
+	w.has_host_clock_ms = clock;
+	w.host_clock_ms = clock ? fh_monotonic_ms() : 0;
+	put(f, FH_MSG_WELCOME, &w.base);
+	SPIN_UNTIL(f, session_ready(f->a.session));
+	return f;
+}
+
 static void
 test_no_host_clock_no_deadline(void **state)
 {
 	struct fx *f = *state;
-	Freehint__Welcome w = FREEHINT__WELCOME__INIT;
 	uint64_t failed;
 	uint32_t grace[] = { 0, AGENT_LEASE_MARGIN_MS };
 	size_t i;
@@ -534,16 +552,7 @@ test_no_host_clock_no_deadline(void **state)
 	assert_int_equal(send_unleased(f, 2000), -1);
 	assert_int_equal(f->a.stats.batches_failed, failed + 1);
 	for (i = 0; i < sizeof grace / sizeof grace[0]; i++) {
-		teardown(state);
-		setup(state);
-		f = *state;
-		freehint__welcome__init(&w);
-		w.proto_version = FH_PROTO_VERSION;
-		w.mode = FREEHINT__MODE__DISCARD;
-		w.has_host_clock_ms = true;
-		w.host_clock_ms = fh_monotonic_ms();
-		put(f, FH_MSG_WELCOME, &w.base);
-		SPIN_UNTIL(f, session_ready(f->a.session));
+		f = rewelcome(state, FREEHINT__MODE__DISCARD, true);
 		assert_int_equal(send_unleased(f, grace[i]), -1);
 	}
 	/* A batch with a lease goes out, so the ones above were refused
@@ -551,14 +560,7 @@ test_no_host_clock_no_deadline(void **state)
 	send_reported(f, 2000);
 	SPIN_UNTIL(f, count(f, FH_MSG_RANGES) == 1);
 	assert_true(last_ranges(f)->has_deadline_ms);
-	teardown(state);
-	setup(state);
-	f = *state;
-	freehint__welcome__init(&w);
-	w.proto_version = FH_PROTO_VERSION;
-	w.mode = FREEHINT__MODE__ZERO_IN_GUEST;
-	put(f, FH_MSG_WELCOME, &w.base);
-	SPIN_UNTIL(f, session_ready(f->a.session));
+	f = rewelcome(state, FREEHINT__MODE__ZERO_IN_GUEST, false);
 	assert_int_equal(send_unleased(f, 2000), 0);
 	SPIN_UNTIL(f, count(f, FH_MSG_RANGES) == 1);
 	assert_false(last_ranges(f)->has_deadline_ms);
