@@ -242,6 +242,7 @@ vl_dom_describe(struct vl_dom *d, const char *xml, pid_t pid)
 	desc.source = "libvirt";
 	desc.cid = x.cid;
 	desc.channel = x.channel;
+	desc.channel_qemu = true;
 	desc.qemu_pid = pid;
 	desc.backing = x.backing;
 	desc.shared = vl_xml_shared(&x);
