@@ -96,6 +96,7 @@ struct vl_job {
 	pid_t pid; /* QEMU's */
 	char **names; /* domains listed */
 	int n;
+	int kind; /* which event (libvirt_event.c) */
 	vm_hmp_done hmp_done;
 	void *hmp_arg;
 	TAILQ_ENTRY(vl_job) entry;
@@ -108,6 +109,7 @@ struct vl_job *vl_job_new(void (*)(struct vl_job *, virConnectPtr),
     void (*)(struct vl_job *), const char *name);
 void vl_job_free(struct vl_job *);
 void vl_job_fail(struct vl_job *);
+virDomainPtr vl_job_domain(struct vl_job *, virConnectPtr);
 void vl_submit(struct vl_job *);
 void vl_post(struct vl_job *);
 virConnectPtr vl_swap_conn(virConnectPtr);

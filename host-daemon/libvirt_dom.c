@@ -157,18 +157,13 @@ vl_dom_read_work(struct vl_job *j, virConnectPtr conn)
 {
 	virDomainPtr dom;
 
-	if (conn == NULL) {
-		j->err = xstrdup("not connected");
-		j->code = -1;
+	j->state = -1; /* until libvirtd has said */
+	if ((dom = vl_job_domain(j, conn)) == NULL)
 		return;
-	}
-	if ((dom = virDomainLookupByName(conn, j->name)) == NULL) {
+	if (virDomainGetState(dom, &j->state, &j->reason, 0) < 0) {
 		vl_job_fail(j);
-		return;
-	}
-	if (virDomainGetState(dom, &j->state, &j->reason, 0) < 0)
-		vl_job_fail(j);
-	else if (j->state != VIR_DOMAIN_SHUTOFF &&
+		j->state = -1;
+	} else if (j->state != VIR_DOMAIN_SHUTOFF &&
 	    j->state != VIR_DOMAIN_NOSTATE) {
 		if ((j->out = virDomainGetXMLDesc(dom, 0)) == NULL)
 			vl_job_fail(j);
@@ -187,7 +182,7 @@ vl_dom_read_done(struct vl_job *j)
 	if ((d = vl_dom_find(j->name)) == NULL || d->gen != j->gen)
 		return;
 	d->reading = false;
-	if (j->err != NULL && j->out == NULL) {
+	if (state < 0) {
 		/* Only libvirtd saying so means gone: a connection lost
 		 * while libvirtd restarts keeps the domain until the
 		 * reconnection reads it again. */
@@ -294,14 +289,8 @@ vl_hmp_work(struct vl_job *j, virConnectPtr conn)
 {
 	virDomainPtr dom;
 
-	if (conn == NULL) {
-		j->err = xstrdup("no connection to libvirtd");
+	if ((dom = vl_job_domain(j, conn)) == NULL)
 		return;
-	}
-	if ((dom = virDomainLookupByName(conn, j->name)) == NULL) {
-		vl_job_fail(j);
-		return;
-	}
 	if (virDomainQemuMonitorCommand(
 	        dom, j->in, &j->out, VIR_DOMAIN_QEMU_MONITOR_COMMAND_HMP) < 0) {
 		vl_job_fail(j);

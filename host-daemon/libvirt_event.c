@@ -37,29 +37,36 @@ static void vl_jobpoll_arm(struct vl_dom *);
 static void vl_jobpoll_work(struct vl_job *, virConnectPtr);
 static void vl_jobpoll_done(struct vl_job *);
 
+/* What the source follows; a device plugged or unplugged may be a
+ * <hostdev>. */
+static const struct {
+	int id;
+	virConnectDomainEventGenericCallback cb;
+} vl_events[] = {
+	{ VIR_DOMAIN_EVENT_ID_LIFECYCLE,
+	    VIR_DOMAIN_EVENT_CALLBACK(vl_lifecycle_cb) },
+	{ VIR_DOMAIN_EVENT_ID_MIGRATION_ITERATION,
+	    VIR_DOMAIN_EVENT_CALLBACK(vl_iteration_cb) },
+	{ VIR_DOMAIN_EVENT_ID_JOB_COMPLETED,
+	    VIR_DOMAIN_EVENT_CALLBACK(vl_job_completed_cb) },
+	{ VIR_DOMAIN_EVENT_ID_DEVICE_ADDED,
+	    VIR_DOMAIN_EVENT_CALLBACK(vl_device_cb) },
+	{ VIR_DOMAIN_EVENT_ID_DEVICE_REMOVED,
+	    VIR_DOMAIN_EVENT_CALLBACK(vl_device_cb) },
+};
+
 /* The workers' own: registered by a connect, dropped by a disconnect. */
-static int vl_cb_ids[VL_EV_COUNT + 1] = { -1, -1, -1, -1, -1 };
+static int vl_cb_ids[FH_ARRAY_SIZE(vl_events)] = { -1, -1, -1, -1, -1 };
 
 /* On a worker, with the connection just opened. */
 void
 vl_events_register(virConnectPtr conn)
 {
-	vl_cb_ids[0] = virConnectDomainEventRegisterAny(conn, NULL,
-	    VIR_DOMAIN_EVENT_ID_LIFECYCLE,
-	    VIR_DOMAIN_EVENT_CALLBACK(vl_lifecycle_cb), NULL, NULL);
-	vl_cb_ids[1] = virConnectDomainEventRegisterAny(conn, NULL,
-	    VIR_DOMAIN_EVENT_ID_MIGRATION_ITERATION,
-	    VIR_DOMAIN_EVENT_CALLBACK(vl_iteration_cb), NULL, NULL);
-	vl_cb_ids[2] = virConnectDomainEventRegisterAny(conn, NULL,
-	    VIR_DOMAIN_EVENT_ID_JOB_COMPLETED,
-	    VIR_DOMAIN_EVENT_CALLBACK(vl_job_completed_cb), NULL, NULL);
-	/* A device plugged or unplugged: a <hostdev> may have come. */
-	vl_cb_ids[3] = virConnectDomainEventRegisterAny(conn, NULL,
-	    VIR_DOMAIN_EVENT_ID_DEVICE_ADDED,
-	    VIR_DOMAIN_EVENT_CALLBACK(vl_device_cb), NULL, NULL);
-	vl_cb_ids[4] = virConnectDomainEventRegisterAny(conn, NULL,
-	    VIR_DOMAIN_EVENT_ID_DEVICE_REMOVED,
-	    VIR_DOMAIN_EVENT_CALLBACK(vl_device_cb), NULL, NULL);
+	size_t i;
+
+	for (i = 0; i < FH_ARRAY_SIZE(vl_events); i++)
+		vl_cb_ids[i] = virConnectDomainEventRegisterAny(
+		    conn, NULL, vl_events[i].id, vl_events[i].cb, NULL, NULL);
 }
 
 void
@@ -82,7 +89,7 @@ vl_ev_post(virDomainPtr dom, enum vl_ev what, int event, int detail)
 	struct vl_job *j;
 
 	j = vl_job_new(NULL, vl_ev_done, virDomainGetName(dom));
-	j->n = (int)what;
+	j->kind = (int)what;
 	j->state = event;
 	j->reason = detail;
 	vl_post(j);
@@ -124,7 +131,7 @@ vl_ev_done(struct vl_job *j)
 
 	if (j->name == NULL)
 		return;
-	switch ((enum vl_ev)j->n) {
+	switch ((enum vl_ev)j->kind) {
 	case VL_EV_LIFECYCLE:
 		vl_lifecycle(j->name, j->state, j->reason);
 		break;
@@ -243,15 +250,8 @@ vl_jobpoll_work(struct vl_job *j, virConnectPtr conn)
 	virDomainJobInfo info;
 	virDomainPtr dom;
 
-	if (conn == NULL) {
-		j->err = xstrdup("not connected");
-		j->code = -1;
+	if ((dom = vl_job_domain(j, conn)) == NULL)
 		return;
-	}
-	if ((dom = virDomainLookupByName(conn, j->name)) == NULL) {
-		vl_job_fail(j);
-		return;
-	}
 	if (virDomainGetJobInfo(dom, &info) < 0)
 		vl_job_fail(j);
 	else

@@ -149,7 +149,8 @@ vl_loop_shutdown(void)
 	ts.tv_sec += VL_JOIN_MS / 1000;
 	for (i = 0; i < vl_nworkers; i++) {
 		if (pthread_timedjoin_np(vl_workers[i], NULL, &ts) != 0) {
-			log_warnx("libvirt: a call does not return; leaving it");
+			log_warnx(
+			    "libvirt: a call does not return; leaving it");
 			pthread_detach(vl_workers[i]);
 		}
 	}
@@ -208,6 +209,23 @@ vl_job_fail(struct vl_job *j)
 	j->code = virGetLastErrorCode();
 	free(j->err);
 	j->err = xstrdup(s != NULL ? s : "unknown libvirt error");
+}
+
+/* On a worker: the job's domain, or NULL with why (code -1: no
+ * connection). */
+virDomainPtr
+vl_job_domain(struct vl_job *j, virConnectPtr conn)
+{
+	virDomainPtr dom;
+
+	if (conn == NULL) {
+		j->err = xstrdup("no connection to libvirtd");
+		j->code = -1;
+		return NULL;
+	}
+	if ((dom = virDomainLookupByName(conn, j->name)) == NULL)
+		vl_job_fail(j);
+	return dom;
 }
 
 /* Never run: a monitor command's caller is still told. */

@@ -19,7 +19,7 @@
 #include "libvirt.h"
 
 /* The freehint channel: its target, whatever its type and source. */
-#define VL_XP_CHANNEL                               \
+#define VL_XP_CHANNEL                                    \
 	"/domain/devices/channel[target[@type='virtio' " \
 	"and @name='" VL_CHANNEL_NAME "']]"
 
@@ -225,8 +225,7 @@ vl_unservable(const struct vl_xml *x, pid_t pid)
 		    "type='memfd'/><access mode='shared'/></memoryBacking>");
 	if (x->channels > 1 && x->cid == 0)
 		vl_why(buf, sizeof buf, &o,
-		    "several channels named '" VL_CHANNEL_NAME
-		    "': keep one");
+		    "several channels named '" VL_CHANNEL_NAME "': keep one");
 	else if (x->channel == NULL && x->cid == 0)
 		vl_why(buf, sizeof buf, &o,
 		    "no freehint channel: add <channel type='unix'><source "

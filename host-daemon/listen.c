@@ -234,8 +234,8 @@ chan_peer_ok(struct chan *c, int fd)
 	char path[64];
 
 	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) == -1) {
-		log_warn("vm %s: channel %s: SO_PEERCRED", vm->name,
-		    vm->channel);
+		log_warn(
+		    "vm %s: channel %s: SO_PEERCRED", vm->name, vm->channel);
 		return false;
 	}
 	if (vm->qemu_pid > 0 && cr.pid == vm->qemu_pid)

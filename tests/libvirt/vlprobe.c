@@ -79,8 +79,8 @@ probe_hmp(vm_hmp_fn hmp, void *ctx, const char *cmd, const char *line,
 	snprintf(h->line, sizeof(h->line), "%s", line);
 	h->mtree = unservable != NULL;
 	if (unservable != NULL)
-		snprintf(h->unservable, sizeof(h->unservable), "%s",
-		    unservable);
+		snprintf(
+		    h->unservable, sizeof(h->unservable), "%s", unservable);
 	hmp(ctx, cmd, probe_hmp_done, h);
 }
 

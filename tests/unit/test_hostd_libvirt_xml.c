@@ -29,6 +29,11 @@ struct event_base *ev_base;
 static char *load(const char *);
 static char *wrap(const char *, const char *);
 static int parse(const char *, struct vl_xml *);
+struct dev_case;
+static const char *pick_channel(const struct vl_xml *);
+static const char *pick_dma(const struct vl_xml *);
+static void dev_cases(const struct dev_case *, size_t, const char *,
+    const char *(*)(const struct vl_xml *), bool);
 
 /* The whole file, NUL-terminated; run from the top of the tree. */
 static char *
@@ -71,6 +76,53 @@ static int
 parse(const char *xml, struct vl_xml *x)
 {
 	return vl_xml_parse(xml, x);
+}
+
+/* Devices, and what the reader must take from them (NULL: nothing). */
+struct dev_case {
+	const char *dev;
+	const char *want;
+};
+
+static const char *
+pick_channel(const struct vl_xml *x)
+{
+	return x->channel;
+}
+
+static const char *
+pick_dma(const struct vl_xml *x)
+{
+	return x->dma;
+}
+
+/* Each case's devices in a domain: pick() of what is read is want
+ * (contains it, with part). */
+static void
+dev_cases(const struct dev_case *cases, size_t n, const char *what,
+    const char *(*pick)(const struct vl_xml *), bool part)
+{
+	const char *got, *want;
+	struct vl_xml x;
+	char *xml;
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		xml = wrap("", cases[i].dev);
+		if (parse(xml, &x) != 0)
+			fail_msg("case %zu: parse failed", i);
+		got = pick(&x);
+		want = cases[i].want;
+		if (want == NULL ? got != NULL
+		                 : got == NULL ||
+		            (part ? strstr(got, want) == NULL
+		                  : strcmp(got, want) != 0))
+			fail_msg("case %zu: %s %s, want %s", i, what,
+			    got != NULL ? got : "none",
+			    want != NULL ? want : "none");
+		vl_xml_free(&x);
+		free(xml);
+	}
 }
 
 static void
@@ -228,10 +280,7 @@ test_backing_variants(void **state)
 static void
 test_channel_variants(void **state)
 {
-	static const struct {
-		const char *dev;
-		const char *want;
-	} cases[] = {
+	static const struct dev_case cases[] = {
 		{ "<channel type='unix'><source mode='bind' path='/a'/><target "
 		  "type='virtio' name='org.freehint.agent.0'/></channel>",
 		    "/a" },
@@ -300,23 +349,7 @@ test_channel_variants(void **state)
 		  "name='org.freehint.agent.0'/></channel>",
 		    "/yes" },
 	};
-	struct vl_xml x;
-	char *xml;
-	size_t i;
-
-	for (i = 0; i < FH_ARRAY_SIZE(cases); i++) {
-		xml = wrap("", cases[i].dev);
-		if (parse(xml, &x) != 0)
-			fail_msg("case %zu: parse failed", i);
-		if (cases[i].want == NULL && x.channel != NULL)
-			fail_msg("case %zu: channel %s", i, x.channel);
-		if (cases[i].want != NULL &&
-		    (x.channel == NULL || strcmp(x.channel, cases[i].want)))
-			fail_msg("case %zu: channel %s, want %s", i,
-			    x.channel ? x.channel : "none", cases[i].want);
-		vl_xml_free(&x);
-		free(xml);
-	}
+	dev_cases(cases, FH_ARRAY_SIZE(cases), "channel", pick_channel, false);
 }
 
 static void
@@ -534,8 +567,8 @@ test_several_channels(void **state)
 	assert_int_equal(x.channels, 2);
 	why = vl_unservable(&x, 1);
 	assert_non_null(why);
-	assert_string_equal(why,
-	    "several channels named 'org.freehint.agent.0': keep one");
+	assert_string_equal(
+	    why, "several channels named 'org.freehint.agent.0': keep one");
 	free(why);
 	vl_xml_free(&x);
 	free(xml);
@@ -545,10 +578,7 @@ test_several_channels(void **state)
 static void
 test_dma_devices(void **state)
 {
-	static const struct {
-		const char *dev;
-		const char *want;
-	} cases[] = {
+	static const struct dev_case cases[] = {
 		{ "<hostdev mode='subsystem' type='pci' managed='yes'><source>"
 		  "<address domain='0x0000' bus='0x06' slot='0x02' "
 		  "function='0x0'/></source></hostdev>",
@@ -572,23 +602,7 @@ test_dma_devices(void **state)
 		  "dev='vda'/></disk>",
 		    NULL },
 	};
-	struct vl_xml x;
-	char *xml;
-	size_t i;
-
-	for (i = 0; i < FH_ARRAY_SIZE(cases); i++) {
-		xml = wrap("", cases[i].dev);
-		if (parse(xml, &x) != 0)
-			fail_msg("case %zu: parse failed", i);
-		if (cases[i].want == NULL && x.dma != NULL)
-			fail_msg("case %zu: dma %s", i, x.dma);
-		if (cases[i].want != NULL &&
-		    (x.dma == NULL || strstr(x.dma, cases[i].want) == NULL))
-			fail_msg("case %zu: dma %s, want %s", i,
-			    x.dma != NULL ? x.dma : "none", cases[i].want);
-		vl_xml_free(&x);
-		free(xml);
-	}
+	dev_cases(cases, FH_ARRAY_SIZE(cases), "dma", pick_dma, true);
 }
 
 /* Every prefix of a real document: no crash, no leak, no overread. */
