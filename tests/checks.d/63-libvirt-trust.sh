@@ -66,8 +66,17 @@ done
 # The hook, installed before libvirtd starts (it looks for hooks then):
 # a wrapper that times each call of host-daemon/hooks/freehint.
 mkdir -p "$HOOKDIR"
+# freehintctl as the hook runs it, with what it answered.
+cat >"$out/ctl-wrap.sh" <<WRAP
+#!/bin/sh
+res=\$($FHROOT/build/freehintctl "\$@" 2>&1)
+rc=\$?
+echo "\$rc \$*: \$res" >>$out/hook.ctl
+exit \$rc
+WRAP
+chmod 755 "$out/ctl-wrap.sh"
 cat >"$out/hook.conf" <<CONF
-FREEHINTCTL=$FHROOT/build/freehintctl
+FREEHINTCTL=$out/ctl-wrap.sh
 FREEHINT_CONTROL=$out/ctl.sock
 CONF
 cat >"$HOOK" <<HOOK
@@ -145,12 +154,14 @@ without=$((($(date +%s%N) - t0) / 1000000))
 chmod 755 "$HOOK"
 slow=$(awk '$3 >= 1000' "$out/hook.times" 2>/dev/null)
 calls=$(awk '{ print $2 }' "$out/hook.times" 2>/dev/null | tr '\n' ' ')
-if [ -s "$out/hook.times" ] && [ -z "$slow" ] && ! [ -s "$out/hook.err" ] &&
+refusals=$(grep -v '^0 ' "$out/hook.ctl" 2>/dev/null)
+if [ -s "$out/hook.times" ] && [ -z "$slow" ] && [ -z "$refusals" ] &&
     grep -q "fh-lt1 prepare" "$out/hook.times" &&
-    grep -q "fh-lt1 started" "$out/hook.times"; then
+    grep -q "fh-lt1 started" "$out/hook.times" &&
+    grep -q "^0 .*notify started fh-lt1:" "$out/hook.ctl"; then
 	pass "libvirt-trust-hook-prompt (start ${with} ms with the hook, ${without} ms without; calls: $calls)"
 else
-	fail libvirt-trust-hook-prompt "slow calls: ${slow:-none}; $(cat "$out/hook.err" 2>/dev/null); start ${with} ms with, ${without} ms without"
+	fail libvirt-trust-hook-prompt "slow calls: ${slow:-none}; refused: ${refusals:-none}; $(cat "$out/hook.err" 2>/dev/null); start ${with} ms with, ${without} ms without"
 fi
 echo "# hook calls (domain, operation, ms):"
 sed 's/^/#   /' "$out/hook.times" 2>/dev/null
