@@ -7,7 +7,8 @@
 #             domain meanwhile; freehintd must not ask libvirtd about it);
 #             start times with and without the hook are measured;
 #   impostor: a process that took a domain's channel path from QEMU is
-#             refused, QEMU's own channel is taken;
+#             refused, QEMU's own channel is taken; a static VM's channel
+#             served by another user than QEMU's is refused;
 #   stall:    libvirtd SIGSTOPped while a hook notify asks for a domain:
 #             a static VM's batches are still acknowledged within 1 s and
 #             status answers within 1 s;
@@ -32,10 +33,10 @@ command -v libvirtd >/dev/null || skip libvirt-trust "libvirtd not installed"
 guest_require libvirt-trust
 rm -rf "$out"
 mkdir -p "$out"
-hostd_pid= imp_pid= hpid= ppid= probe_pid= hostd2_pid= lvpid=
+hostd_pid= imp_pid= imp2_pid= hpid= ppid= probe_pid= hostd2_pid= lvpid=
 cleanup() {
 	[ -n "$lvpid" ] && kill -CONT "$lvpid" 2>/dev/null
-	for p in $hostd_pid $imp_pid $hpid $ppid $probe_pid $hostd2_pid; do
+	for p in $hostd_pid $imp_pid $imp2_pid $hpid $ppid $probe_pid $hostd2_pid; do
 		kill "$p" 2>/dev/null
 	done
 	[ -f "$out/h.pid" ] && kill "$(cat "$out/h.pid")" 2>/dev/null
@@ -116,9 +117,24 @@ wait_for 5 test -S "$out/fh-lt2.chan"
 # ---- the static VM beside them, with its agent ----
 vm_start "$out" h 128M -object memory-backend-memfd,id=mem0,size=128M,share=on ||
     { fail libvirt-trust "qemu did not start"; exit 1; }
+# A static VM (h's QEMU, on its second monitor) whose channel is served
+# by a process of another user than QEMU's.
+mkdir -m 1777 "$out/nobody"
+setpriv --reuid=65534 --regid=65534 --clear-groups /usr/bin/python3 -c '
+import socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.bind(sys.argv[1])
+s.listen(4)
+while True:
+    s.accept()
+' "$out/nobody/imp.chan" >"$out/imp.out" 2>&1 &
+imp2_pid=$!
+wait_for 5 test -S "$out/nobody/imp.chan"
 "$freehintd" -d -v --vsock-port 0 --control "$out/ctl.sock" \
     --libvirt-uri qemu:///system \
-    --vm "name=h,qmp=$out/h.qmp,channel=$out/h.chan" >"$out/freehintd.log" 2>&1 &
+    --vm "name=h,qmp=$out/h.qmp,channel=$out/h.chan" \
+    --vm "name=imp,qmp=$out/h.qmp2,channel=$out/nobody/imp.chan" \
+    >"$out/freehintd.log" 2>&1 &
 hostd_pid=$!
 ctl() { timeout 3 build/freehintctl -s "$out/ctl.sock" "$@"; }
 # field VM FIELD: one field of one VM's status.
@@ -134,6 +150,14 @@ if wait_for 20 grep -qF "$refused" "$out/freehintd.log" &&
 	pass libvirt-trust-impostor-refused
 else
 	fail libvirt-trust-impostor-refused "$(grep fh-lt2 "$out/freehintd.log" | tail -n 3)"
+fi
+hq=$(cat "$out/h.pid")
+refused="vm imp: channel: its listener (pid $imp2_pid, uid 65534) is not a process of the user of QEMU (pid $hq): refused"
+if wait_for 20 grep -qF "$refused" "$out/freehintd.log" &&
+    [ "$(field imp connected)" = False ]; then
+	pass libvirt-trust-static-other-user-refused
+else
+	fail libvirt-trust-static-other-user-refused "$(grep 'vm imp' "$out/freehintd.log" | tail -n 3)"
 fi
 
 # ---- hook: virsh start with the hook, then without ----
