@@ -43,6 +43,8 @@ EVENT_LIBS := $(shell $(PKG_CONFIG) --libs libevent 2>/dev/null)
 PROTOBUF_LIBS := $(shell $(PKG_CONFIG) --libs libprotobuf-c 2>/dev/null)
 SYSTEMD_LIBS := $(shell $(PKG_CONFIG) --libs libsystemd 2>/dev/null)
 VIRT_LIBS := $(shell $(PKG_CONFIG) --libs libvirt libvirt-qemu 2>/dev/null)
+XML_CFLAGS := $(shell $(PKG_CONFIG) --cflags libxml-2.0 2>/dev/null)
+XML_LIBS := $(shell $(PKG_CONFIG) --libs libxml-2.0 2>/dev/null)
 
 PROGRAMS :=
 INSTALL_TARGETS :=

@@ -152,6 +152,7 @@ struct vm {
 	char *source;
 	uint32_t cid;
 	char *channel;
+	bool channel_qemu; /* vm_desc.channel_qemu */
 	pid_t qemu_pid;
 	char *unservable;
 	char *dma_why; /* the source's word: a device DMAs into its RAM */

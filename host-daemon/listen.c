@@ -8,6 +8,7 @@
  * the CID or the channel, never anything the guest says.
  */
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 
 #include <linux/vm_sockets.h>
@@ -44,6 +45,7 @@ static void vsock_accept(
 static void accept_error(struct evconnlistener *, void *);
 static void accept_resume(evutil_socket_t, short, void *);
 static void chan_try(evutil_socket_t, short, void *);
+static bool chan_peer_ok(struct chan *, int);
 static void chan_schedule(struct chan *, int);
 
 int
@@ -204,11 +206,51 @@ chan_try(evutil_socket_t unused, short what, void *arg)
 		return;
 	}
 	c->warned = false;
+	if (!chan_peer_ok(c, fd)) {
+		close(fd);
+		chan_lost(vm);
+		return;
+	}
 	c->backoff_ms = CHAN_BACKOFF_MIN_MS;
 	if (guest_new(vm, fd, VM_TRANSPORT_CHANNEL) == NULL) {
 		close(fd);
 		chan_schedule(c, c->backoff_ms);
 	}
+}
+
+/*
+ * The guest is whoever listens on the channel's path: it must be QEMU
+ * (SO_PEERCRED gives the listener's pid and uid), or for a static VM a
+ * process of QEMU's user, never some other process that bound the path
+ * first or after QEMU's socket was unlinked.
+ */
+static bool
+chan_peer_ok(struct chan *c, int fd)
+{
+	struct vm *vm = c->vm;
+	struct ucred cr;
+	socklen_t len = sizeof cr;
+	struct stat st;
+	char path[64];
+
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) == -1) {
+		log_warn(
+		    "vm %s: channel %s: SO_PEERCRED", vm->name, vm->channel);
+		return false;
+	}
+	if (vm->qemu_pid > 0 && cr.pid == vm->qemu_pid)
+		return true;
+	snprintf(path, sizeof path, "/proc/%ld", (long)vm->qemu_pid);
+	if (!vm->channel_qemu && vm->qemu_pid > 0 && stat(path, &st) == 0 &&
+	    st.st_uid == cr.uid)
+		return true;
+	vm_set_error(vm,
+	    "channel: its listener (pid %ld, uid %u) is not %s QEMU "
+	    "(pid %ld): refused",
+	    (long)cr.pid, (unsigned)cr.uid,
+	    vm->channel_qemu ? "the VM's" : "a process of the user of",
+	    (long)vm->qemu_pid);
+	return false;
 }
 
 void

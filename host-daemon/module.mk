@@ -7,15 +7,18 @@ HOSTD_SRCS := host-daemon/memmap.c host-daemon/discard.c \
 	host-daemon/validate.c host-daemon/vm.c host-daemon/qmp.c \
 	host-daemon/qmpc.c \
 	host-daemon/guest.c host-daemon/listen.c host-daemon/control.c
-# The libvirt source, once host-daemon/libvirt.c exists.
+# The libvirt source (host-daemon/libvirt.h lists its files); it reads
+# domain XML with libxml2 and calls libvirt from threads of its own.
 ifneq ($(wildcard host-daemon/libvirt.c),)
-HOSTD_SRCS += host-daemon/libvirt.c
-HOSTD_CFLAGS := -DHAVE_LIBVIRT
+HOSTD_SRCS += host-daemon/libvirt.c host-daemon/libvirt_loop.c \
+	host-daemon/libvirt_event.c host-daemon/libvirt_dom.c \
+	host-daemon/libvirt_notify.c host-daemon/libvirt_xml.c
+HOSTD_CFLAGS := -DHAVE_LIBVIRT $(XML_CFLAGS)
 endif
 HOSTD_OBJS := $(HOSTD_SRCS:%.c=$(O)/%.o)
 HOSTD_LIB := $(O)/host-daemon/libhostd.a
 HOSTD_LIBS := $(EVENT_LIBS) $(PROTOBUF_LIBS) $(SYSTEMD_LIBS) $(VIRT_LIBS) \
-	$(JSONC_LIBS)
+	$(XML_LIBS) $(JSONC_LIBS) -pthread
 
 $(HOSTD_OBJS) $(O)/host-daemon/main.o $(O)/host-daemon/freehintctl.o: \
 	$(O)/proto/freehint.pb-c.h

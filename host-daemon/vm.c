@@ -494,6 +494,7 @@ vm_source_add(const struct vm_desc *d, vm_hmp_fn hmp, void *ctx)
 	set_str(&vm->unservable, d->unservable);
 	vm->cid = d->cid;
 	vm->qemu_pid = d->qemu_pid;
+	vm->channel_qemu = d->channel_qemu;
 	vm->hmp = hmp;
 	vm->hmp_ctx = ctx;
 	vm->pass_active = false;

@@ -26,6 +26,10 @@ struct vm_desc {
 	const char *source; /* "static" or "libvirt" */
 	uint32_t cid; /* vsock CID, 0 when none */
 	const char *channel; /* unix socket of the virtio-serial chardev */
+	/* The channel's listener must be the QEMU process itself (libvirt:
+	 * QEMU binds it); otherwise a process of QEMU's user (a static VM's
+	 * channel may be served by a helper). */
+	bool channel_qemu;
 	pid_t qemu_pid; /* 0: find it (SO_PEERCRED on QMP) */
 	enum vm_backing_kind backing; /* what the domain XML says, if known */
 	bool shared; /* memory backing is shared (MAP_SHARED) */

@@ -4,10 +4,11 @@
  * registry is replaced by one line per call on stdout, so that
  * tests/checks.d/60-libvirt.sh can check what the libvirt source reports
  * independently of the rest of freehintd. Commands on stdin:
- * "notify EVENT NAME", "hmp NAME CMD", "quit".
+ * "notify EVENT NAME", "hmp NAME CMD", "xml FILE", "quit".
  */
 #include <sys/types.h>
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +27,7 @@ struct probe_vm {
 };
 
 static void probe_line(char *);
+static void probe_xml(const char *);
 static void probe_stdin(int, short, void *);
 static struct probe_vm *probe_find(const char *);
 
@@ -44,53 +46,72 @@ probe_find(const char *name)
 	return (NULL);
 }
 
-/* libvirt.c answers HMP before its hmp function returns: keep it. */
-static char *hmp_out;
-static int hmp_answered;
+/* An HMP answer comes later, from the loop: printed when it comes. */
+struct probe_hmp {
+	char line[600]; /* what to print before the answer */
+	char unservable[1024]; /* an ADD: "ok" or "fail", then this */
+	bool mtree;
+};
 
 static void
 probe_hmp_done(void *arg, const char *out)
 {
-	free(hmp_out);
-	hmp_out = out != NULL ? strdup(out) : NULL;
-	hmp_answered = 1;
+	struct probe_hmp *h = arg;
+
+	if (h->mtree)
+		printf("%s mtree=%s unservable=%s\n", h->line,
+		    out != NULL && strstr(out, "ram") != NULL ? "ok" : "fail",
+		    h->unservable);
+	else
+		printf("%s %d %s\n", h->line, out != NULL ? 0 : -1,
+		    out != NULL ? out : "");
+	fflush(stdout);
+	free(h);
 }
 
-static int
-probe_hmp(vm_hmp_fn hmp, void *ctx, const char *cmd, char **out)
+/* unservable: NULL for a plain command, else an ADD's. */
+static void
+probe_hmp(vm_hmp_fn hmp, void *ctx, const char *cmd, const char *line,
+    const char *unservable)
 {
-	hmp_answered = 0;
-	hmp(ctx, cmd, probe_hmp_done, NULL);
-	*out = hmp_out;
-	hmp_out = NULL;
-	return (hmp_answered && *out != NULL ? 0 : -1);
+	struct probe_hmp *h = xcalloc(1, sizeof(*h));
+
+	snprintf(h->line, sizeof(h->line), "%s", line);
+	h->mtree = unservable != NULL;
+	if (unservable != NULL)
+		snprintf(
+		    h->unservable, sizeof(h->unservable), "%s", unservable);
+	hmp(ctx, cmd, probe_hmp_done, h);
 }
 
 int
 vm_source_add(const struct vm_desc *d, vm_hmp_fn hmp, void *ctx)
 {
 	struct probe_vm *v;
-	char *out = NULL;
-	int rc;
+	char line[600];
 
 	if ((v = probe_find(d->name)) == NULL && (v = probe_find("")) == NULL)
 		return (-1);
 	snprintf(v->name, sizeof(v->name), "%s", d->name);
 	v->hmp = hmp;
 	v->ctx = ctx;
-	/* What the registry does first: the guest-physical map. */
-	rc = probe_hmp(hmp, ctx, "info mtree -f", &out);
-	printf("ADD %s source=%s pid=%ld channel=%s cid=%u backing=%d "
-	       "shared=%d mtree=%s unservable=%s\n",
+	/* What the registry does first: the guest-physical map. The ADD
+	 * line is printed with the answer. */
+	snprintf(line, sizeof(line),
+	    "ADD %s source=%s pid=%ld channel=%s cid=%u backing=%d shared=%d",
 	    d->name, d->source, (long)d->qemu_pid,
 	    d->channel != NULL ? d->channel : "-", d->cid, (int)d->backing,
-	    (int)d->shared,
-	    rc == 0 && out != NULL && strstr(out, "ram") != NULL ? "ok"
-	                                                         : "fail",
+	    (int)d->shared);
+	probe_hmp(hmp, ctx, "info mtree -f", line,
 	    d->unservable != NULL ? d->unservable : "-");
-	free(out);
-	fflush(stdout);
 	return (0);
+}
+
+void
+vm_source_dma(const char *name, const char *why)
+{
+	printf("DMA %s %s\n", name, why != NULL ? why : "-");
+	fflush(stdout);
 }
 
 void
@@ -112,10 +133,36 @@ vm_source_migration(const char *name, enum vm_migration_event ev)
 	fflush(stdout);
 }
 
+/* "xml FILE": how the XML reader judges a domain's XML. */
+static void
+probe_xml(const char *path)
+{
+	struct vl_xml x;
+	char buf[256 * 1024], *why;
+	size_t n;
+	FILE *f;
+	int rc;
+
+	if ((f = fopen(path, "r")) == NULL) {
+		printf("XML -1 cannot open %s\n", path);
+		return;
+	}
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	rc = vl_xml_parse(buf, &x);
+	why = vl_unservable(&x, 1);
+	printf("XML %d channel=%s cid=%u shared=%d dma=%s unservable=%s\n", rc,
+	    x.channel != NULL ? x.channel : "-", x.cid, (int)vl_xml_shared(&x),
+	    x.dma != NULL ? x.dma : "-", why != NULL ? why : "-");
+	free(why);
+	vl_xml_free(&x);
+}
+
 static void
 probe_line(char *line)
 {
-	char ev[64], name[256], msg[256], *out = NULL;
+	char ev[64], name[256], msg[256], path[4096], pfx[300];
 	struct probe_vm *v;
 	int rc;
 
@@ -124,10 +171,11 @@ probe_line(char *line)
 		printf("NOTIFY %d %s\n", rc, msg);
 	} else if (sscanf(line, "hmp %255s", name) == 1 &&
 	    (v = probe_find(name)) != NULL) {
-		rc = probe_hmp(v->hmp, v->ctx, line + 5 + strlen(name), &out);
-		printf("HMP %d %s\n", rc, out != NULL ? out : "");
-		free(out);
-	} else if (strcmp(line, "quit") == 0)
+		snprintf(pfx, sizeof(pfx), "HMP");
+		probe_hmp(v->hmp, v->ctx, line + 5 + strlen(name), pfx, NULL);
+	} else if (sscanf(line, "xml %4095s", path) == 1)
+		probe_xml(path);
+	else if (strcmp(line, "quit") == 0)
 		event_base_loopbreak(base);
 	else
 		printf("ERR %s\n", line);

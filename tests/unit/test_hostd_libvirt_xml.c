@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: GPL-2.0-only */
 /*
- * libvirt.c's domain XML reader: what virsh dumpxml printed for real
+ * libvirt_xml.c's domain XML reader: what virsh dumpxml printed for real
  * domains (tests/libvirt/data/, captured from libvirt 9.0), then odd and
  * hostile XML: missing attributes, entities, comments, very long values,
- * deep nesting, truncated documents.
+ * deep nesting, truncated documents, devices written into metadata,
+ * several freehint channels, devices that DMA into guest memory.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -28,6 +29,11 @@ struct event_base *ev_base;
 static char *load(const char *);
 static char *wrap(const char *, const char *);
 static int parse(const char *, struct vl_xml *);
+struct dev_case;
+static const char *pick_channel(const struct vl_xml *);
+static const char *pick_dma(const struct vl_xml *);
+static void dev_cases(const struct dev_case *, size_t, const char *,
+    const char *(*)(const struct vl_xml *), bool);
 
 /* The whole file, NUL-terminated; run from the top of the tree. */
 static char *
@@ -70,6 +76,53 @@ static int
 parse(const char *xml, struct vl_xml *x)
 {
 	return vl_xml_parse(xml, x);
+}
+
+/* Devices, and what the reader must take from them (NULL: nothing). */
+struct dev_case {
+	const char *dev;
+	const char *want;
+};
+
+static const char *
+pick_channel(const struct vl_xml *x)
+{
+	return x->channel;
+}
+
+static const char *
+pick_dma(const struct vl_xml *x)
+{
+	return x->dma;
+}
+
+/* Each case's devices in a domain: pick() of what is read is want
+ * (contains it, with part). */
+static void
+dev_cases(const struct dev_case *cases, size_t n, const char *what,
+    const char *(*pick)(const struct vl_xml *), bool part)
+{
+	const char *got, *want;
+	struct vl_xml x;
+	char *xml;
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		xml = wrap("", cases[i].dev);
+		if (parse(xml, &x) != 0)
+			fail_msg("case %zu: parse failed", i);
+		got = pick(&x);
+		want = cases[i].want;
+		if (want == NULL ? got != NULL
+		                 : got == NULL ||
+		            (part ? strstr(got, want) == NULL
+		                  : strcmp(got, want) != 0))
+			fail_msg("case %zu: %s %s, want %s", i, what,
+			    got != NULL ? got : "none",
+			    want != NULL ? want : "none");
+		vl_xml_free(&x);
+		free(xml);
+	}
 }
 
 static void
@@ -227,10 +280,7 @@ test_backing_variants(void **state)
 static void
 test_channel_variants(void **state)
 {
-	static const struct {
-		const char *dev;
-		const char *want;
-	} cases[] = {
+	static const struct dev_case cases[] = {
 		{ "<channel type='unix'><source mode='bind' path='/a'/><target "
 		  "type='virtio' name='org.freehint.agent.0'/></channel>",
 		    "/a" },
@@ -256,25 +306,36 @@ test_channel_variants(void **state)
 		{ "<channel><source mode='bind' path='/a'/><target "
 		  "type='virtio' name='org.freehint.agent.0'/></channel>",
 		    NULL },
-		/* the first usable one wins; target before source is fine */
+		/* other channels do not count; target before source is fine */
 		{ "<channel type='unix'><source mode='bind' path='/x'/><target "
 		  "type='virtio' name='other'/></channel><channel "
 		  "type='unix'><target type='virtio' "
 		  "name='org.freehint.agent.0'/><source mode='bind' "
+		  "path='/b'/></channel>",
+		    "/b" },
+		/* two freehint channels: neither is taken, not the first */
+		{ "<channel type='unix'><target type='virtio' "
+		  "name='org.freehint.agent.0'/><source mode='bind' "
 		  "path='/b'/></channel><channel type='unix'><source "
 		  "mode='bind' path='/c'/><target type='virtio' "
 		  "name='org.freehint.agent.0'/></channel>",
-		    "/b" },
+		    NULL },
+		/* an unusable one beside a usable one: ambiguous too */
+		{ "<channel type='pty'><target type='virtio' "
+		  "name='org.freehint.agent.0'/></channel><channel "
+		  "type='unix'><source mode='bind' path='/c'/><target "
+		  "type='virtio' name='org.freehint.agent.0'/></channel>",
+		    NULL },
+		/* two sources in one channel: none */
+		{ "<channel type='unix'><source mode='bind' path='/a'/><source "
+		  "mode='bind' path='/b'/><target type='virtio' "
+		  "name='org.freehint.agent.0'/></channel>",
+		    NULL },
 		/* entities and character references are decoded */
 		{ "<channel type=\"unix\"><source mode=\"bind\" "
 		  "path=\"/r&amp;d/&#x61;&#98;&lt;&gt;&quot;&apos;\"/><target "
 		  "type='virtio' name='org.freehint&#46;agent.0'/></channel>",
 		    "/r&d/ab<>\"'" },
-		/* unknown entities and bad references stay as they are */
-		{ "<channel type='unix'><source mode='bind' "
-		  "path='/&bogus;&#0;&#x;&#1114112;'/><target type='virtio' "
-		  "name='org.freehint.agent.0'/></channel>",
-		    "/&bogus;&#0;&#x;&#1114112;" },
 		/* a '>' in a quoted value does not end the tag */
 		{ "<channel type='unix'><source mode='bind' path='/a>b'/>"
 		  "<target type='virtio' name='org.freehint.agent.0'/>"
@@ -288,23 +349,7 @@ test_channel_variants(void **state)
 		  "name='org.freehint.agent.0'/></channel>",
 		    "/yes" },
 	};
-	struct vl_xml x;
-	char *xml;
-	size_t i;
-
-	for (i = 0; i < FH_ARRAY_SIZE(cases); i++) {
-		xml = wrap("", cases[i].dev);
-		if (parse(xml, &x) != 0)
-			fail_msg("case %zu: parse failed", i);
-		if (cases[i].want == NULL && x.channel != NULL)
-			fail_msg("case %zu: channel %s", i, x.channel);
-		if (cases[i].want != NULL &&
-		    (x.channel == NULL || strcmp(x.channel, cases[i].want)))
-			fail_msg("case %zu: channel %s, want %s", i,
-			    x.channel ? x.channel : "none", cases[i].want);
-		vl_xml_free(&x);
-		free(xml);
-	}
+	dev_cases(cases, FH_ARRAY_SIZE(cases), "channel", pick_channel, false);
 }
 
 static void
@@ -413,6 +458,25 @@ test_malformed(void **state)
 		"<domain>< x/></domain>",
 		"<domain><></domain>",
 		"<",
+		"",
+		/* unknown entities and bad references */
+		"<domain><devices><channel type='unix'><source mode='bind' "
+		"path='/&bogus;'/><target type='virtio' "
+		"name='org.freehint.agent.0'/></channel></devices></domain>",
+		"<domain><os><cmdline>&#0;</cmdline></os></domain>",
+		"<domain><os><cmdline>&#1114112;</cmdline></os></domain>",
+		/* attributes without values or quotes */
+		"<domain><devices><vsock><cid address/></vsock></devices>"
+		"</domain>",
+		"<domain><devices><vsock><cid address=7/></vsock></devices>"
+		"</domain>",
+		/* closing tags that do not match */
+		"<domain><devices></channel></devices></domain>",
+		/* an entity of the document's own: no expansion, no DTD */
+		"<!DOCTYPE domain [<!ENTITY p SYSTEM 'file:///etc/passwd'>]>"
+		"<domain><os><cmdline>&p;</cmdline></os></domain>",
+		/* not a domain */
+		"<node><devices/></node>",
 	};
 	struct vl_xml x;
 	size_t i, n;
@@ -428,17 +492,117 @@ test_malformed(void **state)
 		vl_xml_free(&x);
 		free(copy);
 	}
-	/* Attributes without values or quotes are not found. */
-	copy = wrap("",
-	    "<vsock><cid address/></vsock><vsock><cid address=7/>"
-	    "</vsock><vsock><cid address = \"8\"/></vsock>");
+	/* Spaces around '=' are allowed. */
+	copy = wrap("", "<vsock><cid address = \"8\"/></vsock>");
 	assert_int_equal(parse(copy, &x), 0);
 	assert_int_equal(x.cid, 8);
 	vl_xml_free(&x);
 	free(copy);
-	assert_int_equal(parse("", &x), 0);
+}
+
+/*
+ * What the domain's owner writes in <metadata> (or a guest agent that
+ * sets it) is text: a CDATA section, a processing instruction or
+ * elements there never become a device. The hand-written reader skipped
+ * "<![CDATA[" and "<?" to the first '>' and took the channel inside for
+ * the domain's.
+ */
+static void
+test_metadata_injection(void **state)
+{
+	static const char *meta[] = {
+		"<metadata><app:x xmlns:app='urn:x'><![CDATA[></app:x>"
+		"</metadata>"
+		"<devices><channel type='unix'><source mode='bind' "
+		"path='/evil'/><target type='virtio' "
+		"name='org.freehint.agent.0'/></channel><hostdev/></devices>"
+		"<metadata><app:x>]]></app:x></metadata>",
+		"<metadata><app:x xmlns:app='urn:x'><?pi ></app:x></metadata>"
+		"<devices><channel type='unix'><source mode='bind' "
+		"path='/evil'/><target type='virtio' "
+		"name='org.freehint.agent.0'/></channel></devices>"
+		"<metadata><app:x> ?></app:x></metadata>",
+		"<metadata><app:x xmlns:app='urn:x'><devices><channel "
+		"type='unix'><source mode='bind' path='/evil'/><target "
+		"type='virtio' name='org.freehint.agent.0'/></channel>"
+		"<vsock><cid address='9'/></vsock><hostdev/></devices>"
+		"</app:x></metadata>",
+	};
+	struct vl_xml x;
+	char *xml;
+	size_t i;
+
+	for (i = 0; i < FH_ARRAY_SIZE(meta); i++) {
+		xml = wrap(meta[i],
+		    "<channel type='unix'><source mode='bind' path='/good'/>"
+		    "<target type='virtio' name='org.freehint.agent.0'/>"
+		    "</channel>");
+		if (parse(xml, &x) != 0)
+			fail_msg("case %zu: parse failed", i);
+		if (x.channel == NULL || strcmp(x.channel, "/good") != 0)
+			fail_msg("case %zu: channel %s, want /good", i,
+			    x.channel != NULL ? x.channel : "none");
+		if (x.cid != 0 || x.channels != 1 || x.dma != NULL)
+			fail_msg("case %zu: cid %u, %u channels, dma %s", i,
+			    x.cid, x.channels, x.dma != NULL ? x.dma : "-");
+		vl_xml_free(&x);
+		free(xml);
+	}
+}
+
+/* Two freehint channels: status says so rather than guess. */
+static void
+test_several_channels(void **state)
+{
+	struct vl_xml x;
+	char *xml, *why;
+
+	xml = wrap("<memoryBacking><source type='memfd'/></memoryBacking>",
+	    "<channel type='unix'><source mode='bind' path='/a'/><target "
+	    "type='virtio' name='org.freehint.agent.0'/></channel><channel "
+	    "type='unix'><source mode='bind' path='/b'/><target "
+	    "type='virtio' name='org.freehint.agent.0'/></channel>");
+	assert_int_equal(parse(xml, &x), 0);
 	assert_null(x.channel);
+	assert_int_equal(x.channels, 2);
+	why = vl_unservable(&x, 1);
+	assert_non_null(why);
+	assert_string_equal(
+	    why, "several channels named 'org.freehint.agent.0': keep one");
+	free(why);
 	vl_xml_free(&x);
+	free(xml);
+}
+
+/* Devices that DMA into guest memory are found, and only in <devices>. */
+static void
+test_dma_devices(void **state)
+{
+	static const struct dev_case cases[] = {
+		{ "<hostdev mode='subsystem' type='pci' managed='yes'><source>"
+		  "<address domain='0x0000' bus='0x06' slot='0x02' "
+		  "function='0x0'/></source></hostdev>",
+		    "<hostdev>" },
+		{ "<hostdev mode='subsystem' type='mdev' model='vfio-pci'>"
+		  "<source><address uuid='c2177883-f1bb-47f0-914d-"
+		  "32a22e3a8804'/></source></hostdev>",
+		    "<hostdev>" },
+		{ "<interface type='hostdev' managed='yes'><source><address "
+		  "type='pci' domain='0' bus='0' slot='7' function='0'/>"
+		  "</source></interface>",
+		    "<interface type='hostdev'>" },
+		{ "<interface type='vdpa'><source "
+		  "dev='/dev/vhost-vdpa-0'/></interface>",
+		    "vDPA interface" },
+		{ "<disk type='vhostvdpa' device='disk'><source "
+		  "dev='/dev/vhost-vdpa-0'/><target dev='vda'/></disk>",
+		    "vDPA disk" },
+		{ "<interface type='network'><source network='default'/>"
+		  "</interface><disk type='file'><source file='/a'/><target "
+		  "dev='vda'/></disk>",
+		    NULL },
+	};
+	dev_cases(cases, FH_ARRAY_SIZE(cases), "dma", pick_dma, true);
 }
 
 /* Every prefix of a real document: no crash, no leak, no overread. */
@@ -475,6 +639,9 @@ main(void)
 		cmocka_unit_test(test_deep_long_names),
 		cmocka_unit_test(test_malformed),
 		cmocka_unit_test(test_every_prefix),
+		cmocka_unit_test(test_metadata_injection),
+		cmocka_unit_test(test_several_channels),
+		cmocka_unit_test(test_dma_devices),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
