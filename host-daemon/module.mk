@@ -5,7 +5,7 @@
 JSONC_LIBS := $(shell $(PKG_CONFIG) --libs json-c 2>/dev/null)
 HOSTD_SRCS := host-daemon/memmap.c host-daemon/discard.c \
 	host-daemon/validate.c host-daemon/vm.c host-daemon/qmp.c \
-	host-daemon/qmpc.c \
+	host-daemon/qmpc.c host-daemon/mighold.c \
 	host-daemon/guest.c host-daemon/listen.c host-daemon/control.c
 # The libvirt source, once host-daemon/libvirt.c exists.
 ifneq ($(wildcard host-daemon/libvirt.c),)
