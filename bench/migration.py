@@ -29,7 +29,7 @@ WORKLOADS = {
 CONFIGS = ("none", "qemu-hint", "freehint", "freehint-auto")
 # Blocks of every order: workload (b) frees 4-64 KiB pieces. Both, since
 # held ranges are checked against the Welcome's min_order alignment.
-FREEHINTD_ARGS = ("--min-order", "0", "--hint-min-order", "0")
+FREEHINTD_ARGS = ()
 
 
 WHY = """Reading the figures, and what would close the gaps:
