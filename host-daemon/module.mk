@@ -40,10 +40,15 @@ $(O)/tests/hostd/fh-hostile.o: $(O)/proto/freehint.pb-c.h
 $(O)/tests/hostd/fh-fakeqemu: $(O)/tests/hostd/fh-fakeqemu.o
 	$(CC) $(ALL_LDFLAGS) -o $@ $< $(JSONC_LIBS)
 
+# A guest's fragmented memory, checked after a migration.
+$(O)/tests/hostd/fh-fragsum: $(O)/tests/hostd/fh-fragsum.o
+	$(CC) $(ALL_LDFLAGS) -o $@ $<
+
 PROGRAMS += $(O)/freehintd $(O)/freehintctl
 INSTALL_TARGETS += install-hostd
 .PHONY: install-hostd hostd-tests demo
-hostd-tests: $(O)/tests/hostd/fh-hostile $(O)/tests/hostd/fh-fakeqemu
+hostd-tests: $(O)/tests/hostd/fh-hostile $(O)/tests/hostd/fh-fakeqemu \
+	$(O)/tests/hostd/fh-fragsum
 
 install-hostd: $(O)/freehintd $(O)/freehintctl install-dirs
 	install -m 0755 $(O)/freehintd $(DESTDIR)$(SBINDIR)/freehintd
