@@ -94,7 +94,7 @@ case $m in
 	exit 1
 	;;
 esac
-if grep -q "hint pass 1 over" "$t/d.log"; then
+if grep -q "hint pass 1 started" "$t/d.log"; then
 	pass hostd-migration-pass:pass-on-migration-event
 else
 	fail hostd-migration-pass:pass-on-migration-event "no pass seen"
