@@ -205,6 +205,8 @@ def main():
                                                  ",".join(CONFIGS)))
     partial = (args.append != "" or wls != list(WORKLOADS)
                or cfgs != list(CONFIGS))
+    # What is built now is what is measured.
+    args.commit = commit()
     b.build_initrd()
     why_not = b.have_freehint()
     res = {}
@@ -298,7 +300,7 @@ def report(args, res):
     doc = ["## Migration", "",
            "Command: `bench/run.sh migration` (runs `python3 "
            "bench/migration.py --mem %d --bandwidth %d --runs %d`), at "
-           "commit `%s`." % (args.mem, args.bandwidth, args.runs, commit()),
+           "commit `%s`." % (args.mem, args.bandwidth, args.runs, args.commit),
            "", "Machine: %s, shared with other users' QEMU guests while "
            "this ran (times are noisy). Guest: %d MiB on a shared memfd, "
            "1 vCPU; migration to `exec:cat > /dev/null` with max-bandwidth "
