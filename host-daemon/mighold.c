@@ -13,6 +13,7 @@
  */
 #include <inttypes.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include <event2/event.h>
 
@@ -31,6 +32,7 @@ static void mighold_free_maybe(struct mighold *);
 static void mighold_set_cb(void *, int64_t);
 static void mighold_restore_cb(void *, int64_t);
 static void mighold_bound_cb(evutil_socket_t, short, void *);
+static void mighold_sent_cb(void *, const char *);
 
 static void
 mighold_free_maybe(struct mighold *mh)
@@ -88,9 +90,26 @@ mighold_set_cb(void *arg, int64_t was)
 	log_info("vm %s: migration bandwidth held at %" PRIu64
 	         " bytes/s (was %" PRId64 ") until the hint pass is over",
 	    vm->name, vm_pass_policy(vm, 0).hold_bps, was);
+	/* What QEMU sent whole before the hold: the race it lost. */
+	mh->pending++;
+	vm->hmp(vm->hmp_ctx, "info migrate", mighold_sent_cb, mh);
 	/* Lower than ours already, or the pass was over first. */
 	if (mh->over || (uint64_t)was <= vm_pass_policy(vm, 0).hold_bps)
 		mighold_end(vm, mh->over ? "the pass was over" : "was lower");
+}
+
+static void
+mighold_sent_cb(void *arg, const char *out)
+{
+	struct mighold *mh = arg;
+	const char *p;
+
+	mh->pending--;
+	if (mh->vm != NULL && out != NULL &&
+	    (p = strstr(out, "\nnormal: ")) != NULL)
+		log_info("vm %s: %lld pages sent whole when the hold began",
+		    mh->vm->name, strtoll(p + 9, NULL, 10));
+	mighold_free_maybe(mh);
 }
 
 static void
