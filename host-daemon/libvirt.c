@@ -113,7 +113,6 @@ static void vl_migration_end(struct vl_dom *, const char *);
 static void vl_jobpoll_cb(int, short, void *);
 static int vl_hmp(void *, const char *, char **);
 static void vl_hmp_registry(void *, const char *, vm_hmp_done, void *);
-static void vl_speed(void *, uint64_t, vm_speed_done, void *);
 static pid_t vl_find_pid(struct vl_dom *);
 static bool vl_pid_is(pid_t, const char *);
 
@@ -776,7 +775,6 @@ vl_dom_refresh(struct vl_dom *d)
 		    x.cid, why != NULL ? ", unservable: " : "",
 		    why != NULL ? why : "");
 		if (vm_source_add(&desc, vl_hmp_registry, d) == 0) {
-			vm_source_speed(d->name, vl_speed, d);
 			d->added = true;
 			free(d->key);
 			d->key = key;
@@ -791,31 +789,6 @@ vl_dom_refresh(struct vl_dom *d)
 	free(key);
 	free(why);
 	vl_xml_free(&x);
-}
-
-/*
- * The registry's hold on a migration's bandwidth, through libvirt so that
- * what libvirt reports stays true; libvirt counts in MiB/s (rounded up).
- */
-static void
-vl_speed(void *ctx, uint64_t bps, vm_speed_done done, void *arg)
-{
-	struct vl_dom *d = ctx;
-	unsigned long was = 0,
-	              mib = (unsigned long)((bps + (1 << 20) - 1) >> 20);
-
-	if (d->dom == NULL ||
-	    virDomainMigrateGetMaxSpeed(d->dom, &was, 0) < 0 ||
-	    virDomainMigrateSetMaxSpeed(d->dom, mib, 0) < 0) {
-		log_warnx(
-		    "libvirt: %s: migration speed: %s", d->name, vl_lasterr());
-		done(arg, -1);
-		return;
-	}
-	/* libvirt's "unlimited" is its largest MiB/s: give back the same. */
-	if (was > (unsigned long)(INT64_MAX >> 20))
-		was = (unsigned long)(INT64_MAX >> 20);
-	done(arg, (int64_t)was << 20);
 }
 
 /* The registry's read-only monitor access. */
