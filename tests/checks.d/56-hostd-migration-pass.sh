@@ -6,7 +6,8 @@
 # pass on the MIGRATION event, and the migration sends at most 1.1 times
 # the pages the guest uses; the guest's kept memory checks out on the
 # destination (tests/hostd/fh-fragsum.c).
-# FREEHINTD, FREEHINT_KO and FREEHINT_AGENT run it against other builds.
+# FREEHINTD, FREEHINT_KO and FREEHINT_AGENT run it against other builds;
+# FH_KEEP=1 keeps its directory (logs, the progress of the migration).
 set -u
 cd "$(dirname "$0")/../.." || exit 1
 FHROOT=$(pwd)
@@ -32,7 +33,10 @@ trap 'exit 1' INT TERM
 qmp() { tests/hostd/qmp.py "$@"; }
 dump() {
 	echo "# freehintd.log"
-	tail -n 12 "$t/d.log"
+	grep -v 'debug: vm src: event' "$t/d.log" | tail -n 12
+	echo "# tick (0.2 s), ram.normal, ram.duplicate"
+	tr '\n' ';' <"$t/progress" 2>/dev/null
+	echo
 	for n in src dst; do
 		echo "# $n guest"
 		tail -n 6 "$t/$n.log" 2>/dev/null
@@ -82,6 +86,10 @@ e2e_wait_log "$t/d.log" "hint pass 1 over" 60 &&
 n=0
 while :; do
 	m=$(qmp "$t/qmp2" exec query-migrate)
+	# Pages sent whole and zero pages, every 0.2 s, for a failure's report.
+	echo "$m" | python3 -c 'import json, sys
+r = json.load(sys.stdin).get("ram", {})
+print(sys.argv[1], r.get("normal"), r.get("duplicate"))' "$n" >>"$t/progress"
 	case $m in
 	*'"completed"'* | *'"failed"'* | *'"cancelled"'*) break ;;
 	esac
