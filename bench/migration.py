@@ -5,7 +5,10 @@ with QEMU's virtio-balloon free-page-hint and with freehint, for workloads
 (a) dirty-and-free and (b) fragmented free memory.
 
   bench/migration.py [--mem MIB] [--bandwidth MIB_PER_S] [--append ARGS]
-                     [--workloads dirty,frag] [--configs none,...]
+                     [--workloads dirty,frag] [--configs none,...] [--runs N]
+
+Every row is the median of --runs fresh guests, with the spread (lowest
+to highest) beside it; freehintd runs at its defaults.
 
 --append adds to every guest's kernel command line (e.g. init_on_alloc=0);
 runs with --append, --workloads or --configs print their table and leave
@@ -14,7 +17,10 @@ docs/ alone.
 import argparse
 import os
 import re
+import statistics
+import subprocess
 import sys
+import threading
 import time
 
 import benchlib as b
@@ -29,50 +35,33 @@ WORKLOADS = {
 CONFIGS = ("none", "qemu-hint", "freehint", "freehint-auto")
 # Blocks of every order: workload (b) frees 4-64 KiB pieces. Both, since
 # held ranges are checked against the Welcome's min_order alignment.
-FREEHINTD_ARGS = ("--min-order", "0", "--hint-min-order", "0")
+FREEHINTD_ARGS = ()
 
 
-WHY = """Reading the figures, and what would close the gaps:
+WHY = """Reading the figures:
 
 - QEMU's `free-page-hint` is blind to blocks under 4 MiB: on the
   fragmented guest it sends about what no hinting sends. freehint holds
-  blocks of every order (`--hint-min-order 0`) and stays under 1.1 times
-  the pages in use when its pass runs first. Started on the migration's
-  own event (freehint-auto), the pass races QEMU's first walk over RAM,
-  as QEMU's hinting does, and what QEMU has read before the pass holds it
-  is sent whole: over the 1.1 target on (b) (1.14 to 1.44 times in our
-  runs, depending on how far QEMU got first). Run the pass first where
-  the migration is started by a tool: `freehintctl hint`, then migrate.
-- Pages sent on (a): QEMU's hinting races the migration's first RAM
-  pass, so under host load (other test suites share this 2-CPU machine)
-  it hints less in time and its figure moves from run to run. Where
-  freehint sends more, it is because its hold stops at each zone's low
-  watermark plus `hold_reserve_mb` (32 MiB, docs/kmod.md), so that
-  capturing never pushes the guest into reclaim, and what was dirtied in
-  that reserve is sent.
-- Time on (a) has two causes, measured apart with
-  `python3 bench/migration.py --append init_on_alloc=0 --workloads dirty`
-  (guests booted with `init_on_alloc=0`; that run leaves docs/ alone):
-  1. Debian's kernel zeroes every page it allocates (`init_on_alloc=1`),
-     and the module captures by allocating: each held page is written,
-     which brings back host memory that page reporting had discarded until
-     freehintd punches it again. The pass takes about 1.5 s with it (the
-     table above); with `init_on_alloc=0` it took 112 ms, and
-     freehint-auto's migration 1652 ms instead of about 2.55 s. No allocator interface lets a
-     module take free pages without that initialisation (page reporting's
-     isolation is internal to mm/), so the pass pays it wherever the
-     hardening is on (QEMU's hinting allocates too, but inside the
-     migration, and QEMU then skips those pages).
-  2. QEMU still reads every page, holes included: reading a punched
-     hole of a memfd allocates a zeroed page again (RssShmem grows back,
-     the "before/after" column), and QEMU sends it as a zero page. QEMU's
-     hinting clears the dirty bits of hinted pages and never reads them:
-     with `init_on_alloc=0` it migrated in 638 ms, freehint in 1652-1663
-     ms, for the same pages sent. Only a way to tell QEMU to skip the
-     discarded ranges would remove that; QEMU 7.2 has none outside
-     virtio-balloon and virtio-mem.
-- On the fragmented guest freehint is faster than both: it sends far
-  less."""
+  blocks of every order its backing can discard (`hint-min-order auto`:
+  order 0 on this memfd), so the pass takes the fragmented free memory
+  too.
+- freehint-auto is what a libvirt user gets: the migration alone, with
+  freehintd starting the pass on QEMU's MIGRATION event. freehintd holds
+  the migration's bandwidth down until the pass is over (docs/hostd.md,
+  "A migration's own hint pass"), so QEMU does not send whole what the
+  pass is about to hold; "hint pass ms" is how long that took, inside
+  "total-time".
+- What freehint still sends above the pages in use is free memory the
+  pass leaves to the guest: each zone's low watermark plus
+  `hold_reserve_mb`, and ZONE_DMA, which is never held (docs/kmod.md).
+- Debian's kernel zeroes every page it allocates (`init_on_alloc=1`) and
+  the module captures by allocating: each held page is written once,
+  which also brings back host memory that page reporting had discarded
+  until freehintd punches it again. QEMU then reads every punched hole,
+  which a memfd allocates again: "peak RssShmem" is the source's largest
+  RssShmem while it migrates, sampled every 50 ms.
+- The machine is shared with other engineers' QEMU guests on 2 CPUs:
+  times move from run to run, which the spread shows."""
 
 
 def frag_buddyinfo():
@@ -100,18 +89,39 @@ def wait_agent(vm, timeout=60):
     raise RuntimeError("the agent did not connect")
 
 
-def held_at_release(vm, timeout=10):
-    """Bytes the pass held, from freehintd's log line at the release that
-    follows the migration's end."""
+def pass_at_release(vm, timeout=10):
+    """(bytes held, ms the pass took) from freehintd's log: the pass's end
+    and the release that follows the migration's end."""
     rx = re.compile(r"hint pass \d+ released, (\d+) MiB held")
+    over = re.compile(r"hint pass \d+ over after (\d+) ms")
     end = time.monotonic() + timeout
     while time.monotonic() < end:
         with open(os.path.join(vm.dir, "freehintd.log")) as f:
-            m = rx.findall(f.read())
+            text = f.read()
+        m = rx.findall(text)
         if m:
-            return int(m[-1]) << 20
+            o = over.findall(text)
+            return int(m[-1]) << 20, int(o[-1]) if o else -1
         time.sleep(0.1)
     raise RuntimeError("freehintd did not release after the migration")
+
+
+class RssPeak(threading.Thread):
+    """The largest RssShmem of a QEMU while it migrates, every 50 ms."""
+
+    def __init__(self, vm):
+        super().__init__(daemon=True)
+        self.vm, self.peak, self.stop = vm, 0, threading.Event()
+
+    def run(self):
+        while not self.stop.is_set():
+            self.peak = max(self.peak, self.vm.status_kib("RssShmem"))
+            self.stop.wait(0.05)
+
+    def done(self):
+        self.stop.set()
+        self.join()
+        return self.peak >> 10
 
 
 def run_one(wl, cfg, args):
@@ -127,31 +137,56 @@ def run_one(wl, cfg, args):
         vm.wait(r"^BENCH ready", 240)
         free_kib = vm.value("free_kib")[-1]
         used_kib = vm.value("used_kib")[-1]
-        hint_s, held = 0.0, 0
+        hint_s, held, pass_ms = 0.0, 0, -1
         if cfg == "freehint":
             hint_s, held = b.freehint_hint(vm)
         elif cfg == "freehint-auto":
             wait_agent(vm)
         rss_before = vm.status_kib("RssShmem") >> 10
+        peak = RssPeak(vm)
+        peak.start()
         st = vm.migrate(args.bandwidth << 20)
-        rss_after = vm.status_kib("RssShmem") >> 10
+        rss_peak = peak.done()
         if cfg == "freehint-auto":
-            held = held_at_release(vm)
+            held, pass_ms = pass_at_release(vm)
         if st.get("status") != "completed":
             return {"error": "migration %s" % st.get("status")}
         ram = st["ram"]
         return {"used": args.mem * 256 - free_kib // 4,
                 "used_memtotal": used_kib // 4, "normal": ram["normal"],
                 "duplicate": ram["duplicate"],
-                "transferred": ram["transferred"],
-                "migrate_ms": st["total-time"], "hint_ms": int(hint_s * 1000),
-                "held_mib": held >> 20, "rss": "%d/%d" % (rss_before,
-                                                          rss_after),
+                "transferred": ram["transferred"] / 2**20,
+                "migrate_ms": st["total-time"],
+                "hint_ms": int(hint_s * 1000) if cfg == "freehint"
+                else pass_ms,
+                "held_mib": held >> 20, "rss_before": rss_before,
+                "rss_peak": rss_peak,
                 "time": st["total-time"] + int(hint_s * 1000)}
     except Exception as e:  # noqa: BLE001: one failed run is a row
         return {"error": str(e)}
     finally:
         vm.stop()
+
+
+def summary(runs):
+    """The runs of one row: medians of each figure and the runs' spread,
+    or the first failure when none succeeded."""
+    ok = [r for r in runs if "error" not in r]
+    if not ok:
+        return runs[0]
+    out = {"n": len(ok), "failed": len(runs) - len(ok)}
+    for k in ok[0]:
+        vals = [r[k] for r in ok]
+        out[k] = statistics.median(vals)
+        out[k + "_lo"], out[k + "_hi"] = min(vals), max(vals)
+    return out
+
+
+def commit():
+    r = subprocess.run(["git", "-C", b.ROOT, "describe", "--always",
+                        "--dirty", "--abbrev=12"], capture_output=True,
+                       text=True)
+    return r.stdout.strip() or "unknown"
 
 
 def main():
@@ -161,6 +196,7 @@ def main():
     ap.add_argument("--append", default="")
     ap.add_argument("--workloads", default=",".join(WORKLOADS))
     ap.add_argument("--configs", default=",".join(CONFIGS))
+    ap.add_argument("--runs", type=int, default=3)
     args = ap.parse_args()
     wls = [w for w in args.workloads.split(",") if w]
     cfgs = [c for c in args.configs.split(",") if c]
@@ -169,6 +205,8 @@ def main():
                                                  ",".join(CONFIGS)))
     partial = (args.append != "" or wls != list(WORKLOADS)
                or cfgs != list(CONFIGS))
+    # What is built now is what is measured.
+    args.commit = commit()
     b.build_initrd()
     why_not = b.have_freehint()
     res = {}
@@ -177,10 +215,13 @@ def main():
             if cfg.startswith("freehint") and why_not:
                 res[wl, cfg] = {"error": "freehint " + why_not}
                 continue
-            t = time.monotonic()
-            res[wl, cfg] = run_one(wl, cfg, args)
-            print("%s/%s: %s (%.0f s)" % (wl, cfg, res[wl, cfg],
-                                          time.monotonic() - t))
+            runs = []
+            for i in range(args.runs):
+                t = time.monotonic()
+                runs.append(run_one(wl, cfg, args))
+                print("%s/%s run %d: %s (%.0f s)" % (
+                    wl, cfg, i + 1, runs[-1], time.monotonic() - t))
+            res[wl, cfg] = summary(runs)
     if partial:
         print("(a partial run: docs/ not written)")
         return 0
@@ -192,33 +233,38 @@ def verdicts(res):
     for wl in WORKLOADS:
         qh = res[wl, "qemu-hint"]
         for cfg in ("freehint", "freehint-auto"):
-            out += verdict(wl, cfg, res[wl, cfg], qh)
+            out += verdict(wl, cfg, res[wl, cfg], qh, res[wl, "none"])
     return out
 
 
-def verdict(wl, cfg, fh, qh):
+def verdict(wl, cfg, fh, qh, none):
     out = []
     if "error" in fh:
         return ["- **%s, %s: target not measured**: %s." % (wl, cfg,
                                                              fh["error"])]
-    if wl == "dirty":
-        ok = "error" not in qh and fh["normal"] <= qh["normal"]
-        out.append("- (a) %s: pages sent %d vs QEMU free-page-hint %s: %s."
-                   % (cfg, fh["normal"], qh.get("normal", "n/a"),
-                      "met" if ok else "**NOT MET**"))
-    else:
-        lim = 1.1 * fh["used"]
-        ok = fh["normal"] <= lim
-        out.append("- (b) %s: pages sent %d vs 1.1 x pages used %d: %s."
-                   % (cfg, fh["normal"], lim, "met" if ok else "**NOT MET**"))
-    if "error" not in qh:
-        ok = fh["time"] <= qh["time"]
-        out.append("- %s, %s: time (%s) %d ms vs QEMU free-page-hint %d "
-                   "ms: %s." % (wl, cfg, "hint pass + migration"
-                                if cfg == "freehint" else "migration",
-                                fh["time"], qh["time"],
-                                "met" if ok else "**NOT MET**"))
+    lim = 1.1 * fh["used"]
+    ok = fh["normal"] <= lim
+    out.append("- %s, %s: pages sent %d (median; highest %d) vs 1.1 x "
+               "pages used %d: %s." % (wl, cfg, fh["normal"],
+                                       fh["normal_hi"], lim,
+                                       "met" if ok else "**NOT MET**"))
+    for ref, what in ((qh, "QEMU free-page-hint"), (none, "no hinting")):
+        if "error" in ref:
+            continue
+        ok = fh["time"] <= ref["time"]
+        out.append("- %s, %s: time (%s) %d ms vs %s %d ms (medians): %s."
+                   % (wl, cfg, "hint pass + migration" if cfg == "freehint"
+                      else "migration, pass included", fh["time"], what,
+                      ref["time"], "met" if ok else "**NOT MET**"))
     return out
+
+
+def cell(r, k, fmt="%d"):
+    """A median with its spread when the runs differ."""
+    if r[k + "_lo"] == r[k + "_hi"]:
+        return fmt % r[k]
+    return (fmt + " (" + fmt + "-" + fmt + ")") % (r[k], r[k + "_lo"],
+                                                   r[k + "_hi"])
 
 
 def report(args, res):
@@ -228,21 +274,24 @@ def report(args, res):
         for cfg in CONFIGS:
             r = res[wl, cfg]
             if "error" in r:
-                rows.append([wl, cfg] + ["not measured"] + ["-"] * 12)
+                rows.append([wl, cfg] + ["not measured"] + ["-"] * 13)
                 continue
-            rows.append([wl, cfg, r["used"], r["used_memtotal"], r["normal"],
-                         "%.2f" % (r["normal"] / r["used"]), r["duplicate"],
-                         "%.1f" % (r["transferred"] / 2**20),
-                         r["held_mib"] if cfg.startswith("freehint") else "-",
-                         r["hint_ms"] if cfg == "freehint" else
-                         "in migration" if cfg == "freehint-auto" else "-",
-                         r["migrate_ms"], r["time"], r["rss"],
+            fhc = cfg.startswith("freehint")
+            rows.append([wl, cfg, "%d/%d" % (r["n"], r["n"] + r["failed"]),
+                         cell(r, "used"), cell(r, "normal"),
+                         "%.2f" % (r["normal"] / r["used"]),
+                         cell(r, "duplicate"), cell(r, "transferred", "%.1f"),
+                         cell(r, "held_mib") if fhc else "-",
+                         cell(r, "hint_ms") if fhc else "-",
+                         cell(r, "migrate_ms"), cell(r, "time"),
+                         cell(r, "rss_before"), cell(r, "rss_peak"),
                          b.ratio(r["normal"], ref.get("normal")),
                          b.ratio(r["time"], ref.get("time"))])
-    hdr = ["workload", "hinting", "pages used", "MemTotal-MemFree",
-           "ram.normal",
-           "normal/used", "ram.duplicate", "MiB transferred",
-           "MiB held", "hint pass ms", "total-time ms", "time ms", "RssShmem MiB before/after", "normal vs qemu-hint", "time vs qemu-hint"]
+    hdr = ["workload", "hinting", "runs ok", "pages used", "ram.normal",
+           "normal/used", "ram.duplicate", "MiB transferred", "MiB held",
+           "hint pass ms", "total-time ms", "time ms",
+           "RssShmem MiB before", "peak RssShmem MiB during",
+           "normal vs qemu-hint", "time vs qemu-hint"]
     tab = b.table(hdr, rows)
     verdict = verdicts(res)
     print(tab)
@@ -250,32 +299,28 @@ def report(args, res):
     plot = plot_bars(res)
     doc = ["## Migration", "",
            "Command: `bench/run.sh migration` (runs `python3 "
-           "bench/migration.py --mem %d --bandwidth %d`)." % (args.mem,
-                                                              args.bandwidth),
-           "", "Machine: %s. Guest: %d MiB on a shared memfd, 1 vCPU; "
-           "migration to `exec:cat > /dev/null` with max-bandwidth %d MiB/s; "
-           "one fresh guest per row." % (b.machine(), args.mem,
-                                         args.bandwidth), "",
+           "bench/migration.py --mem %d --bandwidth %d --runs %d`), at "
+           "commit `%s`." % (args.mem, args.bandwidth, args.runs, args.commit),
+           "", "Machine: %s, shared with other users' QEMU guests while "
+           "this ran (times are noisy). Guest: %d MiB on a shared memfd, "
+           "1 vCPU; migration to `exec:cat > /dev/null` with max-bandwidth "
+           "%d MiB/s; a fresh guest per run. Each cell is the median of "
+           "the runs, with the lowest and highest in brackets when they "
+           "differ." % (b.machine(), args.mem, args.bandwidth), "",
            "Workloads: " + "; ".join("%s = %s" % (k, v[1])
                                      for k, v in WORKLOADS.items()) + ".",
            "\"pages used\" is the guest's RAM less its free memory "
            "(MemFree) when the migration starts, in 4 KiB pages, as the "
-           "target defines it; it includes what the kernel reserved at "
-           "boot (its image, `struct page` arrays), which the guest uses "
-           "and a migration must send. \"MemTotal-MemFree\" leaves that "
-           "out, for reference. `ram.normal` counts pages sent "
+           "target defines it. `ram.normal` counts pages sent "
            "whole, `ram.duplicate` zero pages sent as a few bytes. "
            "freehint: `freehintctl hint` before `migrate`; \"hint pass ms\" "
-           "is the time until freehintd's held bytes last grew (the "
-           "benchmark then waits 0.5 s more to be sure they stopped); its \"time "
+           "is the time until freehintd's held bytes last grew; its \"time "
            "ms\" is that plus QEMU's `total-time`, which is the time of "
-           "the others (QEMU's hinting runs inside the migration). "
-           "freehint-auto: `migrate` alone, once the agent is connected; "
-           "freehintd starts the pass on QEMU's MIGRATION event, as it "
-           "does on its own, and the pass races the migration's first "
-           "pass over RAM as QEMU's hinting does (\"MiB held\": what "
-           "freehintd had been sent when it released the pass). "
-           "freehintd runs with `%s`." % " ".join(FREEHINTD_ARGS), "",
+           "the others. freehint-auto: `migrate` alone, once the agent is "
+           "connected; freehintd starts the pass on QEMU's MIGRATION "
+           "event and holds the migration back until it is over (\"hint "
+           "pass ms\", part of `total-time`). freehintd runs with its "
+           "defaults.", "",
            tab, "", "Targets:", ""] + verdict + [
                "", "Free blocks per order in the fragmented guest "
                "(`/proc/buddyinfo` when the migration starts, "

@@ -50,9 +50,17 @@ struct policy {
 	uint32_t max_batches_sec; /* batches per second and VM */
 	uint64_t max_bytes_sec; /* bytes per second and VM */
 	uint32_t max_faults; /* rejected batches before disconnect */
-	uint32_t hint_min_order; /* hint pass: smallest held block */
+	uint32_t hint_min_order; /* hint pass: smallest held block, or AUTO */
 	uint32_t stats_interval_ms;
+	uint32_t migration_hold_ms; /* bandwidth held down at most this */
 };
+/* hint-min-order "auto": the order of the backing's page (vm_pass_policy). */
+#define FREEHINTD_ORDER_AUTO UINT32_MAX
+/*
+ * QEMU's migration bandwidth while a migration's own hint pass runs: what
+ * QEMU sends before the pass has held a page is sent whole.
+ */
+#define FREEHINTD_HOLD_BPS (256ULL << 10)
 
 struct config {
 	char *control;
@@ -183,6 +191,10 @@ struct vm {
 	uint64_t pass_id;
 	bool pass_active;
 	uint64_t pass_started_ms; /* fh_monotonic_ms() */
+	bool pass_done; /* its last HELD batch was applied */
+	vm_speed_fn speed; /* NULL: the source cannot change the bandwidth */
+	void *speed_ctx;
+	struct mighold *mighold; /* mighold.c: bandwidth held, or NULL */
 	char last_error[256]; /* printable ASCII only: shown to people */
 	struct log_rl error_rl;
 	/* The last numbered Command (message set 2) and its CommandResult. */
@@ -209,6 +221,19 @@ void vm_refresh_later(struct vm *);
 void vm_guest_lost(struct vm *);
 bool vm_check_dma(struct vm *);
 int vm_release(struct vm *, char *, size_t);
+void vm_pass_over(struct vm *, const char *);
+
+/* The hint pass a VM gets: the one place its policy is decided. */
+struct pass_policy {
+	uint32_t min_order; /* smallest held block, in guest pages */
+	uint32_t hold_ms; /* migration bandwidth held down at most this */
+	uint64_t hold_bps; /* to this */
+};
+struct pass_policy vm_pass_policy(const struct vm *, uint32_t guest_page);
+
+/* mighold.c: a migration's bandwidth held down while its pass runs. */
+void mighold_start(struct vm *);
+void mighold_end(struct vm *, const char *why);
 void vm_remove_all(void);
 const char *vm_mode_name(Freehint__Mode);
 const char *vm_transport_name(enum vm_transport);
@@ -247,6 +272,7 @@ void guest_free(struct guest *);
 int guest_command(struct guest *, Freehint__CommandType, uint64_t pass_id,
     uint32_t min_order, uint64_t byte_limit, bool zero);
 void guest_record_only(struct guest *);
+uint32_t guest_page_size(const struct guest *);
 
 /* listen.c: vsock listener and virtio-serial channel connectors. */
 struct accept_backoff {

@@ -80,6 +80,8 @@ guest_free(struct guest *g)
 	if (g == NULL)
 		return;
 	if (g->vm->guest == g) {
+		/* The agent released what it held when the host went away. */
+		vm_pass_over(g->vm, "agent lost");
 		g->vm->guest = NULL;
 		g->vm->transport = VM_TRANSPORT_NONE;
 		g->vm->held_bytes = 0;
@@ -104,6 +106,13 @@ guest_lost(struct fh_peer *p, const char *why, void *arg)
 		vm_set_error(vm, "agent lost: %s", why);
 	guest_free(g);
 	vm_guest_lost(vm);
+}
+
+/* The guest's page size from its Hello; 0 before. */
+uint32_t
+guest_page_size(const struct guest *g)
+{
+	return g != NULL && g->hello ? g->page_size : 0;
 }
 
 int
@@ -154,6 +163,7 @@ guest_hello(struct fh_peer *p, const struct fh_msg *m, void *arg)
 	struct guest *g = arg;
 	struct vm *vm = g->vm;
 	char why[256], version[64];
+	struct pass_policy pol;
 	uint32_t order, lo, hi;
 
 	/* The agent's range of message sets; we answer with the highest
@@ -183,6 +193,7 @@ guest_hello(struct fh_peer *p, const struct fh_msg *m, void *arg)
 		log_info("vm %s: agent restarted", vm->name);
 		vstate_free(&g->vs);
 		vstate_init(&g->vs);
+		vm_pass_over(vm, "agent restarted");
 		vm->pass_active = false;
 		vm->held_bytes = 0;
 	}
@@ -215,8 +226,9 @@ guest_hello(struct fh_peer *p, const struct fh_msg *m, void *arg)
 	order = conf->policy.min_order;
 	if (h->has_report_order && h->report_order < order)
 		order = h->report_order;
-	if (conf->policy.hint_min_order < order)
-		order = conf->policy.hint_min_order;
+	pol = vm_pass_policy(vm, h->page_size);
+	if (pol.min_order < order)
+		order = pol.min_order;
 	g->align_pages = 1ULL << order;
 
 	w.proto_version = g->version;
@@ -308,6 +320,8 @@ guest_apply(struct guest *g, const Freehint__RangeBatch *b, Freehint__Ack *a,
 			}
 		fh_rs_normalize(&g->vs.held);
 		vm->held_bytes += bytes;
+		if (b->has_last && b->last)
+			vm_pass_over(vm, "the pass holds all it captured");
 	}
 	return 0;
 }
@@ -418,7 +432,9 @@ guest_result(struct fh_peer *p, const struct fh_msg *m, void *arg)
 	vm_set_error(vm, "command %" PRIu64 " failed: %s (%s)", r->id, detail,
 	    validate_reason_name(r->has_code ? (int)r->code : 0));
 	/* The guest holds nothing for a pass it did not start. */
-	if (vm->cmd_type == FREEHINT__COMMAND_TYPE__HINT_PASS)
+	if (vm->cmd_type == FREEHINT__COMMAND_TYPE__HINT_PASS) {
+		vm_pass_over(vm, "the pass failed in the guest");
 		vm->pass_active = false;
+	}
 	return 0;
 }

@@ -38,6 +38,7 @@ enum {
 	OPT_MAX_FAULTS,
 	OPT_HINT_ORDER,
 	OPT_STATS_MS,
+	OPT_HOLD_MS,
 };
 
 static const struct option longopts[] = { { "debug", no_argument, NULL, 'd' },
@@ -61,6 +62,7 @@ static const struct option longopts[] = { { "debug", no_argument, NULL, 'd' },
 	{ "max-faults", required_argument, NULL, OPT_MAX_FAULTS },
 	{ "hint-min-order", required_argument, NULL, OPT_HINT_ORDER },
 	{ "stats-interval-ms", required_argument, NULL, OPT_STATS_MS },
+	{ "migration-hold-ms", required_argument, NULL, OPT_HOLD_MS },
 	{ NULL, 0, NULL, 0 } };
 
 struct config *conf;
@@ -96,7 +98,8 @@ usage(int status)
 	    "[--max-batch-ranges N] [--max-batch-bytes SIZE]\n"
 	    "                 [--max-batches-per-sec N] "
 	    "[--max-bytes-per-sec SIZE] [--max-faults N]\n"
-	    "                 [--stats-interval-ms MS]\n");
+	    "                 [--stats-interval-ms MS] "
+	    "[--migration-hold-ms MS]\n");
 	exit(status);
 }
 
@@ -115,7 +118,8 @@ config_new(void)
 	c->policy.max_batches_sec = 200;
 	c->policy.max_bytes_sec = 16ULL << 30;
 	c->policy.max_faults = 8;
-	c->policy.hint_min_order = 9;
+	c->policy.hint_min_order = FREEHINTD_ORDER_AUTO;
+	c->policy.migration_hold_ms = 5000;
 	c->policy.stats_interval_ms = 2000;
 	return c;
 }
@@ -188,8 +192,13 @@ config_opt(int val, const char *name, const char *arg, void *ctx, char *err,
 			break;
 		c->vsock_port = (uint32_t)v;
 		return 0;
-	case OPT_MIN_ORDER:
 	case OPT_HINT_ORDER:
+		if (strcmp(arg, "auto") == 0) {
+			c->policy.hint_min_order = FREEHINTD_ORDER_AUTO;
+			return 0;
+		}
+		/* FALLTHROUGH */
+	case OPT_MIN_ORDER:
 		if (fh_parse_u64(arg, 0, 20, &v) != 0)
 			break;
 		if (val == OPT_MIN_ORDER)
@@ -224,6 +233,11 @@ config_opt(int val, const char *name, const char *arg, void *ctx, char *err,
 		if (fh_parse_u64(arg, 0, 3600000, &v) != 0)
 			break;
 		c->policy.stats_interval_ms = (uint32_t)v;
+		return 0;
+	case OPT_HOLD_MS:
+		if (fh_parse_u64(arg, 0, 600000, &v) != 0)
+			break;
+		c->policy.migration_hold_ms = (uint32_t)v;
 		return 0;
 	default:
 		snprintf(err, errlen, "%s: not allowed here", name);
@@ -263,12 +277,17 @@ config_dump(const struct config *c)
 		printf("libvirt-uri %s\n", c->libvirt_uri);
 	printf("min-order %u\nmax-batch-ranges %u\nmax-batch-bytes %llu\n"
 	       "max-batches-per-sec %u\nmax-bytes-per-sec %llu\n"
-	       "max-faults %u\nhint-min-order %u\nstats-interval-ms %u\n",
+	       "max-faults %u\n",
 	    c->policy.min_order, c->policy.max_batch_ranges,
 	    (unsigned long long)c->policy.max_batch_bytes,
 	    c->policy.max_batches_sec,
-	    (unsigned long long)c->policy.max_bytes_sec, c->policy.max_faults,
-	    c->policy.hint_min_order, c->policy.stats_interval_ms);
+	    (unsigned long long)c->policy.max_bytes_sec, c->policy.max_faults);
+	if (c->policy.hint_min_order == FREEHINTD_ORDER_AUTO)
+		printf("hint-min-order auto\n");
+	else
+		printf("hint-min-order %u\n", c->policy.hint_min_order);
+	printf("stats-interval-ms %u\nmigration-hold-ms %u\n",
+	    c->policy.stats_interval_ms, c->policy.migration_hold_ms);
 	TAILQ_FOREACH(vc, &c->vms, entry)
 	{
 		printf("vm name=%s,qmp=%s", vc->name, vc->qmp);

@@ -5,7 +5,7 @@
 JSONC_LIBS := $(shell $(PKG_CONFIG) --libs json-c 2>/dev/null)
 HOSTD_SRCS := host-daemon/memmap.c host-daemon/discard.c \
 	host-daemon/validate.c host-daemon/vm.c host-daemon/qmp.c \
-	host-daemon/qmpc.c \
+	host-daemon/qmpc.c host-daemon/mighold.c \
 	host-daemon/guest.c host-daemon/listen.c host-daemon/control.c
 # The libvirt source (host-daemon/libvirt.h lists its files); it reads
 # domain XML with libxml2 and calls libvirt from threads of its own.
@@ -43,10 +43,15 @@ $(O)/tests/hostd/fh-hostile.o: $(O)/proto/freehint.pb-c.h
 $(O)/tests/hostd/fh-fakeqemu: $(O)/tests/hostd/fh-fakeqemu.o
 	$(CC) $(ALL_LDFLAGS) -o $@ $< $(JSONC_LIBS)
 
+# A guest's fragmented memory, checked after a migration.
+$(O)/tests/hostd/fh-fragsum: $(O)/tests/hostd/fh-fragsum.o
+	$(CC) $(ALL_LDFLAGS) -o $@ $<
+
 PROGRAMS += $(O)/freehintd $(O)/freehintctl
 INSTALL_TARGETS += install-hostd
 .PHONY: install-hostd hostd-tests demo
-hostd-tests: $(O)/tests/hostd/fh-hostile $(O)/tests/hostd/fh-fakeqemu
+hostd-tests: $(O)/tests/hostd/fh-hostile $(O)/tests/hostd/fh-fakeqemu \
+	$(O)/tests/hostd/fh-fragsum
 
 install-hostd: $(O)/freehintd $(O)/freehintctl install-dirs
 	install -m 0755 $(O)/freehintd $(DESTDIR)$(SBINDIR)/freehintd

@@ -52,6 +52,13 @@ struct qmp {
 	LIST_ENTRY(qmp) entry;
 };
 
+/* A bandwidth change of the registry's, in flight. */
+struct qmp_speed_req {
+	vm_speed_done done;
+	void *arg;
+	int64_t was; /* from query-migrate-parameters; -1 unknown */
+};
+
 /* A human monitor command of the registry's, in flight. */
 struct qmp_hmp_req {
 	vm_hmp_done done;
@@ -75,6 +82,11 @@ static void qmp_ev_reset(struct qmp *, json_object *);
 static const char *qmp_check_pid(struct qmp *, char *, size_t);
 static void qmp_hmp(void *, const char *, vm_hmp_done, void *);
 static void qmp_hmp_reply(struct qmpc *, json_object *, const char *, void *);
+static void qmp_speed(void *, uint64_t, vm_speed_done, void *);
+static void qmp_speed_query_reply(
+    struct qmpc *, json_object *, const char *, void *);
+static void qmp_speed_set_reply(
+    struct qmpc *, json_object *, const char *, void *);
 static void qmp_announce(struct qmp *, const char *);
 static void qmp_set_events(struct qmp *);
 static void qmp_events_reply(
@@ -221,8 +233,10 @@ qmp_announce(struct qmp *q, const char *why)
 	d.unservable = why;
 	snprintf(q->announced_why, sizeof q->announced_why, "%s",
 	    why != NULL ? why : "");
-	if (vm_source_add(&d, qmp_hmp, q) == 0)
+	if (vm_source_add(&d, qmp_hmp, q) == 0) {
 		q->announced = true;
+		vm_source_speed(q->vc.name, qmp_speed, q);
+	}
 }
 
 static void
@@ -405,6 +419,69 @@ qmp_hmp_reply(struct qmpc *c, json_object *r, const char *err, void *arg)
 		return;
 	}
 	done(darg, json_object_get_string(r));
+}
+
+/*
+ * The bandwidth in force, then the new one, sent back to back: QEMU
+ * answers in order, and the migration is held down one round trip
+ * sooner than if the set waited for the query's answer.
+ */
+static void
+qmp_speed(void *ctx, uint64_t bps, vm_speed_done done, void *arg)
+{
+	struct qmp *q = ctx;
+	struct qmp_speed_req *req;
+	json_object *args;
+
+	if (q->c == NULL || !qmpc_ready(q->c) || bps > INT64_MAX) {
+		done(arg, -1);
+		return;
+	}
+	req = xcalloc(1, sizeof *req);
+	req->done = done;
+	req->arg = arg;
+	req->was = -1;
+	if (qmpc_send(q->c, "query-migrate-parameters", NULL,
+	        qmp_speed_query_reply, req) != 0) {
+		free(req);
+		done(arg, -1);
+		return;
+	}
+	args = json_object_new_object();
+	json_object_object_add(
+	    args, "max-bandwidth", json_object_new_int64((int64_t)bps));
+	/* It fails only with the client, which has failed the query. */
+	if (qmpc_send(q->c, "migrate-set-parameters", args, qmp_speed_set_reply,
+	        req) != 0) {
+		free(req);
+		done(arg, -1);
+	}
+}
+
+static void
+qmp_speed_query_reply(
+    struct qmpc *c, json_object *r, const char *err, void *arg)
+{
+	struct qmp_speed_req *req = arg;
+	json_object *v;
+
+	if (r != NULL && json_object_object_get_ex(r, "max-bandwidth", &v) &&
+	    json_object_is_type(v, json_type_int))
+		req->was = json_object_get_int64(v);
+}
+
+static void
+qmp_speed_set_reply(struct qmpc *c, json_object *r, const char *err, void *arg)
+{
+	struct qmp_speed_req *req = arg;
+	vm_speed_done done = req->done;
+	void *darg = req->arg;
+	int64_t was = r != NULL ? req->was : -1;
+
+	if (err != NULL)
+		log_debug("%s: %s", __func__, err);
+	free(req);
+	done(darg, was < 0 ? -1 : was);
 }
 
 /*

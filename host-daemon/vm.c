@@ -134,6 +134,7 @@ vm_free(struct vm *vm)
 {
 	TAILQ_REMOVE(&vms, vm, entry);
 	vm_map_cancel(vm);
+	mighold_end(vm, NULL);
 	if (vm->map_retry != NULL)
 		event_free(vm->map_retry);
 	chan_stop(vm);
@@ -484,7 +485,10 @@ vm_source_add(const struct vm_desc *d, vm_hmp_fn hmp, void *ctx)
 	}
 	if ((vm = vm_find(d->name)) == NULL)
 		vm = vm_new(d->name);
-	else if (vm->guest != NULL) {
+	/* A new QEMU: the old one's bandwidth is not ours to restore. */
+	if (vm->mighold != NULL)
+		mighold_end(vm, NULL);
+	if (vm->guest != NULL) {
 		/* QEMU may have restarted: a new map, a new session. */
 		guest_free(vm->guest);
 		vm->guest = NULL;
@@ -497,6 +501,8 @@ vm_source_add(const struct vm_desc *d, vm_hmp_fn hmp, void *ctx)
 	vm->channel_qemu = d->channel_qemu;
 	vm->hmp = hmp;
 	vm->hmp_ctx = ctx;
+	vm->speed = NULL;
+	vm->speed_ctx = NULL;
 	vm->pass_active = false;
 	vm->held_bytes = 0;
 	if (d->channel == NULL || vm->channel == NULL ||
@@ -568,6 +574,17 @@ vm_remove_all(void)
 }
 
 void
+vm_source_speed(const char *name, vm_speed_fn fn, void *ctx)
+{
+	struct vm *vm;
+
+	if ((vm = vm_find(name)) == NULL)
+		return;
+	vm->speed = fn;
+	vm->speed_ctx = ctx;
+}
+
+void
 vm_source_migration(const char *name, enum vm_migration_event ev)
 {
 	struct vm *vm;
@@ -577,10 +594,16 @@ vm_source_migration(const char *name, enum vm_migration_event ev)
 		return;
 	log_info("vm %s: migration %s", name,
 	    ev == VM_MIGRATION_STARTED ? "started" : "finished");
-	/* A pass started by hand before the migration serves it. */
+	/*
+	 * A pass started by hand before the migration serves it. Until the
+	 * pass is over, what QEMU reads of a page the pass would hold is
+	 * sent whole: hold the migration back meanwhile.
+	 */
 	if (ev == VM_MIGRATION_STARTED) {
-		if (!vm_pass_active(vm))
-			vm_hint(vm, err, sizeof err);
+		if (!vm_pass_active(vm) && vm_hint(vm, err, sizeof err) != 0)
+			log_info("vm %s: no hint pass: %s", name, err);
+		if (vm_pass_active(vm) && !vm->pass_done)
+			mighold_start(vm);
 	} else {
 		vm_release(vm, err, sizeof err);
 		/* The destination's map, or the source's after a failure. */
@@ -608,10 +631,43 @@ vm_pass_active(struct vm *vm)
 	return false;
 }
 
+/*
+ * The hint pass this VM gets. hint-min-order "auto": blocks of every
+ * order the backing can discard, which is one host page: order 0 on
+ * 4 KiB pages (memfd, tmpfs, private memory zeroed in the guest), the
+ * huge page's order on hugetlbfs. Smaller blocks would be held for
+ * nothing (the host punches whole host pages only).
+ */
+struct pass_policy
+vm_pass_policy(const struct vm *vm, uint32_t guest_page)
+{
+	struct pass_policy p;
+	uint64_t hpage = 0;
+	size_t i;
+
+	p.hold_ms = conf->policy.migration_hold_ms;
+	p.hold_bps = FREEHINTD_HOLD_BPS;
+	p.min_order = conf->policy.hint_min_order;
+	if (p.min_order != FREEHINTD_ORDER_AUTO)
+		return p;
+	for (i = 0; i < vm->map.n && hpage == 0; i++)
+		if (vm->map.r[i].fd != -1)
+			hpage = vm->map.r[i].pagesz;
+	p.min_order = 0;
+	if (vm->mode != FREEHINT__MODE__DISCARD || guest_page == 0)
+		return p;
+	while (
+	    p.min_order < 20 && ((uint64_t)guest_page << p.min_order) < hpage)
+		p.min_order++;
+	return p;
+}
+
 /* Ask the guest to capture and hold most of its free memory. */
 int
 vm_hint(struct vm *vm, char *err, size_t errlen)
 {
+	struct pass_policy pol;
+
 	if (vm->guest == NULL) {
 		snprintf(err, errlen, "no agent connected");
 		return -1;
@@ -628,18 +684,38 @@ vm_hint(struct vm *vm, char *err, size_t errlen)
 		    vm->name, vm->pass_id);
 		return 0;
 	}
+	pol = vm_pass_policy(vm, guest_page_size(vm->guest));
 	if (guest_command(vm->guest, FREEHINT__COMMAND_TYPE__HINT_PASS,
-	        vm->pass_id + 1, conf->policy.hint_min_order,
-	        memmap_ram_bytes(&vm->map),
+	        vm->pass_id + 1, pol.min_order, memmap_ram_bytes(&vm->map),
 	        vm->mode == FREEHINT__MODE__ZERO_IN_GUEST) != 0) {
 		snprintf(err, errlen, "the agent has not said Hello yet");
 		return -1;
 	}
 	vm->pass_id++;
 	vm->pass_active = true;
+	vm->pass_done = false;
 	vm->pass_started_ms = fh_monotonic_ms();
-	log_info("vm %s: hint pass %" PRIu64 " started", vm->name, vm->pass_id);
+	log_info("vm %s: hint pass %" PRIu64 " started (min order %u)",
+	    vm->name, vm->pass_id, pol.min_order);
 	return 0;
+}
+
+/*
+ * The pass holds all it will (its last HELD batch is applied), or never
+ * will (failed, released, agent gone): a migration held back for it goes
+ * on at its own bandwidth.
+ */
+void
+vm_pass_over(struct vm *vm, const char *why)
+{
+	if (vm->pass_active && !vm->pass_done)
+		log_info("vm %s: hint pass %" PRIu64 " over after %" PRIu64
+		         " ms (%s), %" PRIu64 " MiB held",
+		    vm->name, vm->pass_id,
+		    fh_monotonic_ms() - vm->pass_started_ms, why,
+		    vm->held_bytes >> 20);
+	vm->pass_done = true;
+	mighold_end(vm, why);
 }
 
 int
@@ -649,6 +725,7 @@ vm_release(struct vm *vm, char *err, size_t errlen)
 		log_info("vm %s: hint pass %" PRIu64 " released, %" PRIu64
 		         " MiB held",
 		    vm->name, vm->pass_id, vm->held_bytes >> 20);
+	vm_pass_over(vm, "released");
 	vm->pass_active = false;
 	vm->held_bytes = 0;
 	if (vm->guest == NULL) {

@@ -49,6 +49,16 @@ typedef void (*vm_hmp_done)(void *arg, const char *out);
 typedef void (*vm_hmp_fn)(
     void *ctx, const char *cmd, vm_hmp_done done, void *arg);
 
+/*
+ * Sets the running migration's bandwidth to bps bytes a second and calls
+ * done exactly once with the bandwidth in force before (bytes a second),
+ * or with -1 when QEMU did not take it. Like vm_hmp_fn, done may be
+ * called before the function returns; the loop never waits.
+ */
+typedef void (*vm_speed_done)(void *arg, int64_t was);
+typedef void (*vm_speed_fn)(
+    void *ctx, uint64_t bps, vm_speed_done done, void *arg);
+
 enum vm_migration_event {
 	VM_MIGRATION_STARTED, /* ask the guest for a hint pass */
 	VM_MIGRATION_FINISHED, /* completed, failed or cancelled: release */
@@ -65,6 +75,11 @@ void vm_source_migration(const char *name, enum vm_migration_event);
  * removed); the map is read again at the next vm_source_add.
  */
 void vm_source_dma(const char *name, const char *why);
+/*
+ * The source can set the migration's bandwidth (after vm_source_add, with
+ * its ctx): the registry holds it down while a migration's hint pass runs.
+ */
+void vm_source_speed(const char *name, vm_speed_fn, void *ctx);
 /* The memory map may have changed (a reset): read it again. */
 void vm_source_changed(const char *name);
 

@@ -69,10 +69,10 @@ __MODULE_PARM_TYPE(report_grace_ms, "uint");
 MODULE_PARM_DESC(report_grace_ms,
 		 "Extra isolation of read but unacknowledged blocks, at most 600000 (default 10000)");
 
-unsigned int fh_hold_reserve_mb = 32;
+unsigned int fh_hold_reserve_mb = 8;
 module_param_named(hold_reserve_mb, fh_hold_reserve_mb, uint, 0644);
 MODULE_PARM_DESC(hold_reserve_mb,
-		 "Memory left free above each zone's low watermark by a capture (default 32)");
+		 "Memory left free above each zone's low watermark by a capture (default 8)");
 
 unsigned int fh_hold_timeout_ms = 60000;
 module_param_cb(hold_timeout_ms, &fh_param_ms_ops, &fh_hold_timeout_ms, 0644);
