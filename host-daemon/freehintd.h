@@ -52,6 +52,7 @@ struct policy {
 	uint32_t max_faults; /* rejected batches before disconnect */
 	uint32_t hint_min_order; /* hint pass: smallest held block */
 	uint32_t stats_interval_ms;
+	bool no_discard; /* count batches, punch nothing (policy.c) */
 };
 
 struct config {
@@ -60,6 +61,7 @@ struct config {
 	char *admin_group; /* may change state (hint, release, notify) */
 	uint32_t vsock_port; /* 0: no vsock listener */
 	char *libvirt_uri;
+	char *metrics_listen; /* ADDR:PORT of GET /metrics, or NULL */
 	struct policy policy;
 	struct vm_conf_list vms;
 };
@@ -140,7 +142,50 @@ int validate_batch(struct vstate *, struct budget *, const struct policy *,
     struct fh_rangeset *out, char *, size_t);
 const char *validate_reason_name(int);
 
+/* policy.c: one VM's policy, the daemon's with the VM's own keys on top. */
+enum policy_key {
+	POL_MIN_ORDER,
+	POL_HINT_MIN_ORDER,
+	POL_MAX_BYTES_SEC,
+	POL_MAX_BATCHES_SEC,
+	POL_DISCARD,
+	POL_NKEYS
+};
+/* Where a VM's value of a key comes from. */
+enum policy_origin { POL_DAEMON = 0, POL_SET, POL_METADATA };
+
+struct policy_over {
+	uint8_t origin[POL_NKEYS]; /* enum policy_origin */
+	uint64_t val[POL_NKEYS];
+};
+
+#define FREEHINT_XMLNS "https://freehint.org/xmlns/libvirt/1"
+
+void policy_of(const struct policy_over *, const struct policy *base,
+    struct policy *out);
+int policy_parse_set(
+    struct policy_over *, char **kv, int n, char *, size_t);
+int policy_parse_metadata(struct policy_over *, const char *, char *, size_t);
+struct json_object *policy_json(
+    const struct policy_over *, const struct policy *base);
+
 /* vm.c: the VM registry. */
+/* Counters by kind (0: none of the others, HINT, REPORTED, HELD) and
+ * result (0: applied, else the RejectReason), and the discard latency
+ * histogram. */
+#define VM_NKINDS      4
+#define VM_NREASONS    16
+#define VM_LAT_BUCKETS 12
+struct vm_counters {
+	uint64_t batches[VM_NKINDS][VM_NREASONS];
+	uint64_t ranges[VM_NKINDS][VM_NREASONS];
+	uint64_t lat_count[VM_LAT_BUCKETS + 1]; /* last: +Inf */
+	double lat_sum; /* seconds */
+	uint64_t passes;
+	uint64_t pass_bytes; /* HELD bytes accepted in hint passes */
+};
+extern const double vm_lat_bounds[VM_LAT_BUCKETS]; /* seconds */
+
 enum vm_transport {
 	VM_TRANSPORT_NONE = 0,
 	VM_TRANSPORT_CHANNEL,
@@ -172,6 +217,8 @@ struct vm {
 	struct budget budget; /* across sessions (validate.c) */
 	struct chan *chan; /* listen.c: the channel connector */
 
+	struct policy_over pol; /* policy.c: this VM's own keys */
+
 	uint64_t guest_free_bytes;
 	uint64_t reclaimed_bytes;
 	uint64_t held_bytes;
@@ -179,6 +226,7 @@ struct vm {
 	uint64_t ranges_rejected;
 	uint64_t batches_applied;
 	uint64_t batches_rejected;
+	struct vm_counters counters; /* by kind and result, for metrics.c */
 	uint64_t pass_id;
 	bool pass_active;
 	uint64_t pass_started_ms; /* fh_monotonic_ms() */
@@ -209,6 +257,12 @@ bool vm_check_dma(struct vm *);
 int vm_release(struct vm *, char *, size_t);
 void vm_remove_all(void);
 const char *vm_mode_name(Freehint__Mode);
+void vm_count_batch(struct vm *, int kind, int reason, size_t ranges);
+void vm_count_discard(struct vm *, uint64_t usec);
+int64_t vm_returned_bytes(const struct vm *);
+void vm_policy(const struct vm *, struct policy *);
+int vm_policy_set(struct vm *, char **kv, int n, char *, size_t);
+void vm_policy_metadata(struct vm *, const char *xml);
 const char *vm_transport_name(enum vm_transport);
 
 /* qmp.c: the static VM source (--vm name=,qmp=). */
@@ -268,5 +322,11 @@ void chan_lost(struct vm *);
 /* control.c */
 int control_open(const char *path, const char *group, const char *admin);
 void control_close(void);
+
+/* metrics.c: the Prometheus text exposition, over HTTP and control. */
+struct evbuffer;
+void metrics_render(struct evbuffer *);
+int metrics_open(const char *addrport);
+void metrics_close(void);
 
 #endif

@@ -133,7 +133,7 @@ static bool vl_impl_registered;
 
 static char *vl_uri;
 static virConnectPtr vl_conn;
-static int vl_cb_ids[3] = { -1, -1, -1 };
+static int vl_cb_ids[4] = { -1, -1, -1, -1 };
 static struct event *vl_reconnect_ev;
 static struct event *vl_lost_ev;
 static int vl_backoff = VL_RECONNECT_MIN_S;
@@ -424,6 +424,7 @@ vl_connect(int fd, short what, void *arg)
 	vl_cb_ids[2] = virConnectDomainEventRegisterAny(vl_conn, NULL,
 	    VIR_DOMAIN_EVENT_ID_JOB_COMPLETED,
 	    VIR_DOMAIN_EVENT_CALLBACK(vl_job_completed_cb), NULL, NULL);
+	vl_cb_ids[3] = vlp_register(vl_conn);
 	if (vl_cb_ids[0] < 0)
 		log_warnx("libvirt: no lifecycle events: %s", vl_lasterr());
 
@@ -789,6 +790,7 @@ vl_dom_refresh(struct vl_dom *d)
 	free(key);
 	free(why);
 	vl_xml_free(&x);
+	vlp_read(d->dom);
 }
 
 /* The registry's read-only monitor access. */

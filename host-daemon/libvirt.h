@@ -34,6 +34,13 @@ void vl_shutdown(void);
  */
 int vl_notify(const char *event, const char *name, char *msg, size_t msglen);
 
+/* vlpolicy.c: the policy in a domain's <metadata> (virDomainPtr and
+ * virConnectPtr, spelt so that this header needs no libvirt). */
+struct _virDomain;
+struct _virConnect;
+void vlp_read(struct _virDomain *);
+int vlp_register(struct _virConnect *);
+
 /*
  * The domain XML reader, apart so that tests/unit/test_hostd_libvirt_xml.c
  * can feed it what virsh dumpxml prints and worse.

@@ -6,20 +6,25 @@ JSONC_LIBS := $(shell $(PKG_CONFIG) --libs json-c 2>/dev/null)
 HOSTD_SRCS := host-daemon/memmap.c host-daemon/discard.c \
 	host-daemon/validate.c host-daemon/vm.c host-daemon/qmp.c \
 	host-daemon/qmpc.c \
-	host-daemon/guest.c host-daemon/listen.c host-daemon/control.c
+	host-daemon/guest.c host-daemon/listen.c host-daemon/control.c \
+	host-daemon/policy.c host-daemon/metrics.c
+XML_CFLAGS := $(shell $(PKG_CONFIG) --cflags libxml-2.0 2>/dev/null)
+XML_LIBS := $(shell $(PKG_CONFIG) --libs libxml-2.0 2>/dev/null)
 # The libvirt source, once host-daemon/libvirt.c exists.
 ifneq ($(wildcard host-daemon/libvirt.c),)
-HOSTD_SRCS += host-daemon/libvirt.c
+HOSTD_SRCS += host-daemon/libvirt.c host-daemon/vlpolicy.c
 HOSTD_CFLAGS := -DHAVE_LIBVIRT
 endif
 HOSTD_OBJS := $(HOSTD_SRCS:%.c=$(O)/%.o)
 HOSTD_LIB := $(O)/host-daemon/libhostd.a
 HOSTD_LIBS := $(EVENT_LIBS) $(PROTOBUF_LIBS) $(SYSTEMD_LIBS) $(VIRT_LIBS) \
-	$(JSONC_LIBS)
+	$(JSONC_LIBS) $(XML_LIBS)
 
 $(HOSTD_OBJS) $(O)/host-daemon/main.o $(O)/host-daemon/freehintctl.o: \
 	$(O)/proto/freehint.pb-c.h
 $(HOSTD_OBJS) $(O)/host-daemon/main.o: ALL_CFLAGS += $(HOSTD_CFLAGS)
+$(O)/host-daemon/policy.o $(O)/tests/unit/test_hostd_policy.o: \
+	ALL_CFLAGS += $(XML_CFLAGS)
 
 $(HOSTD_LIB): $(HOSTD_OBJS)
 	@rm -f $@
