@@ -7,12 +7,12 @@ set -eu
 
 build="build-essential pkg-config clang libclang-rt-14-dev libevent-dev \
 libprotobuf-c-dev protobuf-c-compiler libsystemd-dev libvirt-dev \
-libcmocka-dev libjson-c-dev"
+libcmocka-dev libjson-c-dev libxml2-dev"
 guest="linux-image-amd64 linux-headers-amd64 busybox-static cpio kmod \
 qemu-system-x86 qemu-utils"
 virt="libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients"
 tools="valgrind gnuplot-nox systemd python3 linux-source-6.1 xz-utils strace \
-dkms"
+dkms prometheus"
 
 case "${1:-all}" in
 build)	want="$build" ;;
