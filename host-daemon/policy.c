@@ -194,6 +194,11 @@ policy_parse_metadata(
 		snprintf(err, errlen, "metadata: not XML");
 		goto out;
 	}
+	/* libvirt never hands out a DTD: entities have no business here. */
+	if (doc->intSubset != NULL || doc->extSubset != NULL) {
+		snprintf(err, errlen, "metadata: a DTD");
+		goto out;
+	}
 	if (root->ns == NULL ||
 	    strcmp((const char *)root->ns->href, FREEHINT_XMLNS) != 0 ||
 	    strcmp((const char *)root->name, "policy") != 0) {
