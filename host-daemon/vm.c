@@ -694,20 +694,21 @@ int64_t
 vm_returned_bytes(const struct vm *vm)
 {
 	uint64_t ram = memmap_ram_bytes(&vm->map), alloc = 0;
-	struct stat st;
+	struct stat st, other;
 	size_t i, j;
 
 	for (i = 0; i < vm->map.n; i++) {
-		if (vm->map.r[i].fd == -1)
+		if (vm->map.r[i].fd == -1 || fstat(vm->map.r[i].fd, &st) != 0)
 			return -1;
-		/* Regions of one RAM block share its file: count it once. */
-		for (j = 0; j < i && vm->map.r[j].fd != vm->map.r[i].fd; j++)
-			;
-		if (j < i)
-			continue;
-		if (fstat(vm->map.r[i].fd, &st) != 0)
-			return -1;
-		alloc += (uint64_t)st.st_blocks * 512;
+		/* Regions of one RAM block share its file (each through an
+		 * fd of its own): count the file once. */
+		for (j = 0; j < i; j++)
+			if (fstat(vm->map.r[j].fd, &other) == 0 &&
+			    other.st_dev == st.st_dev &&
+			    other.st_ino == st.st_ino)
+				break;
+		if (j == i)
+			alloc += (uint64_t)st.st_blocks * 512;
 	}
 	if (vm->map.n == 0)
 		return -1;
