@@ -144,8 +144,8 @@ print_table(json_object *reply)
 	if (!json_object_object_get_ex(reply, "vms", &arr))
 		return;
 	printf("%-16s %-14s %-13s %8s %8s %9s %8s %8s %8s %8s  %s\n", "VM",
-	    "CONNECTED", "MODE", "RAM", "FREE", "RECLAIMED", "RETURNED",
-	    "HELD", "APPLIED", "REJECTED", "LAST ERROR");
+	    "CONNECTED", "MODE", "RAM", "FREE", "RECLAIMED", "RETURNED", "HELD",
+	    "APPLIED", "REJECTED", "LAST ERROR");
 	for (i = 0; i < json_object_array_length(arr); i++) {
 		v = json_object_array_get_idx(arr, i);
 		json_object_object_get_ex(v, "connected", &c);
@@ -153,7 +153,8 @@ print_table(json_object *reply)
 		    json_object_get_boolean(c) ? get_str(v, "transport")
 		                               : "no");
 		json_object_object_get_ex(v, "returned_bytes", &c);
-		printf("%-16s %-14s %-13s %8s %8s %9s %8s %8s %8llu %8llu  %s\n",
+		printf(
+		    "%-16s %-14s %-13s %8s %8s %9s %8s %8s %8llu %8llu  %s\n",
 		    get_str(v, "name"), conn, get_str(v, "mode"),
 		    human(get_u64(v, "ram_bytes"), b1, sizeof b1),
 		    human(get_u64(v, "guest_free_bytes"), b2, sizeof b2),

@@ -161,10 +161,9 @@ struct policy_over {
 
 #define FREEHINT_XMLNS "https://freehint.org/xmlns/libvirt/1"
 
-void policy_of(const struct policy_over *, const struct policy *base,
-    struct policy *out);
-int policy_parse_set(
-    struct policy_over *, char **kv, int n, char *, size_t);
+void policy_of(
+    const struct policy_over *, const struct policy *base, struct policy *out);
+int policy_parse_set(struct policy_over *, char **kv, int n, char *, size_t);
 int policy_parse_metadata(struct policy_over *, const char *, char *, size_t);
 struct json_object *policy_json(
     const struct policy_over *, const struct policy *base);

@@ -352,9 +352,9 @@ guest_ranges(struct fh_peer *p, const struct fh_msg *m, void *arg)
 		return FREEHINT__REJECT_REASON__NOT_ALLOWED;
 	a.batch_id = b->batch_id;
 	vm_policy(vm, &pol);
-	reason = validate_batch(&g->vs, &vm->budget, &pol, &vm->map,
-	    g->page_size, guest_align(g, &pol), b, &now, &g->ranges, err,
-	    sizeof err);
+	reason =
+	    validate_batch(&g->vs, &vm->budget, &pol, &vm->map, g->page_size,
+	        guest_align(g, &pol), b, &now, &g->ranges, err, sizeof err);
 	if (reason == 0 && b->kind == FREEHINT__RANGE_KIND__HELD &&
 	    (!vm_pass_active(vm) || !b->has_pass_id ||
 	        b->pass_id != vm->pass_id)) {
@@ -363,8 +363,8 @@ guest_ranges(struct fh_peer *p, const struct fh_msg *m, void *arg)
 	}
 	if (reason == 0)
 		reason = guest_apply(g, &pol, b, &a, err, sizeof err);
-	vm_count_batch(vm, (int)b->kind, reason,
-	    reason == 0 ? g->ranges.n : b->n_gaps);
+	vm_count_batch(
+	    vm, (int)b->kind, reason, reason == 0 ? g->ranges.n : b->n_gaps);
 	if (reason == 0) {
 		a.status = FREEHINT__ACK_STATUS__APPLIED;
 		a.has_ranges_applied = true;

@@ -372,9 +372,8 @@ on_signal(evutil_socket_t sig, short what, void *arg)
 	free(c->control);
 	c->control = xstrdup(conf->control);
 	free(c->metrics_listen);
-	c->metrics_listen = conf->metrics_listen != NULL
-	    ? xstrdup(conf->metrics_listen)
-	    : NULL;
+	c->metrics_listen =
+	    conf->metrics_listen != NULL ? xstrdup(conf->metrics_listen) : NULL;
 	if (c->libvirt_uri == NULL && conf->libvirt_uri != NULL)
 		c->libvirt_uri = xstrdup(conf->libvirt_uri);
 	qmp_static_reload(&c->vms);

@@ -32,8 +32,8 @@
 /* The answer stops listing VMs beyond this; it says so in a comment. */
 #define METRICS_BYTES_MAX (16u << 20)
 
-static const char *const kind_names[VM_NKINDS] = { "other", "hint",
-	"reported", "held" };
+static const char *const kind_names[VM_NKINDS] = { "other", "hint", "reported",
+	"held" };
 /* The results a batch can have: applied, or why it was refused. */
 #define RESULT_MAX FREEHINT__REJECT_REASON__DUPLICATE_ID
 
@@ -77,8 +77,7 @@ label(struct evbuffer *b, const char *s)
 }
 
 static void
-family(
-    struct evbuffer *b, const char *name, const char *type, const char *help)
+family(struct evbuffer *b, const char *name, const char *type, const char *help)
 {
 	evbuffer_add_printf(
 	    b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
@@ -146,8 +145,8 @@ render_vm(struct evbuffer *b, const struct vm *vm, int which)
 		    vm->guest_free_bytes);
 		break;
 	case 5:
-		vm_sample(b, "freehint_agent_connected", vm, NULL,
-		    vm->guest != NULL);
+		vm_sample(
+		    b, "freehint_agent_connected", vm, NULL, vm->guest != NULL);
 		break;
 	case 6:
 		for (i = 0; i < FH_ARRAY_SIZE(modes); i++) {
@@ -192,13 +191,12 @@ render_vm(struct evbuffer *b, const struct vm *vm, int which)
 		    b, "freehint_discard_duration_seconds_sum{vm=\"");
 		label(b, vm->name);
 		evbuffer_add_printf(b, "\"} %.9f\n", c->lat_sum);
-		vm_sample(b, "freehint_discard_duration_seconds_count", vm,
-		    NULL, n);
+		vm_sample(
+		    b, "freehint_discard_duration_seconds_count", vm, NULL, n);
 		break;
 	}
 	case 10:
-		vm_sample(
-		    b, "freehint_hint_passes_total", vm, NULL, c->passes);
+		vm_sample(b, "freehint_hint_passes_total", vm, NULL, c->passes);
 		break;
 	case 11:
 		vm_sample(b, "freehint_hint_pass_held_bytes_total", vm, NULL,
@@ -341,8 +339,7 @@ metrics_request(struct evhttp_request *req, void *arg)
 	struct evbuffer *b;
 	const char *uri = evhttp_request_get_uri(req);
 
-	if (strcmp(uri, "/metrics") != 0 &&
-	    strncmp(uri, "/metrics?", 9) != 0) {
+	if (strcmp(uri, "/metrics") != 0 && strncmp(uri, "/metrics?", 9) != 0) {
 		evhttp_send_error(req, HTTP_NOTFOUND, "only /metrics here");
 		return;
 	}

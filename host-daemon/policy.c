@@ -83,7 +83,7 @@ pol_value(int k, const char *s, uint64_t *v, char *err, size_t errlen)
 		fh_strvis(vis, sizeof vis, s);
 		snprintf(err, errlen, "%s: bad value '%s' (%s)",
 		    pol_keys[k].name, vis,
-		    pol_keys[k].type == PT_ORDER   ? "0 to 20"
+		    pol_keys[k].type == PT_ORDER       ? "0 to 20"
 		        : pol_keys[k].type == PT_COUNT ? "1 to 1000000"
 		        : pol_keys[k].type == PT_SIZE  ? "a size above 0"
 		                                       : "on or off");
@@ -93,8 +93,8 @@ pol_value(int k, const char *s, uint64_t *v, char *err, size_t errlen)
 
 /* The effective policy: base, with every key the VM sets. */
 void
-policy_of(const struct policy_over *o, const struct policy *base,
-    struct policy *out)
+policy_of(
+    const struct policy_over *o, const struct policy *base, struct policy *out)
 {
 	*out = *base;
 	if (o->origin[POL_MIN_ORDER] != POL_DAEMON)
@@ -212,7 +212,8 @@ policy_parse_metadata(
 		if ((k = pol_find((const char *)n->name,
 		         strlen((const char *)n->name))) == -1) {
 			fh_strvis(vis, sizeof vis, (const char *)n->name);
-			snprintf(err, errlen, "metadata: unknown key <%s>", vis);
+			snprintf(
+			    err, errlen, "metadata: unknown key <%s>", vis);
 			goto out;
 		}
 		text = xmlNodeGetContent(n);

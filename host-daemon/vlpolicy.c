@@ -14,8 +14,7 @@
 #include "freehintd.h"
 #include "libvirt.h"
 
-static void vlp_changed(
-    virConnectPtr, virDomainPtr, int, const char *, void *);
+static void vlp_changed(virConnectPtr, virDomainPtr, int, const char *, void *);
 
 /* The domain's <freehint:policy>, into its VM (when it has one). */
 void
@@ -36,8 +35,8 @@ vlp_read(virDomainPtr dom)
 }
 
 static void
-vlp_changed(virConnectPtr conn, virDomainPtr dom, int type,
-    const char *nsuri, void *arg)
+vlp_changed(virConnectPtr conn, virDomainPtr dom, int type, const char *nsuri,
+    void *arg)
 {
 	if (type == VIR_DOMAIN_METADATA_ELEMENT && nsuri != NULL &&
 	    strcmp(nsuri, FREEHINT_XMLNS) == 0)

@@ -622,8 +622,7 @@ vm_hint(struct vm *vm, char *err, size_t errlen)
 	}
 	vm_policy(vm, &pol);
 	if (guest_command(vm->guest, FREEHINT__COMMAND_TYPE__HINT_PASS,
-	        vm->pass_id + 1, pol.hint_min_order,
-	        memmap_ram_bytes(&vm->map),
+	        vm->pass_id + 1, pol.hint_min_order, memmap_ram_bytes(&vm->map),
 	        vm->mode == FREEHINT__MODE__ZERO_IN_GUEST) != 0) {
 		snprintf(err, errlen, "the agent has not said Hello yet");
 		return -1;
@@ -654,8 +653,8 @@ vm_release(struct vm *vm, char *err, size_t errlen)
 }
 
 /* Upper bounds of the discard latency histogram's buckets, in seconds. */
-const double vm_lat_bounds[VM_LAT_BUCKETS] = { 0.0001, 0.00025, 0.0005,
-	0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1 };
+const double vm_lat_bounds[VM_LAT_BUCKETS] = { 0.0001, 0.00025, 0.0005, 0.001,
+	0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1 };
 
 /* One batch judged: kind as on the wire, reason 0 when applied. */
 void

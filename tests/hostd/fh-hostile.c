@@ -695,8 +695,8 @@ script(const char *name)
 		ev = protobuf_c_enum_descriptor_get_value_by_name(
 		    &freehint__reject_reason__descriptor, expect);
 		reason = ev != NULL ? ev->value : -1;
-		check(ev != NULL && ACK(id, REJECTED, reason), cname, "%s",
-		    line);
+		check(
+		    ev != NULL && ACK(id, REJECTED, reason), cname, "%s", line);
 	}
 }
 
