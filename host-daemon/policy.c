@@ -168,7 +168,7 @@ policy_parse_set(
 }
 
 /*
- * The VM's <freehint:policy> element (virDomainGetMetadata's text, or NULL
+ * The VM's <policy> element (virDomainGetMetadata's text, or NULL
  * when the domain has none): its keys replace every key the metadata gave
  * before, and win over freehintctl set (the VM's word is the later one).
  */
@@ -199,8 +199,10 @@ policy_parse_metadata(
 		snprintf(err, errlen, "metadata: a DTD");
 		goto out;
 	}
-	if (root->ns == NULL ||
-	    strcmp((const char *)root->ns->href, FREEHINT_XMLNS) != 0 ||
+	/* libvirt hands the element out of its namespace (it picked it by
+	 * namespace already); as written in the domain it is in ours. */
+	if ((root->ns != NULL &&
+	        strcmp((const char *)root->ns->href, FREEHINT_XMLNS) != 0) ||
 	    strcmp((const char *)root->name, "policy") != 0) {
 		snprintf(err, errlen, "metadata: not a <policy> of %s",
 		    FREEHINT_XMLNS);
