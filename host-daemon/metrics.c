@@ -51,8 +51,22 @@ static void family(
     struct evbuffer *, const char *name, const char *type, const char *help);
 static void vm_sample(struct evbuffer *, const char *name, const struct vm *,
     const char *extra, uint64_t);
-static void render_vm(struct evbuffer *, const struct vm *, int);
 static const char *result_name(int, char *, size_t);
+static uint64_t v_reclaimed(const struct vm *);
+static uint64_t v_ram(const struct vm *);
+static uint64_t v_held(const struct vm *);
+static uint64_t v_free(const struct vm *);
+static uint64_t v_connected(const struct vm *);
+static uint64_t v_passes(const struct vm *);
+static uint64_t v_pass_bytes(const struct vm *);
+struct family;
+static void r_returned(
+    struct evbuffer *, const struct family *, const struct vm *);
+static void r_mode(struct evbuffer *, const struct family *, const struct vm *);
+static void r_judged(
+    struct evbuffer *, const struct family *, const struct vm *);
+static void r_latency(
+    struct evbuffer *, const struct family *, const struct vm *);
 static struct bufferevent *metrics_bev(struct event_base *, void *);
 static void metrics_sweep(evutil_socket_t, short, void *);
 static void metrics_request(struct evhttp_request *, void *);
@@ -109,140 +123,168 @@ result_name(int r, char *buf, size_t len)
 }
 
 /*
- * One family of every VM at a time, as the format wants (a family's
- * samples together). which picks the family; see metrics_render.
+ * A family of metrics: its samples for one VM come from value (one
+ * sample) or from render (labelled samples, or none).
  */
+struct family {
+	const char *name, *type, *help;
+	uint64_t (*value)(const struct vm *);
+	void (*render)(
+	    struct evbuffer *, const struct family *, const struct vm *);
+};
+
+static uint64_t
+v_reclaimed(const struct vm *vm)
+{
+	return vm->reclaimed_bytes;
+}
+
+static uint64_t
+v_ram(const struct vm *vm)
+{
+	return memmap_ram_bytes(&vm->map);
+}
+
+static uint64_t
+v_held(const struct vm *vm)
+{
+	return vm->held_bytes;
+}
+
+static uint64_t
+v_free(const struct vm *vm)
+{
+	return vm->guest_free_bytes;
+}
+
+static uint64_t
+v_connected(const struct vm *vm)
+{
+	return vm->guest != NULL;
+}
+
+static uint64_t
+v_passes(const struct vm *vm)
+{
+	return vm->counters.passes;
+}
+
+static uint64_t
+v_pass_bytes(const struct vm *vm)
+{
+	return vm->counters.pass_bytes;
+}
+
+/* Only where the backing has a file to ask. */
 static void
-render_vm(struct evbuffer *b, const struct vm *vm, int which)
+r_returned(struct evbuffer *b, const struct family *f, const struct vm *vm)
+{
+	int64_t ret;
+
+	if ((ret = vm_returned_bytes(vm)) >= 0)
+		vm_sample(b, f->name, vm, NULL, (uint64_t)ret);
+}
+
+static void
+r_mode(struct evbuffer *b, const struct family *f, const struct vm *vm)
 {
 	static const Freehint__Mode modes[] = { FREEHINT__MODE__DISCARD,
 		FREEHINT__MODE__ZERO_IN_GUEST, FREEHINT__MODE__RECORD_ONLY };
-	const struct vm_counters *c = &vm->counters;
-	char extra[96], rb[32];
-	int64_t ret;
+	char extra[64];
 	size_t i;
-	int k, r;
 
-	switch (which) {
-	case 0:
-		vm_sample(b, "freehint_reclaimed_bytes_total", vm, NULL,
-		    vm->reclaimed_bytes);
-		break;
-	case 1:
-		if ((ret = vm_returned_bytes(vm)) >= 0)
-			vm_sample(b, "freehint_returned_bytes", vm, NULL,
-			    (uint64_t)ret);
-		break;
-	case 2:
-		vm_sample(b, "freehint_ram_bytes", vm, NULL,
-		    memmap_ram_bytes(&vm->map));
-		break;
-	case 3:
-		vm_sample(b, "freehint_held_bytes", vm, NULL, vm->held_bytes);
-		break;
-	case 4:
-		vm_sample(b, "freehint_guest_free_bytes", vm, NULL,
-		    vm->guest_free_bytes);
-		break;
-	case 5:
-		vm_sample(
-		    b, "freehint_agent_connected", vm, NULL, vm->guest != NULL);
-		break;
-	case 6:
-		for (i = 0; i < FH_ARRAY_SIZE(modes); i++) {
-			snprintf(extra, sizeof extra, "mode=\"%s\"",
-			    vm_mode_name(modes[i]));
-			vm_sample(b, "freehint_vm_mode", vm, extra,
-			    vm->mode == modes[i]);
-		}
-		break;
-	case 7:
-	case 8:
-		for (k = 0; k < VM_NKINDS; k++)
-			for (r = 0; r <= RESULT_MAX; r++) {
-				/* Kind "other" only once a guest sent one. */
-				if (k == 0 && c->batches[k][r] == 0)
-					continue;
-				snprintf(extra, sizeof extra,
-				    "kind=\"%s\",result=\"%s\"", kind_names[k],
-				    result_name(r, rb, sizeof rb));
-				vm_sample(b,
-				    which == 7 ? "freehint_batches_total"
-				               : "freehint_ranges_total",
-				    vm, extra,
-				    which == 7 ? c->batches[k][r]
-				               : c->ranges[k][r]);
-			}
-		break;
-	case 9: {
-		uint64_t n = 0;
-
-		for (i = 0; i <= VM_LAT_BUCKETS; i++) {
-			n += c->lat_count[i];
-			if (i < VM_LAT_BUCKETS)
-				snprintf(extra, sizeof extra, "le=\"%g\"",
-				    vm_lat_bounds[i]);
-			else
-				snprintf(extra, sizeof extra, "le=\"+Inf\"");
-			vm_sample(b, "freehint_discard_duration_seconds_bucket",
-			    vm, extra, n);
-		}
-		evbuffer_add_printf(
-		    b, "freehint_discard_duration_seconds_sum{vm=\"");
-		label(b, vm->name);
-		evbuffer_add_printf(b, "\"} %.9f\n", c->lat_sum);
-		vm_sample(
-		    b, "freehint_discard_duration_seconds_count", vm, NULL, n);
-		break;
-	}
-	case 10:
-		vm_sample(b, "freehint_hint_passes_total", vm, NULL, c->passes);
-		break;
-	case 11:
-		vm_sample(b, "freehint_hint_pass_held_bytes_total", vm, NULL,
-		    c->pass_bytes);
-		break;
+	for (i = 0; i < FH_ARRAY_SIZE(modes); i++) {
+		snprintf(
+		    extra, sizeof extra, "mode=\"%s\"", vm_mode_name(modes[i]));
+		vm_sample(b, f->name, vm, extra, vm->mode == modes[i]);
 	}
 }
 
-/* Every metric, appended to b. */
+/* Batches or ranges (by the family's name) by kind and result. */
+static void
+r_judged(struct evbuffer *b, const struct family *f, const struct vm *vm)
+{
+	const struct vm_counters *c = &vm->counters;
+	bool batches = strcmp(f->name, "freehint_batches_total") == 0;
+	char extra[96], rb[32];
+	int k, r;
+
+	for (k = 0; k < VM_NKINDS; k++)
+		for (r = 0; r <= RESULT_MAX; r++) {
+			/* Kind "other" only once a guest sent one. */
+			if (k == 0 && c->batches[k][r] == 0)
+				continue;
+			snprintf(extra, sizeof extra,
+			    "kind=\"%s\",result=\"%s\"", kind_names[k],
+			    result_name(r, rb, sizeof rb));
+			vm_sample(b, f->name, vm, extra,
+			    batches ? c->batches[k][r] : c->ranges[k][r]);
+		}
+}
+
+static void
+r_latency(struct evbuffer *b, const struct family *f, const struct vm *vm)
+{
+	const struct vm_counters *c = &vm->counters;
+	char name[96], extra[32];
+	uint64_t n = 0;
+	size_t i;
+
+	snprintf(name, sizeof name, "%s_bucket", f->name);
+	for (i = 0; i <= VM_LAT_BUCKETS; i++) {
+		n += c->lat_count[i];
+		if (i < VM_LAT_BUCKETS)
+			snprintf(
+			    extra, sizeof extra, "le=\"%g\"", vm_lat_bounds[i]);
+		else
+			snprintf(extra, sizeof extra, "le=\"+Inf\"");
+		vm_sample(b, name, vm, extra, n);
+	}
+	evbuffer_add_printf(b, "%s_sum{vm=\"", f->name);
+	label(b, vm->name);
+	evbuffer_add_printf(b, "\"} %.9f\n", c->lat_sum);
+	snprintf(name, sizeof name, "%s_count", f->name);
+	vm_sample(b, name, vm, NULL, n);
+}
+
+static const struct family families[] = {
+	{ "freehint_reclaimed_bytes_total", "counter",
+	    "Bytes of guest RAM discarded so far, counted at every discard "
+	    "(a page may be counted again after the guest used it).",
+	    v_reclaimed, NULL },
+	{ "freehint_returned_bytes", "gauge",
+	    "Bytes of guest RAM the host holds no memory for now: the RAM "
+	    "less what its backing file has allocated.",
+	    NULL, r_returned },
+	{ "freehint_ram_bytes", "gauge",
+	    "Bytes of guest RAM in the memory map.", v_ram, NULL },
+	{ "freehint_held_bytes", "gauge",
+	    "Bytes the guest holds for the current hint pass.", v_held, NULL },
+	{ "freehint_guest_free_bytes", "gauge",
+	    "Free bytes the guest last reported.", v_free, NULL },
+	{ "freehint_agent_connected", "gauge",
+	    "1 while the guest agent is connected.", v_connected, NULL },
+	{ "freehint_vm_mode", "gauge", "1 for the mode the VM is served in.",
+	    NULL, r_mode },
+	{ "freehint_batches_total", "counter",
+	    "Range batches judged, by kind and result.", NULL, r_judged },
+	{ "freehint_ranges_total", "counter",
+	    "Ranges in judged batches, by kind and result.", NULL, r_judged },
+	{ "freehint_discard_duration_seconds", "histogram",
+	    "Time one batch's discard took.", NULL, r_latency },
+	{ "freehint_hint_passes_total", "counter", "Hint passes started.",
+	    v_passes, NULL },
+	{ "freehint_hint_pass_held_bytes_total", "counter",
+	    "Bytes accepted as held in hint passes.", v_pass_bytes, NULL },
+};
+
+/* Every metric, appended to b; a family's samples together. */
 void
 metrics_render(struct evbuffer *b)
 {
-	static const struct {
-		const char *name, *type, *help;
-	} fams[] = {
-		{ "freehint_reclaimed_bytes_total", "counter",
-		    "Bytes of guest RAM discarded so far, counted at every "
-		    "discard (a page may be counted again after the guest "
-		    "used it)." },
-		{ "freehint_returned_bytes", "gauge",
-		    "Bytes of guest RAM the host holds no memory for now: the "
-		    "RAM less what its backing file has allocated." },
-		{ "freehint_ram_bytes", "gauge",
-		    "Bytes of guest RAM in the memory map." },
-		{ "freehint_held_bytes", "gauge",
-		    "Bytes the guest holds for the current hint pass." },
-		{ "freehint_guest_free_bytes", "gauge",
-		    "Free bytes the guest last reported." },
-		{ "freehint_agent_connected", "gauge",
-		    "1 while the guest agent is connected." },
-		{ "freehint_vm_mode", "gauge",
-		    "1 for the mode the VM is served in." },
-		{ "freehint_batches_total", "counter",
-		    "Range batches judged, by kind and result." },
-		{ "freehint_ranges_total", "counter",
-		    "Ranges in judged batches, by kind and result." },
-		{ "freehint_discard_duration_seconds", "histogram",
-		    "Time one batch's discard took." },
-		{ "freehint_hint_passes_total", "counter",
-		    "Hint passes started." },
-		{ "freehint_hint_pass_held_bytes_total", "counter",
-		    "Bytes accepted as held in hint passes." },
-	};
+	const struct family *f;
 	const struct vm *vm;
 	unsigned nvms = 0, nguests = 0;
-	size_t f;
 
 	family(b, "freehint_build_info", "gauge",
 	    "Always 1; the version of freehintd in a label.");
@@ -258,8 +300,8 @@ metrics_render(struct evbuffer *b)
 	family(b, "freehint_guests_connected", "gauge",
 	    "Guest agents connected now.");
 	evbuffer_add_printf(b, "freehint_guests_connected %u\n", nguests);
-	for (f = 0; f < FH_ARRAY_SIZE(fams); f++) {
-		family(b, fams[f].name, fams[f].type, fams[f].help);
+	for (f = families; f < families + FH_ARRAY_SIZE(families); f++) {
+		family(b, f->name, f->type, f->help);
 		TAILQ_FOREACH(vm, &vms, entry)
 		{
 			if (evbuffer_get_length(b) > METRICS_BYTES_MAX) {
@@ -267,7 +309,10 @@ metrics_render(struct evbuffer *b)
 				    b, "# truncated: too many VMs\n");
 				return;
 			}
-			render_vm(b, vm, (int)f);
+			if (f->value != NULL)
+				vm_sample(b, f->name, vm, NULL, f->value(vm));
+			else
+				f->render(b, f, vm);
 		}
 	}
 }
