@@ -79,7 +79,7 @@ freed() {
 }
 
 if wait_for 30 is 'v["policy"]["discard"], v["policy"]["min-order"], v["policy"]["overrides"]' \
-    "False 10 {'discard': 'metadata', 'min-order': 'metadata'}"; then
+    "False 10 {'min-order': 'metadata', 'discard': 'metadata'}"; then
 	pass libvirt-policy-from-metadata
 else
 	fail libvirt-policy-from-metadata "$(js 'v.get("policy")')"

@@ -37,7 +37,7 @@ policy_batch() {
 
 policy_json() {
 	$POLICY_CTL status --json | python3 -c "import json, sys
-v = json.load(sys.stdin)['vms'][0]
+v = [x for x in json.load(sys.stdin)['vms'] if x['name'] == 'p'][0]
 print($1)"
 }
 
@@ -54,7 +54,8 @@ PY
 
 # policy_metric FILE SERIES: the value of one series in a scrape.
 policy_metric() {
-	awk -v s="$2" '$1 == s { print $2 }' "$1"
+	# From the environment: awk -v would unescape the backslashes.
+	S=$2 awk '$1 == ENVIRON["S"] { print $2 }' "$1"
 }
 
 policy_same_families() {
@@ -103,6 +104,9 @@ policy_run() {
 	POLICY_PORT=$(python3 -c 'import socket
 s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 	chmod 0755 "$POLICY_D"
+	# A second VM (the same QEMU's other monitor) named to break the
+	# exposition: quotes, a backslash, braces, a newline, a non-ASCII byte.
+	POLICY_EVIL=$(printf 'e"v\\il{vm="x"}\n\377')
 	vm_start "$POLICY_D" p 128M \
 	    -object memory-backend-memfd,id=mem0,size=128M,share=on
 	mkfifo "$POLICY_D/fifo"
@@ -114,6 +118,7 @@ s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 	"$_daemon" -d -v --vsock-port 0 --control "$POLICY_D/ctl" \
 	    --control-group nogroup --metrics-listen "127.0.0.1:$POLICY_PORT" \
 	    --vm "name=p,qmp=$POLICY_D/p.qmp,channel=$POLICY_D/p.chan" \
+	    --vm "name=$POLICY_EVIL,qmp=$POLICY_D/p.qmp2" \
 	    >"$POLICY_D/daemon.log" 2>&1 3>&- &
 	POLICY_DPID=$!
 	_n=0
@@ -195,6 +200,10 @@ s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 	    "$(policy_json 'v["returned_bytes"]')" ]
 	policy_check metrics-agent-connected [ "$(policy_metric "$POLICY_D/m1" \
 	    'freehint_agent_connected{vm="p"}')" = 1 ]
+	policy_check metrics-name-escaped [ "$(policy_metric "$POLICY_D/m1" \
+	    'freehint_agent_connected{vm="e\"v\\il{vm=\"x\"}\n\\xff"}')" = 0 ]
+	policy_check metrics-two-vms [ "$(policy_metric "$POLICY_D/m1" \
+	    freehint_vms)" = 2 ]
 
 	# A scraper that opens connections and says nothing: the daemon
 	# keeps serving its guest, and scrapes again once they time out.
