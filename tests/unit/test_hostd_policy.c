@@ -42,6 +42,18 @@ set(struct policy_over *o, const char *words)
 	return policy_parse_set(o, kv, n, err, sizeof err);
 }
 
+/* The metadata xml on top of o; p gets the result. */
+static int
+meta(struct policy_over *o, const char *xml, struct policy *p)
+{
+	char err[256];
+	int rc;
+
+	rc = policy_parse_metadata(o, xml, err, sizeof err);
+	policy_of(o, &base, p);
+	return rc;
+}
+
 static void
 test_set_applies(void **state)
 {
@@ -94,47 +106,41 @@ test_metadata(void **state)
 {
 	struct policy_over o = { { 0 }, { 0 } };
 	struct policy p;
-	char err[256];
 
 	assert_int_equal(set(&o, "max-batches-per-sec=7 min-order=6"), 0);
-	assert_int_equal(policy_parse_metadata(&o,
+	assert_int_equal(meta(&o,
 	                     "<fh:policy " NS "><fh:min-order>3</fh:min-order>"
 	                     "<fh:discard>off</fh:discard></fh:policy>",
-	                     err, sizeof err),
+	                     &p),
 	    0);
-	policy_of(&o, &base, &p);
 	/* The metadata wins over set for its keys, and only for those. */
 	assert_int_equal(p.min_order, 3);
 	assert_true(p.no_discard);
 	assert_int_equal(p.max_batches_sec, 7);
 	assert_int_equal(o.origin[POL_MIN_ORDER], POL_METADATA);
-	/* Changed metadata replaces every key the old one gave. */
-	assert_int_equal(policy_parse_metadata(&o,
+	/* Blanks are not a number. */
+	assert_int_equal(meta(&o,
 	                     "<policy xmlns='" FREEHINT_XMLNS "'>"
 	                     "<hint-min-order> 11 </hint-min-order></policy>",
-	                     err, sizeof err),
-	    -1); /* blanks are not a number */
-	assert_int_equal(policy_parse_metadata(&o,
+	                     &p),
+	    -1);
+	/* Changed metadata replaces every key the old one gave. */
+	assert_int_equal(meta(&o,
 	                     "<policy xmlns='" FREEHINT_XMLNS "'>"
 	                     "<hint-min-order>11</hint-min-order></policy>",
-	                     err, sizeof err),
+	                     &p),
 	    0);
-	policy_of(&o, &base, &p);
 	assert_int_equal(p.hint_min_order, 11);
 	assert_int_equal(p.min_order, 9);
 	assert_false(p.no_discard);
 	/* As libvirt hands it out: without its namespace. */
 	assert_int_equal(
-	    policy_parse_metadata(&o,
-	        "<policy>\n  <min-order>2</min-order>\n</policy>\n", err,
-	        sizeof err),
+	    meta(&o, "<policy>\n  <min-order>2</min-order>\n</policy>\n", &p),
 	    0);
-	policy_of(&o, &base, &p);
 	assert_int_equal(p.min_order, 2);
 	assert_int_equal(p.hint_min_order, 9);
 	/* Gone: the daemon's again. */
-	assert_int_equal(policy_parse_metadata(&o, NULL, err, sizeof err), 0);
-	policy_of(&o, &base, &p);
+	assert_int_equal(meta(&o, NULL, &p), 0);
 	assert_int_equal(p.hint_min_order, 9);
 	assert_int_equal(p.max_batches_sec, 7);
 }
