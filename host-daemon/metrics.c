@@ -352,6 +352,7 @@ metrics_bev(struct event_base *base, void *arg)
 /*
  * evhttp frees a connection's bufferevent by clearing its callbacks and
  * dropping its reference: ours is then the last, and the slot is free.
+ * Dropping ours never frees one evhttp still holds.
  */
 static void
 metrics_sweep(evutil_socket_t fd, short what, void *arg)
