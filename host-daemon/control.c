@@ -2,8 +2,9 @@
 /*
  * The control socket for freehintctl: one request line per connection
  * ("status", "metrics", "hint NAME", "release NAME", "notify EVENT NAME",
- * "set NAME KEY=VALUE..."), one JSON object back, then the daemon closes. Mode 0600, or 0660 with a group;
- * each verb checked against the peer's credentials (SO_PEERCRED).
+ * "set NAME KEY=VALUE..."), one JSON object back, then the daemon closes.
+ * Mode 0600, or 0660 with a group; each verb checked against the peer's
+ * credentials (SO_PEERCRED).
  */
 #include <sys/socket.h>
 #include <sys/stat.h>
