@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: GPL-2.0-only */
 /*
  * The control socket for freehintctl: one request line per connection
- * ("status", "hint NAME", "release NAME", "notify EVENT NAME"), one JSON
- * object back, then the daemon closes. Mode 0600, or 0660 with a group;
- * each verb checked against the peer's credentials (SO_PEERCRED).
+ * ("status", "metrics", "hint NAME", "release NAME", "notify EVENT NAME",
+ * "set NAME KEY=VALUE..."), one JSON object back, then the daemon closes.
+ * Mode 0600, or 0660 with a group; each verb checked against the peer's
+ * credentials (SO_PEERCRED).
  */
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -31,6 +32,8 @@
 /* Connections served at once; the listener pauses beyond. */
 #define CONTROL_MAX_CONNS  64
 #define CONTROL_GROUPS_MAX 256
+/* Words of a request, the verb's included. */
+#define CONTROL_ARGS_MAX 16
 
 /* What a connection's peer may do, from SO_PEERCRED and its groups. */
 enum ctl_right { CTL_READ, CTL_ADMIN };
@@ -44,7 +47,8 @@ struct ctl_conn {
 
 struct ctl_verb {
 	const char *name;
-	int argc; /* with the verb */
+	int argc; /* with the verb; the least when more is set */
+	bool more; /* takes argc words or more */
 	enum ctl_right right;
 	json_object *(*fn)(char **);
 };
@@ -68,6 +72,8 @@ static void control_rights(struct ctl_conn *, int);
 static json_object *control_status(char **);
 static json_object *control_notify(char **);
 static json_object *control_hint(char **);
+static json_object *control_set(char **);
+static json_object *control_metrics(char **);
 static json_object *control_command_json(const struct vm *);
 static json_object *control_do(struct ctl_conn *, char *);
 static json_object *reply_error(const char *, const char *);
@@ -75,10 +81,12 @@ static json_object *reply_ok(void);
 
 /* Every verb; anything that changes state needs CTL_ADMIN. */
 static const struct ctl_verb ctl_verbs[] = {
-	{ "status", 1, CTL_READ, control_status },
-	{ "hint", 2, CTL_ADMIN, control_hint },
-	{ "release", 2, CTL_ADMIN, control_hint },
-	{ "notify", 3, CTL_ADMIN, control_notify },
+	{ "status", 1, false, CTL_READ, control_status },
+	{ "metrics", 1, false, CTL_READ, control_metrics },
+	{ "hint", 2, false, CTL_ADMIN, control_hint },
+	{ "release", 2, false, CTL_ADMIN, control_hint },
+	{ "notify", 3, false, CTL_ADMIN, control_notify },
+	{ "set", 3, true, CTL_ADMIN, control_set },
 };
 
 /*
@@ -311,6 +319,7 @@ control_status(char **argv)
 {
 	json_object *o, *arr, *v;
 	struct vm *vm;
+	int64_t ret;
 
 	arr = json_object_new_array();
 	TAILQ_FOREACH(vm, &vms, entry)
@@ -341,6 +350,12 @@ control_status(char **argv)
 		    json_object_new_uint64(vm->guest_free_bytes));
 		json_object_object_add(v, "reclaimed_bytes",
 		    json_object_new_uint64(vm->reclaimed_bytes));
+		/* Given back now, unlike reclaimed_bytes (every discard
+		 * ever); null where the backing has no file to ask. */
+		json_object_object_add(v, "returned_bytes",
+		    (ret = vm_returned_bytes(vm)) >= 0
+		        ? json_object_new_uint64((uint64_t)ret)
+		        : NULL);
 		json_object_object_add(
 		    v, "held_bytes", json_object_new_uint64(vm->held_bytes));
 		json_object_object_add(v, "ranges_applied",
@@ -349,6 +364,8 @@ control_status(char **argv)
 		    json_object_new_uint64(vm->ranges_rejected));
 		json_object_object_add(
 		    v, "last_error", json_object_new_string(vm->last_error));
+		json_object_object_add(
+		    v, "policy", policy_json(&vm->pol, &conf->policy));
 		if (vm->cmd_id != 0)
 			json_object_object_add(
 			    v, "last_command", control_command_json(vm));
@@ -372,6 +389,41 @@ control_notify(char **argv)
 #else
 	return reply_error("failed", "built without libvirt");
 #endif
+}
+
+/* The same text GET /metrics answers. */
+static json_object *
+control_metrics(char **argv)
+{
+	struct evbuffer *b = evbuffer_new();
+	json_object *o;
+
+	if (b == NULL)
+		return reply_error("failed", "out of memory");
+	metrics_render(b);
+	o = reply_ok();
+	json_object_object_add(o, "metrics",
+	    json_object_new_string_len((const char *)evbuffer_pullup(b, -1),
+	        (int)evbuffer_get_length(b)));
+	evbuffer_free(b);
+	return o;
+}
+
+/* set NAME KEY=VALUE...: all or nothing, from the VM's next batch. */
+static json_object *
+control_set(char **argv)
+{
+	struct vm *vm;
+	char msg[256];
+	int n = 0;
+
+	if ((vm = vm_find(argv[1])) == NULL)
+		return reply_error("unknown-vm", "no such VM");
+	while (argv[2 + n] != NULL)
+		n++;
+	if (vm_policy_set(vm, argv + 2, n, msg, sizeof msg) != 0)
+		return reply_error("usage", msg);
+	return reply_ok();
 }
 
 static json_object *
@@ -398,19 +450,23 @@ static json_object *
 control_do(struct ctl_conn *c, char *line)
 {
 	const struct ctl_verb *v = NULL;
-	char *argv[4], *save = NULL, msg[160];
+	char *argv[CONTROL_ARGS_MAX + 1], *save = NULL, msg[160];
 	int argc = 0;
 	size_t i;
 
-	while (argc < 4 &&
+	while (argc < CONTROL_ARGS_MAX &&
 	    (argv[argc] = strtok_r(argc == 0 ? line : NULL, " \t\r", &save)) !=
 	        NULL)
 		argc++;
+	argv[argc] = NULL;
 	if (argc == 0)
 		return reply_error("usage", "empty request");
+	if (argc == CONTROL_ARGS_MAX && strtok_r(NULL, " \t\r", &save) != NULL)
+		return reply_error("usage", "too many words");
 	for (i = 0; i < FH_ARRAY_SIZE(ctl_verbs); i++)
 		if (strcmp(argv[0], ctl_verbs[i].name) == 0 &&
-		    argc == ctl_verbs[i].argc)
+		    (argc == ctl_verbs[i].argc ||
+		        (ctl_verbs[i].more && argc > ctl_verbs[i].argc)))
 			v = &ctl_verbs[i];
 	if (v == NULL)
 		return reply_error("usage", "unknown request");

@@ -47,7 +47,9 @@ usage(int status)
 {
 	fprintf(status == 0 ? stdout : stderr,
 	    "usage: freehintctl [-hV] [-s socket] status [--json] [NAME]\n"
+	    "       freehintctl [-s socket] metrics\n"
 	    "       freehintctl [-s socket] hint|release NAME\n"
+	    "       freehintctl [-s socket] set NAME KEY=VALUE...\n"
 	    "       freehintctl [-s socket] notify EVENT NAME\n");
 	exit(status);
 }
@@ -88,7 +90,8 @@ print_json(json_object *reply)
 	static const char *const keys[] = { "name", "connected", "transport",
 		"mode", "mode_reason", "backing", "host_page_size", "ram_bytes",
 		"guest_free_bytes", "reclaimed_bytes", "held_bytes",
-		"ranges_applied", "ranges_rejected", "last_error" };
+		"returned_bytes", "ranges_applied", "ranges_rejected",
+		"last_error", "policy" };
 	json_object *vmsa = json_object_new_array(), *arr, *out, *v, *o, *x;
 	size_t i, k;
 
@@ -199,25 +202,29 @@ static void
 print_table(json_object *reply)
 {
 	json_object *arr, *v, *c;
-	char b1[16], b2[16], b3[16], b4[16], conn[24];
+	char b1[16], b2[16], b3[16], b4[16], b5[16], conn[24];
 	size_t i;
 
 	if (!json_object_object_get_ex(reply, "vms", &arr))
 		return;
-	printf("%-16s %-14s %-13s %8s %8s %9s %8s %8s %8s  %s\n", "VM",
-	    "CONNECTED", "MODE", "RAM", "FREE", "RECLAIMED", "HELD", "APPLIED",
-	    "REJECTED", "LAST ERROR");
+	printf("%-16s %-14s %-13s %8s %8s %9s %8s %8s %8s %8s  %s\n", "VM",
+	    "CONNECTED", "MODE", "RAM", "FREE", "RECLAIMED", "RETURNED", "HELD",
+	    "APPLIED", "REJECTED", "LAST ERROR");
 	for (i = 0; i < json_object_array_length(arr); i++) {
 		v = json_object_array_get_idx(arr, i);
 		json_object_object_get_ex(v, "connected", &c);
 		snprintf(conn, sizeof conn, "%s",
 		    json_object_get_boolean(c) ? get_str(v, "transport")
 		                               : "no");
-		printf("%-16s %-14s %-13s %8s %8s %9s %8s %8llu %8llu  %s\n",
+		json_object_object_get_ex(v, "returned_bytes", &c);
+		printf(
+		    "%-16s %-14s %-13s %8s %8s %9s %8s %8s %8llu %8llu  %s\n",
 		    get_str(v, "name"), conn, get_str(v, "mode"),
 		    human(get_u64(v, "ram_bytes"), b1, sizeof b1),
 		    human(get_u64(v, "guest_free_bytes"), b2, sizeof b2),
 		    human(get_u64(v, "reclaimed_bytes"), b3, sizeof b3),
+		    c != NULL ? human(json_object_get_uint64(c), b5, sizeof b5)
+		              : "-",
 		    human(get_u64(v, "held_bytes"), b4, sizeof b4),
 		    (unsigned long long)get_u64(v, "ranges_applied"),
 		    (unsigned long long)get_u64(v, "ranges_rejected"),
@@ -236,6 +243,7 @@ main(int argc, char **argv)
 	const char *name = NULL;
 	char line[512];
 	int ch, rc, json = 0;
+	size_t i, len;
 
 	if (getenv("FREEHINTD_SOCK") != NULL)
 		sock = getenv("FREEHINTD_SOCK");
@@ -273,7 +281,18 @@ main(int argc, char **argv)
 		snprintf(line, sizeof line, "%s %s", argv[0], argv[1]);
 	else if (strcmp(argv[0], "notify") == 0 && argc == 3)
 		snprintf(line, sizeof line, "notify %s %s", argv[1], argv[2]);
-	else
+	else if (strcmp(argv[0], "metrics") == 0 && argc == 1)
+		snprintf(line, sizeof line, "metrics");
+	else if (strcmp(argv[0], "set") == 0 && argc >= 3) {
+		/* Words of the request: none may hold a blank. */
+		snprintf(line, sizeof line, "set");
+		for (i = 1; i < (size_t)argc; i++) {
+			if (strpbrk(argv[i], " \t") != NULL)
+				usage(EXIT_USAGE);
+			len = strlen(line);
+			snprintf(line + len, sizeof line - len, " %s", argv[i]);
+		}
+	} else
 		usage(EXIT_USAGE);
 	if (strpbrk(line, "\n\r") != NULL || strlen(line) > 400)
 		usage(EXIT_USAGE);
@@ -292,6 +311,8 @@ main(int argc, char **argv)
 		json_object_put(reply);
 		return rc;
 	}
+	if (strcmp(argv[0], "metrics") == 0)
+		fputs(get_str(reply, "metrics"), stdout);
 	if (strcmp(argv[0], "status") == 0) {
 		rc = status_pick(reply, name);
 		if (rc == EXIT_UNKNOWN_VM)

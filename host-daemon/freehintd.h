@@ -53,6 +53,7 @@ struct policy {
 	uint32_t hint_min_order; /* hint pass: smallest held block, or AUTO */
 	uint32_t stats_interval_ms;
 	uint32_t migration_hold_ms; /* bandwidth held down at most this */
+	bool no_discard; /* count batches, punch nothing (policy.c) */
 };
 /* hint-min-order "auto": the order of the backing's page (vm_pass_policy). */
 #define FREEHINTD_ORDER_AUTO UINT32_MAX
@@ -68,6 +69,7 @@ struct config {
 	char *admin_group; /* may change state (hint, release, notify) */
 	uint32_t vsock_port; /* 0: no vsock listener */
 	char *libvirt_uri;
+	char *metrics_listen; /* ADDR:PORT of GET /metrics, or NULL */
 	struct policy policy;
 	struct vm_conf_list vms;
 };
@@ -148,7 +150,47 @@ int validate_batch(struct vstate *, struct budget *, const struct policy *,
     struct fh_rangeset *out, char *, size_t);
 const char *validate_reason_name(int);
 
+/* policy.c: one VM's policy, the daemon's with the VM's own keys on top. */
+enum policy_key {
+	POL_MIN_ORDER,
+	POL_HINT_MIN_ORDER,
+	POL_MAX_BYTES_SEC,
+	POL_MAX_BATCHES_SEC,
+	POL_DISCARD,
+	POL_NKEYS
+};
+/* Where a VM's value of a key comes from. */
+enum policy_origin { POL_DAEMON = 0, POL_SET, POL_METADATA };
+
+struct policy_over {
+	uint8_t origin[POL_NKEYS]; /* enum policy_origin */
+	uint64_t val[POL_NKEYS];
+};
+
+void policy_of(
+    const struct policy_over *, const struct policy *base, struct policy *out);
+int policy_parse_set(struct policy_over *, char **kv, int n, char *, size_t);
+int policy_parse_metadata(struct policy_over *, const char *, char *, size_t);
+struct json_object *policy_json(
+    const struct policy_over *, const struct policy *base);
+
 /* vm.c: the VM registry. */
+/* Counters by kind (0: none of the others, HINT, REPORTED, HELD) and
+ * result (0: applied, else the RejectReason), and the discard latency
+ * histogram. */
+#define VM_NKINDS      4
+#define VM_NREASONS    16
+#define VM_LAT_BUCKETS 12
+struct vm_counters {
+	uint64_t batches[VM_NKINDS][VM_NREASONS];
+	uint64_t ranges[VM_NKINDS][VM_NREASONS];
+	uint64_t lat_count[VM_LAT_BUCKETS + 1]; /* last: +Inf */
+	double lat_sum; /* seconds */
+	uint64_t passes;
+	uint64_t pass_bytes; /* HELD bytes accepted in hint passes */
+};
+extern const double vm_lat_bounds[VM_LAT_BUCKETS]; /* seconds */
+
 enum vm_transport {
 	VM_TRANSPORT_NONE = 0,
 	VM_TRANSPORT_CHANNEL,
@@ -181,6 +223,8 @@ struct vm {
 	struct budget budget; /* across sessions (validate.c) */
 	struct chan *chan; /* listen.c: the channel connector */
 
+	struct policy_over pol; /* policy.c: this VM's own keys */
+
 	uint64_t guest_free_bytes;
 	uint64_t reclaimed_bytes;
 	uint64_t held_bytes;
@@ -188,6 +232,7 @@ struct vm {
 	uint64_t ranges_rejected;
 	uint64_t batches_applied;
 	uint64_t batches_rejected;
+	struct vm_counters counters; /* by kind and result, for metrics.c */
 	uint64_t pass_id;
 	bool pass_active;
 	uint64_t pass_started_ms; /* fh_monotonic_ms() */
@@ -236,6 +281,11 @@ void mighold_start(struct vm *);
 void mighold_end(struct vm *, const char *why);
 void vm_remove_all(void);
 const char *vm_mode_name(Freehint__Mode);
+void vm_count_batch(struct vm *, int kind, int reason, size_t ranges);
+void vm_count_discard(struct vm *, uint64_t usec);
+int64_t vm_returned_bytes(const struct vm *);
+void vm_policy(const struct vm *, struct policy *);
+int vm_policy_set(struct vm *, char **kv, int n, char *, size_t);
 const char *vm_transport_name(enum vm_transport);
 
 /* qmp.c: the static VM source (--vm name=,qmp=). */
@@ -296,5 +346,11 @@ void chan_lost(struct vm *);
 /* control.c */
 int control_open(const char *path, const char *group, const char *admin);
 void control_close(void);
+
+/* metrics.c: the Prometheus text exposition, over HTTP and control. */
+struct evbuffer;
+void metrics_render(struct evbuffer *);
+int metrics_open(const char *addrport);
+void metrics_close(void);
 
 #endif

@@ -21,7 +21,7 @@ struct guest {
 	uint32_t version; /* the message set chosen in Welcome */
 	uint64_t next_cmd_id;
 	uint32_t page_size;
-	uint64_t align_pages;
+	uint32_t report_order; /* the guest's, or UINT32_MAX */
 	Freehint__Mode mode;
 	struct vstate vs;
 	struct fh_rangeset ranges;
@@ -33,8 +33,10 @@ static int guest_stats(struct fh_peer *, const struct fh_msg *, void *);
 static int guest_error(struct fh_peer *, const struct fh_msg *, void *);
 static int guest_result(struct fh_peer *, const struct fh_msg *, void *);
 static void guest_lost(struct fh_peer *, const char *, void *);
-static int guest_apply(struct guest *, const Freehint__RangeBatch *,
-    Freehint__Ack *, char *, size_t);
+static int guest_apply(struct guest *, const struct policy *,
+    const Freehint__RangeBatch *, Freehint__Ack *, char *, size_t);
+static uint64_t guest_align(const struct guest *, const struct policy *);
+static uint64_t guest_usec(void);
 
 static const struct fh_handler guest_handlers[] = {
 	{ FH_MSG_HELLO, guest_hello },
@@ -163,8 +165,8 @@ guest_hello(struct fh_peer *p, const struct fh_msg *m, void *arg)
 	struct guest *g = arg;
 	struct vm *vm = g->vm;
 	char why[256], version[64];
-	struct pass_policy pol;
-	uint32_t order, lo, hi;
+	struct policy pol;
+	uint32_t lo, hi;
 
 	/* The agent's range of message sets; we answer with the highest
 	 * both speak, or say why not and close: no agent should retry. */
@@ -220,16 +222,7 @@ guest_hello(struct fh_peer *p, const struct fh_msg *m, void *arg)
 	vm->mode = g->mode;
 	free(vm->mode_why);
 	vm->mode_why = xstrdup(why);
-	/* Blocks come whole from the buddy allocator: reported ones of at
-	 * least the smaller of our minimum and the guest's report order,
-	 * held ones of at least the hint pass's minimum order. */
-	order = conf->policy.min_order;
-	if (h->has_report_order && h->report_order < order)
-		order = h->report_order;
-	pol = vm_pass_policy(vm, h->page_size);
-	if (pol.min_order < order)
-		order = pol.min_order;
-	g->align_pages = 1ULL << order;
+	g->report_order = h->has_report_order ? h->report_order : UINT32_MAX;
 
 	w.proto_version = g->version;
 	if (g->version >= 2) {
@@ -243,7 +236,8 @@ guest_hello(struct fh_peer *p, const struct fh_msg *m, void *arg)
 	w.mode = g->mode;
 	w.reason = why;
 	w.has_min_order = w.has_max_batch_ranges = true;
-	w.min_order = conf->policy.min_order;
+	vm_policy(vm, &pol);
+	w.min_order = pol.min_order;
 	w.max_batch_ranges = conf->policy.max_batch_ranges;
 	w.has_max_inflight = true;
 	w.max_inflight = 4;
@@ -259,14 +253,42 @@ guest_hello(struct fh_peer *p, const struct fh_msg *m, void *arg)
 	return 0;
 }
 
+/*
+ * Blocks come whole from the buddy allocator: reported ones of at least
+ * the smaller of our minimum and the guest's report order, held ones of
+ * at least the hint pass's minimum order. From the VM's policy of now:
+ * freehintctl set applies from the next batch.
+ */
+static uint64_t
+guest_align(const struct guest *g, const struct policy *pol)
+{
+	uint32_t order = pol->min_order, hint;
+
+	if (g->report_order < order)
+		order = g->report_order;
+	hint = vm_pass_policy(g->vm, g->page_size).min_order;
+	if (hint < order)
+		order = hint;
+	return 1ULL << order;
+}
+
+static uint64_t
+guest_usec(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (uint64_t)t.tv_sec * 1000000 + (uint64_t)t.tv_nsec / 1000;
+}
+
 /* Discard (or count) a validated batch; fills the Ack. */
 static int
-guest_apply(struct guest *g, const Freehint__RangeBatch *b, Freehint__Ack *a,
-    char *err, size_t errlen)
+guest_apply(struct guest *g, const struct policy *pol,
+    const Freehint__RangeBatch *b, Freehint__Ack *a, char *err, size_t errlen)
 {
 	struct vm *vm = g->vm;
 	struct discard_result res = { 0, 0 };
-	uint64_t bytes = 0;
+	uint64_t bytes = 0, t0;
 	size_t i;
 	int rc = 0;
 
@@ -276,7 +298,9 @@ guest_apply(struct guest *g, const Freehint__RangeBatch *b, Freehint__Ack *a,
 		vm->guest_free_bytes = bytes;
 		return 0;
 	}
-	if (g->mode == FREEHINT__MODE__DISCARD && g->ranges.n != 0) {
+	/* discard=off: judged and counted, nothing punched. */
+	if (g->mode == FREEHINT__MODE__DISCARD && !pol->no_discard &&
+	    g->ranges.n != 0) {
 		/*
 		 * The guest kernel keeps these pages isolated only until a
 		 * deadline the agent states on our clock; a batch without one
@@ -298,11 +322,13 @@ guest_apply(struct guest *g, const Freehint__RangeBatch *b, Freehint__Ack *a,
 			snprintf(err, errlen, "too late to discard");
 			return FREEHINT__REJECT_REASON__HOST_ERROR;
 		}
+		t0 = guest_usec();
 		for (i = 0; i < g->ranges.n && rc == 0; i++)
 			rc = discard_range(&vm->map,
 			    g->ranges.r[i].start * g->page_size,
 			    g->ranges.r[i].npages * g->page_size,
 			    b->deadline_ms, &res, err, errlen);
+		vm_count_discard(vm, guest_usec() - t0);
 		vm->reclaimed_bytes += res.bytes;
 		a->has_bytes_discarded = true;
 		a->bytes_discarded = res.bytes;
@@ -320,6 +346,7 @@ guest_apply(struct guest *g, const Freehint__RangeBatch *b, Freehint__Ack *a,
 			}
 		fh_rs_normalize(&g->vs.held);
 		vm->held_bytes += bytes;
+		vm->counters.pass_bytes += bytes;
 		if (b->has_last && b->last)
 			vm_pass_over(vm, "the pass holds all it captured");
 	}
@@ -333,6 +360,7 @@ guest_ranges(struct fh_peer *p, const struct fh_msg *m, void *arg)
 	Freehint__Ack a = FREEHINT__ACK__INIT;
 	struct guest *g = arg;
 	struct vm *vm = g->vm;
+	struct policy pol;
 	struct timespec now;
 	char err[256];
 	int reason;
@@ -341,8 +369,10 @@ guest_ranges(struct fh_peer *p, const struct fh_msg *m, void *arg)
 	if (!g->hello)
 		return FREEHINT__REJECT_REASON__NOT_ALLOWED;
 	a.batch_id = b->batch_id;
-	reason = validate_batch(&g->vs, &vm->budget, &conf->policy, &vm->map,
-	    g->page_size, g->align_pages, b, &now, &g->ranges, err, sizeof err);
+	vm_policy(vm, &pol);
+	reason =
+	    validate_batch(&g->vs, &vm->budget, &pol, &vm->map, g->page_size,
+	        guest_align(g, &pol), b, &now, &g->ranges, err, sizeof err);
 	if (reason == 0 && b->kind == FREEHINT__RANGE_KIND__HELD &&
 	    (!vm_pass_active(vm) || !b->has_pass_id ||
 	        b->pass_id != vm->pass_id)) {
@@ -350,7 +380,9 @@ guest_ranges(struct fh_peer *p, const struct fh_msg *m, void *arg)
 		reason = FREEHINT__REJECT_REASON__NOT_ALLOWED;
 	}
 	if (reason == 0)
-		reason = guest_apply(g, b, &a, err, sizeof err);
+		reason = guest_apply(g, &pol, b, &a, err, sizeof err);
+	vm_count_batch(
+	    vm, (int)b->kind, reason, reason == 0 ? g->ranges.n : b->n_gaps);
 	if (reason == 0) {
 		a.status = FREEHINT__ACK_STATUS__APPLIED;
 		a.has_ranges_applied = true;

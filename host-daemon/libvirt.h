@@ -90,6 +90,8 @@ struct vl_job {
 	unsigned long gen; /* which vl_dom of that name asked */
 	char *in; /* a monitor command */
 	char *out; /* its answer, the domain's XML */
+	char *meta; /* freehint's element of the domain's <metadata> */
+	bool meta_read; /* meta is what libvirtd said (NULL: none) */
 	char *err; /* why the call failed; NULL when it did not */
 	int code; /* libvirt's error code when it failed */
 	int state, reason; /* domain state, or event and detail */

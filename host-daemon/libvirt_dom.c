@@ -151,6 +151,20 @@ vl_dom_read(struct vl_dom *d)
 	vl_submit(j);
 }
 
+/*
+ * On a worker: freehint's policy element in the domain's <metadata>.
+ * libvirt hands it out without its namespace; policy.c parses it. Any
+ * error but "no such metadata" leaves the VM's policy as it was.
+ */
+static void
+vl_dom_read_meta(struct vl_job *j, virDomainPtr dom)
+{
+	j->meta = virDomainGetMetadata(
+	    dom, VIR_DOMAIN_METADATA_ELEMENT, FREEHINT_XMLNS, 0);
+	j->meta_read = j->meta != NULL ||
+	    virGetLastErrorCode() == VIR_ERR_NO_DOMAIN_METADATA;
+}
+
 /* On a worker: everything the loop needs, in one go. */
 static void
 vl_dom_read_work(struct vl_job *j, virConnectPtr conn)
@@ -167,8 +181,10 @@ vl_dom_read_work(struct vl_job *j, virConnectPtr conn)
 	    j->state != VIR_DOMAIN_NOSTATE) {
 		if ((j->out = virDomainGetXMLDesc(dom, 0)) == NULL)
 			vl_job_fail(j);
-		else
+		else {
 			j->pid = vl_find_pid(dom, j->name);
+			vl_dom_read_meta(j, dom);
+		}
 	}
 	virDomainFree(dom);
 }
@@ -208,8 +224,11 @@ vl_dom_read_done(struct vl_job *j)
 	if (j->out == NULL)
 		log_warnx("libvirt: %s: cannot read its XML: %s", d->name,
 		    j->err != NULL ? j->err : "?");
-	else
+	else {
 		vl_dom_describe(d, j->out, j->pid);
+		if (j->meta_read && d->added)
+			vm_source_policy(d->name, j->meta);
+	}
 again:
 	if (d->again) {
 		d->again = false;

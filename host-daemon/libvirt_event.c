@@ -22,6 +22,7 @@ enum vl_ev {
 	VL_EV_ITERATION,
 	VL_EV_JOB_COMPLETED,
 	VL_EV_DEVICE,
+	VL_EV_METADATA,
 	VL_EV_COUNT
 };
 
@@ -31,6 +32,8 @@ static void vl_iteration_cb(virConnectPtr, virDomainPtr, int, void *);
 static void vl_job_completed_cb(
     virConnectPtr, virDomainPtr, virTypedParameterPtr, int, void *);
 static void vl_device_cb(virConnectPtr, virDomainPtr, const char *, void *);
+static void vl_metadata_cb(
+    virConnectPtr, virDomainPtr, int, const char *, void *);
 static void vl_ev_done(struct vl_job *);
 static void vl_lifecycle(const char *, int, int);
 static void vl_jobpoll_arm(struct vl_dom *);
@@ -38,7 +41,7 @@ static void vl_jobpoll_work(struct vl_job *, virConnectPtr);
 static void vl_jobpoll_done(struct vl_job *);
 
 /* What the source follows; a device plugged or unplugged may be a
- * <hostdev>. */
+ * <hostdev>; freehint's metadata is the VM's policy. */
 static const struct {
 	int id;
 	virConnectDomainEventGenericCallback cb;
@@ -53,10 +56,12 @@ static const struct {
 	    VIR_DOMAIN_EVENT_CALLBACK(vl_device_cb) },
 	{ VIR_DOMAIN_EVENT_ID_DEVICE_REMOVED,
 	    VIR_DOMAIN_EVENT_CALLBACK(vl_device_cb) },
+	{ VIR_DOMAIN_EVENT_ID_METADATA_CHANGE,
+	    VIR_DOMAIN_EVENT_CALLBACK(vl_metadata_cb) },
 };
 
 /* The workers' own: registered by a connect, dropped by a disconnect. */
-static int vl_cb_ids[FH_ARRAY_SIZE(vl_events)] = { -1, -1, -1, -1, -1 };
+static int vl_cb_ids[FH_ARRAY_SIZE(vl_events)] = { -1, -1, -1, -1, -1, -1 };
 
 /* On a worker, with the connection just opened. */
 void
@@ -122,6 +127,15 @@ vl_device_cb(virConnectPtr conn, virDomainPtr dom, const char *alias, void *arg)
 	vl_ev_post(dom, VL_EV_DEVICE, 0, 0);
 }
 
+static void
+vl_metadata_cb(virConnectPtr conn, virDomainPtr dom, int type,
+    const char *nsuri, void *arg)
+{
+	if (type == VIR_DOMAIN_METADATA_ELEMENT && nsuri != NULL &&
+	    strcmp(nsuri, FREEHINT_XMLNS) == 0)
+		vl_ev_post(dom, VL_EV_METADATA, 0, 0);
+}
+
 /* ---- on the loop ---- */
 
 static void
@@ -142,6 +156,7 @@ vl_ev_done(struct vl_job *j)
 		vl_migration_end(j->name, "job completed");
 		break;
 	case VL_EV_DEVICE:
+	case VL_EV_METADATA: /* read with the domain */
 		if ((d = vl_dom_find(j->name)) != NULL)
 			vl_dom_schedule(d, 0);
 		break;

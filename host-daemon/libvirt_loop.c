@@ -196,6 +196,7 @@ vl_job_free(struct vl_job *j)
 	free(j->name);
 	free(j->in);
 	free(j->out);
+	free(j->meta);
 	free(j->err);
 	free(j);
 }

@@ -4,6 +4,8 @@
  * guest memory that is safe to drop. Options, configuration, signals and
  * the systemd protocol; everything else lives in the other files.
  */
+#include <sys/socket.h>
+
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>
@@ -39,6 +41,7 @@ enum {
 	OPT_HINT_ORDER,
 	OPT_STATS_MS,
 	OPT_HOLD_MS,
+	OPT_METRICS_LISTEN,
 };
 
 static const struct option longopts[] = { { "debug", no_argument, NULL, 'd' },
@@ -63,6 +66,7 @@ static const struct option longopts[] = { { "debug", no_argument, NULL, 'd' },
 	{ "hint-min-order", required_argument, NULL, OPT_HINT_ORDER },
 	{ "stats-interval-ms", required_argument, NULL, OPT_STATS_MS },
 	{ "migration-hold-ms", required_argument, NULL, OPT_HOLD_MS },
+	{ "metrics-listen", required_argument, NULL, OPT_METRICS_LISTEN },
 	{ NULL, 0, NULL, 0 } };
 
 struct config *conf;
@@ -99,7 +103,8 @@ usage(int status)
 	    "                 [--max-batches-per-sec N] "
 	    "[--max-bytes-per-sec SIZE] [--max-faults N]\n"
 	    "                 [--stats-interval-ms MS] "
-	    "[--migration-hold-ms MS]\n");
+	    "[--migration-hold-ms MS]\n"
+	    "                 [--metrics-listen ADDR:PORT]\n");
 	exit(status);
 }
 
@@ -142,6 +147,7 @@ config_free(struct config *c)
 	free(c->control_group);
 	free(c->admin_group);
 	free(c->libvirt_uri);
+	free(c->metrics_listen);
 	free(c);
 }
 
@@ -187,6 +193,18 @@ config_opt(int val, const char *name, const char *arg, void *ctx, char *err,
 		free(c->libvirt_uri);
 		c->libvirt_uri = xstrdup(arg);
 		return 0;
+	case OPT_METRICS_LISTEN: {
+		struct sockaddr_storage ss;
+		int sslen = sizeof ss;
+
+		/* Checked here so that -n finds a bad one. */
+		if (evutil_parse_sockaddr_port(
+		        arg, (struct sockaddr *)&ss, &sslen) != 0)
+			break;
+		free(c->metrics_listen);
+		c->metrics_listen = xstrdup(arg);
+		return 0;
+	}
 	case OPT_VSOCK_PORT:
 		if (fh_parse_u64(arg, 0, UINT32_MAX - 1, &v) != 0)
 			break;
@@ -275,6 +293,8 @@ config_dump(const struct config *c)
 	printf("vsock-port %u\n", c->vsock_port);
 	if (c->libvirt_uri)
 		printf("libvirt-uri %s\n", c->libvirt_uri);
+	if (c->metrics_listen)
+		printf("metrics-listen %s\n", c->metrics_listen);
 	printf("min-order %u\nmax-batch-ranges %u\nmax-batch-bytes %llu\n"
 	       "max-batches-per-sec %u\nmax-bytes-per-sec %llu\n"
 	       "max-faults %u\n",
@@ -350,6 +370,9 @@ on_signal(evutil_socket_t sig, short what, void *arg)
 	/* Policy, VMs; sockets and libvirt stay as they were bound. */
 	free(c->control);
 	c->control = xstrdup(conf->control);
+	free(c->metrics_listen);
+	c->metrics_listen =
+	    conf->metrics_listen != NULL ? xstrdup(conf->metrics_listen) : NULL;
 	if (c->libvirt_uri == NULL && conf->libvirt_uri != NULL)
 		c->libvirt_uri = xstrdup(conf->libvirt_uri);
 	qmp_static_reload(&c->vms);
@@ -428,6 +451,9 @@ main(int argc, char **argv)
 	if (control_open(
 	        conf->control, conf->control_group, conf->admin_group) != 0)
 		goto out;
+	if (conf->metrics_listen != NULL &&
+	    metrics_open(conf->metrics_listen) != 0)
+		goto out;
 	/* Where vsock has no transport the daemon still serves channels. */
 	if (conf->vsock_port != 0 && listen_vsock(conf->vsock_port) != 0)
 		log_warnx("no vsock listener; virtio-serial channels only");
@@ -463,6 +489,7 @@ out:
 	qmp_static_stop_all();
 	vm_remove_all();
 	control_close();
+	metrics_close();
 	listen_vsock_close();
 	if (ev_watchdog)
 		event_free(ev_watchdog);

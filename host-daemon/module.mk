@@ -6,7 +6,8 @@ JSONC_LIBS := $(shell $(PKG_CONFIG) --libs json-c 2>/dev/null)
 HOSTD_SRCS := host-daemon/memmap.c host-daemon/discard.c \
 	host-daemon/validate.c host-daemon/vm.c host-daemon/qmp.c \
 	host-daemon/qmpc.c host-daemon/mighold.c \
-	host-daemon/guest.c host-daemon/listen.c host-daemon/control.c
+	host-daemon/guest.c host-daemon/listen.c host-daemon/control.c \
+	host-daemon/policy.c host-daemon/metrics.c
 # The libvirt source (host-daemon/libvirt.h lists its files); it reads
 # domain XML with libxml2 and calls libvirt from threads of its own.
 ifneq ($(wildcard host-daemon/libvirt.c),)
@@ -23,6 +24,8 @@ HOSTD_LIBS := $(EVENT_LIBS) $(PROTOBUF_LIBS) $(SYSTEMD_LIBS) $(VIRT_LIBS) \
 $(HOSTD_OBJS) $(O)/host-daemon/main.o $(O)/host-daemon/freehintctl.o: \
 	$(O)/proto/freehint.pb-c.h
 $(HOSTD_OBJS) $(O)/host-daemon/main.o: ALL_CFLAGS += $(HOSTD_CFLAGS)
+$(O)/host-daemon/policy.o $(O)/tests/unit/test_hostd_policy.o: \
+	ALL_CFLAGS += $(XML_CFLAGS)
 
 $(HOSTD_LIB): $(HOSTD_OBJS)
 	@rm -f $@

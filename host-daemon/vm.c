@@ -4,6 +4,8 @@
  * configuration or libvirt), its memory map and backing, the mode the
  * daemon serves it in and why, its agent session and its counters.
  */
+#include <sys/stat.h>
+
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -642,12 +644,14 @@ struct pass_policy
 vm_pass_policy(const struct vm *vm, uint32_t guest_page)
 {
 	struct pass_policy p;
+	struct policy pol;
 	uint64_t hpage = 0;
 	size_t i;
 
-	p.hold_ms = conf->policy.migration_hold_ms;
+	vm_policy(vm, &pol); /* the daemon's, with the VM's own keys */
+	p.hold_ms = pol.migration_hold_ms;
 	p.hold_bps = FREEHINTD_HOLD_BPS;
-	p.min_order = conf->policy.hint_min_order;
+	p.min_order = pol.hint_min_order;
 	if (p.min_order != FREEHINTD_ORDER_AUTO)
 		return p;
 	for (i = 0; i < vm->map.n && hpage == 0; i++)
@@ -692,6 +696,7 @@ vm_hint(struct vm *vm, char *err, size_t errlen)
 		return -1;
 	}
 	vm->pass_id++;
+	vm->counters.passes++;
 	vm->pass_active = true;
 	vm->pass_done = false;
 	vm->pass_started_ms = fh_monotonic_ms();
@@ -734,4 +739,103 @@ vm_release(struct vm *vm, char *err, size_t errlen)
 	}
 	return guest_command(vm->guest, FREEHINT__COMMAND_TYPE__RELEASE,
 	    vm->pass_id, 0, 0, false);
+}
+
+/* Upper bounds of the discard latency histogram's buckets, in seconds. */
+const double vm_lat_bounds[VM_LAT_BUCKETS] = { 0.0001, 0.00025, 0.0005, 0.001,
+	0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1 };
+
+/* One batch judged: kind as on the wire, reason 0 when applied. */
+void
+vm_count_batch(struct vm *vm, int kind, int reason, size_t ranges)
+{
+	int k = kind >= FREEHINT__RANGE_KIND__HINT &&
+	        kind <= FREEHINT__RANGE_KIND__HELD
+	    ? kind
+	    : 0;
+
+	if (reason < 0 || reason >= VM_NREASONS)
+		reason = FREEHINT__REJECT_REASON__HOST_ERROR;
+	vm->counters.batches[k][reason]++;
+	vm->counters.ranges[k][reason] += ranges;
+}
+
+/* The time one batch's discard took. */
+void
+vm_count_discard(struct vm *vm, uint64_t usec)
+{
+	double s = (double)usec / 1e6;
+	size_t i;
+
+	for (i = 0; i < VM_LAT_BUCKETS && s > vm_lat_bounds[i]; i++)
+		;
+	vm->counters.lat_count[i]++;
+	vm->counters.lat_sum += s;
+}
+
+/*
+ * What the host gives back now: the VM's RAM less what its backing files
+ * hold allocated (st_blocks, which holes do not count). -1 without a
+ * backing file: anonymous memory has no such count.
+ */
+int64_t
+vm_returned_bytes(const struct vm *vm)
+{
+	uint64_t ram = memmap_ram_bytes(&vm->map), alloc = 0;
+	struct stat st, other;
+	size_t i, j;
+
+	for (i = 0; i < vm->map.n; i++) {
+		if (vm->map.r[i].fd == -1 || fstat(vm->map.r[i].fd, &st) != 0)
+			return -1;
+		/* Regions of one RAM block share its file (each through an
+		 * fd of its own): count the file once. */
+		for (j = 0; j < i; j++)
+			if (fstat(vm->map.r[j].fd, &other) == 0 &&
+			    other.st_dev == st.st_dev &&
+			    other.st_ino == st.st_ino)
+				break;
+		if (j == i)
+			alloc += (uint64_t)st.st_blocks * 512;
+	}
+	if (vm->map.n == 0)
+		return -1;
+	return alloc >= ram ? 0 : (int64_t)(ram - alloc);
+}
+
+void
+vm_policy(const struct vm *vm, struct policy *p)
+{
+	policy_of(&vm->pol, &conf->policy, p);
+}
+
+/* freehintctl set: from the next batch on. */
+int
+vm_policy_set(struct vm *vm, char **kv, int n, char *err, size_t errlen)
+{
+	int i;
+
+	if (policy_parse_set(&vm->pol, kv, n, err, errlen) != 0)
+		return -1;
+	for (i = 0; i < n; i++)
+		log_info("vm %s: policy %s", vm->name, kv[i]);
+	return 0;
+}
+
+/* The policy the VM carries (libvirt metadata); a bad one changes nothing. */
+void
+vm_source_policy(const char *name, const char *xml)
+{
+	struct vm *vm;
+	char err[256];
+
+	if ((vm = vm_find(name)) == NULL)
+		return;
+	if (policy_parse_metadata(&vm->pol, xml, err, sizeof err) != 0) {
+		vm_set_error(vm, "policy not changed: %s", err);
+		log_warnx("vm %s: policy not changed: %s", vm->name, err);
+		return;
+	}
+	log_info("vm %s: policy from its metadata%s", vm->name,
+	    xml == NULL ? ": none" : "");
 }

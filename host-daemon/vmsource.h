@@ -76,6 +76,14 @@ void vm_source_migration(const char *name, enum vm_migration_event);
  */
 void vm_source_dma(const char *name, const char *why);
 /*
+ * The policy the VM carries (libvirt: freehint's element in the domain's
+ * <metadata>, docs/libvirt.md), as XML; NULL when it carries none. Read
+ * whenever the source reads the VM, so it follows the VM when it moves.
+ */
+void vm_source_policy(const char *name, const char *xml);
+/* The namespace of freehint's element in a domain's <metadata>. */
+#define FREEHINT_XMLNS "https://freehint.org/xmlns/libvirt/1"
+/*
  * The source can set the migration's bandwidth (after vm_source_add, with
  * its ctx): the registry holds it down while a migration's hint pass runs.
  */

@@ -60,6 +60,7 @@ vm name=cli,qmp=/nonexistent/qmp.sock
 control-group root
 admin-group root
 libvirt-uri test:///default
+metrics-listen 127.0.0.1:9848
 CONF
 missing=""
 if build/freehintd -f "$tmp/all.conf" --dump-config >"$tmp/dump" 2>"$tmp/err"; then

@@ -11,6 +11,10 @@
  *       all of RAM; the Welcome must give MODE (discard, record-only)
  *   fh-hostile SOCK escape N SECONDS               N batches past RAM,
  *       then an Error whose detail is terminal escapes; stays SECONDS
+ *   fh-hostile SOCK script NAME -                  batches read from
+ *       stdin, one a line: "KIND PFN NPAGES EXPECT" (KIND hint, reported
+ *       or held; EXPECT applied or a RejectReason's name); each line's
+ *       check is NAME:N, printed once its Ack came
  *   fh-hostile SOCK timed SECONDS PFN              the same, and every
  *       REPORTED batch must be acknowledged APPLIED within 1 s (from the
  *       first connection: the daemon must reach us within 10 s)
@@ -61,6 +65,7 @@ static int send_batch(Freehint__RangeKind, uint64_t id, uint64_t *gaps,
 static int expect_ack(uint64_t id, int status, int reason, uint64_t *);
 static int expect_error(int code);
 static int expect_eof(void);
+static void script(const char *);
 
 static void
 check(int ok, const char *name, const char *fmt, ...)
@@ -527,10 +532,13 @@ static void
 steady(unsigned seconds, uint64_t pfn)
 {
 	uint64_t g[2], l[2], id;
-	time_t end = time(NULL) + seconds;
+	time_t end;
 	unsigned n = 0, bad = 0;
 
 	check(accept_daemon() == 0 && hello() == 0, "steady:welcome", "-");
+	/* From the Welcome: a daemon slow to start (valgrind on a loaded
+	 * machine) must not eat the window the attack runs in. */
+	end = time(NULL) + seconds;
 	/* A HINT over pfn + 512: never discarded (the script checks). */
 	g[0] = pfn + 512;
 	l[0] = 512;
@@ -657,6 +665,47 @@ timed(unsigned seconds, uint64_t pfn)
 	    late, n, (long long)worst);
 }
 
+/* Precise batches, one per stdin line, for a test that changes the
+ * daemon's policy between them (tests/hostd/policy.sh). */
+static void
+script(const char *name)
+{
+	char line[256], kind[16], expect[32], cname[64];
+	unsigned long long pfn, npages;
+	const ProtobufCEnumValue *ev;
+	uint64_t g[1], l[1], id;
+	Freehint__RangeKind k;
+	int n = 0, reason;
+
+	check(accept_daemon() == 0 && hello() == 0, "script:welcome", "-");
+	if (fd == -1)
+		return;
+	while (fgets(line, sizeof line, stdin) != NULL) {
+		snprintf(cname, sizeof cname, "%s:%d", name, ++n);
+		if (sscanf(line, "%15s %lli %lli %31s", kind, &pfn, &npages,
+		        expect) != 4) {
+			check(0, cname, "bad line: %s", line);
+			continue;
+		}
+		k = strcmp(kind, "hint") == 0 ? FREEHINT__RANGE_KIND__HINT
+		    : strcmp(kind, "held") == 0
+		    ? FREEHINT__RANGE_KIND__HELD
+		    : FREEHINT__RANGE_KIND__REPORTED;
+		g[0] = pfn;
+		l[0] = npages;
+		send_batch(k, id = next_id++, g, l, 1, 0);
+		if (strcmp(expect, "applied") == 0) {
+			check(ACK(id, APPLIED, 0), cname, "%s", line);
+			continue;
+		}
+		ev = protobuf_c_enum_descriptor_get_value_by_name(
+		    &freehint__reject_reason__descriptor, expect);
+		reason = ev != NULL ? ev->value : -1;
+		check(
+		    ev != NULL && ACK(id, REJECTED, reason), cname, "%s", line);
+	}
+}
+
 int
 main(int argc, char **argv)
 {
@@ -664,8 +713,8 @@ main(int argc, char **argv)
 
 	if (argc != 5) {
 		fprintf(stderr,
-		    "usage: fh-hostile SOCK hostile|steady|deputy|escape|timed "
-		    "A B\n");
+		    "usage: fh-hostile SOCK "
+		    "hostile|steady|deputy|escape|timed|script A B\n");
 		return 2;
 	}
 	log_init("fh-hostile", 1, 0);
@@ -688,6 +737,8 @@ main(int argc, char **argv)
 	else if (strcmp(argv[2], "escape") == 0)
 		escape((unsigned)strtoul(argv[3], NULL, 0),
 		    (unsigned)strtoul(argv[4], NULL, 0));
+	else if (strcmp(argv[2], "script") == 0)
+		script(argv[3]);
 	else if (strcmp(argv[2], "timed") == 0)
 		timed((unsigned)strtoul(argv[3], NULL, 0),
 		    strtoull(argv[4], NULL, 0));
