@@ -291,13 +291,11 @@ guest_apply(
 	if (g->mode == FREEHINT__MODE__DISCARD && g->ranges.n != 0)
 		return guest_submit(g, b, bytes, err, errlen);
 	if (b->kind == FREEHINT__RANGE_KIND__HELD) {
-		for (i = 0; i < g->ranges.n; i++)
-			if (fh_rs_add(&g->vs.held, g->ranges.r[i].start,
-			        g->ranges.r[i].npages) != 0) {
-				snprintf(err, errlen, "out of memory");
-				return FREEHINT__REJECT_REASON__HOST_ERROR;
-			}
-		fh_rs_normalize(&g->vs.held);
+		/* Both normal (validate.c): merged, never sorted again. */
+		if (fh_rs_merge(&g->vs.held, &g->ranges) != 0) {
+			snprintf(err, errlen, "out of memory");
+			return FREEHINT__REJECT_REASON__HOST_ERROR;
+		}
 		vm->held_bytes += bytes;
 	}
 	return 0;
@@ -353,17 +351,12 @@ guest_submit(struct guest *g, const Freehint__RangeBatch *b, uint64_t bytes,
 	 * Held from now on, so that a batch overlapping this one is refused
 	 * while it is punched; given up again if the discard fails.
 	 */
-	if (b->kind == FREEHINT__RANGE_KIND__HELD) {
-		for (i = 0; i < g->ranges.n; i++)
-			if (fh_rs_add(&j->ranges, g->ranges.r[i].start,
-			        g->ranges.r[i].npages) != 0 ||
-			    fh_rs_add(&g->vs.held, g->ranges.r[i].start,
-			        g->ranges.r[i].npages) != 0) {
-				punch_job_free(j);
-				snprintf(err, errlen, "out of memory");
-				return FREEHINT__REJECT_REASON__HOST_ERROR;
-			}
-		fh_rs_normalize(&g->vs.held);
+	if (b->kind == FREEHINT__RANGE_KIND__HELD &&
+	    (fh_rs_merge(&j->ranges, &g->ranges) != 0 ||
+	        fh_rs_merge(&g->vs.held, &g->ranges) != 0)) {
+		punch_job_free(j);
+		snprintf(err, errlen, "out of memory");
+		return FREEHINT__REJECT_REASON__HOST_ERROR;
 	}
 	punch_submit(g->pq, j);
 	return GUEST_QUEUED;
