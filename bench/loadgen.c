@@ -7,18 +7,20 @@
  * REPORTED batches and timing their Acks. Each VM's RAM is a real memfd
  * mapped shared in this process, so freehintd resolves it through
  * gpa2hva and /proc/PID/maps exactly as for QEMU and really punches the
- * holes (the first page of each range is written before it is sent, so
- * that each punch frees memory; -T: never written). The QMP side answers
+ * holes (every page of each range is written before it is sent, as a
+ * guest's free memory once was, so that each punch frees what it claims;
+ * -F: only the first page of each, -T: never written). The QMP side answers
  * only what freehintd asks (capabilities, migrate-set-capabilities,
  * query-migrate, qom-get, info mtree -f, gpa2hva).
  *
  *   freehint-loadgen -n VMS -d DIR [-m RAM_MIB] [-r RANGES] [-t SECONDS]
- *                    [-w CONNECT_TIMEOUT] [-R BATCHES_PER_SEC] [-T]
+ *                    [-w CONNECT_TIMEOUT] [-R BATCHES_PER_SEC] [-F|-T]
  *
  * Writes DIR/freehintd.conf for the daemon, prints "loadgen: listening",
  * runs until every VM is welcomed (or the timeout), sends for SECONDS
  * (as fast as the Acks allow, or -R batches a second per VM),
- * drains, and prints one "key value" line per figure.
+ * drains, and prints one "key value" line per figure. Latency figures are
+ * of applied batches only; rejected ones are counted apart.
  */
 #include <sys/mman.h>
 #include <sys/resource.h>
@@ -50,8 +52,7 @@
 
 struct lg_vm {
 	int idx;
-	int memfd;
-	uint8_t *ram;
+	uint8_t *ram; /* a slice of the one shared memfd */
 	uint64_t ram_bytes;
 	struct evconnlistener *qmp_l;
 	struct evconnlistener *chan_l;
@@ -85,7 +86,7 @@ static struct lg_vm *vms;
 static int nvms, nranges = 16, seconds = 10, connect_timeout = 60;
 static uint64_t ram_mib = 64;
 static double rate; /* batches a second per VM; 0: as fast as acked */
-static bool touch = true;
+static enum { TOUCH_ALL, TOUCH_FIRST, TOUCH_NONE } touch;
 static int nwelcomed;
 static bool sending, draining;
 static double t_start, t_stop;
@@ -125,7 +126,8 @@ usage(void)
 {
 	fprintf(stderr,
 	    "usage: freehint-loadgen -n VMS -d DIR [-m RAM_MIB] "
-	    "[-r RANGES] [-t SECONDS] [-w CONNECT_TIMEOUT]\n");
+	    "[-r RANGES] [-t SECONDS] [-w CONNECT_TIMEOUT] "
+	    "[-R BATCHES_PER_SEC] [-F|-T]\n");
 	exit(2);
 }
 
@@ -206,36 +208,50 @@ qmp_read(struct bufferevent *bev, void *arg)
 	}
 }
 
-/* The answers freehintd needs, as QEMU 7.2 gives them. */
+/*
+ * The answers freehintd needs, as QEMU 7.2 gives them, each with the
+ * request's "id" (freehintd matches replies by it).
+ */
 static void
 qmp_answer(struct lg_vm *vm, const char *req)
 {
 	struct evbuffer *out = bufferevent_get_output(vm->qmp);
+	const char *p = strstr(req, "\"id\"");
+	char id[40] = "";
+	int n = 0;
 
+	if (p != NULL) {
+		for (p += 4; *p == ' ' || *p == ':'; p++)
+			;
+		while (n < 20 && p[n] >= '0' && p[n] <= '9')
+			n++;
+		snprintf(id, sizeof id, ", \"id\": %.*s", n, p);
+	}
 	if (strstr(req, "\"human-monitor-command\"") == NULL) {
 		/* qmp_capabilities, migrate-set-capabilities;
 		 * query-migrate: never migrating. */
-		evbuffer_add_printf(out, "{\"return\": {}}\r\n");
+		evbuffer_add_printf(out, "{\"return\": {}%s}\r\n", id);
 	} else if (strstr(req, "memory-backend\"") != NULL) {
 		/* json-c writes "\/machine": match the tail only. */
-		evbuffer_add_printf(
-		    out, "{\"return\": \"\\\"/objects/mem0\\\"\\r\\n\"}\r\n");
+		evbuffer_add_printf(out,
+		    "{\"return\": \"\\\"/objects/mem0\\\"\\r\\n\"%s}\r\n", id);
 	} else if (strstr(req, "info mtree -f") != NULL) {
 		evbuffer_add_printf(out,
 		    "{\"return\": \"FlatView #0\\r\\n AS \\\"memory\\\", root: "
 		    "system\\r\\n Root memory region: system\\r\\n  "
 		    "0000000000000000-%016" PRIx64 " (prio 0, ram): mem0\\r\\n"
-		    "\\r\\n\"}\r\n",
-		    vm->ram_bytes - 1);
+		    "\\r\\n\"%s}\r\n",
+		    vm->ram_bytes - 1, id);
 	} else if (strstr(req, "gpa2hva 0x0\"") != NULL) {
 		evbuffer_add_printf(out,
 		    "{\"return\": \"Host virtual address for 0x0 (mem0) is "
-		    "%p\\r\\n\"}\r\n",
-		    (void *)vm->ram);
+		    "%p\\r\\n\"%s}\r\n",
+		    (void *)vm->ram, id);
 	} else {
 		evbuffer_add_printf(out,
 		    "{\"error\": {\"class\": \"GenericError\", \"desc\": "
-		    "\"not served by loadgen\"}}\r\n");
+		    "\"not served by loadgen\"}%s}\r\n",
+		    id);
 	}
 }
 
@@ -315,8 +331,11 @@ send_batches(struct lg_vm *vm)
 
 			if (fh_rs_add(&rs, blk << LG_ORDER, 1ULL << LG_ORDER))
 				fatalx("fh_rs_add");
-			/* A page for the punch to free, as a guest's would. */
-			if (touch)
+			/* Pages for the punch to free, as a guest's would. */
+			if (touch == TOUCH_ALL)
+				memset(vm->ram + (blk << (12 + LG_ORDER)), 1,
+				    4096ULL << LG_ORDER);
+			else if (touch == TOUCH_FIRST)
 				vm->ram[(blk << (12 + LG_ORDER))] = 1;
 		}
 		vm->next_block =
@@ -352,14 +371,15 @@ on_ack(struct fh_peer *p, const struct fh_msg *m, void *arg)
 		return FREEHINT__REJECT_REASON__DUPLICATE_ID;
 	lat = now() - vm->fly[i].sent;
 	vm->fly[i] = vm->fly[--vm->inflight];
-	if (a->status == FREEHINT__ACK_STATUS__APPLIED) {
-		vm->acked++;
-		vm->ranges += a->ranges_applied;
-	} else {
+	if (a->status != FREEHINT__ACK_STATUS__APPLIED) {
 		vm->rejected++;
 		free(reject_last);
 		reject_last = xstrdup(a->detail ? a->detail : "(no detail)");
+		send_batches(vm);
+		return 0;
 	}
+	vm->acked++;
+	vm->ranges += a->ranges_applied;
 	if (!draining) {
 		if (vm->nlat == vm->caplat) {
 			vm->caplat = vm->caplat ? 2 * vm->caplat : 1024;
@@ -527,16 +547,20 @@ main(int argc, char **argv)
 	struct timeval tv = { 0, 100000 };
 	char path[4096];
 	uint64_t v;
+	uint8_t *ram;
 	FILE *conf;
-	int ch, i;
+	int ch, i, memfd;
 
 	log_init("freehint-loadgen", 1, 0);
 	/* A daemon that goes away must not kill the generator. */
 	signal(SIGPIPE, SIG_IGN);
-	while ((ch = getopt(argc, argv, "R:Td:m:n:r:t:w:")) != -1) {
+	while ((ch = getopt(argc, argv, "FR:Td:m:n:r:t:w:")) != -1) {
 		switch (ch) {
+		case 'F':
+			touch = TOUCH_FIRST;
+			break;
 		case 'T':
-			touch = false;
+			touch = TOUCH_NONE;
 			break;
 		case 'R':
 			rate = strtod(optarg, NULL);
@@ -587,20 +611,26 @@ main(int argc, char **argv)
 	if ((conf = fopen(path, "w")) == NULL)
 		fatal("%s", path);
 	vms = xcalloc((size_t)nvms, sizeof *vms);
+	/*
+	 * One memfd and one mapping for all VMs, each its own slice: each
+	 * QEMU has its own small /proc/PID/maps, which freehintd reads for
+	 * every VM it resolves; a thousand mappings in this one process
+	 * would make that read a thousand times longer than a QEMU's.
+	 * The name QEMU gives its backend: freehintd sees a memfd.
+	 */
+	if ((memfd = memfd_create("memory-backend-memfd", MFD_CLOEXEC)) == -1 ||
+	    ftruncate(memfd, (off_t)((ram_mib << 20) * (uint64_t)nvms)) != 0)
+		fatal("memfd");
+	ram = mmap(NULL, (ram_mib << 20) * (uint64_t)nvms,
+	    PROT_READ | PROT_WRITE, MAP_SHARED, memfd, 0);
+	if (ram == MAP_FAILED)
+		fatal("mmap");
 	for (i = 0; i < nvms; i++) {
 		struct lg_vm *vm = &vms[i];
 
 		vm->idx = i;
 		vm->ram_bytes = ram_mib << 20;
-		/* The name QEMU gives its backend: freehintd sees a memfd. */
-		vm->memfd = memfd_create("memory-backend-memfd", MFD_CLOEXEC);
-		if (vm->memfd == -1 ||
-		    ftruncate(vm->memfd, (off_t)vm->ram_bytes) != 0)
-			fatal("memfd");
-		vm->ram = mmap(NULL, vm->ram_bytes, PROT_READ | PROT_WRITE,
-		    MAP_SHARED, vm->memfd, 0);
-		if (vm->ram == MAP_FAILED)
-			fatal("mmap");
+		vm->ram = ram + (uint64_t)i * vm->ram_bytes;
 		if (listen_at(vm, dir, "qmp", &vm->qmp_l) != 0 ||
 		    listen_at(vm, dir, "chan", &vm->chan_l) != 0)
 			exit(1);
