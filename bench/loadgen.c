@@ -15,12 +15,16 @@
  *
  *   freehint-loadgen -n VMS -d DIR [-m RAM_MIB] [-r RANGES] [-t SECONDS]
  *                    [-w CONNECT_TIMEOUT] [-R BATCHES_PER_SEC] [-F|-T]
+ *                    [-o FIRST] [-L LATENCY_FILE]
  *
- * Writes DIR/freehintd.conf for the daemon, prints "loadgen: listening",
+ * Writes DIR/freehintd.conf (DIR/freehintd.FIRST.conf with -o: VMs
+ * vmFIRST on, so that several generators, each a process as each QEMU
+ * is, can serve one daemon) for the daemon, prints "loadgen: listening",
  * runs until every VM is welcomed (or the timeout), sends for SECONDS
  * (as fast as the Acks allow, or -R batches a second per VM),
  * drains, and prints one "key value" line per figure. Latency figures are
- * of applied batches only; rejected ones are counted apart.
+ * of applied batches only; rejected ones are counted apart. -L writes
+ * every latency (ms, one a line) for the caller to merge.
  */
 #include <sys/mman.h>
 #include <sys/resource.h>
@@ -52,7 +56,7 @@
 
 struct lg_vm {
 	int idx;
-	uint8_t *ram; /* a slice of the one shared memfd */
+	uint8_t *ram;
 	uint64_t ram_bytes;
 	struct evconnlistener *qmp_l;
 	struct evconnlistener *chan_l;
@@ -91,6 +95,7 @@ static int nwelcomed;
 static bool sending, draining;
 static double t_start, t_stop;
 static char *reject_last;
+static const char *lat_file;
 
 static void usage(void) __attribute__((noreturn));
 static double now(void);
@@ -127,7 +132,7 @@ usage(void)
 	fprintf(stderr,
 	    "usage: freehint-loadgen -n VMS -d DIR [-m RAM_MIB] "
 	    "[-r RANGES] [-t SECONDS] [-w CONNECT_TIMEOUT] "
-	    "[-R BATCHES_PER_SEC] [-F|-T]\n");
+	    "[-R BATCHES_PER_SEC] [-F|-T] [-o FIRST] [-L FILE]\n");
 	exit(2);
 }
 
@@ -525,7 +530,7 @@ report(void)
 	printf("batches_per_sec %.0f\n", dur > 0 ? (double)acked / dur : 0);
 	printf("latency_p50_ms %.3f\n", 1e3 * p50);
 	printf("latency_p99_ms %.3f\n", 1e3 * p99);
-	printf("slowest_vm %d\n", worst);
+	printf("slowest_vm %d\n", worst >= 0 ? vms[worst].idx : -1);
 	printf("slowest_vm_mean_ms %.3f\n", 1e3 * worst_mean);
 	printf("latency_max_ms %.3f\n", 1e3 * worst_max);
 	if (getrusage(RUSAGE_SELF, &ru) == 0)
@@ -535,6 +540,16 @@ report(void)
 		            1e6);
 	if (reject_last != NULL)
 		printf("last_reject %s\n", reject_last);
+	if (lat_file != NULL) {
+		FILE *f = fopen(lat_file, "w");
+
+		if (f == NULL)
+			fatal("%s", lat_file);
+		for (k = 0; k < nall; k++)
+			fprintf(f, "%.3f\n", 1e3 * all[k]);
+		if (fclose(f) != 0)
+			fatal("%s", lat_file);
+	}
 	free(all);
 }
 
@@ -547,17 +562,24 @@ main(int argc, char **argv)
 	struct timeval tv = { 0, 100000 };
 	char path[4096];
 	uint64_t v;
-	uint8_t *ram;
 	FILE *conf;
-	int ch, i, memfd;
+	int ch, i, first = 0;
 
 	log_init("freehint-loadgen", 1, 0);
 	/* A daemon that goes away must not kill the generator. */
 	signal(SIGPIPE, SIG_IGN);
-	while ((ch = getopt(argc, argv, "FR:Td:m:n:r:t:w:")) != -1) {
+	while ((ch = getopt(argc, argv, "FL:R:Td:m:n:o:r:t:w:")) != -1) {
 		switch (ch) {
 		case 'F':
 			touch = TOUCH_FIRST;
+			break;
+		case 'L':
+			lat_file = optarg;
+			break;
+		case 'o':
+			if (fh_parse_u64(optarg, 0, 1000000, &v) != 0)
+				usage();
+			first = (int)v;
 			break;
 		case 'T':
 			touch = TOUCH_NONE;
@@ -607,36 +629,35 @@ main(int argc, char **argv)
 	if ((base = event_base_new()) == NULL ||
 	    (qbase = event_base_new()) == NULL)
 		fatalx("event_base_new");
-	snprintf(path, sizeof path, "%s/freehintd.conf", dir);
+	if (first == 0)
+		snprintf(path, sizeof path, "%s/freehintd.conf", dir);
+	else
+		snprintf(path, sizeof path, "%s/freehintd.%d.conf", dir, first);
 	if ((conf = fopen(path, "w")) == NULL)
 		fatal("%s", path);
 	vms = xcalloc((size_t)nvms, sizeof *vms);
-	/*
-	 * One memfd and one mapping for all VMs, each its own slice: each
-	 * QEMU has its own small /proc/PID/maps, which freehintd reads for
-	 * every VM it resolves; a thousand mappings in this one process
-	 * would make that read a thousand times longer than a QEMU's.
-	 * The name QEMU gives its backend: freehintd sees a memfd.
-	 */
-	if ((memfd = memfd_create("memory-backend-memfd", MFD_CLOEXEC)) == -1 ||
-	    ftruncate(memfd, (off_t)((ram_mib << 20) * (uint64_t)nvms)) != 0)
-		fatal("memfd");
-	ram = mmap(NULL, (ram_mib << 20) * (uint64_t)nvms,
-	    PROT_READ | PROT_WRITE, MAP_SHARED, memfd, 0);
-	if (ram == MAP_FAILED)
-		fatal("mmap");
 	for (i = 0; i < nvms; i++) {
 		struct lg_vm *vm = &vms[i];
+		int memfd;
 
-		vm->idx = i;
+		vm->idx = first + i;
 		vm->ram_bytes = ram_mib << 20;
-		vm->ram = ram + (uint64_t)i * vm->ram_bytes;
+		/* The name QEMU gives its backend: freehintd sees a memfd.
+		 * One per VM, as each is a file of its own behind QEMU. */
+		memfd = memfd_create("memory-backend-memfd", MFD_CLOEXEC);
+		if (memfd == -1 || ftruncate(memfd, (off_t)vm->ram_bytes) != 0)
+			fatal("memfd");
+		vm->ram = mmap(NULL, vm->ram_bytes, PROT_READ | PROT_WRITE,
+		    MAP_SHARED, memfd, 0);
+		if (vm->ram == MAP_FAILED)
+			fatal("mmap");
+		close(memfd);
 		if (listen_at(vm, dir, "qmp", &vm->qmp_l) != 0 ||
 		    listen_at(vm, dir, "chan", &vm->chan_l) != 0)
 			exit(1);
 		fprintf(conf,
-		    "vm name=vm%d,qmp=%s/vm%d.qmp,channel=%s/vm%d.chan\n", i,
-		    dir, i, dir, i);
+		    "vm name=vm%d,qmp=%s/vm%d.qmp,channel=%s/vm%d.chan\n",
+		    vm->idx, dir, vm->idx, dir, vm->idx);
 	}
 	if (fclose(conf) != 0)
 		fatal("%s", path);
