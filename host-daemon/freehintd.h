@@ -142,6 +142,7 @@ struct punch_job {
 	/* The submitter's, untouched by the workers. */
 	uint64_t batch_id;
 	uint64_t gen;
+	uint64_t pass_id;
 	int kind;
 	uint64_t bytes;
 	struct fh_rangeset ranges;

@@ -345,6 +345,7 @@ guest_submit(struct guest *g, const Freehint__RangeBatch *b, uint64_t bytes,
 		}
 	j->batch_id = b->batch_id;
 	j->gen = g->gen;
+	j->pass_id = b->pass_id;
 	j->kind = b->kind;
 	j->bytes = bytes;
 	/*
@@ -374,7 +375,9 @@ guest_punched(struct punch_job *j, void *arg)
 	if (j->gen != g->gen)
 		return;
 	if (j->rc == 0) {
-		if (j->kind == FREEHINT__RANGE_KIND__HELD)
+		/* Not once the pass was released while this was punched. */
+		if (j->kind == FREEHINT__RANGE_KIND__HELD && vm->pass_active &&
+		    vm->pass_id == j->pass_id)
 			vm->held_bytes += j->bytes;
 		guest_ack(
 		    g, j->batch_id, 0, NULL, j->nspans, j->nspans, &j->res);
