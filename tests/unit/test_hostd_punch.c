@@ -18,8 +18,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include <cmocka.h>
 #include <event2/event.h>
+
+#include "unit.h"
 
 #include "freehintd.h"
 
