@@ -18,6 +18,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -63,6 +64,7 @@ static void punchq_release(struct punchq *);
 int
 punch_init(struct event_base *base, unsigned workers)
 {
+	sigset_t all, old;
 	unsigned i;
 	int e;
 
@@ -78,6 +80,10 @@ punch_init(struct event_base *base, unsigned workers)
 	if (pool.ev == NULL || event_add(pool.ev, NULL) != 0)
 		fatalx("punch: event_new");
 	pool.threads = xcalloc(workers, sizeof *pool.threads);
+	/* Signals are the loop's (libevent's handlers): the workers, which
+	 * inherit this mask, never take one. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
 	for (i = 0; i < workers; i++) {
 		if ((e = pthread_create(
 		         &pool.threads[i], NULL, punch_worker, NULL)) != 0) {
@@ -87,6 +93,7 @@ punch_init(struct event_base *base, unsigned workers)
 		}
 		pool.nthreads++;
 	}
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (pool.nthreads == 0) {
 		punch_shutdown();
 		return -1;
