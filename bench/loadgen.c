@@ -15,12 +15,13 @@
  *
  *   freehint-loadgen -n VMS -d DIR [-m RAM_MIB] [-r RANGES] [-t SECONDS]
  *                    [-w CONNECT_TIMEOUT] [-R BATCHES_PER_SEC] [-F|-T]
- *                    [-o FIRST] [-L LATENCY_FILE]
+ *                    [-o FIRST] [-L LATENCY_FILE] [-s SETTLE_SECONDS]
  *
  * Writes DIR/freehintd.conf (DIR/freehintd.FIRST.conf with -o: VMs
  * vmFIRST on, so that several generators, each a process as each QEMU
  * is, can serve one daemon) for the daemon, prints "loadgen: listening",
- * runs until every VM is welcomed (or the timeout), sends for SECONDS
+ * runs until every VM is welcomed (or the timeout), waits SETTLE_SECONDS,
+ * sends for SECONDS
  * (as fast as the Acks allow, or -R batches a second per VM),
  * drains, and prints one "key value" line per figure. Latency figures are
  * of applied batches only; rejected ones are counted apart. -L writes
@@ -87,7 +88,7 @@ static struct event_base *base;
  */
 static struct event_base *qbase;
 static struct lg_vm *vms;
-static int nvms, nranges = 16, seconds = 10, connect_timeout = 60;
+static int nvms, nranges = 16, seconds = 10, connect_timeout = 60, settle;
 static uint64_t ram_mib = 64;
 static double rate; /* batches a second per VM; 0: as fast as acked */
 static enum { TOUCH_ALL, TOUCH_FIRST, TOUCH_NONE } touch;
@@ -132,7 +133,7 @@ usage(void)
 	fprintf(stderr,
 	    "usage: freehint-loadgen -n VMS -d DIR [-m RAM_MIB] "
 	    "[-r RANGES] [-t SECONDS] [-w CONNECT_TIMEOUT] "
-	    "[-R BATCHES_PER_SEC] [-F|-T] [-o FIRST] [-L FILE]\n");
+	    "[-R BATCHES_PER_SEC] [-F|-T] [-o FIRST] [-L FILE] [-s SETTLE]\n");
 	exit(2);
 }
 
@@ -424,7 +425,7 @@ on_lost(struct fh_peer *p, const char *why, void *arg)
 static void
 on_tick(evutil_socket_t fd, short what, void *arg)
 {
-	static double t_boot, t_tick;
+	static double t_boot, t_tick, t_all;
 	double t = now();
 	int i, busy = 0;
 
@@ -433,8 +434,14 @@ on_tick(evutil_socket_t fd, short what, void *arg)
 	if (!sending && !draining) {
 		if (nwelcomed < nvms && t - t_boot < connect_timeout)
 			return;
+		/* freehintd reads each VM's map again after its Hello: let
+		 * that end before the load starts (-s). */
+		if (t_all == 0)
+			t_all = t;
+		if (t - t_all < settle)
+			return;
 		printf("connected %d\n", nwelcomed);
-		printf("connect_seconds %.2f\n", t - t_boot);
+		printf("connect_seconds %.2f\n", t_all - t_boot);
 		fflush(stdout);
 		if (nwelcomed == 0) {
 			event_base_loopbreak(base);
@@ -568,7 +575,7 @@ main(int argc, char **argv)
 	log_init("freehint-loadgen", 1, 0);
 	/* A daemon that goes away must not kill the generator. */
 	signal(SIGPIPE, SIG_IGN);
-	while ((ch = getopt(argc, argv, "FL:R:Td:m:n:o:r:t:w:")) != -1) {
+	while ((ch = getopt(argc, argv, "FL:R:Td:m:n:o:r:s:t:w:")) != -1) {
 		switch (ch) {
 		case 'F':
 			touch = TOUCH_FIRST;
@@ -610,6 +617,11 @@ main(int argc, char **argv)
 			if (fh_parse_u64(optarg, 1, 3600, &v) != 0)
 				usage();
 			seconds = (int)v;
+			break;
+		case 's':
+			if (fh_parse_u64(optarg, 0, 3600, &v) != 0)
+				usage();
+			settle = (int)v;
 			break;
 		case 'w':
 			if (fh_parse_u64(optarg, 1, 3600, &v) != 0)

@@ -63,7 +63,7 @@ MODES = (("saturated", 0, ""), ("saturated, pages never written", 0, "-T"),
 # a thousand VMs in one process would make each of those reads a thousand
 # VMs long. Few processes all the same, as they share the CPUs with
 # freehintd.
-VMS_PER_PROC = 250
+VMS_PER_PROC = 50
 
 
 def run_one(n, args, rate, touch_flag):
@@ -80,7 +80,8 @@ def run_one(n, args, rate, touch_flag):
         out = open(os.path.join(d, "loadgen.%d.out" % first), "w+")
         p = subprocess.Popen([exe, "-n", str(k), "-o", str(first), "-d", d,
                               "-t", str(args.seconds), "-r", str(args.ranges),
-                              "-w", "120", "-R", str(rate), "-L",
+                              "-w", "120", "-s", str(args.settle),
+                              "-R", str(rate), "-L",
                               os.path.join(d, "lat.%d" % first)]
                              + ([touch_flag] if touch_flag else []),
                              stdout=out, stderr=open(os.path.join(
@@ -171,6 +172,8 @@ def main():
     ap.add_argument("--seconds", type=int, default=10)
     ap.add_argument("--ranges", type=int, default=16)
     ap.add_argument("--rate", type=float, default=1.0)
+    ap.add_argument("--settle", type=int, default=10,
+                    help="seconds between the last Welcome and the load")
     args = ap.parse_args()
     subprocess.run(["make", "-s", "-C", b.ROOT, "bench-loadgen",
                     "build/freehintd"], check=True)
@@ -226,12 +229,13 @@ def report(args, res):
     print("\n".join(notes))
     doc = ["## Scale", "",
            "Command: `bench/run.sh scale` (runs `python3 bench/scale.py "
-           "--vms %s --seconds %d --ranges %d --rate %g`)." % (
-               args.vms, args.seconds, args.ranges, args.rate), "",
+           "--vms %s --seconds %d --ranges %d --rate %g --settle %d`)." % (
+               args.vms, args.seconds, args.ranges, args.rate,
+               args.settle), "",
            "Machine: %s. One freehintd (`--max-batches-per-sec 1000000`: "
            "the per-VM rate limit is lifted to measure the daemon itself) "
-           "and `build/bench/freehint-loadgen` playing N VMs on the same "
-           "machine, sharing its CPUs. Per VM: 64 MiB of RAM in a real memfd "
+           "and `build/bench/freehint-loadgen` playing N VMs (a process per "
+           "%d VMs) on the same machine, sharing its CPUs. Per VM: 64 MiB of RAM in a real memfd "
            "(the generator writes every page of each range before sending "
            "it, so each punch is a real fallocate that frees what it "
            "claims; \"first page\": one page of each), a QMP unix "
@@ -241,7 +245,8 @@ def report(args, res):
            "thread of its own as QEMU does), and the channel socket on "
            "which it "
            "acts as the agent: REPORTED batches of %d ranges of 2 MiB for "
-           "%d s after all VMs are welcomed, either saturated (a new "
+           "%d s, from %d s after all VMs are welcomed (freehintd reads "
+           "each VM's memory map again after its Hello), either saturated (a new "
            "batch as soon as an Ack frees one of the Welcome's "
            "max_inflight slots: the daemon's capacity, and latency is then "
            "queueing) or paced at %g batch/s per VM (latency at a steady "
@@ -252,7 +257,9 @@ def report(args, res):
            "apart). freehintd punches on a pool of worker threads. "
            "freehintd keeps each VM's QMP socket open for "
            "MIGRATION events (none come here)."
-           % (b.machine(), args.ranges, args.seconds, args.rate), "", tab,
+           % (b.machine(), VMS_PER_PROC, args.ranges, args.seconds,
+              args.settle,
+              args.rate), "", tab,
            ""] + notes + ["", WHY]
     b.write_doc("50-scale", "\n".join(doc))
 
