@@ -119,6 +119,17 @@ job(struct fixture *f, uint64_t id, size_t n, uint64_t off, uint64_t len,
 	return j;
 }
 
+/* Jobs 1..n of one 2 MiB range each, at 0, 2, 4... MiB. */
+static void
+submit_small(struct fixture *f, struct punchq *q, unsigned n)
+{
+	unsigned i;
+
+	for (i = 0; i < n; i++)
+		punch_submit(
+		    q, job(f, 1 + i, 1, i * 2 * MiB, 2 * MiB, 0, NO_DEADLINE));
+}
+
 /* Run the loop until `n` jobs came back (10 s at most). */
 static void
 run_until(struct fixture *f, unsigned n)
@@ -223,11 +234,8 @@ test_detach_in_flight(void **state)
 {
 	struct fixture *f = setup(1, 8 * MiB, "100");
 	struct punchq *q = punchq_new(never, f);
-	unsigned i;
 
-	for (i = 0; i < 4; i++)
-		punch_submit(
-		    q, job(f, 1 + i, 1, i * 2 * MiB, 2 * MiB, 0, NO_DEADLINE));
+	submit_small(f, q, 4);
 	punchq_free(q);
 	punch_shutdown();
 	/* The first job may have begun; none after it. */
@@ -267,11 +275,8 @@ test_cancel(void **state)
 {
 	struct fixture *f = setup(1, 8 * MiB, "50");
 	struct punchq *q = punchq_new(done, f);
-	unsigned i;
 
-	for (i = 0; i < 3; i++)
-		punch_submit(
-		    q, job(f, 1 + i, 1, i * 2 * MiB, 2 * MiB, 0, NO_DEADLINE));
+	submit_small(f, q, 3);
 	punchq_cancel(q);
 	punch_submit(q, job(f, 4, 1, 6 * MiB, 2 * MiB, 0, NO_DEADLINE));
 	run_until(f, 4);
