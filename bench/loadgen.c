@@ -7,18 +7,25 @@
  * REPORTED batches and timing their Acks. Each VM's RAM is a real memfd
  * mapped shared in this process, so freehintd resolves it through
  * gpa2hva and /proc/PID/maps exactly as for QEMU and really punches the
- * holes (the first page of each range is written before it is sent, so
- * that each punch frees memory; -T: never written). The QMP side answers
+ * holes (every page of each range is written before it is sent, as a
+ * guest's free memory once was, so that each punch frees what it claims;
+ * -F: only the first page of each, -T: never written). The QMP side answers
  * only what freehintd asks (capabilities, migrate-set-capabilities,
  * query-migrate, qom-get, info mtree -f, gpa2hva).
  *
  *   freehint-loadgen -n VMS -d DIR [-m RAM_MIB] [-r RANGES] [-t SECONDS]
- *                    [-w CONNECT_TIMEOUT] [-R BATCHES_PER_SEC] [-T]
+ *                    [-w CONNECT_TIMEOUT] [-R BATCHES_PER_SEC] [-F|-T]
+ *                    [-o FIRST] [-L LATENCY_FILE] [-s SETTLE_SECONDS]
  *
- * Writes DIR/freehintd.conf for the daemon, prints "loadgen: listening",
- * runs until every VM is welcomed (or the timeout), sends for SECONDS
+ * Writes DIR/freehintd.conf (DIR/freehintd.FIRST.conf with -o: VMs
+ * vmFIRST on, so that several generators, each a process as each QEMU
+ * is, can serve one daemon) for the daemon, prints "loadgen: listening",
+ * runs until every VM is welcomed (or the timeout), waits SETTLE_SECONDS,
+ * sends for SECONDS
  * (as fast as the Acks allow, or -R batches a second per VM),
- * drains, and prints one "key value" line per figure.
+ * drains, and prints one "key value" line per figure. Latency figures are
+ * of applied batches only; rejected ones are counted apart. -L writes
+ * every latency (ms, one a line) for the caller to merge.
  */
 #include <sys/mman.h>
 #include <sys/resource.h>
@@ -50,7 +57,6 @@
 
 struct lg_vm {
 	int idx;
-	int memfd;
 	uint8_t *ram;
 	uint64_t ram_bytes;
 	struct evconnlistener *qmp_l;
@@ -82,14 +88,15 @@ static struct event_base *base;
  */
 static struct event_base *qbase;
 static struct lg_vm *vms;
-static int nvms, nranges = 16, seconds = 10, connect_timeout = 60;
+static int nvms, nranges = 16, seconds = 10, connect_timeout = 60, settle;
 static uint64_t ram_mib = 64;
 static double rate; /* batches a second per VM; 0: as fast as acked */
-static bool touch = true;
+static enum { TOUCH_ALL, TOUCH_FIRST, TOUCH_NONE } touch;
 static int nwelcomed;
 static bool sending, draining;
 static double t_start, t_stop;
 static char *reject_last;
+static const char *lat_file;
 
 static void usage(void) __attribute__((noreturn));
 static double now(void);
@@ -125,7 +132,8 @@ usage(void)
 {
 	fprintf(stderr,
 	    "usage: freehint-loadgen -n VMS -d DIR [-m RAM_MIB] "
-	    "[-r RANGES] [-t SECONDS] [-w CONNECT_TIMEOUT]\n");
+	    "[-r RANGES] [-t SECONDS] [-w CONNECT_TIMEOUT] "
+	    "[-R BATCHES_PER_SEC] [-F|-T] [-o FIRST] [-L FILE] [-s SETTLE]\n");
 	exit(2);
 }
 
@@ -206,36 +214,50 @@ qmp_read(struct bufferevent *bev, void *arg)
 	}
 }
 
-/* The answers freehintd needs, as QEMU 7.2 gives them. */
+/*
+ * The answers freehintd needs, as QEMU 7.2 gives them, each with the
+ * request's "id" (freehintd matches replies by it).
+ */
 static void
 qmp_answer(struct lg_vm *vm, const char *req)
 {
 	struct evbuffer *out = bufferevent_get_output(vm->qmp);
+	const char *p = strstr(req, "\"id\"");
+	char id[40] = "";
+	int n = 0;
 
+	if (p != NULL) {
+		for (p += 4; *p == ' ' || *p == ':'; p++)
+			;
+		while (n < 20 && p[n] >= '0' && p[n] <= '9')
+			n++;
+		snprintf(id, sizeof id, ", \"id\": %.*s", n, p);
+	}
 	if (strstr(req, "\"human-monitor-command\"") == NULL) {
 		/* qmp_capabilities, migrate-set-capabilities;
 		 * query-migrate: never migrating. */
-		evbuffer_add_printf(out, "{\"return\": {}}\r\n");
+		evbuffer_add_printf(out, "{\"return\": {}%s}\r\n", id);
 	} else if (strstr(req, "memory-backend\"") != NULL) {
 		/* json-c writes "\/machine": match the tail only. */
-		evbuffer_add_printf(
-		    out, "{\"return\": \"\\\"/objects/mem0\\\"\\r\\n\"}\r\n");
+		evbuffer_add_printf(out,
+		    "{\"return\": \"\\\"/objects/mem0\\\"\\r\\n\"%s}\r\n", id);
 	} else if (strstr(req, "info mtree -f") != NULL) {
 		evbuffer_add_printf(out,
 		    "{\"return\": \"FlatView #0\\r\\n AS \\\"memory\\\", root: "
 		    "system\\r\\n Root memory region: system\\r\\n  "
 		    "0000000000000000-%016" PRIx64 " (prio 0, ram): mem0\\r\\n"
-		    "\\r\\n\"}\r\n",
-		    vm->ram_bytes - 1);
+		    "\\r\\n\"%s}\r\n",
+		    vm->ram_bytes - 1, id);
 	} else if (strstr(req, "gpa2hva 0x0\"") != NULL) {
 		evbuffer_add_printf(out,
 		    "{\"return\": \"Host virtual address for 0x0 (mem0) is "
-		    "%p\\r\\n\"}\r\n",
-		    (void *)vm->ram);
+		    "%p\\r\\n\"%s}\r\n",
+		    (void *)vm->ram, id);
 	} else {
 		evbuffer_add_printf(out,
 		    "{\"error\": {\"class\": \"GenericError\", \"desc\": "
-		    "\"not served by loadgen\"}}\r\n");
+		    "\"not served by loadgen\"}%s}\r\n",
+		    id);
 	}
 }
 
@@ -315,8 +337,11 @@ send_batches(struct lg_vm *vm)
 
 			if (fh_rs_add(&rs, blk << LG_ORDER, 1ULL << LG_ORDER))
 				fatalx("fh_rs_add");
-			/* A page for the punch to free, as a guest's would. */
-			if (touch)
+			/* Pages for the punch to free, as a guest's would. */
+			if (touch == TOUCH_ALL)
+				memset(vm->ram + (blk << (12 + LG_ORDER)), 1,
+				    4096ULL << LG_ORDER);
+			else if (touch == TOUCH_FIRST)
 				vm->ram[(blk << (12 + LG_ORDER))] = 1;
 		}
 		vm->next_block =
@@ -352,14 +377,15 @@ on_ack(struct fh_peer *p, const struct fh_msg *m, void *arg)
 		return FREEHINT__REJECT_REASON__DUPLICATE_ID;
 	lat = now() - vm->fly[i].sent;
 	vm->fly[i] = vm->fly[--vm->inflight];
-	if (a->status == FREEHINT__ACK_STATUS__APPLIED) {
-		vm->acked++;
-		vm->ranges += a->ranges_applied;
-	} else {
+	if (a->status != FREEHINT__ACK_STATUS__APPLIED) {
 		vm->rejected++;
 		free(reject_last);
 		reject_last = xstrdup(a->detail ? a->detail : "(no detail)");
+		send_batches(vm);
+		return 0;
 	}
+	vm->acked++;
+	vm->ranges += a->ranges_applied;
 	if (!draining) {
 		if (vm->nlat == vm->caplat) {
 			vm->caplat = vm->caplat ? 2 * vm->caplat : 1024;
@@ -399,7 +425,7 @@ on_lost(struct fh_peer *p, const char *why, void *arg)
 static void
 on_tick(evutil_socket_t fd, short what, void *arg)
 {
-	static double t_boot, t_tick;
+	static double t_boot, t_tick, t_all;
 	double t = now();
 	int i, busy = 0;
 
@@ -408,8 +434,14 @@ on_tick(evutil_socket_t fd, short what, void *arg)
 	if (!sending && !draining) {
 		if (nwelcomed < nvms && t - t_boot < connect_timeout)
 			return;
+		/* freehintd reads each VM's map again after its Hello: let
+		 * that end before the load starts (-s). */
+		if (t_all == 0)
+			t_all = t;
+		if (t - t_all < settle)
+			return;
 		printf("connected %d\n", nwelcomed);
-		printf("connect_seconds %.2f\n", t - t_boot);
+		printf("connect_seconds %.2f\n", t_all - t_boot);
 		fflush(stdout);
 		if (nwelcomed == 0) {
 			event_base_loopbreak(base);
@@ -505,7 +537,7 @@ report(void)
 	printf("batches_per_sec %.0f\n", dur > 0 ? (double)acked / dur : 0);
 	printf("latency_p50_ms %.3f\n", 1e3 * p50);
 	printf("latency_p99_ms %.3f\n", 1e3 * p99);
-	printf("slowest_vm %d\n", worst);
+	printf("slowest_vm %d\n", worst >= 0 ? vms[worst].idx : -1);
 	printf("slowest_vm_mean_ms %.3f\n", 1e3 * worst_mean);
 	printf("latency_max_ms %.3f\n", 1e3 * worst_max);
 	if (getrusage(RUSAGE_SELF, &ru) == 0)
@@ -515,6 +547,16 @@ report(void)
 		            1e6);
 	if (reject_last != NULL)
 		printf("last_reject %s\n", reject_last);
+	if (lat_file != NULL) {
+		FILE *f = fopen(lat_file, "w");
+
+		if (f == NULL)
+			fatal("%s", lat_file);
+		for (k = 0; k < nall; k++)
+			fprintf(f, "%.3f\n", 1e3 * all[k]);
+		if (fclose(f) != 0)
+			fatal("%s", lat_file);
+	}
 	free(all);
 }
 
@@ -528,15 +570,26 @@ main(int argc, char **argv)
 	char path[4096];
 	uint64_t v;
 	FILE *conf;
-	int ch, i;
+	int ch, i, first = 0;
 
 	log_init("freehint-loadgen", 1, 0);
 	/* A daemon that goes away must not kill the generator. */
 	signal(SIGPIPE, SIG_IGN);
-	while ((ch = getopt(argc, argv, "R:Td:m:n:r:t:w:")) != -1) {
+	while ((ch = getopt(argc, argv, "FL:R:Td:m:n:o:r:s:t:w:")) != -1) {
 		switch (ch) {
+		case 'F':
+			touch = TOUCH_FIRST;
+			break;
+		case 'L':
+			lat_file = optarg;
+			break;
+		case 'o':
+			if (fh_parse_u64(optarg, 0, 1000000, &v) != 0)
+				usage();
+			first = (int)v;
+			break;
 		case 'T':
-			touch = false;
+			touch = TOUCH_NONE;
 			break;
 		case 'R':
 			rate = strtod(optarg, NULL);
@@ -565,6 +618,11 @@ main(int argc, char **argv)
 				usage();
 			seconds = (int)v;
 			break;
+		case 's':
+			if (fh_parse_u64(optarg, 0, 3600, &v) != 0)
+				usage();
+			settle = (int)v;
+			break;
 		case 'w':
 			if (fh_parse_u64(optarg, 1, 3600, &v) != 0)
 				usage();
@@ -583,30 +641,35 @@ main(int argc, char **argv)
 	if ((base = event_base_new()) == NULL ||
 	    (qbase = event_base_new()) == NULL)
 		fatalx("event_base_new");
-	snprintf(path, sizeof path, "%s/freehintd.conf", dir);
+	if (first == 0)
+		snprintf(path, sizeof path, "%s/freehintd.conf", dir);
+	else
+		snprintf(path, sizeof path, "%s/freehintd.%d.conf", dir, first);
 	if ((conf = fopen(path, "w")) == NULL)
 		fatal("%s", path);
 	vms = xcalloc((size_t)nvms, sizeof *vms);
 	for (i = 0; i < nvms; i++) {
 		struct lg_vm *vm = &vms[i];
+		int memfd;
 
-		vm->idx = i;
+		vm->idx = first + i;
 		vm->ram_bytes = ram_mib << 20;
-		/* The name QEMU gives its backend: freehintd sees a memfd. */
-		vm->memfd = memfd_create("memory-backend-memfd", MFD_CLOEXEC);
-		if (vm->memfd == -1 ||
-		    ftruncate(vm->memfd, (off_t)vm->ram_bytes) != 0)
+		/* The name QEMU gives its backend: freehintd sees a memfd.
+		 * One per VM, as each is a file of its own behind QEMU. */
+		memfd = memfd_create("memory-backend-memfd", MFD_CLOEXEC);
+		if (memfd == -1 || ftruncate(memfd, (off_t)vm->ram_bytes) != 0)
 			fatal("memfd");
 		vm->ram = mmap(NULL, vm->ram_bytes, PROT_READ | PROT_WRITE,
-		    MAP_SHARED, vm->memfd, 0);
+		    MAP_SHARED, memfd, 0);
 		if (vm->ram == MAP_FAILED)
 			fatal("mmap");
+		close(memfd);
 		if (listen_at(vm, dir, "qmp", &vm->qmp_l) != 0 ||
 		    listen_at(vm, dir, "chan", &vm->chan_l) != 0)
 			exit(1);
 		fprintf(conf,
-		    "vm name=vm%d,qmp=%s/vm%d.qmp,channel=%s/vm%d.chan\n", i,
-		    dir, i, dir, i);
+		    "vm name=vm%d,qmp=%s/vm%d.qmp,channel=%s/vm%d.chan\n",
+		    vm->idx, dir, vm->idx, dir, vm->idx);
 	}
 	if (fclose(conf) != 0)
 		fatal("%s", path);

@@ -9,6 +9,9 @@
  * range is punched in pieces of at most DISCARD_CHUNK, and no piece
  * begins within FREEHINTD_LEASE_MARGIN_MS of the deadline. The margin
  * covers one piece, however slow the backing.
+ *
+ * discard_resolve runs on the event loop (it reads the map);
+ * discard_piece on a punch worker (punch.c), on the fd it is given.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -60,16 +63,17 @@ discard_trim(
 }
 
 /*
- * Punch [gpa, gpa + len) out of the backing before deadline_ms (host
- * CLOCK_MONOTONIC); adds what was punched to *res. 0: done; -1: failed;
- * DISCARD_TOO_LATE: stopped at the deadline, part may be punched.
+ * Map [gpa, gpa + len) to its backing: *s gets the whole host pages of it
+ * (s->len 0 when there are none); what is left out is added to
+ * res->skipped. 0, or -1 when the range has no backing.
  */
 int
-discard_range(const struct memmap *m, uint64_t gpa, uint64_t len,
-    uint64_t deadline_ms, struct discard_result *res, char *err, size_t errlen)
+discard_resolve(const struct memmap *m, uint64_t gpa, uint64_t len,
+    struct discard_span *s, struct discard_result *res, char *err,
+    size_t errlen)
 {
 	const struct memregion *r;
-	uint64_t off, toff, tlen, piece;
+	uint64_t toff, tlen;
 
 	if ((r = memmap_find(m, gpa, len)) == NULL || r->fd == -1) {
 		/* validate.c let it through: a broken invariant. */
@@ -77,37 +81,72 @@ discard_range(const struct memmap *m, uint64_t gpa, uint64_t len,
 		    "0x%" PRIx64 "+0x%" PRIx64 " has no backing", gpa, len);
 		return -1;
 	}
-	off = r->file_off + (gpa - r->gpa);
-	if (!discard_trim(off, len, r->pagesz, &toff, &tlen)) {
+	s->fd = r->fd;
+	s->off = s->len = 0;
+	if (!discard_trim(
+	        r->file_off + (gpa - r->gpa), len, r->pagesz, &toff, &tlen)) {
 		res->skipped += len;
 		return 0;
 	}
 	res->skipped += len - tlen;
-	while (tlen > 0) {
-		discard_test_delay();
-		if (fh_monotonic_ms() + FREEHINTD_LEASE_MARGIN_MS >=
-		    deadline_ms) {
-			snprintf(err, errlen, "too late to discard");
-			return DISCARD_TOO_LATE;
-		}
-		piece = tlen < DISCARD_CHUNK ? tlen : DISCARD_CHUNK;
-		if (fallocate(r->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-		        (off_t)toff, (off_t)piece) != 0) {
-			snprintf(err, errlen, "fallocate: %s", strerror(errno));
-			return -1;
-		}
-		res->bytes += piece;
-		toff += piece;
-		tlen -= piece;
-		/*
-		 * The check and the punch cannot be one step: a daemon stalled
-		 * between them, or a piece slower than the margin, punched
-		 * past the deadline. Never expected; say so loudly if seen.
-		 */
-		if (fh_monotonic_ms() >= deadline_ms)
-			log_warnx("discard: a piece ended %" PRIu64
-			          " ms after the batch's deadline",
-			    fh_monotonic_ms() - deadline_ms);
+	s->off = toff;
+	s->len = tlen;
+	return 0;
+}
+
+/*
+ * Punch the next piece of *s (at most DISCARD_CHUNK) unless it would
+ * begin within the margin of deadline_ms (host CLOCK_MONOTONIC); adds
+ * what was punched to *res. 0: s->len is what is left; -1: failed;
+ * DISCARD_TOO_LATE: nothing more may be punched.
+ */
+int
+discard_piece(struct discard_span *s, uint64_t deadline_ms,
+    struct discard_result *res, char *err, size_t errlen)
+{
+	uint64_t piece, now;
+
+	if (s->len == 0)
+		return 0;
+	discard_test_delay();
+	if (fh_monotonic_ms() + FREEHINTD_LEASE_MARGIN_MS >= deadline_ms) {
+		snprintf(err, errlen, "too late to discard");
+		return DISCARD_TOO_LATE;
 	}
+	piece = s->len < DISCARD_CHUNK ? s->len : DISCARD_CHUNK;
+	if (fallocate(s->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+	        (off_t)s->off, (off_t)piece) != 0) {
+		snprintf(err, errlen, "fallocate: %s", strerror(errno));
+		return -1;
+	}
+	res->bytes += piece;
+	s->off += piece;
+	s->len -= piece;
+	/*
+	 * The check and the punch cannot be one step: a daemon stalled
+	 * between them, or a piece slower than the margin, punched past
+	 * the deadline. Never expected: the caller says so loudly (this
+	 * may run on a worker thread, which does not log).
+	 */
+	if ((now = fh_monotonic_ms()) >= deadline_ms &&
+	    now - deadline_ms > res->late_ms)
+		res->late_ms = now - deadline_ms;
+	return 0;
+}
+
+/* Punch a whole range on this thread; as discard_piece for each piece. */
+int
+discard_range(const struct memmap *m, uint64_t gpa, uint64_t len,
+    uint64_t deadline_ms, struct discard_result *res, char *err, size_t errlen)
+{
+	struct discard_span s;
+	int rc;
+
+	if (discard_resolve(m, gpa, len, &s, res, err, errlen) != 0)
+		return -1;
+	while (s.len > 0)
+		if ((rc = discard_piece(&s, deadline_ms, res, err, errlen)) !=
+		    0)
+			return rc;
 	return 0;
 }

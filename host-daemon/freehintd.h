@@ -112,14 +112,80 @@ int memmap_dma_devices(pid_t, char *why, size_t);
 struct discard_result {
 	uint64_t bytes; /* holes punched */
 	uint64_t skipped; /* not whole host pages: left alone */
+	uint64_t late_ms; /* the worst piece ended this long after the
+	                     deadline: never expected, logged */
+};
+
+/* A range mapped to its backing file: the whole host pages left to punch. */
+struct discard_span {
+	int fd;
+	uint64_t off;
+	uint64_t len;
 };
 
 #define DISCARD_TOO_LATE 1
 
 bool discard_trim(uint64_t off, uint64_t len, uint64_t pagesz, uint64_t *toff,
     uint64_t *tlen);
+int discard_resolve(const struct memmap *, uint64_t gpa, uint64_t len,
+    struct discard_span *, struct discard_result *, char *, size_t);
+int discard_piece(struct discard_span *, uint64_t deadline_ms,
+    struct discard_result *, char *, size_t);
 int discard_range(const struct memmap *, uint64_t gpa, uint64_t len,
     uint64_t deadline_ms, struct discard_result *, char *, size_t);
+
+/*
+ * punch.c: the punch workers. A job is one batch's discard; each VM has a
+ * queue, served by one worker at a time, and the workers go round the VMs
+ * one piece at a time. A job owns duplicates of its backing fds: a map
+ * read again, a VM removed or an agent gone while it runs cannot close
+ * them under it.
+ */
+struct punchq;
+struct punch_job {
+	uint64_t deadline_ms;
+	struct discard_span *spans; /* one per range, in batch order */
+	size_t nspans;
+	int *fds; /* the job's own duplicates, closed with it */
+	int *orig; /* the map's fd each one duplicates */
+	size_t nfds;
+	/* The submitter's, untouched by the workers. */
+	uint64_t batch_id;
+	uint64_t gen;
+	uint64_t pass_id;
+	int kind;
+	bool last; /* the pass's last HELD batch */
+	uint64_t bytes;
+	uint64_t submitted_usec; /* for the discard latency (metrics) */
+	struct fh_rangeset ranges;
+	/* The outcome, read once the job is back on the loop. */
+	struct discard_result res;
+	size_t spans_done; /* ranges wholly handled, from the first */
+	int rc; /* 0, -1, DISCARD_TOO_LATE */
+	char err[128];
+
+	/* The pool's. */
+	struct punchq *q;
+	bool cancelled; /* punchq_cancel: end it, unpunched */
+	TAILQ_ENTRY(punch_job) entry;
+};
+typedef void (*punch_done_fn)(struct punch_job *, void *);
+
+#define FREEHINTD_PUNCH_WORKERS 4
+/* Jobs a VM may have queued or running; past it a batch is refused. */
+#define FREEHINTD_PUNCH_QUEUE 16
+
+int punch_init(struct event_base *, unsigned workers);
+void punch_shutdown(void);
+struct punchq *punchq_new(punch_done_fn, void *);
+void punchq_free(struct punchq *);
+void punchq_cancel(struct punchq *);
+unsigned punchq_pending(const struct punchq *);
+struct punch_job *punch_job_new(size_t nranges, uint64_t deadline_ms);
+int punch_job_add(struct punch_job *, const struct memmap *, uint64_t gpa,
+    uint64_t len, char *, size_t);
+void punch_job_free(struct punch_job *);
+void punch_submit(struct punchq *, struct punch_job *);
 
 /* validate.c: the one place a batch from a guest is checked. */
 /*

@@ -3,8 +3,9 @@
  * The protocol session with one guest agent, on top of the peer module.
  * Hello is answered with the VM's mode (decided from its backing, never
  * from what the guest says); each RangeBatch is validated, then REPORTED
- * and HELD ranges are discarded at once and acknowledged only after the
- * discard returned; HINT ranges are only counted.
+ * and HELD ranges are handed to the punch workers (punch.c) and
+ * acknowledged only once their discard came back; HINT ranges are only
+ * counted.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -25,7 +26,12 @@ struct guest {
 	Freehint__Mode mode;
 	struct vstate vs;
 	struct fh_rangeset ranges;
+	struct punchq *pq; /* this VM's discards in flight */
+	uint64_t gen; /* a restarted agent's session: its batches' Acks */
 };
+
+/* guest_apply: the batch went to the punch workers; no Ack yet. */
+#define GUEST_QUEUED (-1)
 
 static int guest_hello(struct fh_peer *, const struct fh_msg *, void *);
 static int guest_ranges(struct fh_peer *, const struct fh_msg *, void *);
@@ -34,9 +40,14 @@ static int guest_error(struct fh_peer *, const struct fh_msg *, void *);
 static int guest_result(struct fh_peer *, const struct fh_msg *, void *);
 static void guest_lost(struct fh_peer *, const char *, void *);
 static int guest_apply(struct guest *, const struct policy *,
-    const Freehint__RangeBatch *, Freehint__Ack *, char *, size_t);
+    const Freehint__RangeBatch *, char *, size_t);
 static uint64_t guest_align(const struct guest *, const struct policy *);
 static uint64_t guest_usec(void);
+static int guest_submit(
+    struct guest *, const Freehint__RangeBatch *, uint64_t, char *, size_t);
+static void guest_punched(struct punch_job *, void *);
+static void guest_ack(struct guest *, uint64_t id, int reason, char *,
+    size_t applied, size_t nranges, const struct discard_result *);
 
 static const struct fh_handler guest_handlers[] = {
 	{ FH_MSG_HELLO, guest_hello },
@@ -58,9 +69,11 @@ guest_new(struct vm *vm, int fd, enum vm_transport t)
 	g->vm = vm;
 	vstate_init(&g->vs);
 	fh_rs_init(&g->ranges);
+	g->pq = punchq_new(guest_punched, g);
 	g->peer = fh_peer_new(ev_base, fd, name, guest_handlers,
 	    FH_ARRAY_SIZE(guest_handlers), guest_lost, g);
 	if (g->peer == NULL) {
+		punchq_free(g->pq);
 		vstate_free(&g->vs);
 		free(g);
 		return NULL;
@@ -88,6 +101,8 @@ guest_free(struct guest *g)
 		g->vm->transport = VM_TRANSPORT_NONE;
 		g->vm->held_bytes = 0;
 	}
+	/* What is in flight still ends, on the workers' own fds. */
+	punchq_free(g->pq);
 	fh_peer_free(g->peer);
 	vstate_free(&g->vs);
 	fh_rs_free(&g->ranges);
@@ -150,11 +165,15 @@ guest_command(struct guest *g, Freehint__CommandType type, uint64_t pass_id,
 	return 0;
 }
 
-/* Stop discarding for this session (the VM turned out to be unsafe). */
+/*
+ * Stop discarding for this session (the VM turned out to be unsafe):
+ * batches not yet punched come back rejected.
+ */
 void
 guest_record_only(struct guest *g)
 {
 	g->mode = FREEHINT__MODE__RECORD_ONLY;
+	punchq_cancel(g->pq);
 }
 
 static int
@@ -193,6 +212,10 @@ guest_hello(struct fh_peer *p, const struct fh_msg *m, void *arg)
 		if (vm->transport != VM_TRANSPORT_CHANNEL)
 			return FREEHINT__REJECT_REASON__NOT_ALLOWED;
 		log_info("vm %s: agent restarted", vm->name);
+		/* Discards of the old agent's batches still end (their
+		 * lease holds), unacknowledged: the ids are not the new
+		 * agent's. */
+		g->gen++;
 		vstate_free(&g->vs);
 		vstate_init(&g->vs);
 		vm_pass_over(vm, "agent restarted");
@@ -281,16 +304,17 @@ guest_usec(void)
 	return (uint64_t)t.tv_sec * 1000000 + (uint64_t)t.tv_nsec / 1000;
 }
 
-/* Discard (or count) a validated batch; fills the Ack. */
+/*
+ * Count a validated batch, or hand it to the punch workers: 0 (applied
+ * now), GUEST_QUEUED, or a RejectReason.
+ */
 static int
 guest_apply(struct guest *g, const struct policy *pol,
-    const Freehint__RangeBatch *b, Freehint__Ack *a, char *err, size_t errlen)
+    const Freehint__RangeBatch *b, char *err, size_t errlen)
 {
 	struct vm *vm = g->vm;
-	struct discard_result res = { 0, 0 };
-	uint64_t bytes = 0, t0;
+	uint64_t bytes = 0;
 	size_t i;
-	int rc = 0;
 
 	for (i = 0; i < g->ranges.n; i++)
 		bytes += g->ranges.r[i].npages * g->page_size;
@@ -300,51 +324,14 @@ guest_apply(struct guest *g, const struct policy *pol,
 	}
 	/* discard=off: judged and counted, nothing punched. */
 	if (g->mode == FREEHINT__MODE__DISCARD && !pol->no_discard &&
-	    g->ranges.n != 0) {
-		/*
-		 * The guest kernel keeps these pages isolated only until a
-		 * deadline the agent states on our clock; a batch without one
-		 * is never discarded. It holds however long the batch sat in
-		 * buffers while this daemon was stalled or busy elsewhere.
-		 */
-		if (!b->has_deadline_ms) {
-			snprintf(err, errlen, "no deadline: not discarded");
-			return FREEHINT__REJECT_REASON__NOT_ALLOWED;
-		}
-		/*
-		 * Too late is this daemon's delay (or the link's), not the
-		 * guest's fault: HOST_ERROR, which counts no fault.
-		 */
-		a->has_bytes_discarded = true;
-		a->bytes_discarded = 0;
-		if (fh_monotonic_ms() + FREEHINTD_LEASE_MARGIN_MS >=
-		    b->deadline_ms) {
-			snprintf(err, errlen, "too late to discard");
-			return FREEHINT__REJECT_REASON__HOST_ERROR;
-		}
-		t0 = guest_usec();
-		for (i = 0; i < g->ranges.n && rc == 0; i++)
-			rc = discard_range(&vm->map,
-			    g->ranges.r[i].start * g->page_size,
-			    g->ranges.r[i].npages * g->page_size,
-			    b->deadline_ms, &res, err, errlen);
-		vm_count_discard(vm, guest_usec() - t0);
-		vm->reclaimed_bytes += res.bytes;
-		a->has_bytes_discarded = true;
-		a->bytes_discarded = res.bytes;
-		/* Part may be gone already: that is safe, it was free. */
-		if (rc != 0)
-			return FREEHINT__REJECT_REASON__HOST_ERROR;
-	}
-	/* Held only once accepted: a late batch is not held any more. */
+	    g->ranges.n != 0)
+		return guest_submit(g, b, bytes, err, errlen);
 	if (b->kind == FREEHINT__RANGE_KIND__HELD) {
-		for (i = 0; i < g->ranges.n; i++)
-			if (fh_rs_add(&g->vs.held, g->ranges.r[i].start,
-			        g->ranges.r[i].npages) != 0) {
-				snprintf(err, errlen, "out of memory");
-				return FREEHINT__REJECT_REASON__HOST_ERROR;
-			}
-		fh_rs_normalize(&g->vs.held);
+		/* Both normal (validate.c): merged, never sorted again. */
+		if (fh_rs_merge(&g->vs.held, &g->ranges) != 0) {
+			snprintf(err, errlen, "out of memory");
+			return FREEHINT__REJECT_REASON__HOST_ERROR;
+		}
 		vm->held_bytes += bytes;
 		vm->counters.pass_bytes += bytes;
 		if (b->has_last && b->last)
@@ -353,11 +340,157 @@ guest_apply(struct guest *g, const struct policy *pol,
 	return 0;
 }
 
+/* Hand a REPORTED or HELD batch to the punch workers. */
+static int
+guest_submit(struct guest *g, const Freehint__RangeBatch *b, uint64_t bytes,
+    char *err, size_t errlen)
+{
+	struct vm *vm = g->vm;
+	struct punch_job *j;
+	size_t i;
+
+	/*
+	 * The guest kernel keeps these pages isolated only until a deadline
+	 * the agent states on our clock; a batch without one is never
+	 * discarded. It holds however long the batch sat in buffers while
+	 * this daemon was stalled or busy elsewhere.
+	 */
+	if (!b->has_deadline_ms) {
+		snprintf(err, errlen, "no deadline: not discarded");
+		return FREEHINT__REJECT_REASON__NOT_ALLOWED;
+	}
+	/*
+	 * Too late is this daemon's delay (or the link's), not the guest's
+	 * fault: HOST_ERROR, which counts no fault. So is a queue longer
+	 * than an agent keeping to max_inflight can make.
+	 */
+	if (fh_monotonic_ms() + FREEHINTD_LEASE_MARGIN_MS >= b->deadline_ms) {
+		snprintf(err, errlen, "too late to discard");
+		return FREEHINT__REJECT_REASON__HOST_ERROR;
+	}
+	if (punchq_pending(g->pq) >= FREEHINTD_PUNCH_QUEUE) {
+		snprintf(err, errlen, "%u batches being discarded already",
+		    punchq_pending(g->pq));
+		return FREEHINT__REJECT_REASON__HOST_ERROR;
+	}
+	j = punch_job_new(g->ranges.n, b->deadline_ms);
+	for (i = 0; i < g->ranges.n; i++)
+		if (punch_job_add(j, &vm->map,
+		        g->ranges.r[i].start * g->page_size,
+		        g->ranges.r[i].npages * g->page_size, err,
+		        errlen) != 0) {
+			punch_job_free(j);
+			return FREEHINT__REJECT_REASON__HOST_ERROR;
+		}
+	j->batch_id = b->batch_id;
+	j->gen = g->gen;
+	j->pass_id = b->pass_id;
+	j->kind = b->kind;
+	j->last = b->has_last && b->last;
+	j->bytes = bytes;
+	j->submitted_usec = guest_usec();
+	/*
+	 * Held from now on, so that a batch overlapping this one is refused
+	 * while it is punched; given up again if the discard fails.
+	 */
+	if (b->kind == FREEHINT__RANGE_KIND__HELD &&
+	    (fh_rs_merge(&j->ranges, &g->ranges) != 0 ||
+	        fh_rs_merge(&g->vs.held, &g->ranges) != 0)) {
+		punch_job_free(j);
+		snprintf(err, errlen, "out of memory");
+		return FREEHINT__REJECT_REASON__HOST_ERROR;
+	}
+	punch_submit(g->pq, j);
+	return GUEST_QUEUED;
+}
+
+/* A discard came back from the workers: acknowledge it. */
+static void
+guest_punched(struct punch_job *j, void *arg)
+{
+	struct guest *g = arg;
+	struct vm *vm = g->vm;
+	struct fh_rangeset rest;
+
+	vm->reclaimed_bytes += j->res.bytes;
+	vm_count_discard(vm, guest_usec() - j->submitted_usec);
+	if (j->gen != g->gen)
+		return;
+	vm_count_batch(vm, j->kind,
+	    j->rc == 0 ? 0 : FREEHINT__REJECT_REASON__HOST_ERROR,
+	    j->rc == 0 ? j->nspans : j->nspans - j->spans_done);
+	if (j->rc == 0) {
+		/* Not once the pass was released while this was punched. */
+		if (j->kind == FREEHINT__RANGE_KIND__HELD && vm->pass_active &&
+		    vm->pass_id == j->pass_id) {
+			vm->held_bytes += j->bytes;
+			vm->counters.pass_bytes += j->bytes;
+			if (j->last)
+				vm_pass_over(
+				    vm, "the pass holds all it captured");
+		}
+		guest_ack(
+		    g, j->batch_id, 0, NULL, j->nspans, j->nspans, &j->res);
+		return;
+	}
+	if (j->kind == FREEHINT__RANGE_KIND__HELD) {
+		/* The guest takes a rejected batch back: not held. */
+		fh_rs_init(&rest);
+		if (fh_rs_subtract(&g->vs.held, &j->ranges, &rest) == 0) {
+			fh_rs_free(&g->vs.held);
+			g->vs.held = rest;
+		} else
+			fh_rs_free(&rest);
+	}
+	guest_ack(g, j->batch_id, FREEHINT__REJECT_REASON__HOST_ERROR, j->err,
+	    j->spans_done, j->nspans, &j->res);
+}
+
+/*
+ * Send the Ack of a batch of nranges ranges. Rejected after a discard
+ * began (res != NULL), the first `applied` ranges were discarded whole and
+ * res->bytes in all: the Ack says so (ranges_applied, bytes_discarded)
+ * and the counters count them as applied; the guest takes the whole batch
+ * back, which is safe, as it was free.
+ */
+static void
+guest_ack(struct guest *g, uint64_t id, int reason, char *err, size_t applied,
+    size_t nranges, const struct discard_result *res)
+{
+	Freehint__Ack a = FREEHINT__ACK__INIT;
+	struct vm *vm = g->vm;
+
+	a.batch_id = id;
+	if (res != NULL) {
+		a.has_bytes_discarded = true;
+		a.bytes_discarded = res->bytes;
+	}
+	a.has_ranges_applied = reason == 0 || applied != 0;
+	a.ranges_applied = applied;
+	vm->ranges_applied += applied;
+	if (reason == 0) {
+		a.status = FREEHINT__ACK_STATUS__APPLIED;
+		vm->batches_applied++;
+	} else {
+		a.status = FREEHINT__ACK_STATUS__REJECTED;
+		a.has_reason = true;
+		a.reason = (Freehint__RejectReason)reason;
+		a.detail = err;
+		vm->ranges_rejected += nranges - applied;
+		vm->batches_rejected++;
+		vm_set_error(vm, "batch %" PRIu64 " rejected: %s: %s", id,
+		    validate_reason_name(reason), err);
+	}
+	a.has_host_clock_ms = true;
+	a.host_clock_ms = fh_monotonic_ms();
+	fh_peer_send(g->peer, FH_MSG_ACK, &a.base);
+}
+
 static int
 guest_ranges(struct fh_peer *p, const struct fh_msg *m, void *arg)
 {
 	const Freehint__RangeBatch *b = m->u.ranges;
-	Freehint__Ack a = FREEHINT__ACK__INIT;
+	const struct discard_result none = { 0 };
 	struct guest *g = arg;
 	struct vm *vm = g->vm;
 	struct policy pol;
@@ -368,7 +501,6 @@ guest_ranges(struct fh_peer *p, const struct fh_msg *m, void *arg)
 	clock_gettime(CLOCK_REALTIME, &now);
 	if (!g->hello)
 		return FREEHINT__REJECT_REASON__NOT_ALLOWED;
-	a.batch_id = b->batch_id;
 	vm_policy(vm, &pol);
 	reason =
 	    validate_batch(&g->vs, &vm->budget, &pol, &vm->map, g->page_size,
@@ -380,31 +512,18 @@ guest_ranges(struct fh_peer *p, const struct fh_msg *m, void *arg)
 		reason = FREEHINT__REJECT_REASON__NOT_ALLOWED;
 	}
 	if (reason == 0)
-		reason = guest_apply(g, &pol, b, &a, err, sizeof err);
+		reason = guest_apply(g, &pol, b, err, sizeof err);
+	if (reason == GUEST_QUEUED)
+		return 0;
 	vm_count_batch(
 	    vm, (int)b->kind, reason, reason == 0 ? g->ranges.n : b->n_gaps);
-	if (reason == 0) {
-		a.status = FREEHINT__ACK_STATUS__APPLIED;
-		a.has_ranges_applied = true;
-		a.ranges_applied = g->ranges.n;
-		vm->ranges_applied += g->ranges.n;
-		vm->batches_applied++;
-		a.has_host_clock_ms = true;
-		a.host_clock_ms = fh_monotonic_ms();
-		fh_peer_send(p, FH_MSG_ACK, &a.base);
-		return 0;
-	}
-	a.status = FREEHINT__ACK_STATUS__REJECTED;
-	a.has_reason = true;
-	a.reason = (Freehint__RejectReason)reason;
-	a.detail = err;
-	vm->ranges_rejected += b->n_gaps;
-	vm->batches_rejected++;
-	vm_set_error(vm, "batch %" PRIu64 " rejected: %s: %s", b->batch_id,
-	    validate_reason_name(reason), err);
-	a.has_host_clock_ms = true;
-	a.host_clock_ms = fh_monotonic_ms();
-	fh_peer_send(p, FH_MSG_ACK, &a.base);
+	/* Nothing was discarded: a discard-mode batch says so. */
+	guest_ack(g, b->batch_id, reason, err, reason == 0 ? g->ranges.n : 0,
+	    reason == 0 ? g->ranges.n : b->n_gaps,
+	    g->mode == FREEHINT__MODE__DISCARD &&
+	            b->kind != FREEHINT__RANGE_KIND__HINT
+	        ? &none
+	        : NULL);
 	/* A failed discard is ours, not the guest's fault. */
 	return reason == FREEHINT__REJECT_REASON__HOST_ERROR ? 0 : reason;
 }

@@ -447,6 +447,8 @@ main(int argc, char **argv)
 	evsignal_add(ev_sigterm, NULL);
 	evsignal_add(ev_sigint, NULL);
 	evsignal_add(ev_sighup, NULL);
+	if (punch_init(ev_base, FREEHINTD_PUNCH_WORKERS) != 0)
+		goto out;
 
 	if (control_open(
 	        conf->control, conf->control_group, conf->admin_group) != 0)
@@ -488,6 +490,8 @@ out:
 #endif
 	qmp_static_stop_all();
 	vm_remove_all();
+	/* After the VMs: their discards in flight end before we exit. */
+	punch_shutdown();
 	control_close();
 	metrics_close();
 	listen_vsock_close();

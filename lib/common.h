@@ -108,6 +108,7 @@ void fh_rs_free(struct fh_rangeset *);
 void fh_rs_clear(struct fh_rangeset *);
 int fh_rs_add(struct fh_rangeset *, uint64_t start, uint64_t npages);
 void fh_rs_normalize(struct fh_rangeset *);
+int fh_rs_merge(struct fh_rangeset *, const struct fh_rangeset *);
 bool fh_rs_is_normal(const struct fh_rangeset *);
 uint64_t fh_rs_pages(const struct fh_rangeset *);
 bool fh_rs_covers(const struct fh_rangeset *, uint64_t start, uint64_t npages);

@@ -91,6 +91,53 @@ fh_rs_normalize(struct fh_rangeset *rs)
 	rs->n = o + 1;
 }
 
+/*
+ * rs = rs ∪ add, for normal rs and add: rs moves up by add->n, then one
+ * merge from the front back into place, so that a set that grows by a
+ * batch at a time is never sorted again. -1 (rs unchanged) when memory
+ * runs out.
+ */
+int
+fh_rs_merge(struct fh_rangeset *rs, const struct fh_rangeset *add)
+{
+	struct fh_range *nr, r;
+	size_t i, j = 0, o = 0, k = add->n, total, ncap;
+	uint64_t end;
+
+	if (k == 0)
+		return 0;
+	if (__builtin_add_overflow(rs->n, k, &total))
+		return -1;
+	if (total > rs->cap) {
+		ncap = rs->cap ? rs->cap : 16;
+		while (ncap < total)
+			if (__builtin_mul_overflow(ncap, 2, &ncap))
+				return -1;
+		if ((nr = reallocarray(rs->r, ncap, sizeof *nr)) == NULL)
+			return -1;
+		rs->r = nr;
+		rs->cap = ncap;
+	}
+	memmove(rs->r + k, rs->r, rs->n * sizeof *rs->r);
+	/* Written at o, never above what is still to be read (at i). */
+	i = k;
+	while (i < total || j < k) {
+		if (j == k || (i < total && rs->r[i].start <= add->r[j].start))
+			r = rs->r[i++];
+		else
+			r = add->r[j++];
+		end = o > 0 ? rs->r[o - 1].start + rs->r[o - 1].npages : 0;
+		if (o > 0 && r.start <= end) {
+			if (r.start + r.npages > end)
+				rs->r[o - 1].npages =
+				    r.start + r.npages - rs->r[o - 1].start;
+		} else
+			rs->r[o++] = r;
+	}
+	rs->n = o;
+	return 0;
+}
+
 bool
 fh_rs_is_normal(const struct fh_rangeset *rs)
 {

@@ -18,6 +18,10 @@
  *   fh-hostile SOCK timed SECONDS PFN              the same, and every
  *       REPORTED batch must be acknowledged APPLIED within 1 s (from the
  *       first connection: the daemon must reach us within 10 s)
+ *   fh-hostile SOCK flood SECONDS RANGES           large REPORTED batches
+ *       (RANGES ranges of 30 MiB from 16 MiB) kept 4 in flight, then one
+ *       batch whose deadline passes while it is punched: it must come
+ *       back rejected with what was punched (ranges_applied whole ranges)
  */
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -627,6 +631,83 @@ escape(unsigned n, unsigned seconds)
 	sleep(seconds);
 }
 
+/* n ranges of 30 MiB, 2 MiB apart, from 16 MiB (in 4 KiB pages). */
+#define FLOOD_RANGE (30 * 256)
+static void
+flood_ranges(uint64_t *g, uint64_t *l, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		g[i] = i == 0 ? 16 * 256 : 2 * 256;
+		l[i] = FLOOD_RANGE;
+	}
+}
+
+static void
+flood(unsigned seconds, size_t nranges)
+{
+	uint64_t g[8], l[8], id, applied = 0;
+	time_t end = time(NULL) + seconds;
+	unsigned inflight = 0, lost = 0;
+	struct fh_msg m;
+	bool ok;
+
+	check(accept_daemon() == 0 && hello() == 0 && nranges <= 8,
+	    "flood:welcome", "-");
+	if (fd == -1)
+		return;
+	flood_ranges(g, l, nranges);
+	while (time(NULL) < end || inflight > 0) {
+		while (inflight < 4 && time(NULL) < end) {
+			send_batch(FREEHINT__RANGE_KIND__REPORTED, next_id++, g,
+			    l, nranges, 0);
+			inflight++;
+		}
+		if (recv_msg(&m, TIMEOUT_MS) != 1) {
+			lost = inflight;
+			break;
+		}
+		if (m.type == FH_MSG_ACK) {
+			inflight--;
+			applied +=
+			    m.u.ack->status == FREEHINT__ACK_STATUS__APPLIED;
+		}
+		fh_msg_free(&m);
+	}
+	check(lost == 0 && applied > 0, "flood:acked",
+	    "%u batches unanswered, %llu applied", lost,
+	    (unsigned long long)applied);
+
+	/* Punched at 300 ms a piece, the deadline (1.5 s) passes midway. */
+	flood_ranges(g, l, 6);
+	send_batch(FREEHINT__RANGE_KIND__REPORTED, id = next_id++, g, l, 6, 0);
+	ok = false;
+	while (recv_msg(&m, TIMEOUT_MS) == 1) {
+		if (m.type != FH_MSG_ACK) {
+			fh_msg_free(&m);
+			continue;
+		}
+		printf("# partial: status %d reason %d, %llu bytes, %llu "
+		       "ranges applied\n",
+		    (int)m.u.ack->status, (int)m.u.ack->reason,
+		    (unsigned long long)m.u.ack->bytes_discarded,
+		    (unsigned long long)m.u.ack->ranges_applied);
+		ok = m.u.ack->batch_id == id &&
+		    m.u.ack->status == FREEHINT__ACK_STATUS__REJECTED &&
+		    m.u.ack->reason == FREEHINT__REJECT_REASON__HOST_ERROR &&
+		    m.u.ack->has_ranges_applied &&
+		    m.u.ack->ranges_applied > 0 &&
+		    m.u.ack->ranges_applied < 6 &&
+		    m.u.ack->bytes_discarded ==
+		        m.u.ack->ranges_applied * FLOOD_RANGE * 4096;
+		fh_msg_free(&m);
+		break;
+	}
+	check(ok, "flood:partial-ack",
+	    "not rejected with its whole punched ranges in ranges_applied");
+}
+
 static void
 timed(unsigned seconds, uint64_t pfn)
 {
@@ -714,7 +795,8 @@ main(int argc, char **argv)
 	if (argc != 5) {
 		fprintf(stderr,
 		    "usage: fh-hostile SOCK "
-		    "hostile|steady|deputy|escape|timed|script A B\n");
+		    "hostile|steady|deputy|escape|timed|script|flood "
+		    "A B\n");
 		return 2;
 	}
 	log_init("fh-hostile", 1, 0);
@@ -739,6 +821,9 @@ main(int argc, char **argv)
 		    (unsigned)strtoul(argv[4], NULL, 0));
 	else if (strcmp(argv[2], "script") == 0)
 		script(argv[3]);
+	else if (strcmp(argv[2], "flood") == 0)
+		flood((unsigned)strtoul(argv[3], NULL, 0),
+		    (size_t)strtoul(argv[4], NULL, 0));
 	else if (strcmp(argv[2], "timed") == 0)
 		timed((unsigned)strtoul(argv[3], NULL, 0),
 		    strtoull(argv[4], NULL, 0));

@@ -48,7 +48,7 @@ test_discard_memfd(void **state)
 {
 	struct memregion r[2];
 	struct memmap m;
-	struct discard_result res = { 0, 0 };
+	struct discard_result res = { 0 };
 	char err[128];
 	uint8_t *p;
 	size_t i;
@@ -106,7 +106,7 @@ test_discard_deadline(void **state)
 {
 	struct memregion r;
 	struct memmap m;
-	struct discard_result res = { 0, 0 };
+	struct discard_result res = { 0 };
 	char err[128], *p;
 	uint64_t now;
 	int fd;
