@@ -41,7 +41,8 @@ static int guest_result(struct fh_peer *, const struct fh_msg *, void *);
 static void guest_lost(struct fh_peer *, const char *, void *);
 static int guest_apply(struct guest *, const struct policy *,
     const Freehint__RangeBatch *, char *, size_t);
-static uint64_t guest_align(const struct guest *, const struct policy *);
+static uint64_t guest_align(
+    const struct guest *, const struct policy *, Freehint__RangeKind);
 static uint64_t guest_usec(void);
 static int guest_submit(
     struct guest *, const Freehint__RangeBatch *, uint64_t, char *, size_t);
@@ -283,14 +284,18 @@ guest_hello(struct fh_peer *p, const struct fh_msg *m, void *arg)
  * freehintctl set applies from the next batch.
  */
 static uint64_t
-guest_align(const struct guest *g, const struct policy *pol)
+guest_align(
+    const struct guest *g, const struct policy *pol, Freehint__RangeKind kind)
 {
-	uint32_t order = pol->min_order, hint;
+	uint32_t order = pol->min_order,
+	         hint = vm_pass_policy(g->vm, g->page_size).min_order;
 
+	if (kind == FREEHINT__RANGE_KIND__HELD)
+		return 1ULL << hint;
 	if (g->report_order < order)
 		order = g->report_order;
-	hint = vm_pass_policy(g->vm, g->page_size).min_order;
-	if (hint < order)
+	/* Hints are never discarded: the smallest block either sends. */
+	if (kind == FREEHINT__RANGE_KIND__HINT && hint < order)
 		order = hint;
 	return 1ULL << order;
 }
@@ -502,9 +507,9 @@ guest_ranges(struct fh_peer *p, const struct fh_msg *m, void *arg)
 	if (!g->hello)
 		return FREEHINT__REJECT_REASON__NOT_ALLOWED;
 	vm_policy(vm, &pol);
-	reason =
-	    validate_batch(&g->vs, &vm->budget, &pol, &vm->map, g->page_size,
-	        guest_align(g, &pol), b, &now, &g->ranges, err, sizeof err);
+	reason = validate_batch(&g->vs, &vm->budget, &pol, &vm->map,
+	    g->page_size, guest_align(g, &pol, b->kind), b, &now, &g->ranges,
+	    err, sizeof err);
 	if (reason == 0 && b->kind == FREEHINT__RANGE_KIND__HELD &&
 	    (!vm_pass_active(vm) || !b->has_pass_id ||
 	        b->pass_id != vm->pass_id)) {
