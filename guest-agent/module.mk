@@ -5,7 +5,8 @@
 # link flags the agent needs beyond libfreehint.a, libevent and protobuf-c.
 AGENT_SRCS := guest-agent/agent.c guest-agent/transport.c guest-agent/session.c \
 	guest-agent/report.c guest-agent/hold.c guest-agent/snapshot.c \
-	guest-agent/kmodfile.c guest-agent/allocrate.c guest-agent/lease.c
+	guest-agent/kmodfile.c guest-agent/allocrate.c guest-agent/headroom.c \
+	guest-agent/lease.c
 AGENT_OBJS := $(AGENT_SRCS:%.c=$(O)/%.o)
 AGENT_LIB := $(O)/guest-agent/libagent.a
 AGENT_LIBS := $(SYSTEMD_LIBS)
