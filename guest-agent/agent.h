@@ -229,8 +229,8 @@ void headroom_sample(struct headroom *, uint64_t free_pages);
 uint64_t headroom_pages(const struct headroom *);
 void headroom_reported(struct headroom *, uint64_t pages);
 uint64_t headroom_spare(struct headroom *, uint64_t free_pages, uint64_t keep);
-uint64_t headroom_budget(
-    struct headroom *, uint64_t free_pages, uint64_t batch_pages, uint64_t keep);
+uint64_t headroom_budget(struct headroom *, uint64_t free_pages,
+    uint64_t batch_pages, uint64_t keep);
 
 /* hold.c: /proc/freehint/hold and the host's hint passes. */
 struct hold *hold_new(struct agent *);

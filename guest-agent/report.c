@@ -44,6 +44,15 @@
 #define REPORT_QUIET_MS 1000
 /* Spare memory worth a new pass of the kernel over its free lists. */
 #define REPORT_REARM_MIN_BYTES (8ULL << 20)
+/*
+ * With that much spare and no batch for this long, rearm anyway: the
+ * kernel starts a pass only on a free that makes a block of its reporting
+ * order, and memory that reaches that order later (merged from smaller
+ * pieces) is not offered. A rearm that brings nothing doubles the wait,
+ * up to REPORT_STALE_MAX_MS (spare memory in small pieces never comes).
+ */
+#define REPORT_STALE_MS     4000
+#define REPORT_STALE_MAX_MS 64000
 
 struct report {
 	struct agent *agent;
@@ -53,6 +62,8 @@ struct report {
 	bool armed;
 	bool dead; /* the module went away: never read again */
 	bool owed; /* a batch failed back since the last rearm */
+	uint64_t last_ms; /* the last batch read, or rearm */
+	uint64_t stale_ms; /* the wait before the next stale rearm */
 	struct allocrate *rate;
 	struct headroom headroom;
 	/* A batch read, waiting REPORT_PROBE_MS to see the guest's rate. */
@@ -103,6 +114,8 @@ report_open(struct agent *a, int *err)
 	}
 	r->fd = fd;
 	r->owed = true;
+	r->stale_ms = REPORT_STALE_MS;
+	r->last_ms = fh_monotonic_ms();
 	kmod_lock_buffer(r->path, r->buf, sizeof r->buf);
 	headroom_init(&r->headroom);
 	r->rate = allocrate_new(
@@ -227,23 +240,33 @@ report_tick(void *arg)
 {
 	struct report *r = arg;
 	static const char cmd[] = "rearm\n";
-	uint64_t spare;
+	uint64_t spare, now = fh_monotonic_ms();
+	bool stale = false;
 
-	if (!r->owed || !session_ready(r->agent->session) ||
-	    report_allocating_fast(r))
+	if (!session_ready(r->agent->session) || report_allocating_fast(r))
 		return;
 	if (r->agent->conf.report_headroom != 0 && r->headroom.free_now != 0) {
 		spare = headroom_spare(
 		    &r->headroom, r->headroom.free_now, report_keep_pages(r));
 		if (spare * r->agent->page_size < REPORT_REARM_MIN_BYTES)
 			return;
+		stale = now - r->last_ms >= r->stale_ms;
+	}
+	if (!r->owed && !stale)
+		return;
+	if (!r->owed) {
+		r->stale_ms *= 2;
+		if (r->stale_ms > REPORT_STALE_MAX_MS)
+			r->stale_ms = REPORT_STALE_MAX_MS;
 	}
 	r->owed = false;
+	r->last_ms = now;
 	if (write(r->fd, cmd, sizeof cmd - 1) != (ssize_t)(sizeof cmd - 1)) {
 		log_warn("%s: rearm", r->path);
 		return;
 	}
-	log_debug("asked the kernel to re-arm page reporting");
+	log_debug("asked the kernel to re-arm page reporting%s",
+	    stale ? " (spare memory, no batch)" : "");
 }
 
 static void
@@ -284,6 +307,8 @@ report_read_cb(int fd, short what, void *arg)
 			report_fail(r, id, "malformed");
 		return;
 	}
+	r->last_ms = fh_monotonic_ms();
+	r->stale_ms = REPORT_STALE_MS;
 	if (!session_ready(s)) {
 		report_fail(r, id, "no host");
 		return;
@@ -336,12 +361,12 @@ report_headroom(struct report *r, uint64_t id)
 		return 0;
 	keep = report_keep_pages(r);
 	budget = headroom_budget(&r->headroom, free_pages, pages, keep);
-	log_debug("report batch %llu: %llu pages, %llu free, %llu reported, "
-	          "headroom %llu: %llu go",
-	    (unsigned long long)id, (unsigned long long)pages,
-	    (unsigned long long)free_pages,
-	    (unsigned long long)r->headroom.reported,
-	    (unsigned long long)keep, (unsigned long long)budget);
+	log_debug("report batch %llu at %llu ms: %llu pages, %llu free, "
+	          "%llu reported, headroom %llu: %llu go",
+	    (unsigned long long)id, (unsigned long long)fh_monotonic_ms(),
+	    (unsigned long long)pages, (unsigned long long)free_pages,
+	    (unsigned long long)r->headroom.reported, (unsigned long long)keep,
+	    (unsigned long long)budget);
 	if (budget == 0) {
 		r->agent->stats.batches_kept++;
 		report_fail(r, id, "within the headroom");
@@ -429,7 +454,8 @@ report_kbatch_done(struct report *r, struct kbatch *kb)
 {
 	TAILQ_REMOVE(&r->kbs, kb, entry);
 	if (!kb->failed && !kb->unanswered)
-		headroom_reported(&r->headroom, kb->bytes / r->agent->page_size);
+		headroom_reported(
+		    &r->headroom, kb->bytes / r->agent->page_size);
 	if (kb->unanswered && kb->expire_ms > fh_monotonic_ms()) {
 		TAILQ_INSERT_TAIL(&r->expiring, kb, entry);
 		report_expire_arm(r);

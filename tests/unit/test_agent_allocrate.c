@@ -40,8 +40,8 @@ test_parse(void **state)
 	assert_int_equal(pages, 12 + 1000000 + 234);
 	assert_int_equal(nfree, 97513);
 	/* No trailing newline: the last line still counts. */
-	assert_int_equal(allocrate_parse("nr_free_pages 1\npgalloc_dma32 7",
-	                     31, &pages, &nfree),
+	assert_int_equal(allocrate_parse("nr_free_pages 1\npgalloc_dma32 7", 31,
+	                     &pages, &nfree),
 	    0);
 	assert_int_equal(pages, 7);
 	assert_int_equal(nfree, 1);
@@ -67,8 +67,8 @@ test_parse_bad(void **state)
 	    allocrate_parse("pgalloc_dma 5\n", 14, &pages, &nfree), -1);
 	assert_int_equal(
 	    allocrate_parse("nr_free_pages 5\n", 16, &pages, &nfree), -1);
-	assert_int_equal(allocrate_parse("nr_free_pages x\npgalloc_dma 5\n",
-	                     30, &pages, &nfree),
+	assert_int_equal(allocrate_parse("nr_free_pages x\npgalloc_dma 5\n", 30,
+	                     &pages, &nfree),
 	    -1);
 	assert_int_equal(pages, 99);
 	assert_int_equal(nfree, 98);
