@@ -229,9 +229,10 @@ def report(args, res, busy):
     doc += ["", "### A busy guest", "",
             "The same guest runs `fhfill 280 12`, which dirties 280 MiB, "
             "and once it has, `fhchurn 40`: round after round over a 40 MiB "
-            "buffer, in 256 KiB pieces, it checks the stamp the last round "
-            "left in each page, gives the piece back (MADV_DONTNEED) and "
-            "stamps it again, which allocates it again. About 12 s later "
+            "buffer, in 2 MiB pieces (huge pages, with THP set to madvise), "
+            "it checks the stamp the last round left in each page, gives "
+            "the piece back (MADV_DONTNEED), allocates it again "
+            "(MADV_POPULATE_WRITE) and stamps it. About 12 s later "
             "`fhfill` frees its 280 MiB while the churn goes on. %d runs per "
             "configuration, each on a fresh guest; every run's churn "
             "checked all its pages (a run that lost one would be a failed "

@@ -6,6 +6,9 @@
 # them, and the freed memory in pieces below the kernel's reporting
 # order, which no page reporting gives back.)
 insmod /lib/freehint/freehint.ko || exit 1
+# The kernel turns huge pages off below 512 MiB of RAM; fhchurn asks for
+# them (madvise), as large heaps do, and so allocates fast.
+echo madvise >/sys/kernel/mm/transparent_hugepage/enabled
 freehint-agent -d -v --transport virtio-serial >/run/agent.log 2>&1 &
 agent=$!
 fhfill 280 14 >/run/fill.log 2>&1 &

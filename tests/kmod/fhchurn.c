@@ -1,12 +1,13 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * fhchurn: a busy guest's workload that notices lost memory.
- *   fhchurn MB SECONDS   for SECONDS, go round an MB MiB buffer in 256 KiB
- *                        pieces: check the stamp the last round wrote in
+ *   fhchurn MB SECONDS   for SECONDS, go round an MB MiB buffer in 2 MiB
+ *                        pieces (huge pages where the guest allows them
+ *                        with madvise): check the stamp the last round wrote in
  *                        every page of the piece, give the piece back to
  *                        the kernel (MADV_DONTNEED, as malloc does when it
- *                        trims) and write new stamps, which allocates it
- *                        again; print "fhchurn: N rounds of MB MiB, B bad
+ *                        trims), allocate it again (MADV_POPULATE_WRITE)
+ *                        and write new stamps; print "fhchurn: N rounds of MB MiB, B bad
  *                        pages".
  * The guest allocates and frees MB MiB a round, at the speed of its CPU,
  * while its footprint stays MB MiB: freed pages are reused at once, as
@@ -16,7 +17,10 @@
  */
 #include "fhtest.h"
 
-#define PIECE_PAGES 64
+#define PIECE_PAGES 512
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
 
 static uint64_t
 stamp(uint64_t round, size_t page)
@@ -64,10 +68,13 @@ main(int argc, char **argv)
 		return fprintf(stderr, "usage: fhchurn MB SECONDS\n"), 2;
 	mb = strtoul(argv[1], NULL, 0);
 	pages = mb << 8;
-	buf = mmap(NULL, mb << 20, PROT_READ | PROT_WRITE,
+	p = (size_t)mmap(NULL, (mb + 2) << 20, PROT_READ | PROT_WRITE,
 	    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (buf == MAP_FAILED)
+	if ((void *)p == MAP_FAILED)
 		die("mmap");
+	/* Pieces of a huge page each, where the guest has them. */
+	buf = (uint64_t *)((p + (2 << 20) - 1) & ~(size_t)((2 << 20) - 1));
+	madvise(buf, mb << 20, MADV_HUGEPAGE);
 	fill(buf, 0, pages, round);
 	end = now_s() + atof(argv[2]);
 	while (now_s() < end) {
@@ -77,6 +84,8 @@ main(int argc, char **argv)
 			bad += check(buf, p, n, round - 1);
 			if (madvise(buf + p * 512, n << 12, MADV_DONTNEED))
 				die("madvise");
+			/* One call instead of a fault per page: a busier guest. */
+			madvise(buf + p * 512, n << 12, MADV_POPULATE_WRITE);
 			fill(buf, p, n, round);
 		}
 	}
