@@ -260,6 +260,19 @@ def table(headers, rows):
     return "\n".join(out)
 
 
+def commit():
+    """The commit measured (short hash), "+" when the tree has changes."""
+    try:
+        h = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short",
+                            "HEAD"], capture_output=True, text=True,
+                           check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", ROOT, "diff", "--quiet",
+                                "HEAD"]).returncode != 0
+        return h + ("+" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
 def ratio(a, b):
     return "n/a" if not b or a is None else "%.2f" % (a / b)
 

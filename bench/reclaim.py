@@ -13,7 +13,6 @@ repeated --reps times.
 import argparse
 import os
 import statistics
-import subprocess
 import sys
 import time
 
@@ -214,7 +213,7 @@ def report(args, res, busy):
     doc = ["## Reclaim", "",
            "Command: `bench/run.sh reclaim` (runs `python3 bench/reclaim.py "
            "--mem %d --window %d --reps %d`), at commit %s."
-           % (args.mem, args.window, args.reps, commit()), "",
+           % (args.mem, args.window, args.reps, b.commit()), "",
            "Machine: %s. Guest: %d MiB on a shared memfd, 1 vCPU. The guest "
            "dirties 70%% of its RAM and frees it; QEMU's `RssShmem` is "
            "sampled every 100 ms for %d s after the free. Footprint: the "
@@ -241,15 +240,6 @@ def report(args, res, busy):
     if bplot:
         doc += ["", "![RssShmem after the free, busy guest](%s)" % bplot]
     b.write_doc("30-reclaim", "\n".join(doc))
-
-
-def commit():
-    try:
-        return subprocess.run(["git", "-C", b.ROOT, "rev-parse", "--short",
-                               "HEAD"], capture_output=True, text=True,
-                              check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
 
 
 def plot_busy(busy):
