@@ -204,8 +204,14 @@ conf_set(int val, const char *name, const char *arg, void *ctx, char *err,
 			c->report_headroom = HEADROOM_AUTO;
 			return 0;
 		}
-		return conf_u32(
-		    arg, 0, 1048576, &c->report_headroom, name, err, errlen);
+		if (conf_u32(arg, 0, 1048576, &c->report_headroom, name, err,
+		        errlen) != 0) {
+			snprintf(err, errlen,
+			    "%s: '%s' is not auto or a number in 0..1048576",
+			    name, arg);
+			return -1;
+		}
+		return 0;
 	}
 	snprintf(err, errlen, "%s: unknown option", name);
 	return -1;
