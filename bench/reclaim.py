@@ -244,58 +244,45 @@ def report(args, res, busy):
 
 def plot_busy(busy):
     """The first successful run of each busy configuration."""
-    plots = []
-    for cfg in BUSY:
-        run = next((r for r in busy[cfg] if "curve" in r), None)
-        if run is None:
-            continue
-        dat = os.path.join(b.OUT, "reclaim-%s.dat" % cfg)
-        with open(dat, "w") as f:
-            for t, m in run["curve"]:
-                f.write("%.2f %.1f\n" % (t, m))
-        plots.append("'%s' using 1:2 with lines lw 2 title '%s'"
-                     % (dat, cfg[5:]))
-    if not plots:
-        return None
-    png = "30-reclaim-busy.png"
-    ok = b.gnuplot("""
-set terminal pngcairo size 800,450 noenhanced
-set output '%s'
-set xlabel 'seconds after the guest freed 280 MiB (a 40 MiB churn runs on)'
-set ylabel 'QEMU RssShmem (MiB)'
-set title 'Reclaim from a busy guest'
-set xrange [-3:*]
-set yrange [0:*]
-set key top right
-plot %s
-""" % (os.path.join(b.DOCS, png), ", ".join(plots)))
-    return png if ok else None
+    runs = [(cfg[5:], next((r for r in busy[cfg] if "curve" in r), None))
+            for cfg in BUSY]
+    return plot([(n, r["curve"]) for n, r in runs if r is not None],
+                "30-reclaim-busy.png", "Reclaim from a busy guest",
+                "seconds after the guest freed 280 MiB (a 40 MiB churn "
+                "runs on)")
 
 
 def plot_curves(res):
+    return plot([(c, res[c]["curve"]) for c in CONFIGS
+                 if "curve" in res[c]],
+                "30-reclaim.png",
+                "Reclaim: host memory of the guest after a free",
+                "seconds after the guest freed its memory")
+
+
+def plot(curves, png, title, xlabel):
+    """RssShmem curves, one line each, into docs/bench/png."""
     plots = []
-    for cfg in CONFIGS:
-        if "curve" not in res[cfg]:
-            continue
-        dat = os.path.join(b.OUT, "reclaim-%s.dat" % cfg)
+    for name, curve in curves:
+        dat = os.path.join(b.OUT, "%s-%s.dat" % (png[:-4], name))
         with open(dat, "w") as f:
-            for t, m in res[cfg]["curve"]:
+            for t, m in curve:
                 f.write("%.2f %.1f\n" % (t, m))
-        plots.append("'%s' using 1:2 with lines lw 2 title '%s'" % (dat, cfg))
+        plots.append("'%s' using 1:2 with lines lw 2 title '%s'"
+                     % (dat, name))
     if not plots:
         return None
-    png = "30-reclaim.png"
     ok = b.gnuplot("""
 set terminal pngcairo size 800,450 noenhanced
 set output '%s'
-set xlabel 'seconds after the guest freed its memory'
+set xlabel '%s'
 set ylabel 'QEMU RssShmem (MiB)'
-set title 'Reclaim: host memory of the guest after a free'
+set title '%s'
 set xrange [-3:*]
 set yrange [0:*]
 set key top right
 plot %s
-""" % (os.path.join(b.DOCS, png), ", ".join(plots)))
+""" % (os.path.join(b.DOCS, png), xlabel, title, ", ".join(plots)))
     return png if ok else None
 
 
