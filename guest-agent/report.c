@@ -51,7 +51,7 @@
  * pieces) is not offered. A rearm that brings nothing doubles the wait,
  * up to REPORT_STALE_MAX_MS (spare memory in small pieces never comes).
  */
-#define REPORT_STALE_MS     4000
+#define REPORT_STALE_MS     2000
 #define REPORT_STALE_MAX_MS 64000
 
 struct report {
