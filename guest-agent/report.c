@@ -46,10 +46,11 @@
 #define REPORT_REARM_MIN_BYTES (8ULL << 20)
 /*
  * With that much spare and no batch for this long, rearm anyway: the
- * kernel starts a pass only on a free that makes a block of its reporting
- * order, and memory that reaches that order later (merged from smaller
- * pieces) is not offered. A rearm that brings nothing doubles the wait,
- * up to REPORT_STALE_MAX_MS (spare memory in small pieces never comes).
+ * kernel starts a pass only on a free that leaves a block of its
+ * reporting order, and a batch's block put back merges with neighbours
+ * freed meanwhile without one. A rearm that brings nothing doubles the
+ * wait, up to REPORT_STALE_MAX_MS (spare memory in small pieces never
+ * comes).
  */
 #define REPORT_STALE_MS     2000
 #define REPORT_STALE_MAX_MS 64000
