@@ -52,7 +52,7 @@
  * wait, up to REPORT_STALE_MAX_MS (spare memory in small pieces never
  * comes).
  */
-#define REPORT_STALE_MS     2000
+#define REPORT_STALE_MS     1000
 #define REPORT_STALE_MAX_MS 64000
 
 struct report {
