@@ -166,8 +166,11 @@ apart, for QEMU's reporting and freehint alike; which step reaches 90%
 depends on when the first pass lands, and moves the time by 2 s from one
 run to the next. freehint's agent sends what leaves its headroom of free
 memory unreported (docs/agent.md, "Busy memory stays put"): on the idle
-guest the headroom is nil once the fill is over (one burst is not a
-churn), so everything goes at the first pass."""
+guest the headroom is nil (one burst is not a churn), so every batch goes
+whole. A freehint batch is out for a host round trip, and memory freed
+next to it meanwhile merges with it when the kernel puts it back, which
+asks for no new pass: that part comes when the agent rearms the kernel's
+reporting, a second after the last batch, plus the kernel's 2 s."""
 
 BUSY_WHY = """Reading the busy figures: both mechanisms report only free
 blocks of the kernel's reporting order (2 MiB), so what the churn keeps in
