@@ -16,6 +16,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OUT = os.path.join(ROOT, "build", "bench")
 DOCS = os.path.join(ROOT, "docs", "bench")
 GUEST_PROGS = ("dirty", "frag", "churn")
+# The checked workloads of tests/kmod (make kmod-tests), for the busy guest.
+TEST_PROGS = ("fhchurn", "fhfill")
 CHANNEL_NAME = "org.freehint.agent.0"
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from qmp import Qmp, migrate_wait  # noqa: E402
@@ -46,13 +48,15 @@ def build_initrd():
     """build/bench/initrd.cpio.gz (tests/guest/mkinitrd.sh): the workloads,
     bench/guest/scenario.sh, and freehint.ko with the agent when built."""
     # make bench builds the programs, not the module: a fresh tree has none.
-    subprocess.run(["make", "-s", "-C", ROOT, "bench-guest", "kmod"],
-                   check=True, stdout=subprocess.DEVNULL)
+    subprocess.run(["make", "-s", "-C", ROOT, "bench-guest", "kmod",
+                    "kmod-tests"], check=True, stdout=subprocess.DEVNULL)
     out = os.path.join(OUT, "initrd.cpio.gz")
     args = [os.path.join(ROOT, "tests/guest/mkinitrd.sh"), "-o", out,
             "-s", os.path.join(ROOT, "bench/guest/scenario.sh")]
     for p in GUEST_PROGS:
         args += ["-b", os.path.join(OUT, "guest", p)]
+    for p in TEST_PROGS:
+        args += ["-b", os.path.join(ROOT, "build", "tests", "kmod", p)]
     if have_freehint() is None:
         args += ["-m", os.path.join(ROOT, "kmod/freehint.ko"),
                  "-b", os.path.join(ROOT, "build/freehint-agent")]
@@ -255,6 +259,19 @@ def table(headers, rows):
     out = [fmt(headers), "| " + " | ".join("-" * w for w in width) + " |"]
     out += [fmt(r) for r in cells[1:]]
     return "\n".join(out)
+
+
+def commit():
+    """The commit measured (short hash), "+" when the tree has changes."""
+    try:
+        h = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short",
+                            "HEAD"], capture_output=True, text=True,
+                           check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", ROOT, "diff", "--quiet",
+                                "HEAD"]).returncode != 0
+        return h + ("+" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
 
 
 def ratio(a, b):

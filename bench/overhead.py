@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: GPL-2.0-only
-"""Overhead benchmark (issue 7): the guest's own throughput on a
+"""Overhead benchmark (issues 7 and 14): the guest's own throughput on a
 memory-churning workload (allocate 128 MiB, touch every page, free, in a
 loop) with no reporting, with QEMU's free-page-reporting (the kernel's page
 reporting, for reference) and with freehint (module, agent, freehintd
@@ -30,21 +30,21 @@ WHY = """Reading the figures: freehint and QEMU's free-page-reporting ride on
 the same kernel page reporting. A reported block is discarded on the
 host; when the churning guest allocates it again the host must fault in
 and zero a fresh page. QEMU's reporting pays that for every block the
-kernel reports during the churn. freehint's agent gives a report batch
-back unsent when the guest allocates faster than `report-defer-rate`
-(64 MiB/s by default) in the 200 ms after the kernel hands it over, and
-re-arms the kernel's reporting once the guest is quiet, so freehintd
-discards next to nothing while the churn runs (the "discarded" line)
-and the churn pays no host faults for it; the price is in Reclaim, where
-memory freed right after an allocation burst can come back one kernel
-pass (2 s) later. Before the deferral existed, one run of this benchmark
-measured freehint at 16.1% and QEMU's reporting at 16.9%, freehintd
-discarding 416 to 594 MiB per run. On this shared 2-CPU TCG machine runs
-of the same configuration differ by up to tens of percent from one boot
-to the next (compare the runs of "none" with each other), more than the
-3% being judged, so a single run's verdict on the target is weak either
-way: the discarded line is the robust sign, and more repetitions
-(`--reps`) narrow the rest."""
+kernel reports during the churn. freehint's agent keeps a headroom of
+free memory unreported, sized from the dips in free memory the churn
+makes (docs/agent.md): once it has seen the churn (a few seconds), it
+sends only what lies beyond the churn's working set, so the churn
+allocates unreported memory and pays no host faults, while freehintd
+still discards the guest's other free memory during the run (the
+"discarded" line; it includes what the churn freed before the headroom
+had seen it). Before any policy existed, one run of this benchmark
+measured freehint at 16.1% and QEMU's reporting at 16.9%; with the older
+all-or-nothing deferral (report-defer-rate 64, now off by default)
+freehintd discarded nothing during the churn. On this shared 2-CPU TCG
+machine runs of the same configuration differ by up to tens of percent
+from one boot to the next (compare the runs of "none" with each other),
+more than the 3% being judged, so a single run's verdict on the target
+is weak either way; more repetitions (`--reps`) narrow it."""
 
 
 def reclaimed(vm):
@@ -80,6 +80,8 @@ def main():
     ap.add_argument("--seconds", type=int, default=20)
     ap.add_argument("--reps", type=int, default=5)
     args = ap.parse_args()
+    # The code measured is what the guest image is built from, now.
+    args.commit = b.commit()
     b.build_initrd()
     why_not = b.have_freehint()
     runs = {c: [] for c in CONFIGS}
@@ -150,8 +152,9 @@ def report(args, runs, errors):
     print("\n".join(verdict))
     doc = ["## Overhead", "",
            "Command: `bench/run.sh overhead` (runs `python3 "
-           "bench/overhead.py --mem %d --seconds %d --reps %d`)."
-           % (args.mem, args.seconds, args.reps), "",
+           "bench/overhead.py --mem %d --seconds %d --reps %d`), at "
+           "commit %s." % (args.mem, args.seconds, args.reps, args.commit),
+           "",
            "Machine: %s. Guest: %d MiB on a shared memfd, 1 vCPU, running "
            "`churn %d 128` (allocate 128 MiB, write every page, free, for "
            "%d s) 3 s after boot. Each configuration boots a fresh guest; "

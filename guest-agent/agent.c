@@ -44,11 +44,12 @@ agent_status(struct agent *a)
 	else if (session_ready(a->session))
 		snprintf(line, sizeof line,
 		    "connected over %s; %llu MiB reported, %llu MiB acked, "
-		    "%llu batches failed, %llu deferred%s",
+		    "%llu batches failed, %llu deferred, %llu kept%s",
 		    what, (unsigned long long)(a->stats.bytes_reported >> 20),
 		    (unsigned long long)(a->stats.bytes_acked >> 20),
 		    (unsigned long long)a->stats.batches_failed,
 		    (unsigned long long)a->stats.batches_deferred,
+		    (unsigned long long)a->stats.batches_kept,
 		    a->report == NULL ? "; no page reporting (see the log)"
 		                      : "");
 	else

@@ -16,6 +16,7 @@
 
 struct event;
 struct event_base;
+struct headroom;
 struct kbatch;
 
 #define AGENT_CONF_FILE "/etc/freehint/agent.conf"
@@ -49,6 +50,7 @@ struct agent_conf {
 	uint32_t stats_interval; /* seconds, 0: only on request */
 	uint32_t backoff_max; /* milliseconds */
 	uint32_t report_defer_rate; /* MiB/s; 0: never defer */
+	uint32_t report_headroom; /* MiB, or HEADROOM_AUTO */
 	bool wait_module;
 };
 
@@ -58,6 +60,8 @@ struct agent_stats {
 	uint64_t batches_acked;
 	uint64_t batches_failed;
 	uint64_t batches_deferred; /* failed back: the guest allocated fast */
+	uint64_t batches_kept; /* failed back: within the headroom */
+	uint64_t bytes_kept; /* left unsent from batches partly reported */
 	uint64_t bytes_reported;
 	uint64_t bytes_acked;
 	uint64_t reconnects;
@@ -195,14 +199,41 @@ bool report_registered(const struct report *);
 
 /* allocrate.c: how fast the guest allocates (/proc/vmstat). */
 struct allocrate;
-int allocrate_parse(const char *, size_t, uint64_t *pages);
-struct allocrate *allocrate_new(
-    struct event_base *, const char *path, void (*)(void *), void *);
+int allocrate_parse(
+    const char *, size_t, uint64_t *pages, uint64_t *free_pages);
+struct allocrate *allocrate_new(struct event_base *, const char *path,
+    struct headroom *, void (*)(void *), void *);
 void allocrate_free(struct allocrate *);
 int allocrate_bytes_per_sec(const struct allocrate *, uint32_t, uint64_t *);
 int allocrate_pages(struct allocrate *, uint64_t *);
+int allocrate_read(struct allocrate *, uint64_t *pages, uint64_t *free_pages);
 int allocrate_rate(
     uint64_t, uint64_t, uint64_t, uint64_t, uint32_t, uint64_t *);
+
+/* headroom.c: free memory kept unreported for a churning guest. */
+#define HEADROOM_SAMPLE_MS 100
+#define HEADROOM_WINDOW    11 /* a second of samples, and the one before */
+#define HEADROOM_SECONDS   30
+#define HEADROOM_SKIP      2 /* dips of a one-off burst ignored */
+#define HEADROOM_AUTO      UINT32_MAX
+
+struct headroom {
+	uint64_t dip[HEADROOM_SECONDS]; /* each second's deepest dip */
+	size_t next;
+	uint64_t win[HEADROOM_WINDOW]; /* this second's free samples */
+	size_t nwin;
+	uint64_t free_now; /* free pages at the last sample */
+	uint64_t reported; /* free pages estimated reported */
+};
+
+uint64_t headroom_dip(const uint64_t *, size_t);
+void headroom_init(struct headroom *);
+void headroom_sample(struct headroom *, uint64_t free_pages);
+uint64_t headroom_pages(const struct headroom *);
+void headroom_reported(struct headroom *, uint64_t pages);
+uint64_t headroom_spare(struct headroom *, uint64_t free_pages, uint64_t keep);
+uint64_t headroom_budget(struct headroom *, uint64_t free_pages,
+    uint64_t batch_pages, uint64_t keep);
 
 /* hold.c: /proc/freehint/hold and the host's hint passes. */
 struct hold *hold_new(struct agent *);

@@ -37,6 +37,7 @@ enum {
 	OPT_WAIT_MODULE,
 	OPT_BACKOFF_MAX,
 	OPT_REPORT_DEFER_RATE,
+	OPT_REPORT_HEADROOM,
 };
 
 /*
@@ -59,6 +60,7 @@ static const struct option long_options[] = {
 	{ "wait-module", no_argument, NULL, OPT_WAIT_MODULE },
 	{ "backoff-max", required_argument, NULL, OPT_BACKOFF_MAX },
 	{ "report-defer-rate", required_argument, NULL, OPT_REPORT_DEFER_RATE },
+	{ "report-headroom", required_argument, NULL, OPT_REPORT_HEADROOM },
 	{ NULL, 0, NULL, 0 },
 };
 static const struct option *const conf_options = long_options + 3;
@@ -91,7 +93,8 @@ usage(int status)
 	    "\t[--proc-dir DIR] [--max-inflight N] [--batch-ranges N] "
 	    "[--stats-interval SEC]\n"
 	    "\t[--wait-module] [--backoff-max MS] [--report-defer-rate "
-	    "MIBS]\n");
+	    "MIBS]\n"
+	    "\t[--report-headroom auto|MIB]\n");
 	exit(status);
 }
 
@@ -108,7 +111,7 @@ conf_defaults(struct agent_conf *c)
 	c->batch_ranges = 1024;
 	c->stats_interval = 10;
 	c->backoff_max = 30000;
-	c->report_defer_rate = 64;
+	c->report_headroom = HEADROOM_AUTO;
 }
 
 static void
@@ -189,6 +192,19 @@ conf_set(int val, const char *name, const char *arg, void *ctx, char *err,
 	case OPT_REPORT_DEFER_RATE:
 		return conf_u32(
 		    arg, 0, 1048576, &c->report_defer_rate, name, err, errlen);
+	case OPT_REPORT_HEADROOM:
+		if (strcmp(arg, "auto") == 0) {
+			c->report_headroom = HEADROOM_AUTO;
+			return 0;
+		}
+		if (conf_u32(arg, 0, 1048576, &c->report_headroom, name, err,
+		        errlen) != 0) {
+			snprintf(err, errlen,
+			    "%s: '%s' is not auto or a number in 0..1048576",
+			    name, arg);
+			return -1;
+		}
+		return 0;
 	}
 	snprintf(err, errlen, "%s: unknown option", name);
 	return -1;
@@ -230,6 +246,10 @@ conf_dump(const struct agent_conf *c)
 	printf("wait-module %s\n", c->wait_module ? "yes" : "no");
 	printf("backoff-max %u\n", c->backoff_max);
 	printf("report-defer-rate %u\n", c->report_defer_rate);
+	if (c->report_headroom == HEADROOM_AUTO)
+		printf("report-headroom auto\n");
+	else
+		printf("report-headroom %u\n", c->report_headroom);
 }
 
 static void

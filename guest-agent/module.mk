@@ -6,6 +6,7 @@
 AGENT_SRCS := guest-agent/agent.c guest-agent/transport.c guest-agent/session.c \
 	guest-agent/report.c guest-agent/hold.c guest-agent/snapshot.c \
 	guest-agent/kmodfile.c guest-agent/kbatch.c guest-agent/allocrate.c \
+	guest-agent/headroom.c \
 	guest-agent/lease.c
 AGENT_OBJS := $(AGENT_SRCS:%.c=$(O)/%.o)
 AGENT_LIB := $(O)/guest-agent/libagent.a

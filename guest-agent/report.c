@@ -3,22 +3,30 @@
  * /proc/freehint/report: the kernel's page reporting, one batch at a time.
  * Each batch becomes REPORTED RangeBatches (coalesced); the host's Acks
  * become "ack <id>", a rejection, a lost host or no host at all "fail
- * <id>" at once, so the kernel puts the pages back. So does a guest that
- * allocates faster than report-defer-rate (allocrate.c) in the
- * REPORT_PROBE_MS after a batch is read: what it frees it allocates again
- * within seconds, and every discarded page would cost a host fault. The
+ * <id>" at once, so the kernel puts the pages back.
+ *
+ * What is sent keeps the headroom (headroom.c) of free memory unreported:
+ * a batch that would leave less is sent only in part (the pages sent are
+ * discarded; the rest, acknowledged with them, stays with the guest and
+ * is not offered again until it has been allocated), or failed back when
+ * there is nothing to spare. A failed batch ends the kernel's pass, which
+ * is what a guest without memory to spare wants.
+ *
+ * With report-defer-rate set, a guest that allocates faster than that in
+ * the REPORT_PROBE_MS after a batch is read has the batch failed back too
+ * (allocrate.c): the older, all-or-nothing policy, off by default. The
  * rate is taken then, not over the past: the kernel reports 2 s after a
- * large free, often just after the allocations that came before it, and
- * a guest that has stopped allocating should have its memory back
- * at once. Nothing is queued here: while max_inflight batches are out,
- * the next kernel batch is left unread in the module, which times it out
- * by itself.
+ * large free, often just after the allocations that came before it. After
+ * a quiet probe the next batches go without one for REPORT_QUIET_MS.
+ * Nothing is queued here: while max_inflight batches are out, the next
+ * kernel batch is left unread in the module, which times it out by
+ * itself.
  *
  * After a batch failed back the kernel's reporting sleeps until the next
  * large free, which a guest gone quiet may never make: once a host is
- * there and the guest allocates slowly, "rearm" has the kernel walk its
- * free lists again. The first connection does the same for what was freed
- * before the agent ran.
+ * there and there is memory to spare again, "rearm" has the kernel walk
+ * its free lists again. The first connection does the same for what was
+ * freed before the agent ran.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -34,6 +42,18 @@
 #define REPORT_PROBE_MS 200
 /* After a quiet probe, the kernel's next batches go without one. */
 #define REPORT_QUIET_MS 1000
+/* Spare memory worth a new pass of the kernel over its free lists. */
+#define REPORT_REARM_MIN_BYTES (8ULL << 20)
+/*
+ * With that much spare and no batch for this long, rearm anyway: the
+ * kernel starts a pass only on a free that leaves a block of its
+ * reporting order, and a batch's block put back merges with neighbours
+ * freed meanwhile without one. A rearm that brings nothing doubles the
+ * wait, up to REPORT_STALE_MAX_MS (spare memory in small pieces never
+ * comes).
+ */
+#define REPORT_STALE_MS     1000
+#define REPORT_STALE_MAX_MS 64000
 
 struct report {
 	struct agent *agent;
@@ -43,7 +63,10 @@ struct report {
 	bool armed;
 	bool dead; /* the module went away: never read again */
 	bool owed; /* a batch failed back since the last rearm */
+	uint64_t last_ms; /* the last batch read, or rearm */
+	uint64_t stale_ms; /* the wait before the next stale rearm */
 	struct allocrate *rate;
+	struct headroom headroom;
 	/* A batch read, waiting REPORT_PROBE_MS to see the guest's rate. */
 	struct event *ev_probe;
 	struct kbatch *probe_kb;
@@ -66,6 +89,9 @@ static void report_probe_cb(int, short, void *);
 static void report_send(struct report *, struct kbatch *);
 static void report_expire_cb(int, short, void *);
 static void report_kbatch_done(struct kbatch *, void *);
+static uint64_t report_keep_pages(const struct report *);
+static int report_headroom(struct report *, uint64_t id);
+static void report_trim(struct fh_rangeset *, uint64_t pages);
 
 /* Open the report channel; NULL with *err = errno when it cannot be. */
 struct report *
@@ -90,8 +116,12 @@ report_open(struct agent *a, int *err)
 	}
 	r->fd = fd;
 	r->owed = true;
+	r->stale_ms = REPORT_STALE_MS;
+	r->last_ms = fh_monotonic_ms();
 	kmod_lock_buffer(r->path, r->buf, sizeof r->buf);
-	r->rate = allocrate_new(a->base, "/proc/vmstat", report_tick, r);
+	headroom_init(&r->headroom);
+	r->rate = allocrate_new(
+	    a->base, "/proc/vmstat", &r->headroom, report_tick, r);
 	r->ev_probe = evtimer_new(a->base, report_probe_cb, r);
 	r->ev_expire = evtimer_new(a->base, report_expire_cb, r);
 	if (r->ev_probe == NULL || r->ev_expire == NULL)
@@ -212,16 +242,33 @@ report_tick(void *arg)
 {
 	struct report *r = arg;
 	static const char cmd[] = "rearm\n";
+	uint64_t spare, now = fh_monotonic_ms();
+	bool stale = false;
 
-	if (!r->owed || !session_ready(r->agent->session) ||
-	    report_allocating_fast(r))
+	if (!session_ready(r->agent->session) || report_allocating_fast(r))
 		return;
+	if (r->agent->conf.report_headroom != 0 && r->headroom.free_now != 0) {
+		spare = headroom_spare(
+		    &r->headroom, r->headroom.free_now, report_keep_pages(r));
+		if (spare * r->agent->page_size < REPORT_REARM_MIN_BYTES)
+			return;
+		stale = now - r->last_ms >= r->stale_ms;
+	}
+	if (!r->owed && !stale)
+		return;
+	if (!r->owed) {
+		r->stale_ms *= 2;
+		if (r->stale_ms > REPORT_STALE_MAX_MS)
+			r->stale_ms = REPORT_STALE_MAX_MS;
+	}
 	r->owed = false;
+	r->last_ms = now;
 	if (write(r->fd, cmd, sizeof cmd - 1) != (ssize_t)(sizeof cmd - 1)) {
 		log_warn("%s: rearm", r->path);
 		return;
 	}
-	log_debug("asked the kernel to re-arm page reporting");
+	log_debug("asked the kernel to re-arm page reporting%s",
+	    stale ? " (spare memory, no batch)" : "");
 }
 
 static void
@@ -262,10 +309,14 @@ report_read_cb(int fd, short what, void *arg)
 			report_fail(r, id, "malformed");
 		return;
 	}
+	r->last_ms = fh_monotonic_ms();
+	r->stale_ms = REPORT_STALE_MS;
 	if (!session_ready(s)) {
 		report_fail(r, id, "no host");
 		return;
 	}
+	if (report_headroom(r, id) != 0)
+		return;
 	kb = xcalloc(1, sizeof *kb);
 	kb->done = report_kbatch_done;
 	kb->done_arg = r;
@@ -285,6 +336,65 @@ report_read_cb(int fd, short what, void *arg)
 		return;
 	}
 	report_send(r, kb);
+}
+
+/* The headroom in pages: fixed by report-headroom, or the guest's dips. */
+static uint64_t
+report_keep_pages(const struct report *r)
+{
+	uint32_t mib = r->agent->conf.report_headroom;
+
+	if (mib == HEADROOM_AUTO)
+		return headroom_pages(&r->headroom);
+	return ((uint64_t)mib << 20) / r->agent->page_size;
+}
+
+/*
+ * Cut r->rs down to what leaves the headroom unreported; -1 when nothing
+ * of it may go (the batch is failed back). Without counters to read,
+ * everything goes, as it did before there was a headroom.
+ */
+static int
+report_headroom(struct report *r, uint64_t id)
+{
+	uint64_t pages = fh_rs_pages(&r->rs), keep, budget, alloc, free_pages;
+
+	if (r->agent->conf.report_headroom == 0 ||
+	    allocrate_read(r->rate, &alloc, &free_pages) != 0)
+		return 0;
+	keep = report_keep_pages(r);
+	budget = headroom_budget(&r->headroom, free_pages, pages, keep);
+	log_debug("report batch %llu at %llu ms: %llu pages, %llu free, "
+	          "%llu reported, headroom %llu: %llu go",
+	    (unsigned long long)id, (unsigned long long)fh_monotonic_ms(),
+	    (unsigned long long)pages, (unsigned long long)free_pages,
+	    (unsigned long long)r->headroom.reported, (unsigned long long)keep,
+	    (unsigned long long)budget);
+	if (budget == 0) {
+		r->agent->stats.batches_kept++;
+		report_fail(r, id, "within the headroom");
+		return -1;
+	}
+	if (budget < pages) {
+		r->agent->stats.bytes_kept +=
+		    (pages - budget) * r->agent->page_size;
+		report_trim(&r->rs, budget);
+	}
+	return 0;
+}
+
+/* Keep the first pages of a normal range set, drop the rest. */
+static void
+report_trim(struct fh_rangeset *rs, uint64_t pages)
+{
+	size_t i;
+
+	for (i = 0; i < rs->n && pages > 0; i++) {
+		if (rs->r[i].npages > pages)
+			rs->r[i].npages = pages;
+		pages -= rs->r[i].npages;
+	}
+	rs->n = i;
 }
 
 static void
@@ -348,6 +458,9 @@ report_kbatch_done(struct kbatch *kb, void *arg)
 	struct report *r = arg;
 
 	TAILQ_REMOVE(&r->kbs, kb, entry);
+	if (!kb->failed && !kb->unanswered)
+		headroom_reported(
+		    &r->headroom, kb->bytes / r->agent->page_size);
 	if (kb->unanswered && kb->expire_ms > fh_monotonic_ms()) {
 		TAILQ_INSERT_TAIL(&r->expiring, kb, entry);
 		report_expire_arm(r);

@@ -2,14 +2,15 @@
 # The benchmark guests' script (/test.sh of tests/guest/mkinitrd.sh, whose
 # /init mounts the file systems, loads virtio_console and powers off when
 # this returns). The kernel command line says what to run:
-#   bench.run=migrate-dirty|migrate-frag|reclaim|churn
+#   bench.run=migrate-dirty|migrate-frag|reclaim|busy|churn
 #   bench.balloon=1    load virtio_balloon (QEMU's hinting and reporting)
 #   bench.freehint=1   load freehint.ko and start freehint-agent
 #   bench.churn=SECONDS
 #   bench.defer=MIBS   the agent's --report-defer-rate (its default if unset)
+#   bench.headroom=MIB the agent's --report-headroom (its default if unset)
 # The host follows the serial console: every line it needs starts with
 # "BENCH ".
-run=none balloon=0 freehint=0 churn=20 defer=
+run=none balloon=0 freehint=0 churn=20 defer= headroom=
 for a in $(cat /proc/cmdline); do
 	case "$a" in
 	bench.run=*) run=${a#*=} ;;
@@ -17,6 +18,7 @@ for a in $(cat /proc/cmdline); do
 	bench.freehint=*) freehint=${a#*=} ;;
 	bench.churn=*) churn=${a#*=} ;;
 	bench.defer=*) defer=${a#*=} ;;
+	bench.headroom=*) headroom=${a#*=} ;;
 	esac
 done
 
@@ -41,7 +43,8 @@ finish() {
 if [ "$freehint" = 1 ]; then
 	insmod /lib/freehint/freehint.ko || echo "BENCH error insmod freehint"
 	freehint-agent -d --transport virtio-serial \
-		${defer:+--report-defer-rate "$defer"} >/run/agent.log 2>&1 &
+		${defer:+--report-defer-rate "$defer"} \
+		${headroom:+--report-headroom "$headroom"} >/run/agent.log 2>&1 &
 fi
 # Let boot-time page reporting and the agent settle.
 sleep 2
@@ -76,6 +79,27 @@ reclaim)
 	sleep 10
 	cpu
 	sleep 5
+	finish
+	;;
+busy)
+	# A busy guest (issue 14): fhfill dirties 280 MiB, then fhchurn
+	# starts to allocate, check and free 40 MiB over and over, and keeps
+	# on while fhfill frees its 280 MiB 10 s later.
+	# Huge pages are off below 512 MiB of RAM; fhchurn asks for them.
+	echo madvise >/sys/kernel/mm/transparent_hugepage/enabled
+	fhfill 280 12 >/tmp/fill.log 2>&1 &
+	fill=$!
+	while ! grep -q filled /tmp/fill.log; do sleep 0.2; done
+	fhchurn 40 40 >/tmp/churn.log 2>&1 &
+	churn=$!
+	cpu
+	wait $fill
+	echo "BENCH freed"
+	cpu
+	sleep 12
+	cpu
+	wait $churn
+	sed 's/^/BENCH /' /tmp/churn.log
 	finish
 	;;
 churn)

@@ -200,7 +200,7 @@ kill -TERM $A
 wait $A
 
 # Scenario 6: report-defer-rate (16 MiB/s here, well under the churn's
-# rate; 64 by default). While a churn with no pauses allocates faster than
+# rate; off by default). While a churn with no pauses allocates faster than
 # that, kernel batches are failed back and nothing is sent; once it stops,
 # the memory it left free is reported after all.
 kill $CHURN

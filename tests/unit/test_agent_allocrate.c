@@ -31,30 +31,47 @@ static const char vmstat[] = "nr_free_pages 97513\n"
 static void
 test_parse(void **state)
 {
-	uint64_t pages = 0;
+	static const char two[] = "nr_free_pages 3\npgalloc_dma32 7\n"
+	                          "pgalloc_normal 5\n";
+	uint64_t pages = 0, nfree = 0;
 
-	assert_int_equal(allocrate_parse(vmstat, strlen(vmstat), &pages), 0);
-	assert_int_equal(pages, 12 + 1000000 + 234);
-	/* No trailing newline: the last line still counts. */
-	assert_int_equal(allocrate_parse("pgalloc_dma32 7", 15, &pages), 0);
-	assert_int_equal(pages, 7);
-	/* Only the given length is read. */
 	assert_int_equal(
-	    allocrate_parse("pgalloc_dma32 7\npgalloc_normal 5\n", 16, &pages),
+	    allocrate_parse(vmstat, strlen(vmstat), &pages, &nfree), 0);
+	assert_int_equal(pages, 12 + 1000000 + 234);
+	assert_int_equal(nfree, 97513);
+	/* No trailing newline: the last line still counts. */
+	assert_int_equal(allocrate_parse("nr_free_pages 1\npgalloc_dma32 7", 31,
+	                     &pages, &nfree),
 	    0);
 	assert_int_equal(pages, 7);
+	assert_int_equal(nfree, 1);
+	/* Only the given length is read. */
+	assert_int_equal(allocrate_parse(two, 32, &pages, &nfree), 0);
+	assert_int_equal(pages, 7);
+	assert_int_equal(nfree, 3);
 }
 
 static void
 test_parse_bad(void **state)
 {
-	uint64_t pages = 99;
+	uint64_t pages = 99, nfree = 98;
 
-	assert_int_equal(allocrate_parse("", 0, &pages), -1);
-	assert_int_equal(allocrate_parse("pgfree 5\n", 9, &pages), -1);
-	assert_int_equal(allocrate_parse("pgalloc_dma x\n", 14, &pages), -1);
-	assert_int_equal(allocrate_parse("pgalloc_dma 5 6\n", 16, &pages), -1);
+	assert_int_equal(allocrate_parse("", 0, &pages, &nfree), -1);
+	assert_int_equal(allocrate_parse("pgfree 5\n", 9, &pages, &nfree), -1);
+	assert_int_equal(
+	    allocrate_parse("pgalloc_dma x\n", 14, &pages, &nfree), -1);
+	assert_int_equal(
+	    allocrate_parse("pgalloc_dma 5 6\n", 16, &pages, &nfree), -1);
+	/* Each of the two is needed. */
+	assert_int_equal(
+	    allocrate_parse("pgalloc_dma 5\n", 14, &pages, &nfree), -1);
+	assert_int_equal(
+	    allocrate_parse("nr_free_pages 5\n", 16, &pages, &nfree), -1);
+	assert_int_equal(allocrate_parse("nr_free_pages x\npgalloc_dma 5\n", 30,
+	                     &pages, &nfree),
+	    -1);
 	assert_int_equal(pages, 99);
+	assert_int_equal(nfree, 98);
 }
 
 /* The probe's rate: bytes a second, never from a missing or later sample. */
@@ -127,7 +144,7 @@ test_sampler(void **state)
 	close(fd);
 	write_pages(s.path, 1000);
 	assert_non_null(s.base = event_base_new());
-	s.ar = allocrate_new(s.base, s.path, sampler_cb, &s);
+	s.ar = allocrate_new(s.base, s.path, NULL, sampler_cb, &s);
 	/* One sample at once, no rate before the first tick. */
 	assert_int_equal(allocrate_bytes_per_sec(s.ar, 4096, &s.rate[0]), -1);
 	event_base_dispatch(s.base);

@@ -1,0 +1,140 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * The agent's headroom (headroom.c): the dips of free memory a churning
+ * guest makes, a one-off burst skipped, and what of a report batch may go.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "agent.h"
+
+#define N(a) (sizeof(a) / sizeof((a)[0]))
+
+/* A dip counts only as deep as free memory comes back from it. */
+static void
+test_dip(void **state)
+{
+	static const uint64_t churn[] = { 100, 80, 60, 100, 70, 100 };
+	static const uint64_t fill[] = { 100, 90, 80, 70, 60, 50 };
+	static const uint64_t freed[] = { 50, 50, 60, 80, 100, 300 };
+	static const uint64_t half[] = { 100, 40, 70, 70 };
+	static const uint64_t flat[] = { 5, 5, 5 };
+
+	assert_int_equal(headroom_dip(churn, N(churn)), 40);
+	assert_int_equal(headroom_dip(fill, N(fill)), 0);
+	assert_int_equal(headroom_dip(freed, N(freed)), 0);
+	assert_int_equal(headroom_dip(half, N(half)), 30);
+	assert_int_equal(headroom_dip(flat, N(flat)), 0);
+	assert_int_equal(headroom_dip(churn, 0), 0);
+	assert_int_equal(headroom_dip(churn, 1), 0);
+}
+
+/* seconds of samples: each second dips by depth[s] and comes back. */
+static void
+feed(struct headroom *h, const uint64_t *depth, size_t seconds)
+{
+	size_t s, i;
+
+	for (s = 0; s < seconds; s++)
+		for (i = 0; i < HEADROOM_WINDOW - 1; i++)
+			headroom_sample(h, i == 4 ? 1000 - depth[s] : 1000);
+}
+
+/*
+ * A churn that dips every second sets the headroom; a burst of up to
+ * HEADROOM_SKIP seconds does not, and a churn ends HEADROOM_SECONDS
+ * after its last dip.
+ */
+static void
+test_ring(void **state)
+{
+	uint64_t depth[HEADROOM_SECONDS + 1];
+	struct headroom h;
+	size_t i;
+
+	headroom_init(&h);
+	assert_int_equal(headroom_pages(&h), 0);
+	for (i = 0; i < N(depth); i++)
+		depth[i] = 40;
+	feed(&h, depth, 5);
+	/* A window closes at the sample after it: four seconds so far. */
+	headroom_sample(&h, 1000);
+	assert_int_equal(headroom_pages(&h), 40);
+
+	headroom_init(&h);
+	memset(depth, 0, sizeof depth);
+	depth[1] = 300;
+	depth[2] = 250;
+	depth[5] = 10;
+	feed(&h, depth, 8);
+	headroom_sample(&h, 1000);
+	assert_int_equal(headroom_pages(&h), 10);
+	depth[6] = 200;
+	feed(&h, depth, 8);
+	headroom_sample(&h, 1000);
+	assert_int_equal(headroom_pages(&h), 250);
+
+	headroom_init(&h);
+	for (i = 0; i < N(depth); i++)
+		depth[i] = 40;
+	feed(&h, depth, 5);
+	memset(depth, 0, sizeof depth);
+	feed(&h, depth, HEADROOM_SECONDS - 3);
+	headroom_sample(&h, 1000);
+	assert_int_equal(headroom_pages(&h), 40);
+	feed(&h, depth, 3);
+	headroom_sample(&h, 1000);
+	assert_int_equal(headroom_pages(&h), 0);
+}
+
+/*
+ * What of a batch goes: all of it with room to spare, a part when it would
+ * eat into the headroom, none without spare memory. Reported pages count
+ * against the free memory until the guest has allocated them.
+ */
+static void
+test_budget(void **state)
+{
+	struct headroom h;
+
+	headroom_init(&h);
+	/* 1000 free, batch 64, keep 100: plenty. */
+	assert_int_equal(headroom_budget(&h, 1000, 64, 100), 64);
+	headroom_reported(&h, 64);
+	headroom_sample(&h, 1064);
+	assert_int_equal(h.reported, 64);
+	/* 1000 unreported of 1064 free, batch 960, keep 100: 900 go. */
+	assert_int_equal(headroom_budget(&h, 104, 960, 100), 900);
+	headroom_reported(&h, 900);
+	headroom_sample(&h, 1064);
+	assert_int_equal(h.reported, 964);
+	/* 100 unreported: nothing more goes, nothing spare. */
+	assert_int_equal(headroom_budget(&h, 1000, 64, 100), 0);
+	assert_int_equal(headroom_spare(&h, 1064, 100), 0);
+	/* The guest allocates 900: what it took was reported, at worst. */
+	headroom_sample(&h, 164);
+	assert_int_equal(h.reported, 164);
+	/* It frees 900 again: unreported now, spare beyond the headroom. */
+	headroom_sample(&h, 1064);
+	assert_int_equal(headroom_spare(&h, 1064, 100), 800);
+	/* A fixed headroom of 0 sends everything. */
+	assert_int_equal(headroom_budget(&h, 1064, 64, 0), 64);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_dip),
+		cmocka_unit_test(test_ring),
+		cmocka_unit_test(test_budget),
+	};
+
+	log_init("test_agent_headroom", 1, 0);
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
