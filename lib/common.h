@@ -23,6 +23,7 @@ struct event_base;
 void log_init(const char *progname, int foreground, int verbose);
 void log_setverbose(int);
 int log_getverbose(void);
+int log_is_journal_stream(int fd, const char *journal_stream_env);
 void log_warn(const char *, ...) __attribute__((format(printf, 1, 2)));
 void log_warnx(const char *, ...) __attribute__((format(printf, 1, 2)));
 void log_info(const char *, ...) __attribute__((format(printf, 1, 2)));
