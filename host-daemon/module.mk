@@ -7,8 +7,8 @@ HOSTD_SRCS := host-daemon/memmap.c host-daemon/discard.c \
 	host-daemon/validate.c host-daemon/vm.c host-daemon/qmp.c \
 	host-daemon/qmpc.c \
 	host-daemon/guest.c host-daemon/listen.c host-daemon/control.c
-# The libvirt source, once host-daemon/libvirt.c exists.
-ifneq ($(wildcard host-daemon/libvirt.c),)
+# The libvirt source, unless built WITH_LIBVIRT=no (Makefile).
+ifeq ($(WITH_LIBVIRT),yes)
 HOSTD_SRCS += host-daemon/libvirt.c
 HOSTD_CFLAGS := -DHAVE_LIBVIRT
 endif
@@ -45,17 +45,27 @@ INSTALL_TARGETS += install-hostd
 .PHONY: install-hostd hostd-tests demo
 hostd-tests: $(O)/tests/hostd/fh-hostile $(O)/tests/hostd/fh-fakeqemu
 
-install-hostd: $(O)/freehintd $(O)/freehintctl install-dirs
+# The libvirt hook (a conffile in the package) and the control group.
+HOOKDIR := $(SYSCONFDIR)/libvirt/hooks/qemu.d
+INSTALLED_FILES += $(SBINDIR)/freehintd $(BINDIR)/freehintctl \
+	$(UNITDIR)/freehintd.service $(MANDIR)/man8/freehintd.8 \
+	$(MANDIR)/man8/freehintctl.8 $(MANDIR)/man5/freehintd.conf.5 \
+	$(DOCDIR)/freehintd.conf.example $(HOOKDIR)/freehint \
+	$(SYSUSERSDIR)/freehintd.conf
+install-hostd: $(O)/freehintd $(O)/freehintctl install-dirs \
+		$(addprefix $(DESTDIR)$(MANDIR)/,man8/freehintd.8 \
+		man8/freehintctl.8 man5/freehintd.conf.5)
 	install -m 0755 $(O)/freehintd $(DESTDIR)$(SBINDIR)/freehintd
 	install -m 0755 $(O)/freehintctl $(DESTDIR)$(BINDIR)/freehintctl
 	sed 's|@SBINDIR@|$(SBINDIR)|g' systemd/freehintd.service \
 		>$(DESTDIR)$(UNITDIR)/freehintd.service
 	chmod 0644 $(DESTDIR)$(UNITDIR)/freehintd.service
-	install -m 0644 man/freehintd.8 man/freehintctl.8 \
-		$(DESTDIR)$(MANDIR)/man8/
-	install -m 0644 man/freehintd.conf.5 $(DESTDIR)$(MANDIR)/man5/
 	install -m 0644 host-daemon/freehintd.conf.example \
 		$(DESTDIR)$(DOCDIR)/
+	install -D -m 0755 host-daemon/hooks/freehint \
+		$(DESTDIR)$(HOOKDIR)/freehint
+	install -D -m 0644 systemd/freehintd.sysusers \
+		$(DESTDIR)$(SYSUSERSDIR)/freehintd.conf
 
 demo:
 	scripts/demo.sh

@@ -17,6 +17,11 @@
 
 struct event_base;
 
+/* The configuration directory's parent; the Makefile passes SYSCONFDIR. */
+#ifndef FH_SYSCONFDIR
+#define FH_SYSCONFDIR "/etc"
+#endif
+
 #define FH_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
 /* log.c */
