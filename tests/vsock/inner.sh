@@ -1,0 +1,21 @@
+# The inner guest of tests/checks.d/43-vsock-nested.sh: freehint.ko and
+# freehint-agent over AF_VSOCK only (virtio transport, to the outer
+# guest's freehintd at CID 2); dirties and frees memory; "FHI <step>"
+# lines mark the steps on its console.
+modprobe vmw_vsock_virtio_transport || exit 1
+insmod /lib/freehint/freehint.ko || exit 1
+freehint-agent -d --transport vsock >/run/agent.log 2>&1 &
+i=0
+until grep -q "connected over" /run/agent.log || [ $i -ge 120 ]; do
+	sleep 1
+	i=$((i + 1))
+done
+cat /run/agent.log
+echo "FHI CONNECTED"
+dd if=/dev/zero of=/tmp/fill bs=1M count=120 2>/dev/null
+echo "FHI FILLED"
+sleep 3
+rm -f /tmp/fill
+echo "FHI FREED"
+sleep 60
+cat /run/agent.log
