@@ -2,6 +2,7 @@
 # freehint-agent over AF_VSOCK only (virtio transport, to the outer
 # guest's freehintd at CID 2); dirties and frees memory; "FHI <step>"
 # lines mark the steps on its console.
+echo "FHI BOOTED"
 modprobe vmw_vsock_virtio_transport || exit 1
 insmod /lib/freehint/freehint.ko || exit 1
 freehint-agent -d --transport vsock >/run/agent.log 2>&1 &

@@ -23,7 +23,7 @@ top=$(cat /fh-top) kv=$(cat /fh-kver)
 inroot() { chroot $m "$@"; }
 inroot "$top/build/freehintd" -d --control /run/ctl \
     --vm name=inner,qmp=/run/inner.qmp,cid=3 >$m/run/freehintd.log 2>&1 &
-inroot timeout -s KILL 400 qemu-system-x86_64 -accel tcg,tb-size=256 \
+inroot timeout -s KILL 1100 qemu-system-x86_64 -accel tcg,tb-size=256 \
     -machine pc,memory-backend=mem0 \
     -object memory-backend-memfd,id=mem0,size=256M,share=on -m 256M \
     -smp 1 -nodefaults -display none -no-reboot \
@@ -43,7 +43,8 @@ wait_inner() {
 	done
 }
 rss() { sed -n 's/^RssShmem:[[:space:]]*\([0-9]*\) kB/\1/p' "/proc/$(cat $m/run/inner.pid)/status"; }
-if wait_inner CONNECTED 300; then
+say STARTED-INNER
+if wait_inner CONNECTED 1000; then
 	st=$(inroot "$top/build/freehintctl" -s /run/ctl status)
 	echo "$st"
 	if echo "$st" | grep -q '^inner *vsock'; then
@@ -82,6 +83,8 @@ print("unknown-cid got", len(s.recv(4096)), "bytes")' 2>&1
 sleep 1
 grep -q "connection from unknown cid 1 refused" $m/run/freehintd.log &&
     say "PASS unknown-cid-refused" || say "FAIL unknown-cid-refused"
+echo "--- inner QEMU"
+cat $m/run/qemu.out
 echo "--- inner"
 cat $m/run/inner.log
 echo "--- freehintd"
