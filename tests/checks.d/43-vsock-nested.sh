@@ -43,7 +43,7 @@ guest_build "$d/outer.cpio.gz" $mods -f "$d/outer-modules:/outer-modules" \
 	{ fail vsock-nested "outer initrd: $(tail -n 5 "$d/mk.log")"; exit 1; }
 
 start=$(date +%s)
-tests/guest/run-guest.sh -m 1536 -t 1300 -i "$d/outer.cpio.gz" -l "$d/outer.log" \
+tests/guest/run-guest.sh -m 1536 -t 1800 -i "$d/outer.cpio.gz" -l "$d/outer.log" \
     -a "mitigations=off nokaslr" -- -bios /usr/share/qemu/qboot.rom \
     -virtfs local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap
 echo "# outer guest ran $(($(date +%s) - start)) s"

@@ -4,7 +4,10 @@
 # lines mark the steps on its console.
 echo "FHI BOOTED"
 modprobe vmw_vsock_virtio_transport || exit 1
-insmod /lib/freehint/freehint.ko || exit 1
+# TCG inside TCG is slow: longer leases (the contract is the same) so that
+# the host is not too late to discard.
+insmod /lib/freehint/freehint.ko report_timeout_ms=60000 \
+    report_grace_ms=60000 || exit 1
 freehint-agent -d --transport vsock >/run/agent.log 2>&1 &
 i=0
 until grep -q "connected over" /run/agent.log || [ $i -ge 120 ]; do
@@ -13,10 +16,10 @@ until grep -q "connected over" /run/agent.log || [ $i -ge 120 ]; do
 done
 cat /run/agent.log
 echo "FHI CONNECTED"
-dd if=/dev/zero of=/tmp/fill bs=1M count=120 2>/dev/null
+dd if=/dev/zero of=/tmp/fill bs=1M count=96 2>/dev/null
 echo "FHI FILLED"
 sleep 3
 rm -f /tmp/fill
 echo "FHI FREED"
-sleep 60
+sleep 300
 cat /run/agent.log

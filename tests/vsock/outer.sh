@@ -55,16 +55,16 @@ if wait_inner CONNECTED 1000; then
 	grep -q "vm inner (vsock): connected" $m/run/freehintd.log &&
 	    say "PASS identified-by-cid" || say "FAIL identified-by-cid"
 fi
-if wait_inner FILLED 120; then
+if wait_inner FILLED 600; then
 	before=$(rss)
-	wait_inner FREED 60
+	wait_inner FREED 300
 	after=$before i=0
-	while [ $i -lt 60 ] && [ $((before - after)) -lt 61440 ]; do
+	while [ $i -lt 180 ] && [ $((before - after)) -lt 40960 ]; do
 		sleep 1
 		i=$((i + 1))
 		after=$(rss)
 	done
-	if [ $((before - after)) -ge 61440 ]; then
+	if [ $((before - after)) -ge 40960 ]; then
 		say "PASS rss-drop ($(((before - after) / 1024)) MiB)"
 	else
 		say "FAIL rss-drop: RssShmem $before -> $after kB"
