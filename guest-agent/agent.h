@@ -19,7 +19,7 @@ struct event_base;
 struct headroom;
 struct kbatch;
 
-#define AGENT_CONF_FILE "/etc/freehint/agent.conf"
+#define AGENT_CONF_FILE FH_SYSCONFDIR "/freehint/agent.conf"
 /*
  * Exit status when freehint.ko is not there (EX_CONFIG): the unit lists
  * it in RestartPreventExitStatus, so systemd does not restart in a loop.

@@ -36,12 +36,15 @@ $(O)/tests/agent/fh-testhost.o: $(O)/proto/freehint.pb-c.h
 $(O)/tests/agent/%.o: ALL_CFLAGS += -Iguest-agent
 .PHONY: agent-tests install-agent
 
-install-agent: $(AGENT_BIN) install-dirs
+INSTALLED_FILES += $(SBINDIR)/freehint-agent \
+	$(UNITDIR)/freehint-agent.service $(MANDIR)/man8/freehint-agent.8 \
+	$(SYSCONFDIR)/freehint/agent.conf.example
+install-agent: $(AGENT_BIN) install-dirs \
+		$(DESTDIR)$(MANDIR)/man8/freehint-agent.8
 	install -m 0755 $(AGENT_BIN) $(DESTDIR)$(SBINDIR)/freehint-agent
 	sed 's|@SBINDIR@|$(SBINDIR)|g' systemd/freehint-agent.service \
 		>$(DESTDIR)$(UNITDIR)/freehint-agent.service
 	chmod 0644 $(DESTDIR)$(UNITDIR)/freehint-agent.service
-	install -m 0644 man/freehint-agent.8 $(DESTDIR)$(MANDIR)/man8/
 	install -m 0644 guest-agent/agent.conf \
 		$(DESTDIR)$(SYSCONFDIR)/freehint/agent.conf.example
 

@@ -22,7 +22,7 @@ struct evconnlistener;
 struct fh_peer;
 struct json_object;
 
-#define FREEHINTD_CONF       "/etc/freehint/freehintd.conf"
+#define FREEHINTD_CONF       FH_SYSCONFDIR "/freehint/freehintd.conf"
 #define FREEHINTD_CONTROL    "/run/freehint/freehintd.sock"
 #define FREEHINTD_VSOCK_PORT 7700
 /*

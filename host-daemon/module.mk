@@ -8,9 +8,10 @@ HOSTD_SRCS := host-daemon/memmap.c host-daemon/discard.c host-daemon/punch.c \
 	host-daemon/qmpc.c host-daemon/mighold.c \
 	host-daemon/guest.c host-daemon/listen.c host-daemon/control.c \
 	host-daemon/policy.c host-daemon/metrics.c
-# The libvirt source (host-daemon/libvirt.h lists its files); it reads
-# domain XML with libxml2 and calls libvirt from threads of its own.
-ifneq ($(wildcard host-daemon/libvirt.c),)
+# The libvirt source (host-daemon/libvirt.h lists its files), unless built
+# WITH_LIBVIRT=no (Makefile); it reads domain XML with libxml2 and calls
+# libvirt from threads of its own.
+ifeq ($(WITH_LIBVIRT),yes)
 HOSTD_SRCS += host-daemon/libvirt.c host-daemon/libvirt_loop.c \
 	host-daemon/libvirt_event.c host-daemon/libvirt_dom.c \
 	host-daemon/libvirt_notify.c host-daemon/libvirt_xml.c
@@ -56,17 +57,27 @@ INSTALL_TARGETS += install-hostd
 hostd-tests: $(O)/tests/hostd/fh-hostile $(O)/tests/hostd/fh-fakeqemu \
 	$(O)/tests/hostd/fh-fragsum
 
-install-hostd: $(O)/freehintd $(O)/freehintctl install-dirs
+# The libvirt hook (a conffile in the package) and the control group.
+HOOKDIR := $(SYSCONFDIR)/libvirt/hooks/qemu.d
+INSTALLED_FILES += $(SBINDIR)/freehintd $(BINDIR)/freehintctl \
+	$(UNITDIR)/freehintd.service $(MANDIR)/man8/freehintd.8 \
+	$(MANDIR)/man8/freehintctl.8 $(MANDIR)/man5/freehintd.conf.5 \
+	$(DOCDIR)/freehintd.conf.example $(HOOKDIR)/freehint \
+	$(SYSUSERSDIR)/freehintd.conf
+install-hostd: $(O)/freehintd $(O)/freehintctl install-dirs \
+		$(addprefix $(DESTDIR)$(MANDIR)/,man8/freehintd.8 \
+		man8/freehintctl.8 man5/freehintd.conf.5)
 	install -m 0755 $(O)/freehintd $(DESTDIR)$(SBINDIR)/freehintd
 	install -m 0755 $(O)/freehintctl $(DESTDIR)$(BINDIR)/freehintctl
 	sed 's|@SBINDIR@|$(SBINDIR)|g' systemd/freehintd.service \
 		>$(DESTDIR)$(UNITDIR)/freehintd.service
 	chmod 0644 $(DESTDIR)$(UNITDIR)/freehintd.service
-	install -m 0644 man/freehintd.8 man/freehintctl.8 \
-		$(DESTDIR)$(MANDIR)/man8/
-	install -m 0644 man/freehintd.conf.5 $(DESTDIR)$(MANDIR)/man5/
 	install -m 0644 host-daemon/freehintd.conf.example \
 		$(DESTDIR)$(DOCDIR)/
+	install -D -m 0755 host-daemon/hooks/freehint \
+		$(DESTDIR)$(HOOKDIR)/freehint
+	install -D -m 0644 systemd/freehintd.sysusers \
+		$(DESTDIR)$(SYSUSERSDIR)/freehintd.conf
 
 demo:
 	scripts/demo.sh

@@ -6,6 +6,8 @@
 #                        as soon as they are read)
 #   make kmod-tests      guest-side test programs into $(O)/tests/kmod/
 #   make kmod-clean
+#   make install-dkms    the module's sources and dkms.conf into
+#                        $(DKMS_SRCDIR) (part of make install)
 #
 # KVER defaults to the kernel under /lib/modules that has a build link (the
 # guest kernel), never to the build machine's own `uname -r`.
@@ -18,7 +20,21 @@ KMOD_SCRIBBLE_DIR := $(O)/kmod-scribble
 KMOD_TEST_PROGS := $(patsubst tests/kmod/%.c,$(O)/tests/kmod/%,\
 	$(wildcard tests/kmod/*.c))
 
-.PHONY: kmod kmod-scribble kmod-tests kmod-clean
+.PHONY: kmod kmod-scribble kmod-tests kmod-clean install-dkms
+
+# What DKMS builds from: sources and build files, dkms.conf with the version.
+DKMS_SRCDIR ?= /usr/src/freehint-$(VERSION)
+DKMS_FILES := $(wildcard kmod/*.c kmod/*.h) kmod/Kbuild kmod/Makefile
+INSTALL_TARGETS += install-dkms
+INSTALLED_FILES += $(addprefix $(DKMS_SRCDIR)/,$(notdir $(DKMS_FILES)) \
+	dkms.conf)
+
+install-dkms:
+	install -d $(DESTDIR)$(DKMS_SRCDIR)
+	install -m 0644 $(DKMS_FILES) $(DESTDIR)$(DKMS_SRCDIR)/
+	sed 's|#MODULE_VERSION#|$(VERSION)|' kmod/dkms.conf \
+		>$(DESTDIR)$(DKMS_SRCDIR)/dkms.conf
+	chmod 0644 $(DESTDIR)$(DKMS_SRCDIR)/dkms.conf
 
 kmod:
 	$(MAKE) -C $(KDIR) M=$(CURDIR)/kmod modules

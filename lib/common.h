@@ -17,12 +17,18 @@
 
 struct event_base;
 
+/* The configuration directory's parent; the Makefile passes SYSCONFDIR. */
+#ifndef FH_SYSCONFDIR
+#define FH_SYSCONFDIR "/etc"
+#endif
+
 #define FH_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
 /* log.c */
 void log_init(const char *progname, int foreground, int verbose);
 void log_setverbose(int);
 int log_getverbose(void);
+int log_is_journal_stream(int fd, const char *journal_stream_env);
 void log_warn(const char *, ...) __attribute__((format(printf, 1, 2)));
 void log_warnx(const char *, ...) __attribute__((format(printf, 1, 2)));
 void log_info(const char *, ...) __attribute__((format(printf, 1, 2)));

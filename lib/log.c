@@ -1,10 +1,15 @@
 /* SPDX-License-Identifier: GPL-2.0-only */
 /*
  * Logging: to stderr in the foreground (-d, or under systemd, whose journal
- * reads stderr), to syslog otherwise. log_warn appends strerror(errno);
- * fatal and fatalx are for broken invariants only.
+ * reads stderr), to syslog otherwise. When stderr is the journal's stream,
+ * each line starts with its syslog priority as <N> so that the journal files
+ * it at that priority; a terminal or a file gets plain text. log_warn
+ * appends strerror(errno); fatal and fatalx are for broken invariants only.
  */
+#include <sys/stat.h>
+
 #include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,7 +21,9 @@
 static const char *log_progname = "freehint";
 static int log_foreground = 1;
 static int log_verbose;
+static int log_journal;
 
+static void log_prefix(int);
 static void vlog(int, const char *, va_list)
     __attribute__((format(printf, 2, 0)));
 static void vlog_errno(int, int, const char *, va_list)
@@ -28,9 +35,40 @@ log_init(const char *progname, int foreground, int verbose)
 	log_progname = progname;
 	log_foreground = foreground;
 	log_verbose = verbose;
+	log_journal = foreground &&
+	    log_is_journal_stream(fileno(stderr), getenv("JOURNAL_STREAM"));
 	if (!foreground)
 		openlog(progname, LOG_PID | LOG_NDELAY, LOG_DAEMON);
 	tzset();
+}
+
+/*
+ * systemd sets JOURNAL_STREAM to "DEV:INO" of the stream it connects to
+ * stdout and stderr; the fd is still that stream only if its device and
+ * inode match (a shell redirect under the unit changes them).
+ */
+int
+log_is_journal_stream(int fd, const char *env)
+{
+	uintmax_t dev, ino;
+	struct stat st;
+	int end = 0;
+
+	if (env == NULL || sscanf(env, "%ju:%ju%n", &dev, &ino, &end) != 2 ||
+	    env[end] != '\0')
+		return 0;
+	if (fstat(fd, &st) != 0)
+		return 0;
+	return (uintmax_t)st.st_dev == dev && (uintmax_t)st.st_ino == ino;
+}
+
+/* The start of a line on stderr: "<N>" for the journal, then the name. */
+static void
+log_prefix(int pri)
+{
+	if (log_journal)
+		fprintf(stderr, "<%d>", pri);
+	fprintf(stderr, "%s: ", log_progname);
 }
 
 void
@@ -56,7 +94,8 @@ vlog(int pri, const char *fmt, va_list ap)
 	int saved = errno;
 
 	if (log_foreground) {
-		fprintf(stderr, "%s: %s", log_progname, prefix[pri]);
+		log_prefix(pri);
+		fputs(prefix[pri], stderr);
 		vfprintf(stderr, fmt, ap);
 		fputc('\n', stderr);
 		fflush(stderr);
@@ -82,11 +121,12 @@ vlog_errno(int pri, int err, const char *fmt, va_list ap)
 		return;
 	}
 	va_end(copy);
-	if (log_foreground)
-		fprintf(stderr, "%s: %s%s: %s\n", log_progname,
+	if (log_foreground) {
+		log_prefix(pri);
+		fprintf(stderr, "%s%s: %s\n",
 		    pri == LOG_CRIT ? "fatal: " : "warning: ", msg,
 		    strerror(err));
-	else
+	} else
 		syslog(pri, "%s: %s", msg, strerror(err));
 	free(msg);
 	errno = err;

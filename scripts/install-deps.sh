@@ -12,7 +12,7 @@ guest="linux-image-amd64 linux-headers-amd64 busybox-static cpio kmod \
 qemu-system-x86 qemu-utils"
 virt="libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients"
 tools="valgrind gnuplot-nox systemd python3 linux-source-6.1 xz-utils strace \
-dkms prometheus"
+dkms prometheus debhelper dh-dkms lintian debootstrap"
 
 case "${1:-all}" in
 build)	want="$build" ;;

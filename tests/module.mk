@@ -5,6 +5,9 @@
 # agent's objects, test_hostd_* the host daemon's.
 
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
+ifneq ($(WITH_LIBVIRT),yes)
+UNIT_SRCS := $(filter-out tests/unit/test_hostd_libvirt%,$(UNIT_SRCS))
+endif
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(O)/tests/%)
 CMOCKA_LIBS := $(shell $(PKG_CONFIG) --libs cmocka 2>/dev/null)
 TEST_LIBS := $(LIBFREEHINT) $(CMOCKA_LIBS) $(EVENT_LIBS) $(PROTOBUF_LIBS)

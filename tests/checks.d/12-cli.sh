@@ -8,7 +8,7 @@ set -u
 cd "$(dirname "$0")/../.." || exit 1
 . tests/guest/lib.sh
 make -s all >/dev/null 2>&1 || { fail cli "make all failed"; exit 1; }
-version=$(sed -n 's/^VERSION := //p' Makefile)
+version=$(make -s --no-print-directory version)
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 printf 'help\n' >"$tmp/help.conf"
