@@ -91,7 +91,7 @@ struct memregion {
 struct memmap {
 	struct memregion *r;
 	size_t n;
-	char *ramblock; /* the guest's main RAM block */
+	char *ramblock; /* the guest's RAM blocks, separated by commas */
 	enum vm_backing_kind kind; /* of every region, or UNKNOWN */
 };
 
@@ -99,6 +99,10 @@ void memmap_init(struct memmap *);
 void memmap_free(struct memmap *);
 int memmap_parse_mtree(
     const char *text, const char *ramblock, struct memmap *, char *, size_t);
+int memmap_parse_container(const char *, const char *, char *, size_t);
+void memmap_exclude(struct memmap *, uint64_t start, uint64_t len);
+void memmap_exclude_smm(
+    struct memmap *, bool pc, bool q35, uint64_t below_4g, uint64_t tseg_max);
 int memmap_parse_gpa2hva(const char *, uint64_t *hva);
 int memmap_resolve(struct memmap *, pid_t, char *, size_t);
 void memmap_drop_fds(struct memmap *);

@@ -2,12 +2,14 @@
 /*
  * A VM's guest-physical RAM and where it lives on the host. The map comes
  * from QEMU's flat view of the "memory" address space (HMP "info mtree -f"):
- * only "ram" regions of the guest's main RAM block count, never ROMs, BARs
- * (ivshmem, VGA vram) or other memory backends, so that nothing a guest
- * names can reach memory that is not its own RAM. Each region is then
- * followed to its backing file through gpa2hva and /proc/PID/maps, and
- * the file is opened only when QEMU could punch the holes itself: see
- * backing_check.
+ * only "ram" regions of the guest's RAM blocks count (the machine's memory
+ * backend, or each NUMA node's), never ROMs, BARs (ivshmem, VGA vram) or
+ * other memory backends, so that nothing a guest names can reach memory
+ * that is not its own RAM. The flat view shows what the firmware has
+ * opened, so SMRAM is cut out by position whatever it shows: see
+ * memmap_exclude_smm. Each region is then followed to its backing file
+ * through gpa2hva and /proc/PID/maps, and the file is opened only when
+ * QEMU could punch the holes itself: see backing_check.
  */
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
@@ -27,6 +29,12 @@
 #ifndef HUGETLBFS_MAGIC
 #define HUGETLBFS_MAGIC 0x958458f6
 #endif
+/* hw/pci-host/q35.h: MCH_HOST_BRIDGE_SMRAM_C_*, _SMBASE_*; TSEG_SZ 8M. */
+#define SMM_LEGACY_BASE 0xa0000ULL
+#define SMM_LEGACY_SIZE 0x20000ULL
+#define SMM_SMBASE_ADDR 0x30000ULL
+#define SMM_SMBASE_SIZE 0x20000ULL
+#define SMM_TSEG_MAX    (8ULL << 20)
 #ifndef TMPFS_MAGIC
 #define TMPFS_MAGIC 0x01021994
 #endif
@@ -39,8 +47,9 @@ struct mapline {
 	char file[512];
 };
 
+static int block_index(const char *, const char *);
 static int parse_line(const char *, const char *, struct memregion *);
-static void add_region(struct memmap *, const struct memregion *);
+static void add_region(struct memmap *, const struct memregion *, bool);
 static int resolve_region(
     struct memregion *, pid_t, enum vm_backing_kind *, char *, size_t);
 static int maps_find(pid_t, uint64_t, struct mapline *, char *, size_t);
@@ -86,17 +95,36 @@ memmap_kind_name(enum vm_backing_kind k)
 	return "unknown";
 }
 
+/* The position of name in blocks (names separated by commas), or -1. */
+static int
+block_index(const char *blocks, const char *name)
+{
+	size_t len = strlen(name);
+	const char *p;
+	int i;
+
+	for (p = blocks, i = 0; p != NULL; i++) {
+		if (strncmp(p, name, len) == 0 &&
+		    (p[len] == ',' || p[len] == '\0'))
+			return i;
+		if ((p = strchr(p, ',')) != NULL)
+			p++;
+	}
+	return -1;
+}
+
 /*
  * One line of a flat view: "  START-END (prio N, TYPE): NAME[ @OFF][ KVM]".
- * Returns 1 for a RAM region of the block ramblock, 0 for any other line.
+ * Returns 1 + the block's position in blocks for a RAM region of one of
+ * them, 0 for any other line.
  */
 static int
-parse_line(const char *line, const char *ramblock, struct memregion *r)
+parse_line(const char *line, const char *blocks, struct memregion *r)
 {
 	unsigned long long start, end, off = 0;
 	char type[16], name[128];
 	const char *p, *at;
-	int n = 0, prio;
+	int n = 0, prio, blk;
 	size_t len, eol;
 
 	if (sscanf(line, " %llx-%llx (prio %d, %15[^)]): %n", &start, &end,
@@ -118,7 +146,8 @@ parse_line(const char *line, const char *ramblock, struct memregion *r)
 		return 0;
 	memcpy(name, p, len);
 	name[len] = '\0';
-	if (strcmp(name, ramblock) != 0)
+	if (strchr(name, ',') != NULL ||
+	    (blk = block_index(blocks, name)) == -1)
 		return 0;
 	if (at != NULL && sscanf(at, "@%llx", &off) != 1)
 		return 0;
@@ -129,16 +158,19 @@ parse_line(const char *line, const char *ramblock, struct memregion *r)
 	r->fd = -1;
 	r->file_off = 0;
 	r->pagesz = 0;
-	return 1;
+	return 1 + blk;
 }
 
-/* Sorted insert; merges with the previous region when contiguous. */
+/*
+ * Sorted insert; merges with the previous region when contiguous in the
+ * same block (same_block).
+ */
 static void
-add_region(struct memmap *m, const struct memregion *r)
+add_region(struct memmap *m, const struct memregion *r, bool same_block)
 {
 	struct memregion *last;
 
-	if (m->n > 0) {
+	if (m->n > 0 && same_block) {
 		last = &m->r[m->n - 1];
 		if (last->gpa + last->size == r->gpa &&
 		    last->blk_off + last->size == r->blk_off) {
@@ -152,19 +184,22 @@ add_region(struct memmap *m, const struct memregion *r)
 
 /*
  * Parse the output of "info mtree -f" into m (which must be empty): the
- * RAM regions of block ramblock in the flat view of address space
- * "memory". Fails when there is none, or when regions are unsorted or
- * overlap (QEMU never prints that: the text is not what we think).
+ * RAM regions of the blocks named in blocks (separated by commas: QEMU
+ * ids have none) in the flat view of address space "memory". Fails when
+ * there is none, or when regions are unsorted or overlap (QEMU never
+ * prints that: the text is not what we think). Regions of different
+ * blocks are never merged: a range crossing from one into the other is
+ * in no single region, and memmap_find refuses it.
  */
 int
-memmap_parse_mtree(const char *text, const char *ramblock, struct memmap *m,
+memmap_parse_mtree(const char *text, const char *blocks, struct memmap *m,
     char *err, size_t errlen)
 {
 	struct memregion r;
 	const char *line, *nl;
-	int in_view = 0, found_view = 0;
+	int in_view = 0, found_view = 0, blk, last_blk = 0;
 
-	m->ramblock = xstrdup(ramblock);
+	m->ramblock = xstrdup(blocks);
 	for (line = text; line != NULL && *line != '\0'; line = nl) {
 		nl = strchr(line, '\n');
 		if (nl != NULL)
@@ -179,14 +214,15 @@ memmap_parse_mtree(const char *text, const char *ramblock, struct memmap *m,
 			in_view = found_view = 1;
 			continue;
 		}
-		if (!in_view || !parse_line(line, ramblock, &r))
+		if (!in_view || (blk = parse_line(line, blocks, &r)) == 0)
 			continue;
 		if (m->n > 0 &&
 		    r.gpa < m->r[m->n - 1].gpa + m->r[m->n - 1].size) {
 			snprintf(err, errlen, "memory map: regions overlap");
 			return -1;
 		}
-		add_region(m, &r);
+		add_region(m, &r, blk == last_blk);
+		last_blk = blk;
 	}
 	if (!found_view) {
 		snprintf(err, errlen, "memory map: no flat view of \"memory\"");
@@ -194,10 +230,140 @@ memmap_parse_mtree(const char *text, const char *ramblock, struct memmap *m,
 	}
 	if (m->n == 0) {
 		snprintf(err, errlen, "memory map: no RAM region of block %s",
-		    ramblock);
+		    blocks);
 		return -1;
 	}
 	return 0;
+}
+
+/*
+ * The RAM blocks of the machine's RAM container, from "info mtree" (not
+ * flat): with NUMA nodes, each node's memory backend is a "ram"
+ * subregion of the container (default name "pc.ram"), listed under
+ * "memory-region: pc.ram". Writes them to out separated by commas;
+ * returns their number, 0 when the container has no RAM subregions
+ * (or -1 when they do not fit in out).
+ */
+int
+memmap_parse_container(
+    const char *text, const char *container, char *out, size_t outlen)
+{
+	const char *line, *nl, *p;
+	char hdr[160], type[16], name[128];
+	unsigned long long start, end;
+	int n = 0, count = 0, prio, depth = -1;
+	size_t used = 0, len;
+
+	out[0] = '\0';
+	snprintf(hdr, sizeof hdr, "memory-region: %s", container);
+	len = strlen(hdr);
+	for (line = strstr(text, hdr); line != NULL &&
+	     line[len] != '\r' && line[len] != '\n';
+	     line = strstr(line + len, hdr))
+		;
+	for (; line != NULL && *line != '\0'; line = nl) {
+		nl = strchr(line, '\n');
+		if (nl != NULL)
+			nl++;
+		if (line[0] != ' ') { /* the header, or the next section */
+			if (count > 0 || depth != -1)
+				break;
+			continue;
+		}
+		if (sscanf(line, " %llx-%llx (prio %d, %15[^)]): %n", &start,
+		        &end, &prio, type, &n) != 4 ||
+		    n == 0)
+			continue;
+		/* The container's own line, then its children one deeper. */
+		if (depth == -1) {
+			depth = (int)strspn(line, " ");
+			continue;
+		}
+		if ((int)strspn(line, " ") != depth + 2 ||
+		    strcmp(type, "ram") != 0)
+			continue;
+		p = line + n;
+		len = strcspn(p, " \r\n");
+		if (len == 0 || len >= sizeof name)
+			continue;
+		memcpy(name, p, len);
+		name[len] = '\0';
+		if (used + len + 2 > outlen)
+			return -1;
+		used += (size_t)snprintf(
+		    out + used, outlen - used, "%s%s", count ? "," : "", name);
+		count++;
+	}
+	return count;
+}
+
+/*
+ * Cut [start, start + len) out of the map: the regions around it shrink
+ * or split, so that no range in it is ever guest RAM.
+ */
+void
+memmap_exclude(struct memmap *m, uint64_t start, uint64_t len)
+{
+	struct memregion *r, tail;
+	uint64_t end = start + len, rend;
+	size_t i;
+
+	for (i = 0; i < m->n; i++) {
+		r = &m->r[i];
+		rend = r->gpa + r->size;
+		if (rend <= start || r->gpa >= end)
+			continue;
+		if (r->gpa < start && rend > end) {
+			/* Split: the part after the hole goes in after r. */
+			tail = *r;
+			tail.gpa = end;
+			tail.size = rend - end;
+			tail.blk_off = r->blk_off + (end - r->gpa);
+			r->size = start - r->gpa;
+			m->r = xreallocarray(m->r, m->n + 1, sizeof *m->r);
+			memmove(&m->r[i + 2], &m->r[i + 1],
+			    (m->n - i - 1) * sizeof *m->r);
+			m->r[i + 1] = tail;
+			m->n++;
+			i++;
+		} else if (r->gpa < start) {
+			r->size = start - r->gpa;
+		} else if (rend > end) {
+			r->blk_off += end - r->gpa;
+			r->size = rend - end;
+			r->gpa = end;
+		} else {
+			memmove(r, r + 1, (m->n - i - 1) * sizeof *m->r);
+			m->n--;
+			i--;
+		}
+	}
+}
+
+/*
+ * SMRAM is never guest RAM, whatever the flat view shows: before the
+ * firmware closes and locks it (or with no VGA device on q35, even
+ * after), it looks like plain RAM there, and a hole punched in it would
+ * destroy the firmware's SMM handler. By position, from QEMU's
+ * hw/pci-host/q35.c and i440fx.c: the legacy SMRAM window at 0xa0000
+ * on every PC machine; on q35 also the SMBASE range at 0x30000 (which
+ * the firmware may lock, smbase-smram) and TSEG, the top of RAM below
+ * 4 GiB, of at most tseg_max bytes (8 MiB, or extended-tseg-mbytes).
+ */
+void
+memmap_exclude_smm(
+    struct memmap *m, bool pc, bool q35, uint64_t below_4g, uint64_t tseg_max)
+{
+	if (pc || q35)
+		memmap_exclude(m, SMM_LEGACY_BASE, SMM_LEGACY_SIZE);
+	if (!q35)
+		return;
+	memmap_exclude(m, SMM_SMBASE_ADDR, SMM_SMBASE_SIZE);
+	if (tseg_max < SMM_TSEG_MAX)
+		tseg_max = SMM_TSEG_MAX;
+	if (tseg_max > below_4g)
+		tseg_max = below_4g;
+	memmap_exclude(m, below_4g - tseg_max, tseg_max);
 }
 
 uint64_t

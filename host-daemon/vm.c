@@ -6,6 +6,7 @@
  */
 #include <sys/stat.h>
 
+#include <errno.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -30,6 +31,11 @@ static void vm_load_map(struct vm *, bool);
 static void vm_map_cancel(struct vm *);
 static bool vm_map_cancelled(struct vm_mapload *);
 static void vm_map_block(void *, const char *);
+static void vm_map_container(void *, const char *);
+static void vm_map_type(void *, const char *);
+static void vm_map_below4g(void *, const char *);
+static void vm_map_tseg(void *, const char *);
+static bool vm_map_number(const char *, uint64_t *);
 static void vm_map_mtree(void *, const char *);
 static void vm_map_next(struct vm_mapload *);
 static void vm_map_gpa2hva(void *, const char *);
@@ -156,7 +162,9 @@ vm_free(struct vm *vm)
 /*
  * The memory map is read with a chain of monitor commands, each started
  * from the previous one's answer: the machine's memory backend (its RAM
- * block), "info mtree -f", then gpa2hva for each region. The source calls
+ * block), or without one the RAM container's blocks (NUMA nodes) from
+ * "info mtree"; the machine type, and on q35 where TSEG can be; "info
+ * mtree -f", less SMRAM; then gpa2hva for each region. The source calls
  * back from the event loop (QMP) or at once (libvirt); nothing waits.
  * The load belongs to its chain: a VM freed or loading anew only cuts
  * the load's link to it, and the next answer frees the load.
@@ -165,7 +173,9 @@ struct vm_mapload {
 	struct vm *vm; /* NULL once cancelled */
 	Freehint__Mode was; /* what an agent's Hello meanwhile got */
 	size_t i; /* the region whose gpa2hva is asked */
-	char block[128];
+	char block[512]; /* RAM block names, separated by commas */
+	bool pc, q35; /* the machine type: where SMRAM can be */
+	uint64_t below_4g, tseg_max;
 	struct memmap map;
 };
 
@@ -371,8 +381,106 @@ vm_map_mtree(void *arg, const char *out)
 		vm_map_failed(ml, err);
 		return;
 	}
+	memmap_exclude_smm(&ml->map, ml->pc, ml->q35, ml->below_4g,
+	    ml->tseg_max);
+	if (ml->map.n == 0) {
+		vm_map_failed(ml, "memory map: no RAM outside SMRAM");
+		return;
+	}
 	ml->i = 0;
 	vm_map_next(ml);
+}
+
+/* A number qom-get printed ("16"); false for an error or anything else. */
+static bool
+vm_map_number(const char *out, uint64_t *v)
+{
+	char *end;
+
+	if (out == NULL || out[0] < '0' || out[0] > '9')
+		return false;
+	errno = 0;
+	*v = strtoull(out, &end, 10);
+	return errno == 0 && (*end == '\0' || *end == '\r' || *end == '\n');
+}
+
+static void
+vm_map_tseg(void *arg, const char *out)
+{
+	struct vm_mapload *ml = arg;
+	uint64_t mb;
+
+	if (vm_map_cancelled(ml))
+		return;
+	if (!vm_map_number(out, &mb) || mb > 4096) {
+		vm_map_failed(ml, "q35: extended-tseg-mbytes unknown: cannot "
+		                  "tell where TSEG is");
+		return;
+	}
+	ml->tseg_max = mb << 20;
+	ml->vm->hmp(ml->vm->hmp_ctx, "info mtree -f", vm_map_mtree, ml);
+}
+
+static void
+vm_map_below4g(void *arg, const char *out)
+{
+	struct vm_mapload *ml = arg;
+
+	if (vm_map_cancelled(ml))
+		return;
+	if (!vm_map_number(out, &ml->below_4g) || ml->below_4g == 0 ||
+	    ml->below_4g > (4ULL << 30)) {
+		vm_map_failed(ml, "q35: below-4g-mem-size unknown: cannot "
+		                  "tell where TSEG is");
+		return;
+	}
+	ml->vm->hmp(ml->vm->hmp_ctx,
+	    "qom-get /machine/q35/mch extended-tseg-mbytes", vm_map_tseg, ml);
+}
+
+/*
+ * The machine type says where SMRAM can be: "pc-q35-7.2-machine" (TSEG
+ * and SMBASE too), "pc-i440fx-7.2-machine", "isapc-machine". A type we
+ * cannot read is no PC (a PC's QEMU always has one).
+ */
+static void
+vm_map_type(void *arg, const char *out)
+{
+	struct vm_mapload *ml = arg;
+
+	if (vm_map_cancelled(ml))
+		return;
+	if (out == NULL) {
+		vm_map_failed(ml, "qom-get: the monitor does not answer");
+		return;
+	}
+	ml->q35 = strstr(out, "q35") != NULL;
+	ml->pc = strncmp(out, "\"pc", 3) == 0 || strncmp(out, "\"isapc", 6) == 0;
+	if (ml->q35)
+		ml->vm->hmp(ml->vm->hmp_ctx,
+		    "qom-get /machine/q35 below-4g-mem-size", vm_map_below4g,
+		    ml);
+	else
+		ml->vm->hmp(
+		    ml->vm->hmp_ctx, "info mtree -f", vm_map_mtree, ml);
+}
+
+/* Without a machine backend: NUMA nodes' backends, or QEMU's pc.ram. */
+static void
+vm_map_container(void *arg, const char *out)
+{
+	struct vm_mapload *ml = arg;
+
+	if (vm_map_cancelled(ml))
+		return;
+	if (out == NULL) {
+		vm_map_failed(ml, "info mtree: the monitor does not answer");
+		return;
+	}
+	if (memmap_parse_container(out, "pc.ram", ml->block,
+	        sizeof ml->block) <= 0)
+		snprintf(ml->block, sizeof ml->block, "pc.ram");
+	ml->vm->hmp(ml->vm->hmp_ctx, "qom-get /machine type", vm_map_type, ml);
 }
 
 /* The id of the machine's memory backend: its RAM block's name. */
@@ -390,11 +498,15 @@ vm_map_block(void *arg, const char *out)
 	}
 	/* "/objects/mem0" with quotes; nothing when there is no backend. */
 	if ((p = strrchr(out, '/')) != NULL && (e = strchr(p, '"')) != NULL &&
-	    e - p > 1 && (size_t)(e - p) <= sizeof ml->block) {
+	    e - p > 1 && (size_t)(e - p) <= sizeof ml->block &&
+	    memchr(p, ',', (size_t)(e - p)) == NULL) {
 		memcpy(ml->block, p + 1, (size_t)(e - p - 1));
 		ml->block[e - p - 1] = '\0';
+		ml->vm->hmp(
+		    ml->vm->hmp_ctx, "qom-get /machine type", vm_map_type, ml);
+		return;
 	}
-	ml->vm->hmp(ml->vm->hmp_ctx, "info mtree -f", vm_map_mtree, ml);
+	ml->vm->hmp(ml->vm->hmp_ctx, "info mtree", vm_map_container, ml);
 }
 
 /*
@@ -425,7 +537,6 @@ vm_load_map(struct vm *vm, bool fresh)
 	ml->vm = vm;
 	ml->was = vm->map_mode;
 	memmap_init(&ml->map);
-	snprintf(ml->block, sizeof ml->block, "pc.ram");
 	vm->mapload = ml;
 	/* The last thing: the chain may run to its end before it returns. */
 	vm->hmp(

@@ -168,6 +168,102 @@ test_find_edges(void **state)
 	assert_null(memmap_find(&m, UINT64_MAX - 4095, 8192)); /* wraps */
 }
 
+/*
+ * q35 with two NUMA nodes (memfd backends m0 and ram-node1, as libvirt
+ * names them) and an ivshmem canary: the nodes' blocks come from the RAM
+ * container of "info mtree", each is RAM, the canary is not.
+ */
+static void
+test_q35_numa(void **state)
+{
+	char blocks[256], *tree;
+	struct memmap m;
+
+	tree = slurp(DATA "mtree-q35-numa-tree.txt");
+	assert_int_equal(
+	    memmap_parse_container(tree, "pc.ram", blocks, sizeof blocks), 2);
+	assert_string_equal(blocks, "m0,ram-node1");
+	assert_int_equal(memmap_parse_container(tree, "pc.ram", blocks, 8), -1);
+	assert_int_equal(
+	    memmap_parse_container(tree, "pc.ra", blocks, sizeof blocks), 0);
+	free(tree);
+
+	parse(DATA "mtree-q35-numa.txt", "m0,ram-node1", &m);
+	assert_int_equal(m.n, 3);
+	assert_int_equal(m.r[1].gpa, 0x100000);
+	assert_int_equal(m.r[1].size, 128 * MiB - 0x100000);
+	assert_int_equal(m.r[2].gpa, 128 * MiB);
+	assert_int_equal(m.r[2].size, 128 * MiB);
+	assert_int_equal(m.r[2].blk_off, 0);
+	/* A range from one node's backend into the other's: refused. */
+	assert_null(memmap_find(&m, 128 * MiB - 4096, 8192));
+	assert_ptr_equal(memmap_find(&m, 128 * MiB, 2 * MiB), &m.r[2]);
+	memmap_free(&m);
+	/* Even where the offsets line up, two blocks are two regions. */
+	memmap_init(&m);
+	assert_int_equal(memmap_parse_mtree("FlatView #0\n AS \"memory\", "
+	                                    "root: system\n"
+	                                    "  0000000000000000-000000000fffffff "
+	                                    "(prio 0, ram): a\n"
+	                                    "  0000000010000000-000000001fffffff "
+	                                    "(prio 0, ram): b @0000000010000000\n",
+	                     "a,b", &m, blocks, sizeof blocks),
+	    0);
+	assert_int_equal(m.n, 2);
+	assert_null(memmap_find(&m, 0xfff0000, 0x20000));
+	memmap_free(&m);
+	parse(DATA "mtree-q35-numa.txt", "m0,ram-node1", &m);
+
+	/* SMRAM cut out by position, whatever the flat view showed. */
+	memmap_exclude_smm(&m, true, true, 256 * MiB, 16 * MiB);
+	assert_int_equal(m.n, 4);
+	assert_null(memmap_find(&m, 0xa0000, 4096)); /* legacy SMRAM */
+	assert_null(memmap_find(&m, 0x30000, 4096)); /* SMBASE */
+	assert_null(memmap_find(&m, 0x4f000, 4096));
+	assert_non_null(memmap_find(&m, 0x2f000, 4096));
+	assert_non_null(memmap_find(&m, 0x50000, 0x50000));
+	assert_null(memmap_find(&m, 240 * MiB, 4096)); /* TSEG */
+	assert_null(memmap_find(&m, 256 * MiB - 4096, 4096));
+	assert_non_null(memmap_find(&m, 240 * MiB - 4096, 4096));
+	assert_int_equal(m.r[1].blk_off, 0x50000);
+	memmap_free(&m);
+
+	/* No extended TSEG: the largest the firmware can choose, 8 MiB. */
+	parse(DATA "mtree-q35-numa.txt", "m0,ram-node1", &m);
+	memmap_exclude_smm(&m, true, true, 256 * MiB, 0);
+	assert_null(memmap_find(&m, 248 * MiB, 4096));
+	assert_non_null(memmap_find(&m, 248 * MiB - 4096, 4096));
+	memmap_free(&m);
+}
+
+/* Holes cut at region edges, inside one, over several. */
+static void
+test_exclude(void **state)
+{
+	struct memmap m;
+
+	parse(DATA "mtree-pc-512m.txt", "mem0", &m);
+	memmap_exclude(&m, 0, 0x1000); /* the start of a region */
+	assert_int_equal(m.r[0].gpa, 0x1000);
+	assert_int_equal(m.r[0].blk_off, 0x1000);
+	memmap_exclude(&m, 0x9f000, 0x62000); /* both sides of the hole */
+	assert_int_equal(m.r[0].gpa + m.r[0].size, 0x9f000);
+	assert_int_equal(m.r[1].gpa, 0x101000);
+	assert_int_equal(m.r[1].blk_off, 0x101000);
+	memmap_exclude(&m, 0, 0x100000); /* a whole region */
+	assert_int_equal(m.n, 1);
+	memmap_exclude(&m, 0x200000, 0x100000); /* the middle: split */
+	assert_int_equal(m.n, 2);
+	assert_int_equal(m.r[0].gpa + m.r[0].size, 0x200000);
+	assert_int_equal(m.r[1].gpa, 0x300000);
+	assert_int_equal(m.r[1].blk_off, 0x300000);
+	assert_int_equal(m.r[1].gpa + m.r[1].size, 512 * MiB);
+	/* Not a PC: nothing is SMRAM. */
+	memmap_exclude_smm(&m, false, false, 0, 0);
+	assert_int_equal(m.n, 2);
+	memmap_free(&m);
+}
+
 int
 main(void)
 {
@@ -177,6 +273,8 @@ main(void)
 		cmocka_unit_test(test_running_bars_excluded),
 		cmocka_unit_test(test_garbage),
 		cmocka_unit_test(test_find_edges),
+		cmocka_unit_test(test_q35_numa),
+		cmocka_unit_test(test_exclude),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
