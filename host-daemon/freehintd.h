@@ -104,7 +104,7 @@ void memmap_exclude(struct memmap *, uint64_t start, uint64_t len);
 void memmap_exclude_smm(
     struct memmap *, bool pc, bool q35, uint64_t below_4g, uint64_t tseg_max);
 int memmap_parse_gpa2hva(const char *, uint64_t *hva);
-int memmap_resolve(struct memmap *, pid_t, char *, size_t);
+int memmap_resolve(struct memmap *, pid_t, int pidfd, char *, size_t);
 void memmap_drop_fds(struct memmap *);
 const struct memregion *memmap_find(
     const struct memmap *, uint64_t gpa, uint64_t len);
@@ -208,6 +208,9 @@ struct vm {
 	char *channel;
 	bool channel_qemu; /* vm_desc.channel_qemu */
 	pid_t qemu_pid;
+	int qemu_pidfd; /* -1 when none: vm.c watches it for QEMU's exit */
+	struct event *qemu_exit;
+	bool qemu_gone; /* QEMU exited: no map until the source says more */
 	char *unservable;
 	char *dma_why; /* the source's word: a device DMAs into its RAM */
 	vm_hmp_fn hmp;

@@ -12,6 +12,7 @@
  * QEMU could punch the holes itself: see backing_check.
  */
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <sys/vfs.h>
 
@@ -51,10 +52,12 @@ static int block_index(const char *, const char *);
 static int parse_line(const char *, const char *, struct memregion *);
 static void add_region(struct memmap *, const struct memregion *, bool);
 static int resolve_region(
-    struct memregion *, pid_t, enum vm_backing_kind *, char *, size_t);
-static int maps_find(pid_t, uint64_t, struct mapline *, char *, size_t);
+    struct memregion *, int, enum vm_backing_kind *, char *, size_t);
+static FILE *proc_fopen(int, const char *);
+static int proc_open(pid_t, int, char *, size_t);
+static int maps_find(int, uint64_t, struct mapline *, char *, size_t);
 static bool same_mapline(const struct mapline *, const struct mapline *);
-static int proc_uid(pid_t, uid_t *);
+static int proc_uid(int, uid_t *);
 static int backing_check(
     int, const struct mapline *, uid_t, struct statfs *, char *, size_t);
 
@@ -413,18 +416,59 @@ memmap_parse_gpa2hva(const char *out, uint64_t *hva)
 	return 0;
 }
 
-/* The line of /proc/PID/maps holding address hva. */
-static int
-maps_find(pid_t pid, uint64_t hva, struct mapline *ml, char *err, size_t errlen)
+/* A file of the process whose /proc directory is procfd. */
+static FILE *
+proc_fopen(int procfd, const char *name)
 {
-	char path[64], *line = NULL;
+	FILE *f;
+	int fd;
+
+	if ((fd = openat(procfd, name, O_RDONLY | O_CLOEXEC)) == -1)
+		return NULL;
+	if ((f = fdopen(fd, "r")) == NULL)
+		close(fd);
+	return f;
+}
+
+/*
+ * /proc/PID of the process pidfd names (pidfd -1: whichever has pid).
+ * A pid can be reused: the directory is opened first, then the pidfd's
+ * process is checked to be still alive, so the directory is its own.
+ * Everything read through the directory afterwards (maps, map_files,
+ * status) is that process's, or fails once it has exited.
+ */
+static int
+proc_open(pid_t pid, int pidfd, char *err, size_t errlen)
+{
+	char path[32];
+	int procfd;
+
+	snprintf(path, sizeof path, "/proc/%d", (int)pid);
+	if ((procfd = open(path, O_PATH | O_DIRECTORY | O_CLOEXEC)) == -1) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (pidfd != -1 &&
+	    syscall(SYS_pidfd_send_signal, pidfd, 0, NULL, 0) != 0) {
+		snprintf(err, errlen, "QEMU process %d exited", (int)pid);
+		close(procfd);
+		return -1;
+	}
+	return procfd;
+}
+
+/* The line of the process's maps holding address hva. */
+static int
+maps_find(int procfd, uint64_t hva, struct mapline *ml, char *err,
+    size_t errlen)
+{
+	char *line = NULL;
 	size_t cap = 0;
 	int n, found = 0;
 	FILE *f;
 
-	snprintf(path, sizeof path, "/proc/%d/maps", (int)pid);
-	if ((f = fopen(path, "re")) == NULL) {
-		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+	if ((f = proc_fopen(procfd, "maps")) == NULL) {
+		snprintf(err, errlen, "QEMU's maps: %s", strerror(errno));
 		return -1;
 	}
 	while (getline(&line, &cap, f) != -1) {
@@ -459,16 +503,15 @@ same_mapline(const struct mapline *a, const struct mapline *b)
 
 /* The effective uid of process pid (the owner of what it creates). */
 static int
-proc_uid(pid_t pid, uid_t *uid)
+proc_uid(int procfd, uid_t *uid)
 {
-	char path[64], *line = NULL;
+	char *line = NULL;
 	size_t cap = 0;
 	unsigned ruid, euid;
 	int rc = -1;
 	FILE *f;
 
-	snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
-	if ((f = fopen(path, "re")) == NULL)
+	if ((f = proc_fopen(procfd, "status")) == NULL)
 		return -1;
 	while (getline(&line, &cap, f) != -1)
 		if (sscanf(line, "Uid: %u %u", &ruid, &euid) == 2) {
@@ -530,7 +573,7 @@ backing_check(int fd, const struct mapline *ml, uid_t uid, struct statfs *sfs,
 }
 
 static int
-resolve_region(struct memregion *r, pid_t pid, enum vm_backing_kind *kind,
+resolve_region(struct memregion *r, int procfd, enum vm_backing_kind *kind,
     char *err, size_t errlen)
 {
 	struct mapline ml, again;
@@ -540,7 +583,7 @@ resolve_region(struct memregion *r, pid_t pid, enum vm_backing_kind *kind,
 	int pfd, fd;
 	uid_t uid;
 
-	if (maps_find(pid, r->hva, &ml, err, errlen) != 0 ||
+	if (maps_find(procfd, r->hva, &ml, err, errlen) != 0 ||
 	    r->size > ml.end - r->hva) {
 		snprintf(err, errlen, "RAM at 0x%" PRIx64 " is not one mapping",
 		    r->gpa);
@@ -557,8 +600,8 @@ resolve_region(struct memregion *r, pid_t pid, enum vm_backing_kind *kind,
 		    ml.perms);
 		return -1;
 	}
-	if (proc_uid(pid, &uid) != 0) {
-		snprintf(err, errlen, "/proc/%d/status: no uid", (int)pid);
+	if (proc_uid(procfd, &uid) != 0) {
+		snprintf(err, errlen, "QEMU's status: no uid");
 		return -1;
 	}
 	/*
@@ -568,9 +611,8 @@ resolve_region(struct memregion *r, pid_t pid, enum vm_backing_kind *kind,
 	 * replaced in between is noticed; only then is the same file
 	 * opened read-write through our own descriptor.
 	 */
-	snprintf(path, sizeof path, "/proc/%d/map_files/%llx-%llx", (int)pid,
-	    ml.start, ml.end);
-	if ((pfd = open(path, O_PATH | O_CLOEXEC)) == -1) {
+	snprintf(path, sizeof path, "map_files/%llx-%llx", ml.start, ml.end);
+	if ((pfd = openat(procfd, path, O_PATH | O_CLOEXEC)) == -1) {
 		snprintf(err, errlen, "%s: %s", path, strerror(errno));
 		return -1;
 	}
@@ -578,7 +620,7 @@ resolve_region(struct memregion *r, pid_t pid, enum vm_backing_kind *kind,
 		close(pfd);
 		return -1;
 	}
-	if (maps_find(pid, r->hva, &again, err, errlen) != 0 ||
+	if (maps_find(procfd, r->hva, &again, err, errlen) != 0 ||
 	    !same_mapline(&ml, &again)) {
 		snprintf(err, errlen,
 		    "backing refused: the mapping of %s changed while it was "
@@ -655,11 +697,6 @@ memmap_dma_devices(pid_t pid, char *why, size_t len)
 	return found;
 }
 
-/*
- * Find each region's backing in QEMU process pid, from its host address
- * (r->hva, which the caller got with gpa2hva). All regions must be
- * backed alike; m->kind says how (ANONYMOUS: no fds, cannot discard).
- */
 /* Close every backing fd: the map stays, for judging ranges only. */
 void
 memmap_drop_fds(struct memmap *m)
@@ -673,28 +710,51 @@ memmap_drop_fds(struct memmap *m)
 		}
 }
 
+/*
+ * Find each region's backing in QEMU process pid (the one pidfd names,
+ * when it is not -1), from its host address (r->hva, which the caller got
+ * with gpa2hva). All regions must be backed alike; m->kind says how
+ * (ANONYMOUS: no fds, cannot discard).
+ */
 int
-memmap_resolve(struct memmap *m, pid_t pid, char *err, size_t errlen)
+memmap_resolve(struct memmap *m, pid_t pid, int pidfd, char *err,
+    size_t errlen)
 {
 	enum vm_backing_kind kind, first = VM_BACKING_UNKNOWN;
 	size_t i;
+	int procfd, rc = -1;
 
 	m->kind = VM_BACKING_UNKNOWN;
+	if (pid <= 0) {
+		snprintf(err, errlen, "no QEMU process");
+		return -1;
+	}
+	if ((procfd = proc_open(pid, pidfd, err, errlen)) == -1)
+		return -1;
 	for (i = 0; i < m->n; i++) {
 		kind = VM_BACKING_UNKNOWN;
 		if (m->r[i].hva == 0) {
 			snprintf(err, errlen, "no host address for 0x%" PRIx64,
 			    m->r[i].gpa);
-			return -1;
+			goto out;
 		}
-		if (resolve_region(&m->r[i], pid, &kind, err, errlen) != 0)
-			return -1;
+		if (resolve_region(&m->r[i], procfd, &kind, err, errlen) != 0)
+			goto out;
 		if (i > 0 && kind != first) {
 			snprintf(err, errlen, "RAM regions backed differently");
-			return -1;
+			goto out;
 		}
 		first = kind;
 	}
+	/* Every fd was opened while the directory was QEMU's: still so? */
+	if (pidfd != -1 &&
+	    syscall(SYS_pidfd_send_signal, pidfd, 0, NULL, 0) != 0) {
+		snprintf(err, errlen, "QEMU process %d exited", (int)pid);
+		goto out;
+	}
 	m->kind = first;
-	return 0;
+	rc = 0;
+out:
+	close(procfd);
+	return rc;
 }

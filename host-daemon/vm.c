@@ -5,6 +5,7 @@
  * daemon serves it in and why, its agent session and its counters.
  */
 #include <sys/stat.h>
+#include <sys/syscall.h>
 
 #include <errno.h>
 #include <inttypes.h>
@@ -12,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <event2/event.h>
 
@@ -44,6 +46,9 @@ static void vm_map_failed(struct vm_mapload *, const char *);
 static void vm_map_settled(struct vm *, Freehint__Mode);
 static void vm_map_retry_cb(evutil_socket_t, short, void *);
 static void set_str(char **, const char *);
+static void vm_watch_qemu(struct vm *);
+static void vm_unwatch_qemu(struct vm *);
+static void vm_qemu_exited(evutil_socket_t, short, void *);
 
 static void
 set_str(char **dst, const char *src)
@@ -133,6 +138,7 @@ vm_new(const char *name)
 	vm->name = xstrdup(name);
 	memmap_init(&vm->map);
 	vm->mode = FREEHINT__MODE__RECORD_ONLY;
+	vm->qemu_pidfd = -1;
 	TAILQ_INSERT_TAIL(&vms, vm, entry);
 	return vm;
 }
@@ -141,6 +147,7 @@ static void
 vm_free(struct vm *vm)
 {
 	TAILQ_REMOVE(&vms, vm, entry);
+	vm_unwatch_qemu(vm);
 	vm_map_cancel(vm);
 	mighold_end(vm, NULL);
 	if (vm->map_retry != NULL)
@@ -277,7 +284,8 @@ vm_map_done(struct vm_mapload *ml)
 	Freehint__Mode was = ml->was, mode;
 	char err[256] = "";
 
-	if (memmap_resolve(&ml->map, vm->qemu_pid, err, sizeof err) != 0) {
+	if (memmap_resolve(&ml->map, vm->qemu_pid, vm->qemu_pidfd, err,
+	        sizeof err) != 0) {
 		/*
 		 * The regions are known but their backing is not one we may
 		 * punch (or could not be found): serve the guest record-only,
@@ -531,6 +539,8 @@ vm_load_map(struct vm *vm, bool fresh)
 		vm->map_backoff_ms = 0;
 		return;
 	}
+	if (vm->qemu_gone)
+		return;
 	if (fresh)
 		set_str(&vm->mode_why, "reading the memory map");
 	ml = xcalloc(1, sizeof *ml);
@@ -583,6 +593,72 @@ vm_source_dma(const char *name, const char *why)
 		vm_check_dma(vm);
 }
 
+static void
+vm_unwatch_qemu(struct vm *vm)
+{
+	if (vm->qemu_exit != NULL)
+		event_free(vm->qemu_exit);
+	vm->qemu_exit = NULL;
+	if (vm->qemu_pidfd != -1)
+		close(vm->qemu_pidfd);
+	vm->qemu_pidfd = -1;
+	vm->qemu_gone = false;
+}
+
+/*
+ * A pidfd on the QEMU process: it reads as ready when the process exits,
+ * whether or not the source notices (libvirt may be disconnected, a
+ * monitor may outlive its process), and it names that very process
+ * where a pid could be reused (memmap_resolve).
+ */
+static void
+vm_watch_qemu(struct vm *vm)
+{
+	vm_unwatch_qemu(vm);
+	if (vm->qemu_pid <= 0)
+		return;
+	vm->qemu_pidfd = (int)syscall(SYS_pidfd_open, vm->qemu_pid, 0);
+	if (vm->qemu_pidfd == -1) {
+		if (errno == ESRCH) {
+			vm_qemu_exited(-1, 0, vm);
+			return;
+		}
+		log_warn("vm %s: pidfd_open %d", vm->name, (int)vm->qemu_pid);
+		return;
+	}
+	vm->qemu_exit = event_new(
+	    ev_base, vm->qemu_pidfd, EV_READ, vm_qemu_exited, vm);
+	if (vm->qemu_exit == NULL || event_add(vm->qemu_exit, NULL) != 0)
+		fatalx("%s: event_new", __func__);
+}
+
+/*
+ * QEMU is gone: its RAM is no guest's any more, and a new guest (with
+ * its CID, say) must never be served against this map. The backing fds
+ * are closed at once, so that the dead VM's memory is freed; the VM is
+ * record-only until its source announces a new QEMU.
+ */
+static void
+vm_qemu_exited(evutil_socket_t fd, short what, void *arg)
+{
+	struct vm *vm = arg;
+	char why[96];
+
+	snprintf(why, sizeof why, "QEMU process %d exited", (int)vm->qemu_pid);
+	log_info("vm %s: %s: backing closed, record-only", vm->name, why);
+	vm_unwatch_qemu(vm);
+	vm->qemu_gone = true;
+	vm->qemu_pid = 0;
+	vm_map_cancel(vm);
+	memmap_drop_fds(&vm->map);
+	vm->map.kind = VM_BACKING_UNKNOWN;
+	vm->map_mode = vm->mode = FREEHINT__MODE__RECORD_ONLY;
+	set_str(&vm->map_why, why);
+	set_str(&vm->mode_why, why);
+	if (vm->guest != NULL)
+		guest_record_only(vm->guest);
+}
+
 int
 vm_source_add(const struct vm_desc *d, vm_hmp_fn hmp, void *ctx)
 {
@@ -612,6 +688,7 @@ vm_source_add(const struct vm_desc *d, vm_hmp_fn hmp, void *ctx)
 	vm->cid = d->cid;
 	vm->qemu_pid = d->qemu_pid;
 	vm->channel_qemu = d->channel_qemu;
+	vm_watch_qemu(vm);
 	vm->hmp = hmp;
 	vm->hmp_ctx = ctx;
 	vm->speed = NULL;
