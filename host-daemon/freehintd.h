@@ -225,6 +225,11 @@ struct vm {
 	Freehint__Mode mode; /* what the connected guest gets */
 	char *mode_why;
 
+	/* Postcopy (vm_source_migration): why nothing is punched, or NULL. */
+	char *nodiscard_why;
+	bool postcopy; /* a postcopy migration is running */
+	bool running; /* the vCPUs run here, as far as the source said */
+
 	struct guest *guest;
 	enum vm_transport transport;
 	struct budget budget; /* across sessions (validate.c) */

@@ -322,6 +322,11 @@ guest_apply(struct guest *g, const struct policy *pol,
 			snprintf(err, errlen, "too late to discard");
 			return FREEHINT__REJECT_REASON__HOST_ERROR;
 		}
+		/* Postcopy (vm.c): the host's state, not the guest's fault. */
+		if (vm->nodiscard_why != NULL) {
+			snprintf(err, errlen, "%s", vm->nodiscard_why);
+			return FREEHINT__REJECT_REASON__HOST_ERROR;
+		}
 		t0 = guest_usec();
 		for (i = 0; i < g->ranges.n && rc == 0; i++)
 			rc = discard_range(&vm->map,

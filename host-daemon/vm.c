@@ -49,6 +49,7 @@ static void set_str(char **, const char *);
 static void vm_watch_qemu(struct vm *);
 static void vm_unwatch_qemu(struct vm *);
 static void vm_qemu_exited(evutil_socket_t, short, void *);
+static void vm_postcopy(struct vm *, enum vm_migration_event);
 
 static void
 set_str(char **dst, const char *src)
@@ -139,6 +140,7 @@ vm_new(const char *name)
 	memmap_init(&vm->map);
 	vm->mode = FREEHINT__MODE__RECORD_ONLY;
 	vm->qemu_pidfd = -1;
+	vm->running = true;
 	TAILQ_INSERT_TAIL(&vms, vm, entry);
 	return vm;
 }
@@ -161,6 +163,7 @@ vm_free(struct vm *vm)
 	free(vm->channel);
 	free(vm->unservable);
 	free(vm->dma_why);
+	free(vm->nodiscard_why);
 	free(vm->mode_why);
 	free(vm->map_why);
 	free(vm);
@@ -689,6 +692,10 @@ vm_source_add(const struct vm_desc *d, vm_hmp_fn hmp, void *ctx)
 	vm->qemu_pid = d->qemu_pid;
 	vm->channel_qemu = d->channel_qemu;
 	vm_watch_qemu(vm);
+	/* A new QEMU (or the same one again): no migration known yet. */
+	vm->postcopy = false;
+	vm->running = true;
+	set_str(&vm->nodiscard_why, NULL);
 	vm->hmp = hmp;
 	vm->hmp_ctx = ctx;
 	vm->speed = NULL;
@@ -763,6 +770,57 @@ vm_remove_all(void)
 		vm_free(TAILQ_FIRST(&vms));
 }
 
+/*
+ * Postcopy: from its start the guest runs on the destination while pages
+ * are still fetched from the source. On the destination a hole punched
+ * in a page already received would never be filled again (the vCPU
+ * would read zeroes or stall); on the source the RAM is no longer the
+ * guest's, and a hole there is sent to the destination as zeroes. So
+ * neither side punches until the migration is over, and then only where
+ * the guest runs: the destination (RESUME came with postcopy), or a
+ * source whose guest is started again.
+ */
+static void
+vm_postcopy(struct vm *vm, enum vm_migration_event ev)
+{
+	if (ev == VM_MIGRATION_POSTCOPY && !vm->postcopy) {
+		vm->postcopy = true;
+		set_str(&vm->nodiscard_why,
+		    "postcopy migration: no discard until it completes");
+		log_info("vm %s: postcopy: discards stopped", vm->name);
+	} else if (ev == VM_MIGRATION_FINISHED && vm->postcopy) {
+		vm->postcopy = false;
+		if (vm->running) {
+			set_str(&vm->nodiscard_why, NULL);
+			log_info("vm %s: postcopy over, the guest runs here: "
+			         "discarding again",
+			    vm->name);
+		} else {
+			set_str(&vm->nodiscard_why,
+			    "postcopy migration over: the guest does not run "
+			    "on this QEMU");
+			log_info("vm %s: postcopy over, the guest does not run "
+			         "here: no discard until it does",
+			    vm->name);
+		}
+	}
+}
+
+void
+vm_source_running(const char *name, bool running)
+{
+	struct vm *vm;
+
+	if ((vm = vm_find(name)) == NULL)
+		return;
+	vm->running = running;
+	if (running && !vm->postcopy && vm->nodiscard_why != NULL) {
+		set_str(&vm->nodiscard_why, NULL);
+		log_info("vm %s: the guest runs here again: discarding again",
+		    vm->name);
+	}
+}
+
 void
 vm_source_speed(const char *name, vm_speed_fn fn, void *ctx)
 {
@@ -782,8 +840,13 @@ vm_source_migration(const char *name, enum vm_migration_event ev)
 
 	if ((vm = vm_find(name)) == NULL)
 		return;
+	if (ev == VM_MIGRATION_POSTCOPY) {
+		vm_postcopy(vm, ev);
+		return;
+	}
 	log_info("vm %s: migration %s", name,
 	    ev == VM_MIGRATION_STARTED ? "started" : "finished");
+	vm_postcopy(vm, ev);
 	/*
 	 * A pass started by hand before the migration serves it. Until the
 	 * pass is over, what QEMU reads of a page the pass would hold is
