@@ -260,8 +260,8 @@ memmap_parse_container(
 	out[0] = '\0';
 	snprintf(hdr, sizeof hdr, "memory-region: %s", container);
 	len = strlen(hdr);
-	for (line = strstr(text, hdr); line != NULL &&
-	     line[len] != '\r' && line[len] != '\n';
+	for (line = strstr(text, hdr);
+	     line != NULL && line[len] != '\r' && line[len] != '\n';
 	     line = strstr(line + len, hdr))
 		;
 	for (; line != NULL && *line != '\0'; line = nl) {
@@ -459,8 +459,8 @@ proc_open(pid_t pid, int pidfd, char *err, size_t errlen)
 
 /* The line of the process's maps holding address hva. */
 static int
-maps_find(int procfd, uint64_t hva, struct mapline *ml, char *err,
-    size_t errlen)
+maps_find(
+    int procfd, uint64_t hva, struct mapline *ml, char *err, size_t errlen)
 {
 	char *line = NULL;
 	size_t cap = 0;
@@ -717,8 +717,7 @@ memmap_drop_fds(struct memmap *m)
  * (ANONYMOUS: no fds, cannot discard).
  */
 int
-memmap_resolve(struct memmap *m, pid_t pid, int pidfd, char *err,
-    size_t errlen)
+memmap_resolve(struct memmap *m, pid_t pid, int pidfd, char *err, size_t errlen)
 {
 	enum vm_backing_kind kind, first = VM_BACKING_UNKNOWN;
 	size_t i;

@@ -287,8 +287,8 @@ vm_map_done(struct vm_mapload *ml)
 	Freehint__Mode was = ml->was, mode;
 	char err[256] = "";
 
-	if (memmap_resolve(&ml->map, vm->qemu_pid, vm->qemu_pidfd, err,
-	        sizeof err) != 0) {
+	if (memmap_resolve(
+	        &ml->map, vm->qemu_pid, vm->qemu_pidfd, err, sizeof err) != 0) {
 		/*
 		 * The regions are known but their backing is not one we may
 		 * punch (or could not be found): serve the guest record-only,
@@ -392,8 +392,8 @@ vm_map_mtree(void *arg, const char *out)
 		vm_map_failed(ml, err);
 		return;
 	}
-	memmap_exclude_smm(&ml->map, ml->pc, ml->q35, ml->below_4g,
-	    ml->tseg_max);
+	memmap_exclude_smm(
+	    &ml->map, ml->pc, ml->q35, ml->below_4g, ml->tseg_max);
 	if (ml->map.n == 0) {
 		vm_map_failed(ml, "memory map: no RAM outside SMRAM");
 		return;
@@ -424,8 +424,9 @@ vm_map_tseg(void *arg, const char *out)
 	if (vm_map_cancelled(ml))
 		return;
 	if (!vm_map_number(out, &mb) || mb > 4096) {
-		vm_map_failed(ml, "q35: extended-tseg-mbytes unknown: cannot "
-		                  "tell where TSEG is");
+		vm_map_failed(ml,
+		    "q35: extended-tseg-mbytes unknown: cannot "
+		    "tell where TSEG is");
 		return;
 	}
 	ml->tseg_max = mb << 20;
@@ -441,8 +442,9 @@ vm_map_below4g(void *arg, const char *out)
 		return;
 	if (!vm_map_number(out, &ml->below_4g) || ml->below_4g == 0 ||
 	    ml->below_4g > (4ULL << 30)) {
-		vm_map_failed(ml, "q35: below-4g-mem-size unknown: cannot "
-		                  "tell where TSEG is");
+		vm_map_failed(ml,
+		    "q35: below-4g-mem-size unknown: cannot "
+		    "tell where TSEG is");
 		return;
 	}
 	ml->vm->hmp(ml->vm->hmp_ctx,
@@ -466,14 +468,14 @@ vm_map_type(void *arg, const char *out)
 		return;
 	}
 	ml->q35 = strstr(out, "q35") != NULL;
-	ml->pc = strncmp(out, "\"pc", 3) == 0 || strncmp(out, "\"isapc", 6) == 0;
+	ml->pc =
+	    strncmp(out, "\"pc", 3) == 0 || strncmp(out, "\"isapc", 6) == 0;
 	if (ml->q35)
 		ml->vm->hmp(ml->vm->hmp_ctx,
 		    "qom-get /machine/q35 below-4g-mem-size", vm_map_below4g,
 		    ml);
 	else
-		ml->vm->hmp(
-		    ml->vm->hmp_ctx, "info mtree -f", vm_map_mtree, ml);
+		ml->vm->hmp(ml->vm->hmp_ctx, "info mtree -f", vm_map_mtree, ml);
 }
 
 /* Without a machine backend: NUMA nodes' backends, or QEMU's pc.ram. */
@@ -488,8 +490,8 @@ vm_map_container(void *arg, const char *out)
 		vm_map_failed(ml, "info mtree: the monitor does not answer");
 		return;
 	}
-	if (memmap_parse_container(out, "pc.ram", ml->block,
-	        sizeof ml->block) <= 0)
+	if (memmap_parse_container(
+	        out, "pc.ram", ml->block, sizeof ml->block) <= 0)
 		snprintf(ml->block, sizeof ml->block, "pc.ram");
 	ml->vm->hmp(ml->vm->hmp_ctx, "qom-get /machine type", vm_map_type, ml);
 }
@@ -629,8 +631,8 @@ vm_watch_qemu(struct vm *vm)
 		log_warn("vm %s: pidfd_open %d", vm->name, (int)vm->qemu_pid);
 		return;
 	}
-	vm->qemu_exit = event_new(
-	    ev_base, vm->qemu_pidfd, EV_READ, vm_qemu_exited, vm);
+	vm->qemu_exit =
+	    event_new(ev_base, vm->qemu_pidfd, EV_READ, vm_qemu_exited, vm);
 	if (vm->qemu_exit == NULL || event_add(vm->qemu_exit, NULL) != 0)
 		fatalx("%s: event_new", __func__);
 }

@@ -4,10 +4,16 @@
  * (tests/hostd/data/), lookups at region edges and the arithmetic from
  * guest-physical address to backing offset.
  */
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+
+#include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,7 +26,10 @@
 #define DATA "tests/hostd/data/"
 #define MiB  (1ULL << 20)
 
+#define REUSE_ADDR ((void *)0x7e0000000000ULL)
+
 static char *slurp(const char *);
+static pid_t mapper(pid_t);
 static void parse(const char *, const char *, struct memmap *);
 
 static char *
@@ -201,13 +210,14 @@ test_q35_numa(void **state)
 	memmap_free(&m);
 	/* Even where the offsets line up, two blocks are two regions. */
 	memmap_init(&m);
-	assert_int_equal(memmap_parse_mtree("FlatView #0\n AS \"memory\", "
-	                                    "root: system\n"
-	                                    "  0000000000000000-000000000fffffff "
-	                                    "(prio 0, ram): a\n"
-	                                    "  0000000010000000-000000001fffffff "
-	                                    "(prio 0, ram): b @0000000010000000\n",
-	                     "a,b", &m, blocks, sizeof blocks),
+	assert_int_equal(
+	    memmap_parse_mtree("FlatView #0\n AS \"memory\", "
+	                       "root: system\n"
+	                       "  0000000000000000-000000000fffffff "
+	                       "(prio 0, ram): a\n"
+	                       "  0000000010000000-000000001fffffff "
+	                       "(prio 0, ram): b @0000000010000000\n",
+	        "a,b", &m, blocks, sizeof blocks),
 	    0);
 	assert_int_equal(m.n, 2);
 	assert_null(memmap_find(&m, 0xfff0000, 0x20000));
@@ -264,6 +274,110 @@ test_exclude(void **state)
 	memmap_free(&m);
 }
 
+/*
+ * A child that maps a fresh memfd of 2 MiB shared at REUSE_ADDR and waits
+ * to be killed; with pid non-zero it is made to get that pid (through
+ * ns_last_pid). Returns its pid once the mapping is there, or -1.
+ */
+static pid_t
+mapper(pid_t pid)
+{
+	char c = 0, buf[32];
+	int p[2], fd, last;
+	pid_t child;
+
+	if (pipe(p) != 0)
+		return -1;
+	if (pid != 0) {
+		snprintf(buf, sizeof buf, "%d", (int)pid - 1);
+		if ((last = open("/proc/sys/kernel/ns_last_pid", O_WRONLY)) ==
+		    -1) {
+			close(p[0]);
+			close(p[1]);
+			return -1;
+		}
+		if (write(last, buf, strlen(buf)) < 0)
+			c = 1;
+		close(last);
+	}
+	if (c != 0 || (child = fork()) == -1) {
+		close(p[0]);
+		close(p[1]);
+		return -1;
+	}
+	if (child == 0) {
+		fd = memfd_create("reuse", 0);
+		if (fd == -1 || ftruncate(fd, 2 * MiB) != 0 ||
+		    mmap(REUSE_ADDR, 2 * MiB, PROT_READ | PROT_WRITE,
+		        MAP_SHARED | MAP_FIXED_NOREPLACE, fd, 0) != REUSE_ADDR)
+			_exit(1);
+		if (write(p[1], &c, 1) != 1)
+			_exit(1);
+		for (;;)
+			pause();
+	}
+	close(p[1]);
+	if (read(p[0], &c, 1) != 1) {
+		close(p[0]);
+		waitpid(child, NULL, 0);
+		return -1;
+	}
+	close(p[0]);
+	return child;
+}
+
+/*
+ * QEMU exits and its pid goes to another process that maps something
+ * else at the same address: the map must not be resolved in the new
+ * process. By pid alone it would be (the window the pidfd closes).
+ */
+static void
+test_pid_reused(void **state)
+{
+	struct memregion r = { 0, 2 * MiB, 0, 0, -1, 0, 0 };
+	struct memmap m = { &r, 1, NULL, VM_BACKING_UNKNOWN };
+	char err[256];
+	pid_t a, b = -1;
+	int pidfd, i;
+
+	if (geteuid() != 0)
+		skip();
+	r.hva = (uint64_t)(uintptr_t)REUSE_ADDR;
+	for (i = 0; i < 20 && b == -1; i++) {
+		assert_true((a = mapper(0)) > 0);
+		pidfd = (int)syscall(SYS_pidfd_open, a, 0);
+		assert_true(pidfd >= 0);
+		/* While it lives, the pidfd's process is resolved. */
+		assert_int_equal(
+		    memmap_resolve(&m, a, pidfd, err, sizeof err), 0);
+		assert_int_equal(m.kind, VM_BACKING_MEMFD);
+		memmap_drop_fds(&m);
+		kill(a, SIGKILL);
+		waitpid(a, NULL, 0);
+		if ((b = mapper(a)) != a) {
+			/* Another process took the pid first: try again. */
+			if (b > 0) {
+				kill(b, SIGKILL);
+				waitpid(b, NULL, 0);
+			}
+			b = -1;
+			close(pidfd);
+		}
+	}
+	if (b == -1)
+		skip();
+	/* The same pid, another process: refused with the pidfd... */
+	assert_int_equal(memmap_resolve(&m, a, pidfd, err, sizeof err), -1);
+	assert_non_null(strstr(err, "exited"));
+	assert_int_equal(r.fd, -1);
+	/* ...which is what tells them apart: the pid alone does not. */
+	assert_int_equal(memmap_resolve(&m, a, -1, err, sizeof err), 0);
+	memmap_drop_fds(&m);
+	close(pidfd);
+	kill(b, SIGKILL);
+	waitpid(b, NULL, 0);
+}
+
 int
 main(void)
 {
@@ -275,6 +389,7 @@ main(void)
 		cmocka_unit_test(test_find_edges),
 		cmocka_unit_test(test_q35_numa),
 		cmocka_unit_test(test_exclude),
+		cmocka_unit_test(test_pid_reused),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
