@@ -12,17 +12,33 @@
 #  dead: a QEMU (fh-fakeqemu) that exits while its monitor stays up (a
 #        child holds it): freehintd closes the backing at once and never
 #        serves the next agent against the dead map.
-# FREEHINTD=path runs another daemon binary (the test must fail with the
-# code before the checks).
+# Run with the plain daemon, then the ASan+UBSan build. FREEHINTD=path
+# runs only that daemon binary (the test must fail with the code before
+# the checks).
 set -u
 cd "$(dirname "$0")/../.." || exit 1
 . tests/guest/lib.sh
+L=${FH_MAP_LABEL:-hostd-map}
 
 command -v qemu-system-x86_64 >/dev/null ||
-    skip hostd-map "no qemu-system-x86_64"
+    skip $L "no qemu-system-x86_64"
 make -s all hostd-tests >/dev/null 2>&1 ||
-    { fail hostd-map "build"; exit 1; }
-daemon=${FREEHINTD:-build/freehintd}
+    { fail $L "build"; exit 1; }
+if [ -z "${FREEHINTD:-}" ]; then
+	FREEHINTD=build/freehintd sh "$0"
+	rc=$?
+	if make -s SAN=1 all >/dev/null 2>&1; then
+		ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+		    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+		    FREEHINTD=build-san/freehintd FH_MAP_LABEL=$L-asan \
+		    sh "$0" || rc=1
+	else
+		fail $L-asan "SAN=1 build"
+		rc=1
+	fi
+	exit $rc
+fi
+daemon=$FREEHINTD
 hostile=build/tests/hostd/fh-hostile
 MiB=1048576
 
@@ -66,24 +82,24 @@ agent() {
 	l=$1 n=$2
 	shift 2
 	$hostile "$t/$n.chan" "$@" >"$t/$l.out" 2>&1
-	sed "s/^\(PASS\|FAIL\) /\1 hostd-map-$l:/" "$t/$l.out" |
+	sed "s/^\(PASS\|FAIL\) /\1 $L-$l:/" "$t/$l.out" |
 	    grep -E '^(PASS|FAIL)'
 	grep -q '^FAIL' "$t/$l.out" && FH_FAILED=1
 	grep -qE '^(PASS|FAIL)' "$t/$l.out" ||
-	    fail "hostd-map-$l" "no case ran: $(cat "$t/$l.out")"
+	    fail "$L-$l" "no case ran: $(cat "$t/$l.out")"
 }
 
 # smm: 256 MiB below 4 GiB; QEMU 7.2's q35 has extended-tseg-mbytes 16.
 qemu smm -machine q35,smm=on,memory-backend=mem0 -m 256M \
     -object memory-backend-memfd,id=mem0,size=256M,share=on ||
-    { fail hostd-map "qemu (smm) did not start"; exit 1; }
+    { fail $L "qemu (smm) did not start"; exit 1; }
 # numa: node 0 on m0 (128 MiB), node 1 on ram-node1 (64 MiB).
 qemu numa -machine pc -m 192M -smp 2 \
     -object memory-backend-memfd,id=m0,size=128M,share=on \
     -object memory-backend-memfd,id=ram-node1,size=64M,share=on \
     -numa node,nodeid=0,cpus=0,memdev=m0 \
     -numa node,nodeid=1,cpus=1,memdev=ram-node1 ||
-    { fail hostd-map "qemu (numa) did not start"; exit 1; }
+    { fail $L "qemu (numa) did not start"; exit 1; }
 # dead: the fake QEMU's monitor is served by its child.
 head -c $((8 * MiB)) /dev/urandom >"$s/dead"
 cp "$s/dead" "$t/dead.orig"
@@ -92,7 +108,7 @@ FH_FAKEQEMU_FORK=1 "$t/qemu-system-fake" "$t/dead.qmp" "$s/dead" rw \
     >"$t/dead.fake" 2>&1 &
 pids="$pids $!"
 wait_for 10 grep -q '^ready' "$t/dead.fake" ||
-    { fail hostd-map "fake QEMU did not start"; exit 1; }
+    { fail $L "fake QEMU did not start"; exit 1; }
 dead_pid=$(sed -n 's/^ready .* pid \([0-9]*\) child.*/\1/p' "$t/dead.fake")
 dead_child=$(sed -n 's/^ready .* child \([0-9]*\)/\1/p' "$t/dead.fake")
 pids="$pids $dead_child"
@@ -114,9 +130,9 @@ pids="$pids $dpid"
 
 # --- smm
 if wait_for 20 logged "vm smm: .* MiB of RAM"; then
-	pass "hostd-map-smm:map-read-while-paused"
+	pass "$L-smm:map-read-while-paused"
 else
-	fail hostd-map-smm:map-read-while-paused "$(tail -n 5 "$t/daemon.log")"
+	fail $L-smm:map-read-while-paused "$(tail -n 5 "$t/daemon.log")"
 fi
 smm_pid=$(cat "$t/smm.pid")
 smram() {
@@ -133,8 +149,8 @@ while [ $i -lt 120 ]; do
 	sum0=$sum1
 done
 case $sum0 in
-*data) pass "hostd-map-smm:firmware-wrote-smram" ;;
-*) fail hostd-map-smm:firmware-wrote-smram "$sum0" ;;
+*data) pass "$L-smm:firmware-wrote-smram" ;;
+*) fail $L-smm:firmware-wrote-smram "$sum0" ;;
 esac
 # SMBASE (0x30000, 128 KiB), SMRAM (0xa0000, 128 KiB), TSEG (the top
 # 16 MiB below 4 GiB), each named by 64 KiB ranges at its edges (in
@@ -151,19 +167,19 @@ agent smm-ram smm script range - <<EOF
 reported 0x1000 16 applied
 EOF
 if [ "$(smram)" = "$sum0" ]; then
-	pass "hostd-map-smm:smram-unchanged"
+	pass "$L-smm:smram-unchanged"
 else
-	fail hostd-map-smm:smram-unchanged "$sum0 -> $(smram)"
+	fail $L-smm:smram-unchanged "$sum0 -> $(smram)"
 fi
 st=$(status smm '"%s|%s" % (v["mode"], v["backing"])')
-[ "$st" = "discard|memfd" ] && pass "hostd-map-smm:status ($st)" ||
-    fail hostd-map-smm:status "$st"
+[ "$st" = "discard|memfd" ] && pass "$L-smm:status ($st)" ||
+    fail $L-smm:status "$st"
 
 # --- numa
 wait_for 20 logged "vm numa: .* MiB of RAM"
 st=$(status numa '"%s|%s" % (v["mode"], v["backing"])')
-[ "$st" = "discard|memfd" ] && pass "hostd-map-numa:status ($st)" ||
-    fail hostd-map-numa:status "$st $(grep 'vm numa' "$t/daemon.log" | tail -n 3)"
+[ "$st" = "discard|memfd" ] && pass "$L-numa:status ($st)" ||
+    fail $L-numa:status "$st $(grep 'vm numa' "$t/daemon.log" | tail -n 3)"
 # 32 MiB into node 0 (gpa 32 MiB) and into node 1 (gpa 160 MiB); then
 # 2 MiB from node 0's last MiB into node 1's first.
 agent numa-punched numa script range - <<EOF
@@ -178,9 +194,9 @@ for size in 128 64; do
 	got=$(tests/hostd/backing.py "$numa_pid" $((size * MiB)) extents \
 	    0 $((size * MiB)))
 	if [ "$got" = "$want" ]; then
-		pass "hostd-map-numa:backing-${size}m-punched-exactly"
+		pass "$L-numa:backing-${size}m-punched-exactly"
 	else
-		fail "hostd-map-numa:backing-${size}m-punched-exactly" \
+		fail "$L-numa:backing-${size}m-punched-exactly" \
 		    "data extents '$got', expected '$want'"
 	fi
 done
@@ -189,42 +205,42 @@ done
 wait_for 20 logged "vm dead: .* MiB of RAM"
 holds() { ls -l "/proc/$dpid/fd" 2>/dev/null | grep -q "$s/dead"; }
 if holds && [ "$(status dead 'v["mode"]')" = discard ]; then
-	pass "hostd-map-dead:served-while-alive"
+	pass "$L-dead:served-while-alive"
 else
-	fail hostd-map-dead:served-while-alive "$(status dead 'v["mode_reason"]')"
+	fail $L-dead:served-while-alive "$(status dead 'v["mode_reason"]')"
 fi
 kill "$dead_pid"
 if wait_for 5 sh -c "! ls -l /proc/$dpid/fd | grep -q '$s/dead'"; then
-	pass "hostd-map-dead:backing-closed"
+	pass "$L-dead:backing-closed"
 else
-	fail hostd-map-dead:backing-closed "freehintd still holds $s/dead"
+	fail $L-dead:backing-closed "freehintd still holds $s/dead"
 fi
 st=$(status dead '"%s|%s" % (v["mode"], v["mode_reason"])')
 case $st in
-"record-only|QEMU process $dead_pid exited") pass "hostd-map-dead:status ($st)" ;;
-*) fail hostd-map-dead:status "$st" ;;
+"record-only|QEMU process $dead_pid exited") pass "$L-dead:status ($st)" ;;
+*) fail $L-dead:status "$st" ;;
 esac
 # The monitor still answers; a new agent is not served against the map:
 # refused (its listener is no live QEMU's) or told record-only.
 timeout 60 $hostile "$t/dead.chan" deputy $((8 * MiB)) record-only \
     >"$t/dead-agent.out" 2>&1
 if grep -q 'welcome mode 1\|^FAIL deputy:nothing-discarded' "$t/dead-agent.out"; then
-	fail hostd-map-dead:agent-not-served "$(grep FAIL "$t/dead-agent.out")"
+	fail $L-dead:agent-not-served "$(grep FAIL "$t/dead-agent.out")"
 else
-	pass hostd-map-dead:agent-not-served
+	pass $L-dead:agent-not-served
 fi
 if cmp -s "$s/dead" "$t/dead.orig"; then
-	pass "hostd-map-dead:file-untouched"
+	pass "$L-dead:file-untouched"
 else
-	fail hostd-map-dead:file-untouched "the dead VM's RAM changed"
+	fail $L-dead:file-untouched "the dead VM's RAM changed"
 fi
 
 if kill -0 "$dpid" 2>/dev/null; then
 	kill "$dpid"
-	wait "$dpid" && pass "hostd-map:daemon-exit" ||
-	    fail hostd-map:daemon-exit "status $?"
+	wait "$dpid" && pass "$L:daemon-exit" ||
+	    fail $L:daemon-exit "status $?"
 else
-	fail hostd-map:daemon-exit "freehintd died: $(tail -n 5 "$t/daemon.log")"
+	fail $L:daemon-exit "freehintd died: $(tail -n 5 "$t/daemon.log")"
 fi
 [ "$FH_FAILED" = 0 ] || { echo "# daemon log:"; tail -n 40 "$t/daemon.log"; }
 exit "$FH_FAILED"
