@@ -10,7 +10,8 @@
  * holes (the first page of each range is written before it is sent, so
  * that each punch frees memory; -T: never written). The QMP side answers
  * only what freehintd asks (capabilities, migrate-set-capabilities,
- * query-migrate, qom-get, info mtree -f, gpa2hva).
+ * query-migrate, qom-get of the backend and the machine type, info mtree
+ * -f, gpa2hva).
  *
  *   freehint-loadgen -n VMS -d DIR [-m RAM_MIB] [-r RANGES] [-t SECONDS]
  *                    [-w CONNECT_TIMEOUT] [-R BATCHES_PER_SEC] [-T]
@@ -220,6 +221,10 @@ qmp_answer(struct lg_vm *vm, const char *req)
 		/* json-c writes "\/machine": match the tail only. */
 		evbuffer_add_printf(
 		    out, "{\"return\": \"\\\"/objects/mem0\\\"\\r\\n\"}\r\n");
+	} else if (strstr(req, "machine type\"") != NULL) {
+		/* Not a PC: no SMRAM to cut out of the map. */
+		evbuffer_add_printf(
+		    out, "{\"return\": \"\\\"none-machine\\\"\\r\\n\"}\r\n");
 	} else if (strstr(req, "info mtree -f") != NULL) {
 		evbuffer_add_printf(out,
 		    "{\"return\": \"FlatView #0\\r\\n AS \\\"memory\\\", root: "
