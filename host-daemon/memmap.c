@@ -30,15 +30,15 @@
 #ifndef HUGETLBFS_MAGIC
 #define HUGETLBFS_MAGIC 0x958458f6
 #endif
+#ifndef TMPFS_MAGIC
+#define TMPFS_MAGIC 0x01021994
+#endif
 /* hw/pci-host/q35.h: MCH_HOST_BRIDGE_SMRAM_C_*, _SMBASE_*; TSEG_SZ 8M. */
 #define SMM_LEGACY_BASE 0xa0000ULL
 #define SMM_LEGACY_SIZE 0x20000ULL
 #define SMM_SMBASE_ADDR 0x30000ULL
 #define SMM_SMBASE_SIZE 0x20000ULL
 #define SMM_TSEG_MAX    (8ULL << 20)
-#ifndef TMPFS_MAGIC
-#define TMPFS_MAGIC 0x01021994
-#endif
 
 /* One line of /proc/PID/maps. */
 struct mapline {
@@ -287,7 +287,8 @@ memmap_parse_container(
 			continue;
 		p = line + n;
 		len = strcspn(p, " \r\n");
-		if (len == 0 || len >= sizeof name)
+		/* QEMU ids have no commas: the list's separator. */
+		if (len == 0 || len >= sizeof name || memchr(p, ',', len))
 			continue;
 		memcpy(name, p, len);
 		name[len] = '\0';

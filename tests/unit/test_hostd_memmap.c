@@ -5,9 +5,11 @@
  * guest-physical address to backing offset.
  */
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 
+#include <errno.h>
 #include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -306,6 +308,13 @@ mapper(pid_t pid)
 		return -1;
 	}
 	if (child == 0) {
+		/* Never outlive the test, nor hold its output open. */
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if ((fd = open("/dev/null", O_WRONLY)) != -1) {
+			dup2(fd, 1);
+			dup2(fd, 2);
+			close(fd);
+		}
 		fd = memfd_create("reuse", 0);
 		if (fd == -1 || ftruncate(fd, 2 * MiB) != 0 ||
 		    mmap(REUSE_ADDR, 2 * MiB, PROT_READ | PROT_WRITE,
@@ -346,6 +355,12 @@ test_pid_reused(void **state)
 	for (i = 0; i < 20 && b == -1; i++) {
 		assert_true((a = mapper(0)) > 0);
 		pidfd = (int)syscall(SYS_pidfd_open, a, 0);
+		if (pidfd == -1 && errno == ENOSYS) {
+			/* valgrind 3.19 knows no pidfd_open. */
+			kill(a, SIGKILL);
+			waitpid(a, NULL, 0);
+			skip();
+		}
 		assert_true(pidfd >= 0);
 		/* While it lives, the pidfd's process is resolved. */
 		assert_int_equal(
