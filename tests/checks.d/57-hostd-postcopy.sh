@@ -94,7 +94,7 @@ for n in src dst; do
 done
 # Slow enough that postcopy lasts a while under TCG.
 qmp "$t/src.qmp2" exec migrate-set-parameters \
-    '{"max-bandwidth": 8388608, "max-postcopy-bandwidth": 4194304}' >/dev/null
+    '{"max-bandwidth": 8388608, "max-postcopy-bandwidth": 2097152}' >/dev/null
 qmp "$t/src.qmp2" exec migrate "{\"uri\": \"unix:$t/mig.sock\"}" >/dev/null
 sleep 2
 qmp "$t/src.qmp2" exec migrate-start-postcopy >/dev/null
