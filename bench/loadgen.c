@@ -11,7 +11,8 @@
  * guest's free memory once was, so that each punch frees what it claims;
  * -F: only the first page of each, -T: never written). The QMP side answers
  * only what freehintd asks (capabilities, migrate-set-capabilities,
- * query-migrate, qom-get, info mtree -f, gpa2hva).
+ * query-migrate, qom-get of the backend and the machine type, info mtree
+ * -f, gpa2hva).
  *
  *   freehint-loadgen -n VMS -d DIR [-m RAM_MIB] [-r RANGES] [-t SECONDS]
  *                    [-w CONNECT_TIMEOUT] [-R BATCHES_PER_SEC] [-F|-T]
@@ -241,6 +242,10 @@ qmp_answer(struct lg_vm *vm, const char *req)
 		/* json-c writes "\/machine": match the tail only. */
 		evbuffer_add_printf(out,
 		    "{\"return\": \"\\\"/objects/mem0\\\"\\r\\n\"%s}\r\n", id);
+	} else if (strstr(req, "machine type\"") != NULL) {
+		/* Not a PC: no SMRAM to cut out of the map. */
+		evbuffer_add_printf(out,
+		    "{\"return\": \"\\\"none-machine\\\"\\r\\n\"%s}\r\n", id);
 	} else if (strstr(req, "info mtree -f") != NULL) {
 		evbuffer_add_printf(out,
 		    "{\"return\": \"FlatView #0\\r\\n AS \\\"memory\\\", root: "

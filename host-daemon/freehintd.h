@@ -91,7 +91,7 @@ struct memregion {
 struct memmap {
 	struct memregion *r;
 	size_t n;
-	char *ramblock; /* the guest's main RAM block */
+	char *ramblock; /* the guest's RAM blocks, separated by commas */
 	enum vm_backing_kind kind; /* of every region, or UNKNOWN */
 };
 
@@ -99,8 +99,12 @@ void memmap_init(struct memmap *);
 void memmap_free(struct memmap *);
 int memmap_parse_mtree(
     const char *text, const char *ramblock, struct memmap *, char *, size_t);
+int memmap_parse_container(const char *, const char *, char *, size_t);
+void memmap_exclude(struct memmap *, uint64_t start, uint64_t len);
+void memmap_exclude_smm(
+    struct memmap *, bool pc, bool q35, uint64_t below_4g, uint64_t tseg_max);
 int memmap_parse_gpa2hva(const char *, uint64_t *hva);
-int memmap_resolve(struct memmap *, pid_t, char *, size_t);
+int memmap_resolve(struct memmap *, pid_t, int pidfd, char *, size_t);
 void memmap_drop_fds(struct memmap *);
 const struct memregion *memmap_find(
     const struct memmap *, uint64_t gpa, uint64_t len);
@@ -270,6 +274,9 @@ struct vm {
 	char *channel;
 	bool channel_qemu; /* vm_desc.channel_qemu */
 	pid_t qemu_pid;
+	int qemu_pidfd; /* -1 when none: vm.c watches it for QEMU's exit */
+	struct event *qemu_exit;
+	bool qemu_gone; /* QEMU exited: no map until the source says more */
 	char *unservable;
 	char *dma_why; /* the source's word: a device DMAs into its RAM */
 	vm_hmp_fn hmp;
@@ -283,6 +290,11 @@ struct vm {
 	char *map_why;
 	Freehint__Mode mode; /* what the connected guest gets */
 	char *mode_why;
+
+	/* Postcopy (vm_source_migration): why nothing is punched, or NULL. */
+	char *nodiscard_why;
+	bool postcopy; /* a postcopy migration is running */
+	bool running; /* the vCPUs run here, as far as the source said */
 
 	struct guest *guest;
 	enum vm_transport transport;
@@ -388,6 +400,7 @@ void guest_free(struct guest *);
 int guest_command(struct guest *, Freehint__CommandType, uint64_t pass_id,
     uint32_t min_order, uint64_t byte_limit, bool zero);
 void guest_record_only(struct guest *);
+void guest_stop_punching(struct guest *);
 uint32_t guest_page_size(const struct guest *);
 
 /* listen.c: vsock listener and virtio-serial channel connectors. */

@@ -177,6 +177,14 @@ guest_record_only(struct guest *g)
 	punchq_cancel(g->pq);
 }
 
+/* Discarding stops for a while (postcopy): what is queued comes back
+ * rejected; a piece a worker has begun is the last. */
+void
+guest_stop_punching(struct guest *g)
+{
+	punchq_cancel(g->pq);
+}
+
 static int
 guest_hello(struct fh_peer *p, const struct fh_msg *m, void *arg)
 {
@@ -371,6 +379,11 @@ guest_submit(struct guest *g, const Freehint__RangeBatch *b, uint64_t bytes,
 	 */
 	if (fh_monotonic_ms() + FREEHINTD_LEASE_MARGIN_MS >= b->deadline_ms) {
 		snprintf(err, errlen, "too late to discard");
+		return FREEHINT__REJECT_REASON__HOST_ERROR;
+	}
+	/* Postcopy (vm.c): the host's state, not the guest's fault. */
+	if (vm->nodiscard_why != NULL) {
+		snprintf(err, errlen, "%s", vm->nodiscard_why);
 		return FREEHINT__REJECT_REASON__HOST_ERROR;
 	}
 	if (punchq_pending(g->pq) >= FREEHINTD_PUNCH_QUEUE) {

@@ -45,6 +45,7 @@ struct qmp {
 	bool events; /* MIGRATION events on; else poll */
 	bool polling; /* a query-migrate is out */
 	bool migrating;
+	bool postcopy; /* this migration reached postcopy */
 	char status[32]; /* the last migration status QEMU gave */
 	bool announced; /* the registry knows this VM */
 	char announced_why[256]; /* as what ("" served) */
@@ -79,6 +80,8 @@ static void qmp_event(struct qmpc *, const char *, json_object *, void *);
 static void qmp_lost(struct qmpc *, const char *, void *);
 static void qmp_ev_migration(struct qmp *, json_object *);
 static void qmp_ev_reset(struct qmp *, json_object *);
+static void qmp_ev_resume(struct qmp *, json_object *);
+static void qmp_ev_stop(struct qmp *, json_object *);
 static const char *qmp_check_pid(struct qmp *, char *, size_t);
 static void qmp_hmp(void *, const char *, vm_hmp_done, void *);
 static void qmp_hmp_reply(struct qmpc *, json_object *, const char *, void *);
@@ -104,7 +107,8 @@ static const struct qmp_event qmp_events[] = {
 	{ "MIGRATION", qmp_ev_migration },
 	{ "RESET", qmp_ev_reset },
 	/* Each may change guest RAM or what the firmware lets us see. */
-	{ "RESUME", qmp_ev_reset },
+	{ "RESUME", qmp_ev_resume },
+	{ "STOP", qmp_ev_stop },
 	{ "MEMORY_DEVICE_SIZE_CHANGE", qmp_ev_reset },
 	{ "DEVICE_DELETED", qmp_ev_reset },
 };
@@ -380,6 +384,21 @@ qmp_ev_reset(struct qmp *q, json_object *data)
 	vm_source_changed(q->vc.name);
 }
 
+/* The guest runs here (after postcopy: on the destination). */
+static void
+qmp_ev_resume(struct qmp *q, json_object *data)
+{
+	vm_source_running(q->vc.name, true);
+	vm_source_changed(q->vc.name);
+}
+
+/* Stopped (after postcopy's switchover: the source). */
+static void
+qmp_ev_stop(struct qmp *q, json_object *data)
+{
+	vm_source_running(q->vc.name, false);
+}
+
 static void
 qmp_hmp(void *ctx, const char *cmdline, vm_hmp_done done, void *arg)
 {
@@ -583,10 +602,16 @@ qmp_apply_migration(struct qmp *q)
 
 	if (active && !q->migrating) {
 		q->migrating = true;
+		q->postcopy = false;
 		vm_source_migration(q->vc.name, VM_MIGRATION_STARTED);
 	} else if (!active && q->migrating) {
 		q->migrating = false;
 		vm_source_migration(q->vc.name, VM_MIGRATION_FINISHED);
+	}
+	if (q->migrating && !q->postcopy &&
+	    strncmp(q->status, "postcopy-", 9) == 0) {
+		q->postcopy = true;
+		vm_source_migration(q->vc.name, VM_MIGRATION_POSTCOPY);
 	}
 }
 

@@ -5,12 +5,15 @@
  * daemon serves it in and why, its agent session and its counters.
  */
 #include <sys/stat.h>
+#include <sys/syscall.h>
 
+#include <errno.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <event2/event.h>
 
@@ -30,6 +33,11 @@ static void vm_load_map(struct vm *, bool);
 static void vm_map_cancel(struct vm *);
 static bool vm_map_cancelled(struct vm_mapload *);
 static void vm_map_block(void *, const char *);
+static void vm_map_container(void *, const char *);
+static void vm_map_type(void *, const char *);
+static void vm_map_below4g(void *, const char *);
+static void vm_map_tseg(void *, const char *);
+static bool vm_map_number(const char *, uint64_t *);
 static void vm_map_mtree(void *, const char *);
 static void vm_map_next(struct vm_mapload *);
 static void vm_map_gpa2hva(void *, const char *);
@@ -38,6 +46,10 @@ static void vm_map_failed(struct vm_mapload *, const char *);
 static void vm_map_settled(struct vm *, Freehint__Mode);
 static void vm_map_retry_cb(evutil_socket_t, short, void *);
 static void set_str(char **, const char *);
+static void vm_watch_qemu(struct vm *);
+static void vm_unwatch_qemu(struct vm *);
+static void vm_qemu_exited(evutil_socket_t, short, void *);
+static void vm_postcopy(struct vm *, enum vm_migration_event);
 
 static void
 set_str(char **dst, const char *src)
@@ -127,6 +139,8 @@ vm_new(const char *name)
 	vm->name = xstrdup(name);
 	memmap_init(&vm->map);
 	vm->mode = FREEHINT__MODE__RECORD_ONLY;
+	vm->qemu_pidfd = -1;
+	vm->running = true;
 	TAILQ_INSERT_TAIL(&vms, vm, entry);
 	return vm;
 }
@@ -135,6 +149,7 @@ static void
 vm_free(struct vm *vm)
 {
 	TAILQ_REMOVE(&vms, vm, entry);
+	vm_unwatch_qemu(vm);
 	vm_map_cancel(vm);
 	mighold_end(vm, NULL);
 	if (vm->map_retry != NULL)
@@ -148,6 +163,7 @@ vm_free(struct vm *vm)
 	free(vm->channel);
 	free(vm->unservable);
 	free(vm->dma_why);
+	free(vm->nodiscard_why);
 	free(vm->mode_why);
 	free(vm->map_why);
 	free(vm);
@@ -156,7 +172,9 @@ vm_free(struct vm *vm)
 /*
  * The memory map is read with a chain of monitor commands, each started
  * from the previous one's answer: the machine's memory backend (its RAM
- * block), "info mtree -f", then gpa2hva for each region. The source calls
+ * block), or without one the RAM container's blocks (NUMA nodes) from
+ * "info mtree"; the machine type, and on q35 where TSEG can be; "info
+ * mtree -f", less SMRAM; then gpa2hva for each region. The source calls
  * back from the event loop (QMP) or at once (libvirt); nothing waits.
  * The load belongs to its chain: a VM freed or loading anew only cuts
  * the load's link to it, and the next answer frees the load.
@@ -165,7 +183,9 @@ struct vm_mapload {
 	struct vm *vm; /* NULL once cancelled */
 	Freehint__Mode was; /* what an agent's Hello meanwhile got */
 	size_t i; /* the region whose gpa2hva is asked */
-	char block[128];
+	char block[512]; /* RAM block names, separated by commas */
+	bool pc, q35; /* the machine type: where SMRAM can be */
+	uint64_t below_4g, tseg_max;
 	struct memmap map;
 };
 
@@ -267,7 +287,8 @@ vm_map_done(struct vm_mapload *ml)
 	Freehint__Mode was = ml->was, mode;
 	char err[256] = "";
 
-	if (memmap_resolve(&ml->map, vm->qemu_pid, err, sizeof err) != 0) {
+	if (memmap_resolve(
+	        &ml->map, vm->qemu_pid, vm->qemu_pidfd, err, sizeof err) != 0) {
 		/*
 		 * The regions are known but their backing is not one we may
 		 * punch (or could not be found): serve the guest record-only,
@@ -371,8 +392,108 @@ vm_map_mtree(void *arg, const char *out)
 		vm_map_failed(ml, err);
 		return;
 	}
+	memmap_exclude_smm(
+	    &ml->map, ml->pc, ml->q35, ml->below_4g, ml->tseg_max);
+	if (ml->map.n == 0) {
+		vm_map_failed(ml, "memory map: no RAM outside SMRAM");
+		return;
+	}
 	ml->i = 0;
 	vm_map_next(ml);
+}
+
+/* A number qom-get printed ("16"); false for an error or anything else. */
+static bool
+vm_map_number(const char *out, uint64_t *v)
+{
+	char *end;
+
+	if (out == NULL || out[0] < '0' || out[0] > '9')
+		return false;
+	errno = 0;
+	*v = strtoull(out, &end, 10);
+	return errno == 0 && (*end == '\0' || *end == '\r' || *end == '\n');
+}
+
+static void
+vm_map_tseg(void *arg, const char *out)
+{
+	struct vm_mapload *ml = arg;
+	uint64_t mb;
+
+	if (vm_map_cancelled(ml))
+		return;
+	if (!vm_map_number(out, &mb) || mb > 4096) {
+		vm_map_failed(ml,
+		    "q35: extended-tseg-mbytes unknown: cannot "
+		    "tell where TSEG is");
+		return;
+	}
+	ml->tseg_max = mb << 20;
+	ml->vm->hmp(ml->vm->hmp_ctx, "info mtree -f", vm_map_mtree, ml);
+}
+
+static void
+vm_map_below4g(void *arg, const char *out)
+{
+	struct vm_mapload *ml = arg;
+
+	if (vm_map_cancelled(ml))
+		return;
+	if (!vm_map_number(out, &ml->below_4g) || ml->below_4g == 0 ||
+	    ml->below_4g > (4ULL << 30)) {
+		vm_map_failed(ml,
+		    "q35: below-4g-mem-size unknown: cannot "
+		    "tell where TSEG is");
+		return;
+	}
+	ml->vm->hmp(ml->vm->hmp_ctx,
+	    "qom-get /machine/q35/mch extended-tseg-mbytes", vm_map_tseg, ml);
+}
+
+/*
+ * The machine type says where SMRAM can be: "pc-q35-7.2-machine" (TSEG
+ * and SMBASE too), "pc-i440fx-7.2-machine", "isapc-machine". A type we
+ * cannot read is no PC (a PC's QEMU always has one).
+ */
+static void
+vm_map_type(void *arg, const char *out)
+{
+	struct vm_mapload *ml = arg;
+
+	if (vm_map_cancelled(ml))
+		return;
+	if (out == NULL) {
+		vm_map_failed(ml, "qom-get: the monitor does not answer");
+		return;
+	}
+	ml->q35 = strstr(out, "q35") != NULL;
+	ml->pc =
+	    strncmp(out, "\"pc", 3) == 0 || strncmp(out, "\"isapc", 6) == 0;
+	if (ml->q35)
+		ml->vm->hmp(ml->vm->hmp_ctx,
+		    "qom-get /machine/q35 below-4g-mem-size", vm_map_below4g,
+		    ml);
+	else
+		ml->vm->hmp(ml->vm->hmp_ctx, "info mtree -f", vm_map_mtree, ml);
+}
+
+/* Without a machine backend: NUMA nodes' backends, or QEMU's pc.ram. */
+static void
+vm_map_container(void *arg, const char *out)
+{
+	struct vm_mapload *ml = arg;
+
+	if (vm_map_cancelled(ml))
+		return;
+	if (out == NULL) {
+		vm_map_failed(ml, "info mtree: the monitor does not answer");
+		return;
+	}
+	if (memmap_parse_container(
+	        out, "pc.ram", ml->block, sizeof ml->block) <= 0)
+		snprintf(ml->block, sizeof ml->block, "pc.ram");
+	ml->vm->hmp(ml->vm->hmp_ctx, "qom-get /machine type", vm_map_type, ml);
 }
 
 /* The id of the machine's memory backend: its RAM block's name. */
@@ -390,11 +511,15 @@ vm_map_block(void *arg, const char *out)
 	}
 	/* "/objects/mem0" with quotes; nothing when there is no backend. */
 	if ((p = strrchr(out, '/')) != NULL && (e = strchr(p, '"')) != NULL &&
-	    e - p > 1 && (size_t)(e - p) <= sizeof ml->block) {
+	    e - p > 1 && (size_t)(e - p) <= sizeof ml->block &&
+	    memchr(p, ',', (size_t)(e - p)) == NULL) {
 		memcpy(ml->block, p + 1, (size_t)(e - p - 1));
 		ml->block[e - p - 1] = '\0';
+		ml->vm->hmp(
+		    ml->vm->hmp_ctx, "qom-get /machine type", vm_map_type, ml);
+		return;
 	}
-	ml->vm->hmp(ml->vm->hmp_ctx, "info mtree -f", vm_map_mtree, ml);
+	ml->vm->hmp(ml->vm->hmp_ctx, "info mtree", vm_map_container, ml);
 }
 
 /*
@@ -419,13 +544,14 @@ vm_load_map(struct vm *vm, bool fresh)
 		vm->map_backoff_ms = 0;
 		return;
 	}
+	if (vm->qemu_gone)
+		return;
 	if (fresh)
 		set_str(&vm->mode_why, "reading the memory map");
 	ml = xcalloc(1, sizeof *ml);
 	ml->vm = vm;
 	ml->was = vm->map_mode;
 	memmap_init(&ml->map);
-	snprintf(ml->block, sizeof ml->block, "pc.ram");
 	vm->mapload = ml;
 	/* The last thing: the chain may run to its end before it returns. */
 	vm->hmp(
@@ -472,6 +598,72 @@ vm_source_dma(const char *name, const char *why)
 		vm_check_dma(vm);
 }
 
+static void
+vm_unwatch_qemu(struct vm *vm)
+{
+	if (vm->qemu_exit != NULL)
+		event_free(vm->qemu_exit);
+	vm->qemu_exit = NULL;
+	if (vm->qemu_pidfd != -1)
+		close(vm->qemu_pidfd);
+	vm->qemu_pidfd = -1;
+	vm->qemu_gone = false;
+}
+
+/*
+ * A pidfd on the QEMU process: it reads as ready when the process exits,
+ * whether or not the source notices (libvirt may be disconnected, a
+ * monitor may outlive its process), and it names that very process
+ * where a pid could be reused (memmap_resolve).
+ */
+static void
+vm_watch_qemu(struct vm *vm)
+{
+	vm_unwatch_qemu(vm);
+	if (vm->qemu_pid <= 0)
+		return;
+	vm->qemu_pidfd = (int)syscall(SYS_pidfd_open, vm->qemu_pid, 0);
+	if (vm->qemu_pidfd == -1) {
+		if (errno == ESRCH) {
+			vm_qemu_exited(-1, 0, vm);
+			return;
+		}
+		log_warn("vm %s: pidfd_open %d", vm->name, (int)vm->qemu_pid);
+		return;
+	}
+	vm->qemu_exit =
+	    event_new(ev_base, vm->qemu_pidfd, EV_READ, vm_qemu_exited, vm);
+	if (vm->qemu_exit == NULL || event_add(vm->qemu_exit, NULL) != 0)
+		fatalx("%s: event_new", __func__);
+}
+
+/*
+ * QEMU is gone: its RAM is no guest's any more, and a new guest (with
+ * its CID, say) must never be served against this map. The backing fds
+ * are closed at once, so that the dead VM's memory is freed; the VM is
+ * record-only until its source announces a new QEMU.
+ */
+static void
+vm_qemu_exited(evutil_socket_t fd, short what, void *arg)
+{
+	struct vm *vm = arg;
+	char why[96];
+
+	snprintf(why, sizeof why, "QEMU process %d exited", (int)vm->qemu_pid);
+	log_info("vm %s: %s: backing closed, record-only", vm->name, why);
+	vm_unwatch_qemu(vm);
+	vm->qemu_gone = true;
+	vm->qemu_pid = 0;
+	vm_map_cancel(vm);
+	memmap_drop_fds(&vm->map);
+	vm->map.kind = VM_BACKING_UNKNOWN;
+	vm->map_mode = vm->mode = FREEHINT__MODE__RECORD_ONLY;
+	set_str(&vm->map_why, why);
+	set_str(&vm->mode_why, why);
+	if (vm->guest != NULL)
+		guest_record_only(vm->guest);
+}
+
 int
 vm_source_add(const struct vm_desc *d, vm_hmp_fn hmp, void *ctx)
 {
@@ -501,6 +693,11 @@ vm_source_add(const struct vm_desc *d, vm_hmp_fn hmp, void *ctx)
 	vm->cid = d->cid;
 	vm->qemu_pid = d->qemu_pid;
 	vm->channel_qemu = d->channel_qemu;
+	vm_watch_qemu(vm);
+	/* A new QEMU (or the same one again): no migration known yet. */
+	vm->postcopy = false;
+	vm->running = true;
+	set_str(&vm->nodiscard_why, NULL);
 	vm->hmp = hmp;
 	vm->hmp_ctx = ctx;
 	vm->speed = NULL;
@@ -575,6 +772,59 @@ vm_remove_all(void)
 		vm_free(TAILQ_FIRST(&vms));
 }
 
+/*
+ * Postcopy: from its start the guest runs on the destination while pages
+ * are still fetched from the source. On the destination a hole punched
+ * in a page already received would never be filled again (the vCPU
+ * would read zeroes or stall); on the source the RAM is no longer the
+ * guest's, and a hole there is sent to the destination as zeroes. So
+ * neither side punches until the migration is over, and then only where
+ * the guest runs: the destination (RESUME came with postcopy), or a
+ * source whose guest is started again.
+ */
+static void
+vm_postcopy(struct vm *vm, enum vm_migration_event ev)
+{
+	if (ev == VM_MIGRATION_POSTCOPY && !vm->postcopy) {
+		vm->postcopy = true;
+		set_str(&vm->nodiscard_why,
+		    "postcopy migration: no discard until it completes");
+		if (vm->guest != NULL)
+			guest_stop_punching(vm->guest);
+		log_info("vm %s: postcopy: discards stopped", vm->name);
+	} else if (ev == VM_MIGRATION_FINISHED && vm->postcopy) {
+		vm->postcopy = false;
+		if (vm->running) {
+			set_str(&vm->nodiscard_why, NULL);
+			log_info("vm %s: postcopy over, the guest runs here: "
+			         "discarding again",
+			    vm->name);
+		} else {
+			set_str(&vm->nodiscard_why,
+			    "postcopy migration over: the guest does not run "
+			    "on this QEMU");
+			log_info("vm %s: postcopy over, the guest does not run "
+			         "here: no discard until it does",
+			    vm->name);
+		}
+	}
+}
+
+void
+vm_source_running(const char *name, bool running)
+{
+	struct vm *vm;
+
+	if ((vm = vm_find(name)) == NULL)
+		return;
+	vm->running = running;
+	if (running && !vm->postcopy && vm->nodiscard_why != NULL) {
+		set_str(&vm->nodiscard_why, NULL);
+		log_info("vm %s: the guest runs here again: discarding again",
+		    vm->name);
+	}
+}
+
 void
 vm_source_speed(const char *name, vm_speed_fn fn, void *ctx)
 {
@@ -594,8 +844,13 @@ vm_source_migration(const char *name, enum vm_migration_event ev)
 
 	if ((vm = vm_find(name)) == NULL)
 		return;
+	if (ev == VM_MIGRATION_POSTCOPY) {
+		vm_postcopy(vm, ev);
+		return;
+	}
 	log_info("vm %s: migration %s", name,
 	    ev == VM_MIGRATION_STARTED ? "started" : "finished");
+	vm_postcopy(vm, ev);
 	/*
 	 * A pass started by hand before the migration serves it. Until the
 	 * pass is over, what QEMU reads of a page the pass would hold is

@@ -62,6 +62,13 @@ typedef void (*vm_speed_fn)(
 enum vm_migration_event {
 	VM_MIGRATION_STARTED, /* ask the guest for a hint pass */
 	VM_MIGRATION_FINISHED, /* completed, failed or cancelled: release */
+	/*
+	 * Postcopy has begun (postcopy-active, -paused, -recover), on either
+	 * side: the guest's RAM is split between source and destination,
+	 * and no hole may be punched in this QEMU's until the migration is
+	 * over and the guest runs here (vm_source_running).
+	 */
+	VM_MIGRATION_POSTCOPY,
 };
 
 /* vm.c: called by sources. The registry copies what it keeps. */
@@ -88,6 +95,8 @@ void vm_source_policy(const char *name, const char *xml);
  * its ctx): the registry holds it down while a migration's hint pass runs.
  */
 void vm_source_speed(const char *name, vm_speed_fn, void *ctx);
+/* The guest's vCPUs run on this QEMU (QMP RESUME), or stopped (STOP). */
+void vm_source_running(const char *name, bool running);
 /* The memory map may have changed (a reset): read it again. */
 void vm_source_changed(const char *name);
 

@@ -1,7 +1,8 @@
 #!/bin/sh
 # Run cmocka programs; print PASS/FAIL per test case for run-checks.sh.
 # cmocka writes TAP (CMOCKA_MESSAGE_OUTPUT=TAP): "ok N - case",
-# "not ok N - case" followed by "# why" lines, and a "1..N" plan; a
+# "not ok N - case" followed by "# why" lines, "not ok N # SKIP case"
+# (reported SKIP), and a "1..N" plan; a
 # program that dies mid-way leaves cases unreported, which fails it.
 # VALGRIND=1 runs each under valgrind (errors and leaks fail the program).
 set -u
@@ -25,6 +26,7 @@ for t in "$@"; do
 	}
 	/^1\.\.[0-9]+$/ { plan = substr($0, 4) + 0; next }
 	/^ok [0-9]+ - / { flush(); sub(/^ok [0-9]+ - /, ""); print "PASS " prog ":" $0; seen++; next }
+	/^not ok [0-9]+ # SKIP / { flush(); sub(/^not ok [0-9]+ # SKIP /, ""); print "SKIP " prog ":" $0 ": skipped by the test"; seen++; next }
 	/^not ok [0-9]+ - / { flush(); sub(/^not ok [0-9]+ - /, ""); failed = $0; seen++; next }
 	/^# (not )?ok - / { next }
 	/^# / && failed != "" { sub(/^# /, ""); why = why " " $0; next }

@@ -10,6 +10,11 @@
  * Serves one client at a time until killed.
  *
  *   fh-fakeqemu SOCK FILE ro|rw [HOLD...]
+ *
+ * With FH_FAKEQEMU_FORK set, a child serves the monitor (it has the same
+ * mapping and the listening socket) while the process that listened,
+ * the one SO_PEERCRED names, only waits to be killed: a QEMU that exits
+ * while its monitor connection stays up. "ready" then gives both pids.
  */
 #include <sys/mman.h>
 #include <sys/socket.h>
@@ -188,8 +193,23 @@ main(int argc, char **argv)
 		perror(argv[1]);
 		return 2;
 	}
-	printf("ready %p\n", (void *)base);
-	fflush(stdout);
+	if (getenv("FH_FAKEQEMU_FORK") != NULL) {
+		fflush(stdout);
+		if ((cfd = fork()) == -1) {
+			perror("fork");
+			return 2;
+		}
+		if (cfd > 0) {
+			printf("ready %p pid %d child %d\n", (void *)base,
+			    (int)getpid(), cfd);
+			fflush(stdout);
+			for (;;)
+				pause();
+		}
+	} else {
+		printf("ready %p\n", (void *)base);
+		fflush(stdout);
+	}
 	for (;;) {
 		if ((cfd = accept(lfd, NULL, NULL)) == -1) {
 			if (errno == EINTR)
