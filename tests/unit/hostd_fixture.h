@@ -1,0 +1,139 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * What the freehintd unit tests that need a VM share: the daemon's
+ * default policy, and a fake VM source whose "QEMU" is the test process
+ * itself. Its RAM is a memfd the test maps shared; the human monitor is
+ * a callback that answers "qom-get", "info mtree -f" (one RAM region of
+ * block mem0 at guest-physical 0) and "gpa2hva" (an address in that
+ * mapping) synchronously, as vmsource.h allows. With qemu_pid set to
+ * getpid(), the registry finds the memfd in /proc/self/maps exactly as
+ * it would QEMU's (root: map_files).
+ */
+#ifndef FH_HOSTD_FIXTURE_H
+#define FH_HOSTD_FIXTURE_H
+
+#include <inttypes.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "freehintd.h"
+#include "vmsource.h"
+
+#define FAKE_RAM_SIZE (16ULL << 20)
+/* Turns of the loop before a condition is given up (1 ms each when
+ * idle): 30 s, for valgrind on a loaded machine. */
+#define FIXTURE_SPINS 30000
+
+struct fake_qemu {
+	int memfd;
+	uint8_t *ram;
+	char mtree[512];
+	unsigned nhmp; /* monitor commands run */
+	bool mute; /* the monitor answers nothing */
+};
+
+/* The daemon's defaults (main.c's config_new), without a config file. */
+static inline struct config *
+fixture_conf(void)
+{
+	struct config *c = xcalloc(1, sizeof *c);
+
+	TAILQ_INIT(&c->vms);
+	c->policy.min_order = 9;
+	c->policy.max_batch_ranges = 4096;
+	c->policy.max_batch_bytes = 1ULL << 30;
+	c->policy.max_batches_sec = 200;
+	c->policy.max_bytes_sec = 16ULL << 30;
+	c->policy.max_faults = 8;
+	c->policy.hint_min_order = FREEHINTD_ORDER_AUTO;
+	c->policy.migration_hold_ms = 5000;
+	c->policy.stats_interval_ms = 2000;
+	return c;
+}
+
+static inline int
+fake_qemu_init(struct fake_qemu *q)
+{
+	memset(q, 0, sizeof *q);
+	if ((q->memfd = memfd_create("fake-guest-ram", MFD_CLOEXEC)) == -1)
+		return -1;
+	if (ftruncate(q->memfd, (off_t)FAKE_RAM_SIZE) != 0)
+		return -1;
+	q->ram = mmap(NULL, FAKE_RAM_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED,
+	    q->memfd, 0);
+	if (q->ram == MAP_FAILED)
+		return -1;
+	snprintf(q->mtree, sizeof q->mtree,
+	    "FlatView #0\n"
+	    " AS \"memory\", root: system\n"
+	    " Root memory region: system\n"
+	    "  0000000000000000-%016" PRIx64 " (prio 0, ram): mem0\n",
+	    (uint64_t)FAKE_RAM_SIZE - 1);
+	return 0;
+}
+
+static inline void
+fake_qemu_free(struct fake_qemu *q)
+{
+	if (q->ram != NULL && q->ram != MAP_FAILED)
+		munmap(q->ram, FAKE_RAM_SIZE);
+	if (q->memfd > 0)
+		close(q->memfd);
+}
+
+static inline void
+fake_hmp(void *ctx, const char *cmd, vm_hmp_done done, void *arg)
+{
+	struct fake_qemu *q = ctx;
+	unsigned long long gpa;
+	char out[128];
+
+	q->nhmp++;
+	if (q->mute)
+		done(arg, NULL);
+	else if (strncmp(cmd, "qom-get ", 8) == 0)
+		done(arg, "\"/objects/mem0\"\r\n");
+	else if (strcmp(cmd, "info mtree -f") == 0)
+		done(arg, q->mtree);
+	else if (sscanf(cmd, "gpa2hva 0x%llx", &gpa) == 1 &&
+	    gpa < FAKE_RAM_SIZE) {
+		snprintf(out, sizeof out,
+		    "Host virtual address for 0x%llx (mem0) is 0x%llx\r\n", gpa,
+		    (unsigned long long)(uintptr_t)(q->ram + gpa));
+		done(arg, out);
+	} else
+		done(arg, NULL);
+}
+
+/* A static VM whose QEMU is this process. */
+static inline int
+fake_vm_add(
+    struct fake_qemu *q, const char *name, uint32_t cid, const char *channel)
+{
+	struct vm_desc d = {
+		.name = name,
+		.source = "static",
+		.cid = cid,
+		.channel = channel,
+		.qemu_pid = getpid(),
+	};
+
+	return vm_source_add(&d, fake_hmp, q);
+}
+
+/* Turn the loop until cond holds, for at most about 30 s. */
+#define FIXTURE_SPIN_UNTIL(base, cond)                                       \
+	do {                                                                 \
+		int spin_;                                                   \
+		for (spin_ = 0; spin_ < FIXTURE_SPINS && !(cond); spin_++) { \
+			event_base_loop((base), EVLOOP_NONBLOCK);            \
+			if (!(cond))                                         \
+				usleep(1000);                                \
+		}                                                            \
+		assert_true(cond);                                           \
+	} while (0)
+
+#endif
