@@ -35,22 +35,14 @@ struct fake_qemu {
 	bool mute; /* the monitor answers nothing */
 };
 
-/* The daemon's defaults (main.c's config_new), without a config file. */
+/* The daemon's default policy, as without a configuration file. */
 static inline struct config *
 fixture_conf(void)
 {
 	struct config *c = xcalloc(1, sizeof *c);
 
 	TAILQ_INIT(&c->vms);
-	c->policy.min_order = 9;
-	c->policy.max_batch_ranges = 4096;
-	c->policy.max_batch_bytes = 1ULL << 30;
-	c->policy.max_batches_sec = 200;
-	c->policy.max_bytes_sec = 16ULL << 30;
-	c->policy.max_faults = 8;
-	c->policy.hint_min_order = FREEHINTD_ORDER_AUTO;
-	c->policy.migration_hold_ms = 5000;
-	c->policy.stats_interval_ms = 2000;
+	policy_defaults(&c->policy);
 	return c;
 }
 

@@ -214,6 +214,41 @@ free_msg(void *p)
 	fh_msg_free(&m);
 }
 
+/* Guest RAM with a pattern a hole would wipe, and a session. */
+static void
+start(struct fx *f)
+{
+	Freehint__Welcome *w;
+
+	memset(f->q.ram, 0x5a, 2048 * PAGE);
+	hello(f, 0, &w);
+	free_msg(w);
+}
+
+static void
+expect_error(struct fx *f, int code, bool fatal)
+{
+	struct fh_msg m;
+
+	next_msg(f, FH_MSG_ERROR, &m);
+	assert_int_equal(m.u.error->code, code);
+	assert_int_equal(m.u.error->fatal, fatal);
+	fh_msg_free(&m);
+}
+
+/* The next Ack: applied (reason 0) or rejected for reason. */
+static void
+expect_ack(struct fx *f, uint64_t id, int reason)
+{
+	Freehint__Ack *a = next_ack(f, id);
+
+	assert_int_equal(a->status,
+	    reason == 0 ? FREEHINT__ACK_STATUS__APPLIED
+	                : FREEHINT__ACK_STATUS__REJECTED);
+	assert_int_equal(a->reason, reason);
+	free_msg(a);
+}
+
 static void
 test_welcome(void **state)
 {
@@ -246,7 +281,6 @@ test_bad_version(void **state)
 {
 	struct fx *f = *state;
 	Freehint__Hello h = FREEHINT__HELLO__INIT;
-	struct fh_msg m;
 
 	h.proto_version = FH_PROTO_MAX + 1;
 	h.agent_version = "future";
@@ -254,10 +288,7 @@ test_bad_version(void **state)
 	h.ram_bytes = FAKE_RAM_SIZE;
 	h.max_pfn = FAKE_RAM_SIZE / PAGE;
 	send_msg(f, FH_MSG_HELLO, &h.base);
-	next_msg(f, FH_MSG_ERROR, &m);
-	assert_int_equal(m.u.error->code, FREEHINT__REJECT_REASON__BAD_VERSION);
-	assert_true(m.u.error->fatal);
-	fh_msg_free(&m);
+	expect_error(f, FREEHINT__REJECT_REASON__BAD_VERSION, true);
 	wait_eof(f);
 	/* The session is gone, and status says why. */
 	assert_null(f->vm->guest);
@@ -270,12 +301,9 @@ static void
 test_hint(void **state)
 {
 	struct fx *f = *state;
-	Freehint__Welcome *w;
 	Freehint__Ack *a;
 
-	memset(f->q.ram + 16 * PAGE, 0x5a, 512 * PAGE);
-	hello(f, 0, &w);
-	free_msg(w);
+	start(f);
 	send_batch(f, 1, FREEHINT__RANGE_KIND__HINT, 16, 512, 0);
 	a = next_ack(f, 1);
 	assert_int_equal(a->status, FREEHINT__ACK_STATUS__APPLIED);
@@ -293,12 +321,9 @@ static void
 test_reported(void **state)
 {
 	struct fx *f = *state;
-	Freehint__Welcome *w;
 	Freehint__Ack *a;
 
-	memset(f->q.ram, 0x5a, 2048 * PAGE);
-	hello(f, 0, &w);
-	free_msg(w);
+	start(f);
 	send_batch(f, 7, FREEHINT__RANGE_KIND__REPORTED, 512, 512,
 	    fh_monotonic_ms() + 60000);
 	a = next_ack(f, 7);
@@ -319,13 +344,9 @@ static void
 test_reported_no_deadline(void **state)
 {
 	struct fx *f = *state;
-	Freehint__Welcome *w;
 	Freehint__Ack *a;
-	struct fh_msg m;
 
-	memset(f->q.ram, 0x5a, 2048 * PAGE);
-	hello(f, 0, &w);
-	free_msg(w);
+	start(f);
 	send_batch(f, 2, FREEHINT__RANGE_KIND__REPORTED, 512, 512, 0);
 	a = next_ack(f, 2);
 	assert_int_equal(a->status, FREEHINT__ACK_STATUS__REJECTED);
@@ -334,10 +355,7 @@ test_reported_no_deadline(void **state)
 	assert_int_equal(a->bytes_discarded, 0);
 	free_msg(a);
 	/* And a fault of the guest's: an Error follows. */
-	next_msg(f, FH_MSG_ERROR, &m);
-	assert_int_equal(m.u.error->code, FREEHINT__REJECT_REASON__NOT_ALLOWED);
-	assert_false(m.u.error->fatal);
-	fh_msg_free(&m);
+	expect_error(f, FREEHINT__REJECT_REASON__NOT_ALLOWED, false);
 	assert_int_equal(f->vm->batches_rejected, 1);
 	assert_int_equal(f->vm->ranges_rejected, 1);
 	assert_int_equal(f->q.ram[512 * PAGE], 0x5a);
@@ -348,23 +366,14 @@ static void
 test_reported_late(void **state)
 {
 	struct fx *f = *state;
-	Freehint__Welcome *w;
-	Freehint__Ack *a;
 
-	memset(f->q.ram, 0x5a, 2048 * PAGE);
-	hello(f, 0, &w);
-	free_msg(w);
+	start(f);
 	send_batch(f, 3, FREEHINT__RANGE_KIND__REPORTED, 512, 512, 1);
-	a = next_ack(f, 3);
-	assert_int_equal(a->status, FREEHINT__ACK_STATUS__REJECTED);
-	assert_int_equal(a->reason, FREEHINT__REJECT_REASON__HOST_ERROR);
-	free_msg(a);
+	expect_ack(f, 3, FREEHINT__REJECT_REASON__HOST_ERROR);
 	assert_int_equal(f->q.ram[512 * PAGE], 0x5a);
 	/* The session goes on: the next batch is served. */
 	send_batch(f, 4, FREEHINT__RANGE_KIND__HINT, 0, 1, 0);
-	a = next_ack(f, 4);
-	assert_int_equal(a->status, FREEHINT__ACK_STATUS__APPLIED);
-	free_msg(a);
+	expect_ack(f, 4, 0);
 }
 
 /* Outside the guest's RAM, or not aligned to the policy's order. */
@@ -372,26 +381,16 @@ static void
 test_reported_invalid(void **state)
 {
 	struct fx *f = *state;
-	Freehint__Welcome *w;
-	Freehint__Ack *a;
-	struct fh_msg m;
 
-	hello(f, 0, &w);
-	free_msg(w);
+	start(f);
 	send_batch(f, 5, FREEHINT__RANGE_KIND__REPORTED, FAKE_RAM_SIZE / PAGE,
 	    512, fh_monotonic_ms() + 60000);
-	a = next_ack(f, 5);
-	assert_int_equal(a->reason, FREEHINT__REJECT_REASON__OUT_OF_RANGE);
-	free_msg(a);
-	next_msg(f, FH_MSG_ERROR, &m);
-	fh_msg_free(&m);
+	expect_ack(f, 5, FREEHINT__REJECT_REASON__OUT_OF_RANGE);
+	expect_error(f, FREEHINT__REJECT_REASON__OUT_OF_RANGE, false);
 	send_batch(f, 6, FREEHINT__RANGE_KIND__REPORTED, 1, 512,
 	    fh_monotonic_ms() + 60000);
-	a = next_ack(f, 6);
-	assert_int_equal(a->reason, FREEHINT__REJECT_REASON__UNALIGNED);
-	free_msg(a);
-	next_msg(f, FH_MSG_ERROR, &m);
-	fh_msg_free(&m);
+	expect_ack(f, 6, FREEHINT__REJECT_REASON__UNALIGNED);
+	expect_error(f, FREEHINT__REJECT_REASON__UNALIGNED, false);
 	assert_int_equal(f->vm->batches_rejected, 2);
 }
 
@@ -400,12 +399,9 @@ static void
 test_batch_before_hello(void **state)
 {
 	struct fx *f = *state;
-	struct fh_msg m;
 
 	send_batch(f, 1, FREEHINT__RANGE_KIND__HINT, 0, 1, 0);
-	next_msg(f, FH_MSG_ERROR, &m);
-	assert_int_equal(m.u.error->code, FREEHINT__REJECT_REASON__NOT_ALLOWED);
-	fh_msg_free(&m);
+	expect_error(f, FREEHINT__REJECT_REASON__NOT_ALLOWED, false);
 	assert_int_equal(f->vm->batches_applied, 0);
 }
 
@@ -414,24 +410,15 @@ static void
 test_malformed(void **state)
 {
 	struct fx *f = *state;
-	Freehint__Welcome *w;
-	Freehint__Ack *a;
 	uint8_t frame[FH_HDR_SIZE + 8];
-	struct fh_msg m;
 
-	hello(f, 0, &w);
-	free_msg(w);
+	start(f);
 	fh_hdr_pack(frame, FH_MSG_RANGES, 8);
 	memset(frame + FH_HDR_SIZE, 0xff, 8);
 	send_raw(f, frame, sizeof frame);
-	next_msg(f, FH_MSG_ERROR, &m);
-	assert_int_equal(m.u.error->code, FREEHINT__REJECT_REASON__MALFORMED);
-	assert_false(m.u.error->fatal);
-	fh_msg_free(&m);
+	expect_error(f, FREEHINT__REJECT_REASON__MALFORMED, false);
 	send_batch(f, 9, FREEHINT__RANGE_KIND__HINT, 0, 1, 0);
-	a = next_ack(f, 9);
-	assert_int_equal(a->status, FREEHINT__ACK_STATUS__APPLIED);
-	free_msg(a);
+	expect_ack(f, 9, 0);
 }
 
 /* Too many faults: the last Error is fatal, and the daemon closes. */
@@ -440,17 +427,14 @@ test_too_many_faults(void **state)
 {
 	struct fx *f = *state;
 	uint8_t frame[FH_HDR_SIZE + 8];
-	struct fh_msg m;
 	unsigned i;
 
 	fh_hdr_pack(frame, FH_MSG_RANGES, 8);
 	memset(frame + FH_HDR_SIZE, 0xff, 8);
 	for (i = 0; i < conf->policy.max_faults; i++) {
 		send_raw(f, frame, sizeof frame);
-		next_msg(f, FH_MSG_ERROR, &m);
-		assert_int_equal(
-		    m.u.error->fatal, i + 1 == conf->policy.max_faults);
-		fh_msg_free(&m);
+		expect_error(f, FREEHINT__REJECT_REASON__MALFORMED,
+		    i + 1 == conf->policy.max_faults);
 	}
 	wait_eof(f);
 	assert_null(f->vm->guest);
@@ -489,12 +473,10 @@ static void
 test_stats_error(void **state)
 {
 	struct fx *f = *state;
-	Freehint__Welcome *w;
 	Freehint__Stats s = FREEHINT__STATS__INIT;
 	Freehint__Error e = FREEHINT__ERROR__INIT;
 
-	hello(f, 0, &w);
-	free_msg(w);
+	start(f);
 	s.has_free_bytes = true;
 	s.free_bytes = 12345 * PAGE;
 	send_msg(f, FH_MSG_STATS, &s.base);
