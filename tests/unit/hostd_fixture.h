@@ -17,7 +17,10 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/un.h>
 #include <unistd.h>
+
+#include <event2/event.h>
 
 #include "freehintd.h"
 #include "vmsource.h"
@@ -44,6 +47,46 @@ fixture_conf(void)
 	TAILQ_INIT(&c->vms);
 	policy_defaults(&c->policy);
 	return c;
+}
+
+/*
+ * The daemon's globals, which every test program defines: a fresh event
+ * base (with flags, e.g. EVENT_BASE_FLAG_NO_CACHE_TIME) and the default
+ * configuration. 0, or -1 when there is no base.
+ */
+static inline int
+fixture_daemon_start(int flags)
+{
+	struct event_config *cfg;
+
+	if ((cfg = event_config_new()) == NULL)
+		return -1;
+	event_config_set_flag(cfg, flags);
+	ev_base = event_base_new_with_config(cfg);
+	event_config_free(cfg);
+	conf = fixture_conf();
+	return ev_base != NULL ? 0 : -1;
+}
+
+/* Every VM removed, what that deferred run, the globals freed. */
+static inline void
+fixture_daemon_end(void)
+{
+	vm_remove_all();
+	event_base_loop(ev_base, EVLOOP_NONBLOCK);
+	event_base_free(ev_base);
+	ev_base = NULL;
+	free(conf);
+	conf = NULL;
+}
+
+/* A unix socket's address; the paths here are short. */
+static inline void
+fixture_sun(struct sockaddr_un *sun, const char *path)
+{
+	memset(sun, 0, sizeof *sun);
+	sun->sun_family = AF_UNIX;
+	snprintf(sun->sun_path, sizeof sun->sun_path, "%s", path);
 }
 
 static inline int

@@ -27,7 +27,7 @@
 #include <json-c/json.h>
 
 #include "freehintd.h"
-#include "vmsource.h"
+#include "hostd_fixture.h"
 
 struct event_base *ev_base;
 struct config *conf;
@@ -63,11 +63,7 @@ setup(void **state)
 	f = calloc(1, sizeof *f);
 	assert_non_null(f);
 	f->fd = -1;
-	ev_base = event_base_new();
-	assert_non_null(ev_base);
-	conf = calloc(1, sizeof *conf);
-	assert_non_null(conf);
-	TAILQ_INIT(&conf->vms);
+	assert_int_equal(fixture_daemon_start(0), 0);
 	snprintf(f->dir, sizeof f->dir, "/tmp/fh-control-XXXXXX");
 	assert_non_null(mkdtemp(f->dir));
 	/* A directory that does not exist yet: control_open makes it. */
@@ -86,13 +82,8 @@ teardown(void **state)
 	if (f->fd != -1)
 		close(f->fd);
 	control_close();
-	vm_remove_all();
-	/* Let the daemon free the connections it still holds. */
-	event_base_loop(ev_base, EVLOOP_NONBLOCK);
-	event_base_free(ev_base);
-	ev_base = NULL;
-	free(conf);
-	conf = NULL;
+	/* It also lets the daemon free the connections it still holds. */
+	fixture_daemon_end();
 	snprintf(sub, sizeof sub, "%s/run", f->dir);
 	rmdir(sub);
 	rmdir(f->dir);
@@ -109,9 +100,7 @@ client_connect(struct fx *f)
 		close(f->fd);
 	f->rxlen = 0;
 	f->eof = false;
-	memset(&sun, 0, sizeof sun);
-	sun.sun_family = AF_UNIX;
-	snprintf(sun.sun_path, sizeof sun.sun_path, "%s", f->path);
+	fixture_sun(&sun, f->path);
 	f->fd = socket(AF_UNIX, SOCK_STREAM, 0);
 	assert_int_not_equal(f->fd, -1);
 	/* The listener's backlog takes it before the loop accepts. */

@@ -57,9 +57,7 @@ setup(void **state)
 	log_init("test_hostd_guest", 1, 0);
 	f = calloc(1, sizeof *f);
 	assert_non_null(f);
-	ev_base = event_base_new();
-	assert_non_null(ev_base);
-	conf = fixture_conf();
+	assert_int_equal(fixture_daemon_start(0), 0);
 	assert_int_equal(punch_init(ev_base, 2), 0);
 	assert_int_equal(fake_qemu_init(&f->q), 0);
 	assert_int_equal(fake_vm_add(&f->q, "vm1", 0, NULL), 0);
@@ -82,17 +80,13 @@ teardown(void **state)
 {
 	struct fx *f = *state;
 
+	/* The sessions first: their discards end on the workers. */
 	vm_remove_all();
 	punch_shutdown();
-	/* Deferred callbacks and the map refresh a Hello scheduled. */
-	event_base_loop(ev_base, EVLOOP_NONBLOCK);
-	event_base_free(ev_base);
-	ev_base = NULL;
+	fixture_daemon_end();
 	close(f->fd);
 	evbuffer_free(f->in);
 	fake_qemu_free(&f->q);
-	free(conf);
-	conf = NULL;
 	free(f);
 	return 0;
 }

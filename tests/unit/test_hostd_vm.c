@@ -40,9 +40,7 @@ setup(void **state)
 	log_init("test_hostd_vm", 1, 0);
 	q = calloc(1, sizeof *q);
 	assert_non_null(q);
-	ev_base = event_base_new();
-	assert_non_null(ev_base);
-	conf = fixture_conf();
+	assert_int_equal(fixture_daemon_start(0), 0);
 	assert_int_equal(fake_qemu_init(q), 0);
 	*state = q;
 	return 0;
@@ -53,13 +51,9 @@ teardown(void **state)
 {
 	struct fake_qemu *q = *state;
 
-	vm_remove_all();
+	fixture_daemon_end();
 	assert_int_equal(count_vms(), 0);
-	event_base_free(ev_base);
-	ev_base = NULL;
 	fake_qemu_free(q);
-	free(conf);
-	conf = NULL;
 	free(q);
 	return 0;
 }
