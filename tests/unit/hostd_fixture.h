@@ -7,7 +7,8 @@
  * block mem0 at guest-physical 0) and "gpa2hva" (an address in that
  * mapping) synchronously, as vmsource.h allows. With qemu_pid set to
  * getpid(), the registry finds the memfd in /proc/self/maps exactly as
- * it would QEMU's (root: map_files).
+ * it would QEMU's (root: map_files). Also the socket chores of the tests
+ * that play a peer. Included after "unit.h" (it asserts).
  */
 #ifndef FH_HOSTD_FIXTURE_H
 #define FH_HOSTD_FIXTURE_H
@@ -17,10 +18,12 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
 
 #include <event2/event.h>
+#include <json-c/json.h>
 
 #include "freehintd.h"
 #include "vmsource.h"
@@ -87,6 +90,71 @@ fixture_sun(struct sockaddr_un *sun, const char *path)
 	memset(sun, 0, sizeof *sun);
 	sun->sun_family = AF_UNIX;
 	snprintf(sun->sun_path, sizeof sun->sun_path, "%s", path);
+}
+
+/* A listening unix socket at path, non-blocking. */
+static inline int
+fixture_listen(const char *path)
+{
+	struct sockaddr_un sun;
+	int fd;
+
+	fixture_sun(&sun, path);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0);
+	assert_int_not_equal(fd, -1);
+	assert_int_equal(bind(fd, (struct sockaddr *)&sun, sizeof sun), 0);
+	assert_int_equal(listen(fd, 8), 0);
+	return fd;
+}
+
+/* Turn the loop until the daemon connected to lfd; the connection. */
+static inline int
+fixture_accept(int lfd)
+{
+	int fd = -1, spin;
+
+	for (spin = 0; spin < FIXTURE_SPINS && fd == -1; spin++) {
+		event_base_loop(ev_base, EVLOOP_NONBLOCK);
+		if ((fd = accept(lfd, NULL, NULL)) == -1)
+			usleep(1000);
+	}
+	assert_int_not_equal(fd, -1);
+	return fd;
+}
+
+/* What a peer wrote and the test has not read yet, by lines. */
+struct fixture_lines {
+	char buf[65536];
+	size_t len;
+};
+
+/* Turn base's loop until fd brought a whole line: a JSON object. */
+static inline json_object *
+fixture_take_json(struct event_base *base, int fd, struct fixture_lines *l)
+{
+	json_object *o;
+	char *nl = NULL;
+	ssize_t n;
+	int spin;
+
+	for (spin = 0; spin < FIXTURE_SPINS; spin++) {
+		if ((nl = memchr(l->buf, '\n', l->len)) != NULL)
+			break;
+		event_base_loop(base, EVLOOP_NONBLOCK);
+		n = recv(fd, l->buf + l->len, sizeof l->buf - l->len - 1,
+		    MSG_DONTWAIT);
+		if (n > 0)
+			l->len += (size_t)n;
+		else
+			usleep(1000);
+	}
+	assert_non_null(nl);
+	*nl = '\0';
+	o = json_tokener_parse(l->buf);
+	assert_non_null(o);
+	l->len -= (size_t)(nl + 1 - l->buf);
+	memmove(l->buf, nl + 1, l->len);
+	return o;
 }
 
 static inline int

@@ -38,13 +38,11 @@ struct fx {
 	struct fake_qemu q;
 	char dir[64];
 	char path[100]; /* the channel */
-	int lfd; /* listening, -1 until chan_listen */
+	int lfd; /* listening, -1 until fixture_listen */
 };
 
 static int setup(void **);
 static int teardown(void **);
-static void chan_listen(struct fx *);
-static int chan_accept(struct fx *);
 static struct vm *add(struct fx *, pid_t, bool channel_qemu);
 
 static int
@@ -83,33 +81,6 @@ teardown(void **state)
 	return 0;
 }
 
-static void
-chan_listen(struct fx *f)
-{
-	struct sockaddr_un sun;
-
-	fixture_sun(&sun, f->path);
-	f->lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0);
-	assert_int_not_equal(f->lfd, -1);
-	assert_int_equal(bind(f->lfd, (struct sockaddr *)&sun, sizeof sun), 0);
-	assert_int_equal(listen(f->lfd, 8), 0);
-}
-
-/* Turn the loop until freehintd dialled the channel; its connection. */
-static int
-chan_accept(struct fx *f)
-{
-	int fd = -1, spin;
-
-	for (spin = 0; spin < FIXTURE_SPINS && fd == -1; spin++) {
-		event_base_loop(ev_base, EVLOOP_NONBLOCK);
-		if ((fd = accept(f->lfd, NULL, NULL)) == -1)
-			usleep(1000);
-	}
-	assert_int_not_equal(fd, -1);
-	return fd;
-}
-
 static struct vm *
 add(struct fx *f, pid_t qemu_pid, bool channel_qemu)
 {
@@ -136,10 +107,10 @@ test_connect(void **state)
 	struct vm *vm;
 	int fd;
 
-	chan_listen(f);
+	f->lfd = fixture_listen(f->path);
 	vm = add(f, getpid(), true);
 	assert_int_equal(vm->mode, FREEHINT__MODE__DISCARD);
-	fd = chan_accept(f);
+	fd = fixture_accept(f->lfd);
 	FIXTURE_SPIN_UNTIL(ev_base, vm->guest != NULL);
 	assert_int_equal(vm->transport, VM_TRANSPORT_CHANNEL);
 	assert_string_equal(vm->last_error, "");
@@ -158,16 +129,16 @@ test_reconnect(void **state)
 	uint64_t t0;
 	int fd, i;
 
-	chan_listen(f);
+	f->lfd = fixture_listen(f->path);
 	vm = add(f, getpid(), false);
-	fd = chan_accept(f);
+	fd = fixture_accept(f->lfd);
 	for (i = 0; i < 3; i++) {
 		FIXTURE_SPIN_UNTIL(ev_base, vm->guest != NULL);
 		close(fd);
 		t0 = fh_monotonic_ms();
 		FIXTURE_SPIN_UNTIL(ev_base, vm->guest == NULL);
 		assert_int_equal(vm->transport, VM_TRANSPORT_NONE);
-		fd = chan_accept(f);
+		fd = fixture_accept(f->lfd);
 		/* A good connection resets the delay: the least, each time. */
 		assert_true(fh_monotonic_ms() - t0 >= BACKOFF_MIN_MS - 10);
 	}
@@ -190,8 +161,8 @@ test_no_listener(void **state)
 	}
 	assert_null(vm->guest);
 	assert_non_null(vm->chan);
-	chan_listen(f);
-	fd = chan_accept(f);
+	f->lfd = fixture_listen(f->path);
+	fd = fixture_accept(f->lfd);
 	FIXTURE_SPIN_UNTIL(ev_base, vm->guest != NULL);
 	close(fd);
 }
@@ -210,10 +181,10 @@ test_refused(void **state)
 	char want[160];
 	int fd, i;
 
-	chan_listen(f);
+	f->lfd = fixture_listen(f->path);
 	vm = add(f, 1, true);
 	for (i = 0; i < 4; i++) {
-		fd = chan_accept(f);
+		fd = fixture_accept(f->lfd);
 		t[i] = fh_monotonic_ms();
 		close(fd);
 	}
@@ -242,9 +213,9 @@ test_static_same_user(void **state)
 
 	if (getuid() != 0)
 		skip();
-	chan_listen(f);
+	f->lfd = fixture_listen(f->path);
 	vm = add(f, 1, false);
-	fd = chan_accept(f);
+	fd = fixture_accept(f->lfd);
 	FIXTURE_SPIN_UNTIL(ev_base, vm->guest != NULL);
 	assert_int_equal(vm->transport, VM_TRANSPORT_CHANNEL);
 	close(fd);
@@ -264,7 +235,7 @@ test_unservable(void **state)
 	};
 	int i;
 
-	chan_listen(f);
+	f->lfd = fixture_listen(f->path);
 	assert_int_equal(vm_source_add(&d, fake_hmp, &f->q), 0);
 	for (i = 0; i < 50; i++)
 		event_base_loop(ev_base, EVLOOP_NONBLOCK);

@@ -23,6 +23,7 @@
 #include <json-c/json.h>
 
 #include "freehintd.h"
+#include "hostd_fixture.h"
 
 #define MAX_SEEN 16
 
@@ -33,8 +34,7 @@ struct fx {
 	struct event_base *base;
 	int fd; /* QEMU's end */
 	struct qmpc *q;
-	char rx[65536]; /* what the client wrote, unread */
-	size_t rxlen;
+	struct fixture_lines rx; /* what the client wrote, unread */
 	int ready;
 	int nevents;
 	char events[MAX_SEEN][32];
@@ -128,7 +128,7 @@ setup(void **state)
 	struct fx *f;
 	int sv[2];
 
-	log_init("test_hostd_qmp", 1, 0);
+	log_init("test_hostd_qmpc", 1, 0);
 	f = calloc(1, sizeof *f);
 	assert_non_null(f);
 	f->base = event_base_new();
@@ -165,31 +165,7 @@ put(struct fx *f, const char *s)
 static json_object *
 take(struct fx *f)
 {
-	char *nl;
-	json_object *o;
-	ssize_t n;
-	int spin;
-
-	/* 30 s: valgrind on a loaded machine is slow, and a line that
-	 * never comes fails all the same. */
-	for (spin = 0; spin < 30000; spin++) {
-		if ((nl = memchr(f->rx, '\n', f->rxlen)) != NULL)
-			break;
-		event_base_loop(f->base, EVLOOP_NONBLOCK);
-		n = recv(f->fd, f->rx + f->rxlen, sizeof f->rx - f->rxlen - 1,
-		    MSG_DONTWAIT);
-		if (n > 0)
-			f->rxlen += (size_t)n;
-		else
-			usleep(1000);
-	}
-	assert_non_null(nl);
-	*nl = '\0';
-	o = json_tokener_parse(f->rx);
-	assert_non_null(o);
-	f->rxlen -= (size_t)(nl + 1 - f->rx);
-	memmove(f->rx, nl + 1, f->rxlen);
-	return o;
+	return fixture_take_json(f->base, f->fd, &f->rx);
 }
 
 static uint64_t
