@@ -5,7 +5,8 @@
  * would, writes request lines (whole, in pieces, too long, several at
  * once) and reads the one JSON object the daemon answers before it
  * closes. A VM is added through the registry (vmsource.h) as an
- * unservable VM, which reads no memory map. Each case gets a fresh
+ * unservable VM, which reads no memory map. Under root, other users are
+ * played by a child that becomes nobody (group nogroup). Each case gets a fresh
  * fixture; the teardown is the one cleanup path.
  */
 #include <errno.h>
@@ -20,6 +21,8 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <sys/wait.h>
+#include <grp.h>
 #include <unistd.h>
 
 #include "unit.h"
@@ -437,8 +440,9 @@ test_client_gone(void **state)
 
 /*
  * The test's own user may do everything (SO_PEERCRED is our uid): the
- * admin verbs get past the rights check to the VM lookup. Other users'
- * refusals need other users: tests/checks.d/50-hostd-control.sh.
+ * admin verbs get past the rights check to the VM lookup. Other users,
+ * played by a child as nobody, follow; users of groups of their own are
+ * tests/checks.d/50-hostd-control.sh's.
  */
 static void
 test_rights_own_user(void **state)
@@ -448,6 +452,128 @@ test_rights_own_user(void **state)
 	assert_ok(ask(f, "metrics\n"));
 	assert_error(ask(f, "hint nosuch\n"), "unknown-vm", NULL);
 	assert_error(ask(f, "set nosuch discard=on\n"), "unknown-vm", NULL);
+}
+
+/*
+ * A client of another user, in a child that gives up root: uid nobody,
+ * gid gid and no other group. It writes req and passes back through a
+ * pipe what it read, or "connect: ERRNO". The parent turns the loop
+ * until the child is done.
+ */
+static void
+ask_as(struct fx *f, gid_t gid, const char *req, char *out, size_t outlen)
+{
+	struct sockaddr_un sun;
+	int p[2], fd, spin, st = -1;
+	ssize_t n, got = 0;
+	pid_t pid;
+
+	assert_int_equal(pipe(p), 0);
+	pid = fork();
+	assert_int_not_equal(pid, -1);
+	if (pid == 0) {
+		char buf[1024];
+
+		close(p[0]);
+		if (setgroups(0, NULL) != 0 || setgid(gid) != 0 ||
+		    setuid(65534) != 0)
+			_exit(2);
+		fixture_sun(&sun, f->path);
+		fd = socket(AF_UNIX, SOCK_STREAM, 0);
+		if (connect(fd, (struct sockaddr *)&sun, sizeof sun) != 0) {
+			n = snprintf(buf, sizeof buf, "connect: %d", errno);
+			_exit(write(p[1], buf, (size_t)n) == n ? 0 : 3);
+		}
+		if (write(fd, req, strlen(req)) != (ssize_t)strlen(req))
+			_exit(4);
+		while ((n = read(fd, buf, sizeof buf)) > 0)
+			if (write(p[1], buf, (size_t)n) != n)
+				_exit(5);
+		_exit(0);
+	}
+	close(p[1]);
+	for (spin = 0; spin < FIXTURE_SPINS; spin++) {
+		event_base_loop(ev_base, EVLOOP_NONBLOCK);
+		if (waitpid(pid, &st, WNOHANG) == pid)
+			break;
+		usleep(1000);
+	}
+	assert_true(WIFEXITED(st));
+	assert_int_equal(WEXITSTATUS(st), 0);
+	while (got < (ssize_t)outlen - 1 &&
+	    (n = read(p[0], out + got, outlen - 1 - (size_t)got)) > 0)
+		got += n;
+	out[got] = '\0';
+	close(p[0]);
+}
+
+static bool
+have_nogroup(void)
+{
+	return geteuid() == 0 && getgrnam("nogroup") != NULL &&
+	    getgrgid(65534) != NULL;
+}
+
+/*
+ * Other users, as root can play them: with the socket 0600 they cannot
+ * connect at all; with control-group nogroup (gid 65534) its members may
+ * read but not change anything, others still cannot connect.
+ */
+static void
+test_rights_other_users(void **state)
+{
+	struct fx *f = *state;
+	char out[1024], want[32];
+	json_object *o;
+	struct stat st;
+
+	if (!have_nogroup())
+		skip();
+	assert_int_equal(chmod(f->dir, 0755), 0);
+	snprintf(want, sizeof want, "connect: %d", EACCES);
+	ask_as(f, 65534, "status\n", out, sizeof out);
+	assert_string_equal(out, want);
+
+	control_close();
+	assert_int_equal(control_open(f->path, "nogroup", NULL), 0);
+	assert_int_equal(stat(f->path, &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0660);
+	assert_int_equal(st.st_gid, 65534);
+	ask_as(f, 65534, "status\n", out, sizeof out);
+	o = json_tokener_parse(out);
+	assert_non_null(o);
+	assert_ok(o);
+	ask_as(f, 65534, "hint vm-a\n", out, sizeof out);
+	assert_error(json_tokener_parse(out), "denied",
+	    "'hint' is not permitted: it needs root or the admin group "
+	    "(admin-group)");
+	ask_as(f, 65534, "set vm-a discard=off\n", out, sizeof out);
+	assert_error(json_tokener_parse(out), "denied", NULL);
+	/* An unknown verb is a usage error before any right is checked. */
+	ask_as(f, 65534, "frobnicate\n", out, sizeof out);
+	assert_error(json_tokener_parse(out), "usage", "unknown request");
+	/* Not in the group: the mode keeps it out. */
+	ask_as(f, 1, "status\n", out, sizeof out);
+	assert_string_equal(out, want);
+}
+
+/* admin-group only: the socket is the admin group's, its members may
+ * change state too. */
+static void
+test_rights_admin_group(void **state)
+{
+	struct fx *f = *state;
+	char out[1024];
+
+	if (!have_nogroup())
+		skip();
+	assert_int_equal(chmod(f->dir, 0755), 0);
+	control_close();
+	assert_int_equal(control_open(f->path, NULL, "nogroup"), 0);
+	ask_as(f, 65534, "hint nosuch\n", out, sizeof out);
+	assert_error(json_tokener_parse(out), "unknown-vm", "no such VM");
+	ask_as(f, 65534, "status\n", out, sizeof out);
+	assert_ok(json_tokener_parse(out));
 }
 
 static void
@@ -488,6 +614,10 @@ main(void)
 		    test_client_gone, setup, teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_rights_own_user, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_rights_other_users, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_rights_admin_group, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_metrics, setup, teardown),
 	};
 
