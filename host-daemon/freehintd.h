@@ -239,6 +239,7 @@ struct policy_over {
 
 void policy_of(
     const struct policy_over *, const struct policy *base, struct policy *out);
+void policy_defaults(struct policy *);
 int policy_parse_set(struct policy_over *, char **kv, int n, char *, size_t);
 int policy_parse_metadata(struct policy_over *, const char *, char *, size_t);
 struct json_object *policy_json(

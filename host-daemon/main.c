@@ -117,15 +117,7 @@ config_new(void)
 	c->control = xstrdup(FREEHINTD_CONTROL);
 	c->vsock_port = FREEHINTD_VSOCK_PORT;
 	TAILQ_INIT(&c->vms);
-	c->policy.min_order = 9;
-	c->policy.max_batch_ranges = 4096;
-	c->policy.max_batch_bytes = 1ULL << 30;
-	c->policy.max_batches_sec = 200;
-	c->policy.max_bytes_sec = 16ULL << 30;
-	c->policy.max_faults = 8;
-	c->policy.hint_min_order = FREEHINTD_ORDER_AUTO;
-	c->policy.migration_hold_ms = 5000;
-	c->policy.stats_interval_ms = 2000;
+	policy_defaults(&c->policy);
 	return c;
 }
 

@@ -126,6 +126,22 @@ pol_get(const struct policy *p, int k)
 	}
 }
 
+/* The daemon's policy before its configuration file and options. */
+void
+policy_defaults(struct policy *p)
+{
+	memset(p, 0, sizeof *p);
+	p->min_order = 9;
+	p->max_batch_ranges = 4096;
+	p->max_batch_bytes = 1ULL << 30;
+	p->max_batches_sec = 200;
+	p->max_bytes_sec = 16ULL << 30;
+	p->max_faults = 8;
+	p->hint_min_order = FREEHINTD_ORDER_AUTO;
+	p->migration_hold_ms = 5000;
+	p->stats_interval_ms = 2000;
+}
+
 /*
  * "KEY=VALUE" words of freehintctl set, into o only when every one is
  * good. VALUE "default" gives the key back to the daemon's policy.

@@ -1,12 +1,15 @@
 /* SPDX-License-Identifier: GPL-2.0-only */
 /*
- * The asynchronous QMP client (host-daemon/qmpc.c) through a real event
- * base and a socketpair: the test plays QEMU on the other end, writing
- * greetings, replies and events in pieces, out of order, or not at all,
- * and reads the commands the client sends. Each case gets a fresh
+ * The static VM source (host-daemon/qmp.c): its --vm lines, and its
+ * monitors against a fake QEMU monitor, a unix socket the test listens
+ * on and answers as QEMU would. The listener is the test process, which
+ * is no QEMU: the VM is announced to the registry unservable, with the
+ * reason. A monitor missing or lost is dialled again. (The QMP client
+ * itself has its tests in test_hostd_qmpc.c.) Each case gets a fresh
  * fixture; the teardown is the one cleanup path.
  */
 #include <errno.h>
+#include <limits.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -23,121 +26,42 @@
 #include <json-c/json.h>
 
 #include "freehintd.h"
-
-#define MAX_SEEN 16
+#include "hostd_fixture.h"
 
 struct event_base *ev_base;
 struct config *conf;
 
 struct fx {
-	struct event_base *base;
-	int fd; /* QEMU's end */
-	struct qmpc *q;
-	char rx[65536]; /* what the client wrote, unread */
-	size_t rxlen;
-	int ready;
-	int nevents;
-	char events[MAX_SEEN][32];
-	int lost;
-	char why[256];
-	int free_in_lost;
-	/* Replies, by the order they came. */
-	int nreplies;
-	char replies[MAX_SEEN][64];
-	int free_in_reply;
+	char dir[64];
+	char path[100]; /* the monitor */
+	int lfd; /* listening, -1 until fixture_listen */
+	int fd; /* the monitor's connection */
+	struct fixture_lines rx; /* what freehintd wrote, unread */
+	struct vm_conf vc;
 };
 
 static int setup(void **);
 static int teardown(void **);
-static void on_ready(struct qmpc *, void *);
-static void on_event(struct qmpc *, const char *, json_object *, void *);
-static void on_lost(struct qmpc *, const char *, void *);
-static void on_reply(struct qmpc *, json_object *, const char *, void *);
+static void mon_accept(struct fx *);
 static void put(struct fx *, const char *);
-static json_object *take(struct fx *);
-static uint64_t negotiate(struct fx *);
-
-static const struct qmpc_ops ops = { on_ready, on_event, on_lost };
-
-/* Turn the loop until cond holds, for at most about five seconds. */
-#define SPIN_UNTIL(f, cond)                                          \
-	do {                                                         \
-		int spin_;                                           \
-		for (spin_ = 0; spin_ < 5000 && !(cond); spin_++) {  \
-			event_base_loop((f)->base, EVLOOP_NONBLOCK); \
-			if (!(cond))                                 \
-				usleep(1000);                        \
-		}                                                    \
-		assert_true(cond);                                   \
-	} while (0)
-
-static void
-on_ready(struct qmpc *q, void *arg)
-{
-	struct fx *f = arg;
-
-	f->ready++;
-}
-
-static void
-on_event(struct qmpc *q, const char *name, json_object *data, void *arg)
-{
-	struct fx *f = arg;
-
-	if (f->nevents < MAX_SEEN)
-		snprintf(
-		    f->events[f->nevents++], sizeof f->events[0], "%s", name);
-}
-
-static void
-on_lost(struct qmpc *q, const char *why, void *arg)
-{
-	struct fx *f = arg;
-
-	f->lost++;
-	snprintf(f->why, sizeof f->why, "%s", why);
-	if (f->free_in_lost) {
-		qmpc_free(f->q);
-		f->q = NULL;
-	}
-}
-
-/* arg is the tag the test gave the command; the fixture is global. */
-static struct fx *cur;
-
-static void
-on_reply(struct qmpc *q, json_object *r, const char *err, void *arg)
-{
-	struct fx *f = cur;
-
-	if (f->nreplies < MAX_SEEN)
-		snprintf(f->replies[f->nreplies++], sizeof f->replies[0],
-		    "%s=%s", (const char *)arg,
-		    r != NULL ? json_object_to_json_string_ext(
-		                    r, JSON_C_TO_STRING_PLAIN)
-		              : err);
-	if (f->free_in_reply && f->q != NULL) {
-		qmpc_free(f->q);
-		f->q = NULL;
-	}
-}
+static json_object *take(struct fx *, const char *, uint64_t *);
+static void negotiate(struct fx *);
 
 static int
 setup(void **state)
 {
 	struct fx *f;
-	int sv[2];
 
 	log_init("test_hostd_qmp", 1, 0);
 	f = calloc(1, sizeof *f);
 	assert_non_null(f);
-	f->base = event_base_new();
-	assert_non_null(f->base);
-	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
-	f->fd = sv[1];
-	f->q = qmpc_new(f->base, sv[0], 300, &ops, f);
-	assert_non_null(f->q);
-	cur = f;
+	f->lfd = f->fd = -1;
+	assert_int_equal(fixture_daemon_start(0), 0);
+	snprintf(f->dir, sizeof f->dir, "/tmp/fh-qmp-XXXXXX");
+	assert_non_null(mkdtemp(f->dir));
+	snprintf(f->path, sizeof f->path, "%s/qmp.sock", f->dir);
+	f->vc.name = "vm1";
+	f->vc.qmp = f->path;
 	*state = f;
 	return 0;
 }
@@ -147,12 +71,26 @@ teardown(void **state)
 {
 	struct fx *f = *state;
 
-	qmpc_free(f->q);
-	close(f->fd);
-	event_base_free(f->base);
+	qmp_static_stop_all();
+	fixture_daemon_end();
+	if (f->fd != -1)
+		close(f->fd);
+	if (f->lfd != -1)
+		close(f->lfd);
+	unlink(f->path);
+	rmdir(f->dir);
 	free(f);
-	cur = NULL;
 	return 0;
+}
+
+/* Turn the loop until freehintd connected to the monitor. */
+static void
+mon_accept(struct fx *f)
+{
+	if (f->fd != -1)
+		close(f->fd);
+	f->rx.len = 0;
+	f->fd = fixture_accept(f->lfd);
 }
 
 static void
@@ -161,345 +99,249 @@ put(struct fx *f, const char *s)
 	assert_int_equal(write(f->fd, s, strlen(s)), (ssize_t)strlen(s));
 }
 
-/* The next command the client wrote, one per line. */
+/* The next command freehintd sent, which must be `want`; its id. */
 static json_object *
-take(struct fx *f)
+take(struct fx *f, const char *want, uint64_t *id)
 {
-	char *nl;
-	json_object *o;
-	ssize_t n;
-	int spin;
+	json_object *o, *v;
 
-	/* 30 s: valgrind on a loaded machine is slow, and a line that
-	 * never comes fails all the same. */
-	for (spin = 0; spin < 30000; spin++) {
-		if ((nl = memchr(f->rx, '\n', f->rxlen)) != NULL)
-			break;
-		event_base_loop(f->base, EVLOOP_NONBLOCK);
-		n = recv(f->fd, f->rx + f->rxlen, sizeof f->rx - f->rxlen - 1,
-		    MSG_DONTWAIT);
-		if (n > 0)
-			f->rxlen += (size_t)n;
-		else
-			usleep(1000);
-	}
-	assert_non_null(nl);
-	*nl = '\0';
-	o = json_tokener_parse(f->rx);
-	assert_non_null(o);
-	f->rxlen -= (size_t)(nl + 1 - f->rx);
-	memmove(f->rx, nl + 1, f->rxlen);
+	o = fixture_take_json(ev_base, f->fd, &f->rx);
+	assert_true(json_object_object_get_ex(o, "execute", &v));
+	assert_string_equal(json_object_get_string(v), want);
+	assert_true(json_object_object_get_ex(o, "id", &v));
+	*id = json_object_get_uint64(v);
 	return o;
 }
 
-static uint64_t
-cmd_id(json_object *o, const char *want)
+/* Answer command id with the JSON text r. */
+static void
+reply(struct fx *f, uint64_t id, const char *r)
 {
-	json_object *ex, *id;
+	char buf[512];
 
-	assert_true(json_object_object_get_ex(o, "execute", &ex));
-	assert_string_equal(json_object_get_string(ex), want);
-	assert_true(json_object_object_get_ex(o, "id", &id));
-	return json_object_get_uint64(id);
-}
-
-/* Greeting in pieces, then the capabilities negotiation. */
-static uint64_t
-negotiate(struct fx *f)
-{
-	json_object *o;
-	char buf[128];
-	uint64_t id;
-
-	put(f, "{\"QMP\": {\"version\": {\"qemu\": ");
-	event_base_loop(f->base, EVLOOP_NONBLOCK);
-	put(f, "{\"micro\": 0, \"minor\": 2, \"major\": 7}}, \"capabil");
-	event_base_loop(f->base, EVLOOP_NONBLOCK);
-	put(f, "ities\": [\"oob\"]}}\r\n");
-	o = take(f);
-	id = cmd_id(o, "qmp_capabilities");
-	json_object_put(o);
-	assert_int_equal(f->ready, 0);
-	snprintf(buf, sizeof buf, "{\"return\": {}, \"id\": %llu}\r\n",
+	snprintf(buf, sizeof buf, "{\"return\": %s, \"id\": %llu}\r\n", r,
 	    (unsigned long long)id);
 	put(f, buf);
-	SPIN_UNTIL(f, f->ready == 1);
-	assert_true(qmpc_ready(f->q));
-	assert_int_equal(qmpc_pid(f->q), getpid());
-	return id;
 }
 
+/* Answer command id with QEMU's error. */
 static void
-test_greeting_in_pieces(void **state)
+refuse(struct fx *f, uint64_t id)
 {
-	struct fx *f = *state;
-
-	assert_false(qmpc_ready(f->q));
-	assert_int_equal(
-	    qmpc_send(f->q, "query-status", NULL, on_reply, "early"), -1);
-	negotiate(f);
-	assert_int_equal(f->lost, 0);
-}
-
-/* Two commands answered in the opposite order, an event between. */
-static void
-test_replies_matched_by_id(void **state)
-{
-	struct fx *f = *state;
-	uint64_t a, b, cap;
-	json_object *o;
 	char buf[256];
 
-	cap = negotiate(f);
-	assert_int_equal(qmpc_send(f->q, "query-a", NULL, on_reply, "a"), 0);
-	assert_int_equal(qmpc_send(f->q, "query-b", NULL, on_reply, "b"), 0);
-	o = take(f);
-	a = cmd_id(o, "query-a");
-	json_object_put(o);
-	o = take(f);
-	b = cmd_id(o, "query-b");
-	json_object_put(o);
-	assert_true(a != b && a != cap && b != cap);
-	/* A reply to nothing we sent, and one without an id: ignored. */
 	snprintf(buf, sizeof buf,
-	    "{\"return\": 9, \"id\": 999}{\"return\": 8}\r\n"
-	    "{\"return\": {\"x\": 2}, \"id\": %llu}\r\n"
-	    "{\"event\": \"RESET\", \"data\": {}, \"timestamp\": {}}",
-	    (unsigned long long)b);
+	    "{\"error\": {\"class\": \"GenericError\", \"desc\": "
+	    "\"busy\"}, \"id\": %llu}\r\n",
+	    (unsigned long long)id);
 	put(f, buf);
-	SPIN_UNTIL(f, f->nreplies == 1 && f->nevents == 1);
-	assert_string_equal(f->replies[0], "b={\"x\":2}");
-	assert_string_equal(f->events[0], "RESET");
-	/* The reply to a, split in the middle of its id. */
-	snprintf(buf, sizeof buf,
-	    "{\"error\": {\"class\": \"GenericError\", "
-	    "\"desc\": \"no\"}, \"id\": %llu}\r\n",
-	    (unsigned long long)a);
-	put(f, "\r\n");
+}
+
+static void
+negotiate(struct fx *f)
+{
+	uint64_t id;
+
+	mon_accept(f);
 	put(f,
-	    "{\"error\": {\"class\": \"GenericError\", \"desc\": \"no\"}, "
-	    "\"id\": ");
-	event_base_loop(f->base, EVLOOP_NONBLOCK);
-	snprintf(buf, sizeof buf, "%llu}\r\n", (unsigned long long)a);
-	put(f, buf);
-	SPIN_UNTIL(f, f->nreplies == 2);
-	assert_string_equal(f->replies[1], "a=query-a: no (GenericError)");
-	assert_int_equal(f->lost, 0);
+	    "{\"QMP\": {\"version\": {\"qemu\": {\"micro\": 0, \"minor\": "
+	    "2, \"major\": 7}}, \"capabilities\": []}}\r\n");
+	json_object_put(take(f, "qmp_capabilities", &id));
+	reply(f, id, "{}");
 }
 
-/* A command not answered in time fails, and so does the connection. */
 static void
-test_timeout(void **state)
+test_parse_vm(void **state)
+{
+	struct vm_conf vc;
+	char err[128];
+
+	assert_int_equal(qmp_parse_vm("name=a,qmp=/run/a.sock,channel=/run/"
+	                              "a.chan,cid=3",
+	                     &vc, err, sizeof err),
+	    0);
+	assert_string_equal(vc.name, "a");
+	assert_string_equal(vc.qmp, "/run/a.sock");
+	assert_string_equal(vc.channel, "/run/a.chan");
+	assert_int_equal(vc.cid, 3);
+	free(vc.name);
+	free(vc.qmp);
+	free(vc.channel);
+	assert_int_equal(
+	    qmp_parse_vm("qmp=/x,name=b", &vc, err, sizeof err), 0);
+	assert_null(vc.channel);
+	assert_int_equal(vc.cid, 0);
+	free(vc.name);
+	free(vc.qmp);
+	assert_int_equal(qmp_parse_vm("name=a", &vc, err, sizeof err), -1);
+	assert_string_equal(err, "vm: name= and qmp= are required");
+	assert_null(vc.name);
+	assert_int_equal(
+	    qmp_parse_vm("name=a,qmp=/x,name=b", &vc, err, sizeof err), -1);
+	assert_string_equal(err, "vm: bad or repeated 'name'");
+	assert_null(vc.name);
+	assert_int_equal(qmp_parse_vm("name=a,qmp", &vc, err, sizeof err), -1);
+	assert_string_equal(err, "vm: 'qmp' is not key=value");
+	assert_int_equal(qmp_parse_vm("name=a,qmp=", &vc, err, sizeof err), -1);
+	assert_int_equal(
+	    qmp_parse_vm("name=a,qmp=/x,mem=1", &vc, err, sizeof err), -1);
+	/* CIDs 0 to 2 are the hypervisor's and the host's. */
+	assert_int_equal(
+	    qmp_parse_vm("name=a,qmp=/x,cid=2", &vc, err, sizeof err), -1);
+	assert_int_equal(
+	    qmp_parse_vm("name=a,qmp=/x,cid=4294967295", &vc, err, sizeof err),
+	    -1);
+	assert_int_equal(qmp_parse_vm("", &vc, err, sizeof err), -1);
+}
+
+/*
+ * Negotiated; the listener is this test, not a QEMU: the VM is known,
+ * unservable, with the reason. The source asks for migration events and
+ * whether a migration runs already.
+ */
+static void
+test_not_qemu(void **state)
 {
 	struct fx *f = *state;
-	json_object *o;
+	char exe[PATH_MAX], want[512];
+	json_object *o, *args, *caps, *cap, *v;
+	struct vm *vm;
+	uint64_t id;
+	ssize_t n;
 
+	f->lfd = fixture_listen(f->path);
+	assert_int_equal(qmp_static_start(&f->vc), 0);
 	negotiate(f);
-	assert_int_equal(qmpc_send(f->q, "stuck", NULL, on_reply, "s"), 0);
-	assert_int_equal(qmpc_send(f->q, "later", NULL, on_reply, "l"), 0);
-	o = take(f);
+	o = take(f, "migrate-set-capabilities", &id);
+	assert_true(json_object_object_get_ex(o, "arguments", &args));
+	assert_true(json_object_object_get_ex(args, "capabilities", &caps));
+	cap = json_object_array_get_idx(caps, 0);
+	assert_true(json_object_object_get_ex(cap, "capability", &v));
+	assert_string_equal(json_object_get_string(v), "events");
+	assert_true(json_object_object_get_ex(cap, "state", &v));
+	assert_true(json_object_get_boolean(v));
 	json_object_put(o);
-	SPIN_UNTIL(f, f->lost == 1);
-	assert_non_null(strstr(f->why, "did not answer 'stuck' within 300"));
-	/* Both pending commands heard of it, before the owner. */
-	assert_int_equal(f->nreplies, 2);
-	assert_non_null(strstr(f->replies[0], "s=the monitor did not answer"));
-	assert_non_null(strstr(f->replies[1], "l=the monitor did not answer"));
-	assert_false(qmpc_ready(f->q));
-	assert_int_equal(qmpc_send(f->q, "after", NULL, on_reply, "x"), -1);
+	reply(f, id, "{}");
+	json_object_put(take(f, "query-migrate", &id));
+	reply(f, id, "{}");
+	vm = vm_find("vm1");
+	assert_non_null(vm);
+	n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+	assert_true(n > 0);
+	exe[n] = '\0';
+	snprintf(want, sizeof want,
+	    "the monitor's listener (pid %d, %.160s) is not a QEMU process",
+	    (int)getpid(), exe);
+	assert_string_equal(vm->unservable, want);
+	assert_string_equal(vm->mode_why, want);
+	assert_int_equal(vm->mode, FREEHINT__MODE__RECORD_ONLY);
+	assert_string_equal(vm->source, "static");
+	/* Nothing of it is read: no human monitor command comes. */
+	event_base_loop(ev_base, EVLOOP_NONBLOCK);
+	assert_int_equal(
+	    recv(f->fd, f->rx.buf, sizeof f->rx.buf, MSG_DONTWAIT), -1);
 }
 
+/* QEMU refuses the events capability (a migration runs): polled. */
 static void
-test_no_greeting(void **state)
+test_polls_without_events(void **state)
 {
 	struct fx *f = *state;
-
-	f->free_in_lost = 1;
-	SPIN_UNTIL(f, f->lost == 1);
-	assert_null(f->q);
-	assert_non_null(strstr(f->why, "did not greet within 300 ms"));
-}
-
-static void
-test_not_qmp(void **state)
-{
-	struct fx *f = *state;
-
-	put(f, "{\"hello\": 1}\r\n");
-	SPIN_UNTIL(f, f->lost == 1);
-	assert_string_equal(f->why, "monitor: no QMP greeting");
-}
-
-static void
-test_garbage(void **state)
-{
-	struct fx *f = *state;
-
-	negotiate(f);
-	assert_int_equal(qmpc_send(f->q, "q", NULL, on_reply, "q"), 0);
-	put(f, "{\"return\": }\r\n");
-	SPIN_UNTIL(f, f->lost == 1);
-	assert_non_null(strstr(f->why, "malformed JSON"));
-	assert_int_equal(f->nreplies, 1);
-}
-
-static void
-test_nul_byte(void **state)
-{
-	struct fx *f = *state;
-
-	assert_int_equal(write(f->fd, "\0{}", 3), 3);
-	SPIN_UNTIL(f, f->lost == 1);
-	assert_non_null(strstr(f->why, "monitor:"));
-}
-
-static void
-test_oversized(void **state)
-{
-	struct fx *f = *state;
-	static char big[65536];
+	uint64_t id;
 	int i;
 
+	f->lfd = fixture_listen(f->path);
+	assert_int_equal(qmp_static_start(&f->vc), 0);
 	negotiate(f);
-	memset(big, 'a', sizeof big - 1);
-	put(f, "{\"return\": \"");
-	/* 4 MiB and a bit of a string that never ends. */
-	for (i = 0; i < 66 && f->lost == 0; i++) {
-		(void)!write(f->fd, big, sizeof big - 1);
-		event_base_loop(f->base, EVLOOP_NONBLOCK);
-		event_base_loop(f->base, EVLOOP_NONBLOCK);
+	json_object_put(take(f, "migrate-set-capabilities", &id));
+	refuse(f, id);
+	/* The first query-migrate, then more, each after the last's
+	 * answer. */
+	for (i = 0; i < 3; i++) {
+		json_object_put(take(f, "query-migrate", &id));
+		reply(f, id, "{\"status\": \"active\"}");
 	}
-	SPIN_UNTIL(f, f->lost == 1);
-	assert_non_null(strstr(f->why, "message over"));
+	/* Over: the capability is asked for again. */
+	json_object_put(take(f, "query-migrate", &id));
+	reply(f, id, "{\"status\": \"completed\"}");
+	json_object_put(take(f, "migrate-set-capabilities", &id));
 }
 
+/* No monitor yet: known, unservable with the reason, dialled again. */
 static void
-test_eof(void **state)
+test_no_monitor(void **state)
 {
 	struct fx *f = *state;
+	char want[256];
+	struct vm *vm;
 
+	assert_int_equal(qmp_static_start(&f->vc), 0);
+	vm = vm_find("vm1");
+	assert_non_null(vm);
+	snprintf(
+	    want, sizeof want, "monitor %s: %s", f->path, strerror(ENOENT));
+	assert_string_equal(vm->unservable, want);
+	f->lfd = fixture_listen(f->path);
 	negotiate(f);
-	assert_int_equal(qmpc_send(f->q, "q", NULL, on_reply, "q"), 0);
-	shutdown(f->fd, SHUT_WR);
-	SPIN_UNTIL(f, f->lost == 1);
-	assert_string_equal(f->why, "the monitor closed the connection");
-	assert_string_equal(
-	    f->replies[0], "q=the monitor closed the connection");
 }
 
-/* Freed with commands out: each gets its callback, then nothing more. */
+/* The monitor goes away: the reason is shown, and it is dialled again. */
 static void
-test_free_pending(void **state)
+test_lost(void **state)
 {
 	struct fx *f = *state;
+	struct vm *vm;
+	uint64_t id;
 
+	f->lfd = fixture_listen(f->path);
+	assert_int_equal(qmp_static_start(&f->vc), 0);
 	negotiate(f);
-	assert_int_equal(qmpc_send(f->q, "a", NULL, on_reply, "a"), 0);
-	assert_int_equal(qmpc_send(f->q, "b", NULL, on_reply, "b"), 0);
-	qmpc_free(f->q);
-	f->q = NULL;
-	assert_int_equal(f->nreplies, 2);
-	assert_string_equal(
-	    f->replies[0], "a=the monitor connection was closed");
-	assert_int_equal(f->lost, 0);
-}
-
-/* Freed from inside a reply, with more replies in the same read. */
-static void
-test_free_in_reply(void **state)
-{
-	struct fx *f = *state;
-	json_object *o;
-	uint64_t a, b;
-	char buf[256];
-
+	json_object_put(take(f, "migrate-set-capabilities", &id));
+	close(f->fd);
+	f->fd = -1;
+	vm = vm_find("vm1");
+	assert_non_null(vm);
+	FIXTURE_SPIN_UNTIL(ev_base,
+	    vm->unservable != NULL &&
+	        strstr(vm->unservable, "not a QEMU") == NULL);
 	negotiate(f);
-	assert_int_equal(qmpc_send(f->q, "a", NULL, on_reply, "a"), 0);
-	assert_int_equal(qmpc_send(f->q, "b", NULL, on_reply, "b"), 0);
-	o = take(f);
-	a = cmd_id(o, "a");
-	json_object_put(o);
-	o = take(f);
-	b = cmd_id(o, "b");
-	json_object_put(o);
-	f->free_in_reply = 1;
-	snprintf(buf, sizeof buf,
-	    "{\"return\": 1, \"id\": %llu}{\"return\": 2, \"id\": %llu}",
-	    (unsigned long long)a, (unsigned long long)b);
-	put(f, buf);
-	SPIN_UNTIL(f, f->q == NULL);
-	assert_int_equal(f->nreplies, 2);
-	assert_string_equal(f->replies[0], "a=1");
-	assert_string_equal(
-	    f->replies[1], "b=the monitor connection was closed");
-	assert_int_equal(f->lost, 0);
 }
 
-/* qmpc_connect: no socket, and a listener whose backlog is full. */
+/* SIGHUP: a VM whose line is gone is removed, a new one started. */
 static void
-test_connect_fails_at_once(void **state)
+test_reload(void **state)
 {
 	struct fx *f = *state;
-	struct sockaddr_un sun;
-	char dir[] = "/tmp/fh-qmpc.XXXXXX", path[64], err[256];
-	int l, c[8], n = 0, i;
-	struct qmpc *q;
+	struct vm_conf_list list;
+	struct vm_conf b = { .name = "vm2", .qmp = f->path };
 
-	assert_non_null(mkdtemp(dir));
-	snprintf(path, sizeof path, "%s/qmp", dir);
-	q = qmpc_connect(f->base, path, 300, &ops, f, err, sizeof err);
-	assert_null(q);
-	assert_non_null(strstr(err, "No such file"));
-
-	memset(&sun, 0, sizeof sun);
-	sun.sun_family = AF_UNIX;
-	snprintf(sun.sun_path, sizeof sun.sun_path, "%s", path);
-	l = socket(AF_UNIX, SOCK_STREAM, 0);
-	assert_int_equal(bind(l, (struct sockaddr *)&sun, sizeof sun), 0);
-	assert_int_equal(listen(l, 0), 0);
-	/* Fill the backlog: connections nobody accepts. */
-	for (i = 0; i < 8; i++) {
-		c[n] = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0);
-		if (connect(c[n], (struct sockaddr *)&sun, sizeof sun) != 0) {
-			close(c[n]);
-			break;
-		}
-		n++;
-	}
-	assert_true(n < 8);
-	q = qmpc_connect(f->base, path, 300, &ops, f, err, sizeof err);
-	assert_null(q);
-	assert_non_null(strstr(err, "listen backlog full"));
-	while (n > 0)
-		close(c[--n]);
-	close(l);
-	unlink(path);
-	rmdir(dir);
+	assert_int_equal(qmp_static_start(&f->vc), 0);
+	assert_non_null(vm_find("vm1"));
+	TAILQ_INIT(&list);
+	TAILQ_INSERT_TAIL(&list, &b, entry);
+	qmp_static_reload(&list);
+	assert_null(vm_find("vm1"));
+	assert_non_null(vm_find("vm2"));
+	/* The same line again: kept as it is. */
+	vm_set_error(vm_find("vm2"), "marker");
+	qmp_static_reload(&list);
+	assert_string_equal(vm_find("vm2")->last_error, "marker");
+	qmp_static_stop_all();
+	assert_null(vm_find("vm2"));
 }
 
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_parse_vm),
+		cmocka_unit_test_setup_teardown(test_not_qemu, setup, teardown),
 		cmocka_unit_test_setup_teardown(
-		    test_greeting_in_pieces, setup, teardown),
+		    test_polls_without_events, setup, teardown),
 		cmocka_unit_test_setup_teardown(
-		    test_replies_matched_by_id, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_timeout, setup, teardown),
-		cmocka_unit_test_setup_teardown(
-		    test_no_greeting, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_not_qmp, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_garbage, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_nul_byte, setup, teardown),
-		cmocka_unit_test_setup_teardown(
-		    test_oversized, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_eof, setup, teardown),
-		cmocka_unit_test_setup_teardown(
-		    test_free_pending, setup, teardown),
-		cmocka_unit_test_setup_teardown(
-		    test_free_in_reply, setup, teardown),
-		cmocka_unit_test_setup_teardown(
-		    test_connect_fails_at_once, setup, teardown),
+		    test_no_monitor, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_lost, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_reload, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

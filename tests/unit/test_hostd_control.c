@@ -1,0 +1,625 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * The control socket (host-daemon/control.c) on a real event base: the
+ * socket is opened on a temporary path, the test connects as freehintctl
+ * would, writes request lines (whole, in pieces, too long, several at
+ * once) and reads the one JSON object the daemon answers before it
+ * closes. A VM is added through the registry (vmsource.h) as an
+ * unservable VM, which reads no memory map. Under root, other users are
+ * played by a child that becomes nobody (group nogroup). Each case gets a fresh
+ * fixture; the teardown is the one cleanup path.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <grp.h>
+#include <unistd.h>
+
+#include "unit.h"
+#include <event2/event.h>
+#include <json-c/json.h>
+
+#include "freehintd.h"
+#include "hostd_fixture.h"
+
+struct event_base *ev_base;
+struct config *conf;
+
+struct fx {
+	char dir[64];
+	char path[100]; /* the socket, in a directory control_open makes */
+	int fd; /* the client's end */
+	char rx[1 << 17];
+	size_t rxlen;
+	bool eof;
+};
+
+static int setup(void **);
+static int teardown(void **);
+static void client_connect(struct fx *);
+static void put(struct fx *, const char *);
+static void pump(struct fx *);
+static json_object *answer(struct fx *);
+static json_object *ask(struct fx *, const char *);
+static void assert_error(json_object *, const char *, const char *);
+static void add_vm(const char *);
+
+/* 30 s: valgrind on a loaded machine is slow. */
+#define SPIN_MAX 30000
+
+static int
+setup(void **state)
+{
+	struct fx *f;
+
+	log_init("test_hostd_control", 1, 0);
+	f = calloc(1, sizeof *f);
+	assert_non_null(f);
+	f->fd = -1;
+	assert_int_equal(fixture_daemon_start(0), 0);
+	snprintf(f->dir, sizeof f->dir, "/tmp/fh-control-XXXXXX");
+	assert_non_null(mkdtemp(f->dir));
+	/* A directory that does not exist yet: control_open makes it. */
+	snprintf(f->path, sizeof f->path, "%s/run/ctl.sock", f->dir);
+	assert_int_equal(control_open(f->path, NULL, NULL), 0);
+	*state = f;
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	struct fx *f = *state;
+	char sub[160];
+
+	if (f->fd != -1)
+		close(f->fd);
+	control_close();
+	/* It also lets the daemon free the connections it still holds. */
+	fixture_daemon_end();
+	snprintf(sub, sizeof sub, "%s/run", f->dir);
+	rmdir(sub);
+	rmdir(f->dir);
+	free(f);
+	return 0;
+}
+
+static void
+client_connect(struct fx *f)
+{
+	struct sockaddr_un sun;
+
+	if (f->fd != -1)
+		close(f->fd);
+	f->rxlen = 0;
+	f->eof = false;
+	fixture_sun(&sun, f->path);
+	f->fd = socket(AF_UNIX, SOCK_STREAM, 0);
+	assert_int_not_equal(f->fd, -1);
+	/* The listener's backlog takes it before the loop accepts. */
+	assert_int_equal(
+	    connect(f->fd, (struct sockaddr *)&sun, sizeof sun), 0);
+}
+
+static void
+put(struct fx *f, const char *s)
+{
+	assert_int_equal(write(f->fd, s, strlen(s)), (ssize_t)strlen(s));
+}
+
+/* One turn of the loop, then whatever the daemon wrote. */
+static void
+pump(struct fx *f)
+{
+	ssize_t n;
+
+	event_base_loop(ev_base, EVLOOP_NONBLOCK);
+	n = recv(
+	    f->fd, f->rx + f->rxlen, sizeof f->rx - f->rxlen - 1, MSG_DONTWAIT);
+	if (n > 0)
+		f->rxlen += (size_t)n;
+	else if (n == 0)
+		f->eof = true;
+	else
+		usleep(1000);
+}
+
+/* The daemon's answer: one line, then it closes. */
+static json_object *
+answer(struct fx *f)
+{
+	json_object *o;
+	int spin;
+
+	for (spin = 0; spin < SPIN_MAX && !f->eof; spin++)
+		pump(f);
+	assert_true(f->eof);
+	assert_true(f->rxlen > 0);
+	assert_int_equal(f->rx[f->rxlen - 1], '\n');
+	/* Exactly one line. */
+	assert_null(memchr(f->rx, '\n', f->rxlen - 1));
+	f->rx[f->rxlen] = '\0';
+	o = json_tokener_parse(f->rx);
+	assert_non_null(o);
+	return o;
+}
+
+static json_object *
+ask(struct fx *f, const char *req)
+{
+	client_connect(f);
+	put(f, req);
+	return answer(f);
+}
+
+static const char *
+get_str(json_object *o, const char *key)
+{
+	json_object *v;
+
+	assert_true(json_object_object_get_ex(o, key, &v));
+	return json_object_get_string(v);
+}
+
+static bool
+get_ok(json_object *o)
+{
+	json_object *v;
+
+	assert_true(json_object_object_get_ex(o, "ok", &v));
+	assert_true(json_object_is_type(v, json_type_boolean));
+	return json_object_get_boolean(v);
+}
+
+static void
+assert_error(json_object *o, const char *code, const char *error)
+{
+	assert_false(get_ok(o));
+	assert_string_equal(get_str(o, "code"), code);
+	if (error != NULL)
+		assert_string_equal(get_str(o, "error"), error);
+	json_object_put(o);
+}
+
+static void
+assert_ok(json_object *o)
+{
+	assert_true(get_ok(o));
+	json_object_put(o);
+}
+
+/* A VM no map is read for: record-only with the reason given. */
+static void
+add_vm(const char *name)
+{
+	struct vm_desc d = {
+		.name = name,
+		.source = "static",
+		.unservable = "test: no QEMU",
+	};
+
+	assert_int_equal(vm_source_add(&d, NULL, NULL), 0);
+	assert_non_null(vm_find(name));
+}
+
+static void
+test_socket_mode(void **state)
+{
+	struct fx *f = *state;
+	struct stat st;
+
+	assert_int_equal(stat(f->path, &st), 0);
+	assert_true(S_ISSOCK(st.st_mode));
+	/* No group given: the owner only. */
+	assert_int_equal(st.st_mode & 0777, 0600);
+	control_close();
+	/* Closed: the path is gone. */
+	assert_int_equal(stat(f->path, &st), -1);
+	assert_int_equal(errno, ENOENT);
+	/* Opened again over a stale socket file. */
+	assert_int_equal(control_open(f->path, NULL, NULL), 0);
+	assert_int_equal(stat(f->path, &st), 0);
+}
+
+static void
+test_open_errors(void **state)
+{
+	char longpath[200];
+
+	control_close();
+	memset(longpath, 'a', sizeof longpath - 1);
+	longpath[0] = '/';
+	longpath[sizeof longpath - 1] = '\0';
+	assert_int_equal(control_open(longpath, NULL, NULL), -1);
+	assert_int_equal(
+	    control_open("/tmp/fh-x.sock", "fh-no-such-group-at-all", NULL),
+	    -1);
+	assert_int_equal(
+	    control_open("/tmp/fh-x.sock", NULL, "fh-no-such-group-at-all"),
+	    -1);
+}
+
+static void
+test_status_empty(void **state)
+{
+	struct fx *f = *state;
+	json_object *o, *list;
+
+	o = ask(f, "status\n");
+	assert_true(get_ok(o));
+	assert_true(json_object_object_get_ex(o, "vms", &list));
+	assert_true(json_object_is_type(list, json_type_array));
+	assert_int_equal(json_object_array_length(list), 0);
+	json_object_put(o);
+}
+
+static void
+test_status_vm(void **state)
+{
+	struct fx *f = *state;
+	json_object *o, *list, *v, *x;
+
+	add_vm("vm-a");
+	add_vm("vm-b");
+	o = ask(f, "status\n");
+	assert_true(get_ok(o));
+	assert_true(json_object_object_get_ex(o, "vms", &list));
+	assert_int_equal(json_object_array_length(list), 2);
+	v = json_object_array_get_idx(list, 0);
+	assert_string_equal(get_str(v, "name"), "vm-a");
+	assert_string_equal(get_str(v, "mode"), "record-only");
+	assert_string_equal(get_str(v, "mode_reason"), "test: no QEMU");
+	assert_true(json_object_object_get_ex(v, "connected", &x));
+	assert_false(json_object_get_boolean(x));
+	assert_true(json_object_object_get_ex(v, "ram_bytes", &x));
+	assert_int_equal(json_object_get_int64(x), 0);
+	assert_false(json_object_object_get_ex(v, "last_command", &x));
+	v = json_object_array_get_idx(list, 1);
+	assert_string_equal(get_str(v, "name"), "vm-b");
+	json_object_put(o);
+}
+
+/* set changes the VM's policy, status shows it and where it came from. */
+static void
+test_set(void **state)
+{
+	struct fx *f = *state;
+	json_object *o, *list, *pol, *ov, *x;
+	struct policy p;
+
+	add_vm("vm-a");
+	assert_ok(ask(f, "set vm-a min-order=9 discard=off\n"));
+	o = ask(f, "status\n");
+	assert_true(json_object_object_get_ex(o, "vms", &list));
+	assert_true(json_object_object_get_ex(
+	    json_object_array_get_idx(list, 0), "policy", &pol));
+	assert_true(json_object_object_get_ex(pol, "min-order", &x));
+	assert_int_equal(json_object_get_int64(x), 9);
+	assert_true(json_object_object_get_ex(pol, "discard", &x));
+	assert_false(json_object_get_boolean(x));
+	assert_true(json_object_object_get_ex(pol, "overrides", &ov));
+	assert_string_equal(get_str(ov, "min-order"), "set");
+	json_object_put(o);
+
+	/* All or nothing: a bad word changes no other. */
+	o = ask(f, "set vm-a min-order=3 bogus=1\n");
+	assert_false(get_ok(o));
+	assert_string_equal(get_str(o, "code"), "usage");
+	json_object_put(o);
+	assert_error(ask(f, "set vm-a min-order=99\n"), "usage", NULL);
+	policy_of(&vm_find("vm-a")->pol, &conf->policy, &p);
+	assert_int_equal(p.min_order, 9);
+	assert_error(
+	    ask(f, "set vm-x min-order=9\n"), "unknown-vm", "no such VM");
+}
+
+static void
+test_unknown_vm(void **state)
+{
+	struct fx *f = *state;
+
+	assert_error(ask(f, "hint nosuch\n"), "unknown-vm", "no such VM");
+	assert_error(ask(f, "release nosuch\n"), "unknown-vm", "no such VM");
+}
+
+/* A VM without an agent: the command fails, and says so. */
+static void
+test_hint_no_agent(void **state)
+{
+	struct fx *f = *state;
+	json_object *o;
+
+	add_vm("vm-a");
+	o = ask(f, "hint vm-a\n");
+	assert_false(get_ok(o));
+	assert_string_equal(get_str(o, "code"), "failed");
+	assert_true(strlen(get_str(o, "error")) > 0);
+	json_object_put(o);
+	assert_error(ask(f, "release vm-a\n"), "failed", NULL);
+}
+
+static void
+test_usage(void **state)
+{
+	struct fx *f = *state;
+	char req[128];
+	int i;
+
+	assert_error(ask(f, "frobnicate\n"), "usage", "unknown request");
+	assert_error(ask(f, "\n"), "usage", "empty request");
+	assert_error(ask(f, " \t \r\n"), "usage", "empty request");
+	/* The right verb with the wrong number of words. */
+	assert_error(ask(f, "status now\n"), "usage", "unknown request");
+	assert_error(ask(f, "hint\n"), "usage", "unknown request");
+	assert_error(ask(f, "hint a b\n"), "usage", "unknown request");
+	assert_error(ask(f, "set vm-a\n"), "usage", "unknown request");
+	assert_error(ask(f, "notify started\n"), "usage", "unknown request");
+	/* Verbs are case-sensitive. */
+	assert_error(ask(f, "STATUS\n"), "usage", "unknown request");
+	/* 16 words are read, a 17th is too many. */
+	snprintf(req, sizeof req, "set vm-a");
+	for (i = 2; i < 17; i++)
+		strcat(req, " x=1");
+	strcat(req, "\n");
+	assert_error(ask(f, req), "usage", "too many words");
+}
+
+/* No newline within 512 bytes: refused, without waiting for one. */
+static void
+test_too_long(void **state)
+{
+	struct fx *f = *state;
+	char req[600];
+
+	memset(req, 'x', sizeof req - 1);
+	req[sizeof req - 1] = '\0';
+	client_connect(f);
+	put(f, req);
+	assert_error(answer(f), "usage", "request too long");
+}
+
+/* A line that comes in pieces is answered once it is whole. */
+static void
+test_split(void **state)
+{
+	struct fx *f = *state;
+	int i;
+
+	client_connect(f);
+	put(f, "sta");
+	for (i = 0; i < 50; i++)
+		pump(f);
+	assert_false(f->eof);
+	assert_int_equal(f->rxlen, 0);
+	put(f, "tu");
+	for (i = 0; i < 50; i++)
+		pump(f);
+	assert_int_equal(f->rxlen, 0);
+	put(f, "s\n");
+	assert_ok(answer(f));
+}
+
+/* One request per connection: a second line is never answered. */
+static void
+test_several(void **state)
+{
+	struct fx *f = *state;
+
+	assert_ok(ask(f, "status\nfrobnicate\nstatus\n"));
+	assert_error(
+	    ask(f, "frobnicate\nstatus\n"), "usage", "unknown request");
+}
+
+/* A client that goes away before its line ends costs nothing. */
+static void
+test_client_gone(void **state)
+{
+	struct fx *f = *state;
+	int i;
+
+	for (i = 0; i < 8; i++) {
+		client_connect(f);
+		put(f, "stat");
+		close(f->fd);
+		f->fd = -1;
+	}
+	for (i = 0; i < 100; i++)
+		event_base_loop(ev_base, EVLOOP_NONBLOCK);
+	assert_ok(ask(f, "status\n"));
+}
+
+/*
+ * The test's own user may do everything (SO_PEERCRED is our uid): the
+ * admin verbs get past the rights check to the VM lookup. Other users,
+ * played by a child as nobody, follow; users of groups of their own are
+ * tests/checks.d/50-hostd-control.sh's.
+ */
+static void
+test_rights_own_user(void **state)
+{
+	struct fx *f = *state;
+
+	assert_ok(ask(f, "metrics\n"));
+	assert_error(ask(f, "hint nosuch\n"), "unknown-vm", NULL);
+	assert_error(ask(f, "set nosuch discard=on\n"), "unknown-vm", NULL);
+}
+
+/*
+ * A client of another user, in a child that gives up root: uid nobody,
+ * gid gid and no other group. It writes req and passes back through a
+ * pipe what it read, or "connect: ERRNO". The parent turns the loop
+ * until the child is done.
+ */
+static void
+ask_as(struct fx *f, gid_t gid, const char *req, char *out, size_t outlen)
+{
+	struct sockaddr_un sun;
+	int p[2], fd, spin, st = -1;
+	ssize_t n, got = 0;
+	pid_t pid;
+
+	assert_int_equal(pipe(p), 0);
+	pid = fork();
+	assert_int_not_equal(pid, -1);
+	if (pid == 0) {
+		char buf[1024];
+
+		close(p[0]);
+		if (setgroups(0, NULL) != 0 || setgid(gid) != 0 ||
+		    setuid(65534) != 0)
+			_exit(2);
+		fixture_sun(&sun, f->path);
+		fd = socket(AF_UNIX, SOCK_STREAM, 0);
+		if (connect(fd, (struct sockaddr *)&sun, sizeof sun) != 0) {
+			n = snprintf(buf, sizeof buf, "connect: %d", errno);
+			_exit(write(p[1], buf, (size_t)n) == n ? 0 : 3);
+		}
+		if (write(fd, req, strlen(req)) != (ssize_t)strlen(req))
+			_exit(4);
+		while ((n = read(fd, buf, sizeof buf)) > 0)
+			if (write(p[1], buf, (size_t)n) != n)
+				_exit(5);
+		_exit(0);
+	}
+	close(p[1]);
+	for (spin = 0; spin < FIXTURE_SPINS; spin++) {
+		event_base_loop(ev_base, EVLOOP_NONBLOCK);
+		if (waitpid(pid, &st, WNOHANG) == pid)
+			break;
+		usleep(1000);
+	}
+	assert_true(WIFEXITED(st));
+	assert_int_equal(WEXITSTATUS(st), 0);
+	while (got < (ssize_t)outlen - 1 &&
+	    (n = read(p[0], out + got, outlen - 1 - (size_t)got)) > 0)
+		got += n;
+	out[got] = '\0';
+	close(p[0]);
+}
+
+static bool
+have_nogroup(void)
+{
+	return geteuid() == 0 && getgrnam("nogroup") != NULL &&
+	    getgrgid(65534) != NULL;
+}
+
+/*
+ * Other users, as root can play them: with the socket 0600 they cannot
+ * connect at all; with control-group nogroup (gid 65534) its members may
+ * read but not change anything, others still cannot connect.
+ */
+static void
+test_rights_other_users(void **state)
+{
+	struct fx *f = *state;
+	char out[1024], want[32];
+	json_object *o;
+	struct stat st;
+
+	if (!have_nogroup())
+		skip();
+	assert_int_equal(chmod(f->dir, 0755), 0);
+	snprintf(want, sizeof want, "connect: %d", EACCES);
+	ask_as(f, 65534, "status\n", out, sizeof out);
+	assert_string_equal(out, want);
+
+	control_close();
+	assert_int_equal(control_open(f->path, "nogroup", NULL), 0);
+	assert_int_equal(stat(f->path, &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0660);
+	assert_int_equal(st.st_gid, 65534);
+	ask_as(f, 65534, "status\n", out, sizeof out);
+	o = json_tokener_parse(out);
+	assert_non_null(o);
+	assert_ok(o);
+	ask_as(f, 65534, "hint vm-a\n", out, sizeof out);
+	assert_error(json_tokener_parse(out), "denied",
+	    "'hint' is not permitted: it needs root or the admin group "
+	    "(admin-group)");
+	ask_as(f, 65534, "set vm-a discard=off\n", out, sizeof out);
+	assert_error(json_tokener_parse(out), "denied", NULL);
+	/* An unknown verb is a usage error before any right is checked. */
+	ask_as(f, 65534, "frobnicate\n", out, sizeof out);
+	assert_error(json_tokener_parse(out), "usage", "unknown request");
+	/* Not in the group: the mode keeps it out. */
+	ask_as(f, 1, "status\n", out, sizeof out);
+	assert_string_equal(out, want);
+}
+
+/* admin-group only: the socket is the admin group's, its members may
+ * change state too. */
+static void
+test_rights_admin_group(void **state)
+{
+	struct fx *f = *state;
+	char out[1024];
+
+	if (!have_nogroup())
+		skip();
+	assert_int_equal(chmod(f->dir, 0755), 0);
+	control_close();
+	assert_int_equal(control_open(f->path, NULL, "nogroup"), 0);
+	ask_as(f, 65534, "hint nosuch\n", out, sizeof out);
+	assert_error(json_tokener_parse(out), "unknown-vm", "no such VM");
+	ask_as(f, 65534, "status\n", out, sizeof out);
+	assert_ok(json_tokener_parse(out));
+}
+
+static void
+test_metrics(void **state)
+{
+	struct fx *f = *state;
+	json_object *o;
+
+	add_vm("vm-a");
+	o = ask(f, "metrics\n");
+	assert_true(get_ok(o));
+	assert_non_null(strstr(get_str(o, "metrics"), "vm=\"vm-a\""));
+	json_object_put(o);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(
+		    test_socket_mode, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_open_errors, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_status_empty, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_status_vm, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_set, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_unknown_vm, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_hint_no_agent, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_usage, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_too_long, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_split, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_several, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_client_gone, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_rights_own_user, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_rights_other_users, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_rights_admin_group, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_metrics, setup, teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,516 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * One guest session (host-daemon/guest.c) over a socketpair: the test
+ * plays the agent with the real codec (fh_frame_put, fh_msg_pull,
+ * fh_batch_pack), says Hello, reads the Welcome, sends batches and reads
+ * their Acks. The VM comes from the registry through a fake source
+ * (hostd_fixture.h) whose RAM is a memfd of this process, so a REPORTED
+ * batch is really punched by the punch workers and reads back as zeroes.
+ * Each case gets a fresh fixture; the teardown is the one cleanup path.
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "unit.h"
+#include <event2/buffer.h>
+#include <event2/event.h>
+
+#include "freehintd.h"
+#include "hostd_fixture.h"
+#include "proto.h"
+
+#define PAGE 4096
+
+struct event_base *ev_base;
+struct config *conf;
+
+struct fx {
+	struct fake_qemu q;
+	struct vm *vm;
+	int fd; /* the agent's end */
+	struct evbuffer *in;
+	bool eof;
+};
+
+static int setup(void **);
+static int teardown(void **);
+static void send_msg(struct fx *, uint8_t, const ProtobufCMessage *);
+static void next_msg(struct fx *, uint8_t, struct fh_msg *);
+static void hello(struct fx *, uint32_t poison, Freehint__Welcome **);
+static void send_batch(struct fx *, uint64_t id, Freehint__RangeKind,
+    uint64_t start, uint64_t npages, uint64_t deadline_ms);
+
+static int
+setup(void **state)
+{
+	struct fx *f;
+	int sv[2];
+
+	log_init("test_hostd_guest", 1, 0);
+	f = calloc(1, sizeof *f);
+	assert_non_null(f);
+	assert_int_equal(fixture_daemon_start(0), 0);
+	assert_int_equal(punch_init(ev_base, 2), 0);
+	assert_int_equal(fake_qemu_init(&f->q), 0);
+	assert_int_equal(fake_vm_add(&f->q, "vm1", 0, NULL), 0);
+	f->vm = vm_find("vm1");
+	assert_non_null(f->vm);
+	/* The map was read at once: a memfd, so discard mode. */
+	assert_int_equal(f->vm->map_mode, FREEHINT__MODE__DISCARD);
+	assert_int_equal(f->vm->map.kind, VM_BACKING_MEMFD);
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	assert_non_null(guest_new(f->vm, sv[0], VM_TRANSPORT_VSOCK));
+	f->fd = sv[1];
+	f->in = evbuffer_new();
+	assert_non_null(f->in);
+	*state = f;
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	struct fx *f = *state;
+
+	/* The sessions first: their discards end on the workers. */
+	vm_remove_all();
+	punch_shutdown();
+	fixture_daemon_end();
+	close(f->fd);
+	evbuffer_free(f->in);
+	fake_qemu_free(&f->q);
+	free(f);
+	return 0;
+}
+
+static void
+send_msg(struct fx *f, uint8_t type, const ProtobufCMessage *m)
+{
+	struct evbuffer *out = evbuffer_new();
+
+	assert_non_null(out);
+	assert_int_equal(fh_frame_put(out, type, m), FH_OK);
+	while (evbuffer_get_length(out) > 0)
+		assert_true(evbuffer_write(out, f->fd) > 0);
+	evbuffer_free(out);
+}
+
+static void
+send_raw(struct fx *f, const void *buf, size_t len)
+{
+	assert_int_equal(write(f->fd, buf, len), (ssize_t)len);
+}
+
+/* Turn the loop until the daemon sent a whole message; it must be type. */
+static void
+next_msg(struct fx *f, uint8_t type, struct fh_msg *m)
+{
+	int err = FH_ENEED, spin;
+
+	evutil_make_socket_nonblocking(f->fd);
+	for (spin = 0; spin < FIXTURE_SPINS; spin++) {
+		if ((err = fh_msg_pull(f->in, m)) != FH_ENEED)
+			break;
+		event_base_loop(ev_base, EVLOOP_NONBLOCK);
+		if (evbuffer_read(f->in, f->fd, -1) == 0) {
+			f->eof = true;
+			break;
+		}
+		usleep(200);
+	}
+	assert_int_equal(err, FH_OK);
+	assert_string_equal(fh_msg_name(m->type), fh_msg_name(type));
+}
+
+/* The daemon closes: everything it still sends, then EOF. */
+static void
+wait_eof(struct fx *f)
+{
+	int spin;
+
+	for (spin = 0; spin < FIXTURE_SPINS && !f->eof; spin++) {
+		event_base_loop(ev_base, EVLOOP_NONBLOCK);
+		if (evbuffer_read(f->in, f->fd, -1) == 0)
+			f->eof = true;
+		else
+			usleep(200);
+	}
+	assert_true(f->eof);
+}
+
+static void
+hello(struct fx *f, uint32_t poison, Freehint__Welcome **wp)
+{
+	Freehint__Hello h = FREEHINT__HELLO__INIT;
+	struct fh_msg m;
+
+	h.proto_version = FH_PROTO_MIN;
+	h.has_max_proto_version = true;
+	h.max_proto_version = FH_PROTO_MAX;
+	h.agent_version = "test";
+	h.page_size = PAGE;
+	h.ram_bytes = FAKE_RAM_SIZE;
+	h.max_pfn = FAKE_RAM_SIZE / PAGE;
+	if (poison != 0) {
+		h.has_page_poisoning = h.page_poisoning = true;
+		h.has_poison_value = true;
+		h.poison_value = poison;
+	}
+	send_msg(f, FH_MSG_HELLO, &h.base);
+	next_msg(f, FH_MSG_WELCOME, &m);
+	*wp = m.u.welcome;
+}
+
+static void
+send_batch(struct fx *f, uint64_t id, Freehint__RangeKind kind, uint64_t start,
+    uint64_t npages, uint64_t deadline_ms)
+{
+	Freehint__RangeBatch b = FREEHINT__RANGE_BATCH__INIT;
+	struct fh_rangeset rs;
+	uint64_t scratch[3];
+
+	fh_rs_init(&rs);
+	assert_int_equal(fh_rs_add(&rs, start, npages), 0);
+	assert_int_equal(fh_batch_pack(&b, &rs, scratch), FH_OK);
+	b.batch_id = id;
+	b.kind = kind;
+	if (deadline_ms != 0) {
+		b.has_deadline_ms = true;
+		b.deadline_ms = deadline_ms;
+	}
+	send_msg(f, FH_MSG_RANGES, &b.base);
+	fh_rs_free(&rs);
+}
+
+static Freehint__Ack *
+next_ack(struct fx *f, uint64_t id)
+{
+	struct fh_msg m;
+
+	next_msg(f, FH_MSG_ACK, &m);
+	assert_int_equal(m.u.ack->batch_id, id);
+	return m.u.ack;
+}
+
+static void
+free_msg(void *p)
+{
+	struct fh_msg m = { .u.base = p };
+
+	fh_msg_free(&m);
+}
+
+/* Guest RAM with a pattern a hole would wipe, and a session. */
+static void
+start(struct fx *f)
+{
+	Freehint__Welcome *w;
+
+	memset(f->q.ram, 0x5a, 2048 * PAGE);
+	hello(f, 0, &w);
+	free_msg(w);
+}
+
+static void
+expect_error(struct fx *f, int code, bool fatal)
+{
+	struct fh_msg m;
+
+	next_msg(f, FH_MSG_ERROR, &m);
+	assert_int_equal(m.u.error->code, code);
+	assert_int_equal(m.u.error->fatal, fatal);
+	fh_msg_free(&m);
+}
+
+/* The next Ack: applied (reason 0) or rejected for reason. */
+static void
+expect_ack(struct fx *f, uint64_t id, int reason)
+{
+	Freehint__Ack *a = next_ack(f, id);
+
+	assert_int_equal(a->status,
+	    reason == 0 ? FREEHINT__ACK_STATUS__APPLIED
+	                : FREEHINT__ACK_STATUS__REJECTED);
+	assert_int_equal(a->reason, reason);
+	free_msg(a);
+}
+
+static void
+test_welcome(void **state)
+{
+	struct fx *f = *state;
+	Freehint__Welcome *w;
+
+	hello(f, 0, &w);
+	assert_int_equal(w->proto_version, FH_PROTO_MAX);
+	assert_int_equal(w->mode, FREEHINT__MODE__DISCARD);
+	assert_string_equal(w->reason, "shared memfd backing");
+	assert_true(w->has_min_order);
+	assert_int_equal(w->min_order, 9);
+	assert_int_equal(w->max_batch_ranges, 4096);
+	assert_true(w->has_capabilities);
+	assert_true(
+	    w->capabilities & FREEHINT__HOST_CAPABILITY__HOST_CAP_DEADLINE);
+	/* A socket, not a port: no resynchronisation. */
+	assert_false(
+	    w->capabilities & FREEHINT__HOST_CAPABILITY__HOST_CAP_RESYNC);
+	assert_true(w->has_host_clock_ms);
+	assert_true(w->host_clock_ms <= fh_monotonic_ms());
+	assert_int_equal(guest_page_size(f->vm->guest), PAGE);
+	assert_int_equal(f->vm->transport, VM_TRANSPORT_VSOCK);
+	free_msg(w);
+}
+
+/* A message set this host does not speak: an Error, then the close. */
+static void
+test_bad_version(void **state)
+{
+	struct fx *f = *state;
+	Freehint__Hello h = FREEHINT__HELLO__INIT;
+
+	h.proto_version = FH_PROTO_MAX + 1;
+	h.agent_version = "future";
+	h.page_size = PAGE;
+	h.ram_bytes = FAKE_RAM_SIZE;
+	h.max_pfn = FAKE_RAM_SIZE / PAGE;
+	send_msg(f, FH_MSG_HELLO, &h.base);
+	expect_error(f, FREEHINT__REJECT_REASON__BAD_VERSION, true);
+	wait_eof(f);
+	/* The session is gone, and status says why. */
+	assert_null(f->vm->guest);
+	assert_string_equal(
+	    f->vm->last_error, "agent lost: no message set in common");
+}
+
+/* HINT ranges are counted, never discarded. */
+static void
+test_hint(void **state)
+{
+	struct fx *f = *state;
+	Freehint__Ack *a;
+
+	start(f);
+	send_batch(f, 1, FREEHINT__RANGE_KIND__HINT, 16, 512, 0);
+	a = next_ack(f, 1);
+	assert_int_equal(a->status, FREEHINT__ACK_STATUS__APPLIED);
+	assert_int_equal(a->ranges_applied, 1);
+	assert_false(a->has_bytes_discarded);
+	free_msg(a);
+	assert_int_equal(f->vm->guest_free_bytes, 512 * PAGE);
+	assert_int_equal(f->vm->batches_applied, 1);
+	assert_int_equal(f->q.ram[16 * PAGE], 0x5a);
+	assert_int_equal(f->q.ram[528 * PAGE - 1], 0x5a);
+}
+
+/* REPORTED with a deadline: punched, then acknowledged; reads zeroes. */
+static void
+test_reported(void **state)
+{
+	struct fx *f = *state;
+	Freehint__Ack *a;
+
+	start(f);
+	send_batch(f, 7, FREEHINT__RANGE_KIND__REPORTED, 512, 512,
+	    fh_monotonic_ms() + 60000);
+	a = next_ack(f, 7);
+	assert_int_equal(a->status, FREEHINT__ACK_STATUS__APPLIED);
+	assert_true(a->has_bytes_discarded);
+	assert_int_equal(a->bytes_discarded, 512 * PAGE);
+	free_msg(a);
+	assert_int_equal(f->vm->reclaimed_bytes, 512 * PAGE);
+	/* The hole, and nothing beside it. */
+	assert_int_equal(f->q.ram[512 * PAGE - 1], 0x5a);
+	assert_int_equal(f->q.ram[512 * PAGE], 0);
+	assert_int_equal(f->q.ram[1024 * PAGE - 1], 0);
+	assert_int_equal(f->q.ram[1024 * PAGE], 0x5a);
+}
+
+/* No deadline: never discarded, refused NOT_ALLOWED. */
+static void
+test_reported_no_deadline(void **state)
+{
+	struct fx *f = *state;
+	Freehint__Ack *a;
+
+	start(f);
+	send_batch(f, 2, FREEHINT__RANGE_KIND__REPORTED, 512, 512, 0);
+	a = next_ack(f, 2);
+	assert_int_equal(a->status, FREEHINT__ACK_STATUS__REJECTED);
+	assert_int_equal(a->reason, FREEHINT__REJECT_REASON__NOT_ALLOWED);
+	assert_string_equal(a->detail, "no deadline: not discarded");
+	assert_int_equal(a->bytes_discarded, 0);
+	free_msg(a);
+	/* And a fault of the guest's: an Error follows. */
+	expect_error(f, FREEHINT__REJECT_REASON__NOT_ALLOWED, false);
+	assert_int_equal(f->vm->batches_rejected, 1);
+	assert_int_equal(f->vm->ranges_rejected, 1);
+	assert_int_equal(f->q.ram[512 * PAGE], 0x5a);
+}
+
+/* A deadline already past: too late, the host's fault, no Error. */
+static void
+test_reported_late(void **state)
+{
+	struct fx *f = *state;
+
+	start(f);
+	send_batch(f, 3, FREEHINT__RANGE_KIND__REPORTED, 512, 512, 1);
+	expect_ack(f, 3, FREEHINT__REJECT_REASON__HOST_ERROR);
+	assert_int_equal(f->q.ram[512 * PAGE], 0x5a);
+	/* The session goes on: the next batch is served. */
+	send_batch(f, 4, FREEHINT__RANGE_KIND__HINT, 0, 1, 0);
+	expect_ack(f, 4, 0);
+}
+
+/* Outside the guest's RAM, or not aligned to the policy's order. */
+static void
+test_reported_invalid(void **state)
+{
+	struct fx *f = *state;
+
+	start(f);
+	send_batch(f, 5, FREEHINT__RANGE_KIND__REPORTED, FAKE_RAM_SIZE / PAGE,
+	    512, fh_monotonic_ms() + 60000);
+	expect_ack(f, 5, FREEHINT__REJECT_REASON__OUT_OF_RANGE);
+	expect_error(f, FREEHINT__REJECT_REASON__OUT_OF_RANGE, false);
+	send_batch(f, 6, FREEHINT__RANGE_KIND__REPORTED, 1, 512,
+	    fh_monotonic_ms() + 60000);
+	expect_ack(f, 6, FREEHINT__REJECT_REASON__UNALIGNED);
+	expect_error(f, FREEHINT__REJECT_REASON__UNALIGNED, false);
+	assert_int_equal(f->vm->batches_rejected, 2);
+}
+
+/* A batch before Hello is refused. */
+static void
+test_batch_before_hello(void **state)
+{
+	struct fx *f = *state;
+
+	send_batch(f, 1, FREEHINT__RANGE_KIND__HINT, 0, 1, 0);
+	expect_error(f, FREEHINT__REJECT_REASON__NOT_ALLOWED, false);
+	assert_int_equal(f->vm->batches_applied, 0);
+}
+
+/* A frame whose payload is no RangeBatch: an Error, the session lives. */
+static void
+test_malformed(void **state)
+{
+	struct fx *f = *state;
+	uint8_t frame[FH_HDR_SIZE + 8];
+
+	start(f);
+	fh_hdr_pack(frame, FH_MSG_RANGES, 8);
+	memset(frame + FH_HDR_SIZE, 0xff, 8);
+	send_raw(f, frame, sizeof frame);
+	expect_error(f, FREEHINT__REJECT_REASON__MALFORMED, false);
+	send_batch(f, 9, FREEHINT__RANGE_KIND__HINT, 0, 1, 0);
+	expect_ack(f, 9, 0);
+}
+
+/* Too many faults: the last Error is fatal, and the daemon closes. */
+static void
+test_too_many_faults(void **state)
+{
+	struct fx *f = *state;
+	uint8_t frame[FH_HDR_SIZE + 8];
+	unsigned i;
+
+	fh_hdr_pack(frame, FH_MSG_RANGES, 8);
+	memset(frame + FH_HDR_SIZE, 0xff, 8);
+	for (i = 0; i < conf->policy.max_faults; i++) {
+		send_raw(f, frame, sizeof frame);
+		expect_error(f, FREEHINT__REJECT_REASON__MALFORMED,
+		    i + 1 == conf->policy.max_faults);
+	}
+	wait_eof(f);
+	assert_null(f->vm->guest);
+}
+
+/*
+ * Page poisoning with a non-zero pattern: a hole would fail the poison
+ * check, so the VM is record-only: batches are counted, nothing punched.
+ */
+static void
+test_record_only(void **state)
+{
+	struct fx *f = *state;
+	Freehint__Welcome *w;
+	Freehint__Ack *a;
+
+	memset(f->q.ram, 0x5a, 2048 * PAGE);
+	hello(f, 0xaa, &w);
+	assert_int_equal(w->mode, FREEHINT__MODE__RECORD_ONLY);
+	assert_string_equal(w->reason, "page poisoning with 0xaa");
+	free_msg(w);
+	assert_int_equal(f->vm->mode, FREEHINT__MODE__RECORD_ONLY);
+	send_batch(f, 11, FREEHINT__RANGE_KIND__REPORTED, 512, 512,
+	    fh_monotonic_ms() + 60000);
+	a = next_ack(f, 11);
+	assert_int_equal(a->status, FREEHINT__ACK_STATUS__APPLIED);
+	assert_false(a->has_bytes_discarded);
+	free_msg(a);
+	assert_int_equal(f->vm->reclaimed_bytes, 0);
+	assert_int_equal(f->q.ram[512 * PAGE], 0x5a);
+	assert_int_equal(f->q.ram[1024 * PAGE - 1], 0x5a);
+}
+
+/* Stats carry the guest's free memory; a fatal Error ends the session. */
+static void
+test_stats_error(void **state)
+{
+	struct fx *f = *state;
+	Freehint__Stats s = FREEHINT__STATS__INIT;
+	Freehint__Error e = FREEHINT__ERROR__INIT;
+
+	start(f);
+	s.has_free_bytes = true;
+	s.free_bytes = 12345 * PAGE;
+	send_msg(f, FH_MSG_STATS, &s.base);
+	FIXTURE_SPIN_UNTIL(ev_base, f->vm->guest_free_bytes == 12345 * PAGE);
+	e.code = FREEHINT__REJECT_REASON__HOST_ERROR;
+	e.detail = "module unloaded";
+	e.has_fatal = e.fatal = true;
+	send_msg(f, FH_MSG_ERROR, &e.base);
+	/* Recorded before the session ends. */
+	FIXTURE_SPIN_UNTIL(ev_base, f->vm->guest == NULL);
+	assert_string_equal(f->vm->last_error, "agent lost: agent gave up");
+	assert_int_equal(f->vm->transport, VM_TRANSPORT_NONE);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_welcome, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_bad_version, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_hint, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_reported, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_reported_no_deadline, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_reported_late, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_reported_invalid, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_batch_before_hello, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_malformed, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_too_many_faults, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_record_only, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_stats_error, setup, teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
