@@ -197,6 +197,9 @@ fake_hmp(void *ctx, const char *cmd, vm_hmp_done done, void *arg)
 	q->nhmp++;
 	if (q->mute)
 		done(arg, NULL);
+	else if (strcmp(cmd, "qom-get /machine type") == 0)
+		/* Not a PC: no SMRAM to cut out of the map. */
+		done(arg, "\"none-machine\"\r\n");
 	else if (strncmp(cmd, "qom-get ", 8) == 0)
 		done(arg, "\"/objects/mem0\"\r\n");
 	else if (strcmp(cmd, "info mtree -f") == 0)
