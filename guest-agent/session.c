@@ -454,8 +454,8 @@ handle_ack(struct fh_peer *peer, const struct fh_msg *m, void *arg)
 		hostclock_sample(
 		    &s->clock, ack->host_clock_ms, fh_monotonic_ms());
 	TAILQ_FOREACH(p, &s->pending, entry)
-	if (p->id == ack->batch_id)
-		break;
+		if (p->id == ack->batch_id)
+			break;
 	if (p == NULL && ack->batch_id != 0 &&
 	    ack->batch_id <= s->agent->next_batch_id) {
 		/* Expired before its Ack came: the host did not discard it
@@ -513,8 +513,8 @@ session_expire_arm(struct session *s)
 	uint64_t first = 0;
 
 	TAILQ_FOREACH(p, &s->pending, entry)
-	if (p->expire_ms != 0 && (first == 0 || p->expire_ms < first))
-		first = p->expire_ms;
+		if (p->expire_ms != 0 && (first == 0 || p->expire_ms < first))
+			first = p->expire_ms;
 	if (first == 0) {
 		evtimer_del(s->ev_expire);
 		return;

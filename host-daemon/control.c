@@ -322,8 +322,7 @@ control_status(char **argv)
 	int64_t ret;
 
 	arr = json_object_new_array();
-	TAILQ_FOREACH(vm, &vms, entry)
-	{
+	TAILQ_FOREACH(vm, &vms, entry) {
 		v = json_object_new_object();
 		json_object_object_add(
 		    v, "name", json_object_new_string(vm->name));

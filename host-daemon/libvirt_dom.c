@@ -46,8 +46,7 @@ vl_dom_find(const char *name)
 {
 	struct vl_dom *d;
 
-	TAILQ_FOREACH(d, &vl_doms, entry)
-	{
+	TAILQ_FOREACH(d, &vl_doms, entry) {
 		if (strcmp(d->name, name) == 0)
 			return d;
 	}

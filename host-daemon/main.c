@@ -156,15 +156,15 @@ config_opt(int val, const char *name, const char *arg, void *ctx, char *err,
 		if (qmp_parse_vm(arg, &vc, err, errlen) != 0)
 			return -1;
 		TAILQ_FOREACH(o, &c->vms, entry)
-		if (strcmp(o->name, vc.name) == 0 ||
-		    (vc.cid != 0 && o->cid == vc.cid)) {
-			snprintf(err, errlen, "vm %s: name or cid repeated",
-			    vc.name);
-			free(vc.name);
-			free(vc.qmp);
-			free(vc.channel);
-			return -1;
-		}
+			if (strcmp(o->name, vc.name) == 0 ||
+			    (vc.cid != 0 && o->cid == vc.cid)) {
+				snprintf(err, errlen,
+				    "vm %s: name or cid repeated", vc.name);
+				free(vc.name);
+				free(vc.qmp);
+				free(vc.channel);
+				return -1;
+			}
 		n = xmalloc(sizeof *n);
 		*n = vc;
 		TAILQ_INSERT_TAIL(&c->vms, n, entry);
@@ -300,8 +300,7 @@ config_dump(const struct config *c)
 		printf("hint-min-order %u\n", c->policy.hint_min_order);
 	printf("stats-interval-ms %u\nmigration-hold-ms %u\n",
 	    c->policy.stats_interval_ms, c->policy.migration_hold_ms);
-	TAILQ_FOREACH(vc, &c->vms, entry)
-	{
+	TAILQ_FOREACH(vc, &c->vms, entry) {
 		printf("vm name=%s,qmp=%s", vc->name, vc->qmp);
 		if (vc->channel)
 			printf(",channel=%s", vc->channel);
@@ -317,7 +316,7 @@ start_vms(void)
 	struct vm_conf *vc;
 
 	TAILQ_FOREACH(vc, &conf->vms, entry)
-	qmp_static_start(vc);
+		qmp_static_start(vc);
 }
 
 static void
@@ -326,8 +325,7 @@ notify_status(void)
 	struct vm *vm;
 	unsigned n = 0, up = 0;
 
-	TAILQ_FOREACH(vm, &vms, entry)
-	{
+	TAILQ_FOREACH(vm, &vms, entry) {
 		n++;
 		up += vm->guest != NULL;
 	}

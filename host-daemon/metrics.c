@@ -290,8 +290,7 @@ metrics_render(struct evbuffer *b)
 	    "Always 1; the version of freehintd in a label.");
 	evbuffer_add_printf(
 	    b, "freehint_build_info{version=\"%s\"} 1\n", FREEHINT_VERSION);
-	TAILQ_FOREACH(vm, &vms, entry)
-	{
+	TAILQ_FOREACH(vm, &vms, entry) {
 		nvms++;
 		nguests += vm->guest != NULL;
 	}
@@ -302,8 +301,7 @@ metrics_render(struct evbuffer *b)
 	evbuffer_add_printf(b, "freehint_guests_connected %u\n", nguests);
 	for (f = families; f < families + FH_ARRAY_SIZE(families); f++) {
 		family(b, f->name, f->type, f->help);
-		TAILQ_FOREACH(vm, &vms, entry)
-		{
+		TAILQ_FOREACH(vm, &vms, entry) {
 			if (evbuffer_get_length(b) > METRICS_BYTES_MAX) {
 				evbuffer_add_printf(
 				    b, "# truncated: too many VMs\n");

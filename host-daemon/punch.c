@@ -164,7 +164,7 @@ punchq_cancel(struct punchq *q)
 
 	pthread_mutex_lock(&pool.mtx);
 	TAILQ_FOREACH(j, &q->jobs, entry)
-	j->cancelled = true;
+		j->cancelled = true;
 	pthread_mutex_unlock(&pool.mtx);
 }
 

@@ -628,16 +628,15 @@ qmp_static_reload(const struct vm_conf_list *list)
 	for (q = LIST_FIRST(&qmps); q != NULL; q = next) {
 		next = LIST_NEXT(q, entry);
 		TAILQ_FOREACH(vc, list, entry)
-		if (same_conf(&q->vc, vc))
-			break;
+			if (same_conf(&q->vc, vc))
+				break;
 		if (vc == NULL)
 			qmp_free(q);
 	}
-	TAILQ_FOREACH(vc, list, entry)
-	{
+	TAILQ_FOREACH(vc, list, entry) {
 		LIST_FOREACH(q, &qmps, entry)
-		if (same_conf(&q->vc, vc))
-			break;
+			if (same_conf(&q->vc, vc))
+				break;
 		if (q == NULL)
 			qmp_static_start(vc);
 	}

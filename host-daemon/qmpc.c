@@ -391,8 +391,8 @@ qmpc_reply(struct qmpc *q, json_object *o)
 	}
 	n = json_object_get_uint64(id);
 	TAILQ_FOREACH(c, &q->cmds, entry)
-	if (c->id == n)
-		break;
+		if (c->id == n)
+			break;
 	if (c == NULL) {
 		log_debug(
 		    "%s: a reply to no command (id %" PRIu64 ")", __func__, n);

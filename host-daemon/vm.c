@@ -64,8 +64,8 @@ vm_find(const char *name)
 	struct vm *vm;
 
 	TAILQ_FOREACH(vm, &vms, entry)
-	if (strcmp(vm->name, name) == 0)
-		return vm;
+		if (strcmp(vm->name, name) == 0)
+			return vm;
 	return NULL;
 }
 
@@ -77,8 +77,8 @@ vm_find_cid(uint32_t cid)
 	if (cid == 0)
 		return NULL;
 	TAILQ_FOREACH(vm, &vms, entry)
-	if (vm->cid == cid)
-		return vm;
+		if (vm->cid == cid)
+			return vm;
 	return NULL;
 }
 

@@ -67,7 +67,7 @@ count_vms(void)
 	unsigned n = 0;
 
 	TAILQ_FOREACH(vm, &vms, entry)
-	n++;
+		n++;
 	return n;
 }
 
