@@ -383,16 +383,29 @@ report_headroom(struct report *r, uint64_t id)
 	return 0;
 }
 
-/* Keep the first pages of a normal range set, drop the rest. */
+/*
+ * Keep at most the first pages of a normal range set, drop the rest. A
+ * range is cut only at a multiple of its own alignment (the smallest of
+ * the buddy blocks it is made of), so what goes stays aligned as the host
+ * checks it (validate.c).
+ */
 static void
 report_trim(struct fh_rangeset *rs, uint64_t pages)
 {
+	uint64_t unit;
 	size_t i;
 
-	for (i = 0; i < rs->n && pages > 0; i++) {
-		if (rs->r[i].npages > pages)
-			rs->r[i].npages = pages;
-		pages -= rs->r[i].npages;
+	for (i = 0; i < rs->n; i++) {
+		if (rs->r[i].npages <= pages) {
+			pages -= rs->r[i].npages;
+			continue;
+		}
+		unit = 1ULL
+		    << __builtin_ctzll(rs->r[i].start | rs->r[i].npages);
+		rs->r[i].npages = pages & ~(unit - 1);
+		if (rs->r[i].npages != 0)
+			i++;
+		break;
 	}
 	rs->n = i;
 }
