@@ -227,6 +227,7 @@ struct headroom {
 };
 
 uint64_t headroom_dip(const uint64_t *, size_t);
+void headroom_trim(struct fh_rangeset *, uint64_t pages);
 void headroom_init(struct headroom *);
 void headroom_sample(struct headroom *, uint64_t free_pages);
 uint64_t headroom_pages(const struct headroom *);

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0-only */
 /*
  * The headroom: how much free memory the guest keeps unreported, so that
- * a churning workload finds what it allocates without a host fault.
+ * a churning workload finds what it allocates without a host fault, and
+ * how a report batch is cut down to what leaves it (headroom_trim).
  *
  * The kernel allocates from the head of its free lists and puts reported
  * blocks at their tail, so a workload that frees and allocates again
@@ -135,4 +136,31 @@ headroom_budget(struct headroom *h, uint64_t free_pages, uint64_t batch_pages,
 	if (h->reported > free_pages)
 		h->reported = free_pages;
 	return spare < batch_pages ? spare : batch_pages;
+}
+
+/*
+ * Keep at most the first pages of a normal range set, drop the rest. A
+ * range is cut only at a multiple of its own alignment (the smallest of
+ * the buddy blocks it is made of), so what goes stays aligned as the host
+ * checks it (validate.c).
+ */
+void
+headroom_trim(struct fh_rangeset *rs, uint64_t pages)
+{
+	uint64_t unit;
+	size_t i;
+
+	for (i = 0; i < rs->n; i++) {
+		if (rs->r[i].npages <= pages) {
+			pages -= rs->r[i].npages;
+			continue;
+		}
+		unit = 1ULL
+		    << __builtin_ctzll(rs->r[i].start | rs->r[i].npages);
+		rs->r[i].npages = pages & ~(unit - 1);
+		if (rs->r[i].npages != 0)
+			i++;
+		break;
+	}
+	rs->n = i;
 }

@@ -91,7 +91,6 @@ static void report_expire_cb(int, short, void *);
 static void report_kbatch_done(struct kbatch *, void *);
 static uint64_t report_keep_pages(const struct report *);
 static int report_headroom(struct report *, uint64_t id);
-static void report_trim(struct fh_rangeset *, uint64_t pages);
 
 /* Open the report channel; NULL with *err = errno when it cannot be. */
 struct report *
@@ -378,36 +377,9 @@ report_headroom(struct report *r, uint64_t id)
 	if (budget < pages) {
 		r->agent->stats.bytes_kept +=
 		    (pages - budget) * r->agent->page_size;
-		report_trim(&r->rs, budget);
+		headroom_trim(&r->rs, budget);
 	}
 	return 0;
-}
-
-/*
- * Keep at most the first pages of a normal range set, drop the rest. A
- * range is cut only at a multiple of its own alignment (the smallest of
- * the buddy blocks it is made of), so what goes stays aligned as the host
- * checks it (validate.c).
- */
-static void
-report_trim(struct fh_rangeset *rs, uint64_t pages)
-{
-	uint64_t unit;
-	size_t i;
-
-	for (i = 0; i < rs->n; i++) {
-		if (rs->r[i].npages <= pages) {
-			pages -= rs->r[i].npages;
-			continue;
-		}
-		unit = 1ULL
-		    << __builtin_ctzll(rs->r[i].start | rs->r[i].npages);
-		rs->r[i].npages = pages & ~(unit - 1);
-		if (rs->r[i].npages != 0)
-			i++;
-		break;
-	}
-	rs->n = i;
 }
 
 static void

@@ -9,7 +9,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#include <cmocka.h>
+#include "unit.h"
 
 #include "agent.h"
 
@@ -126,6 +126,48 @@ test_budget(void **state)
 	assert_int_equal(headroom_budget(&h, 1064, 64, 0), 64);
 }
 
+/* What goes after a cut is still whole blocks as the host checks them:
+ * a range is cut at a multiple of its own alignment, or dropped. */
+static void
+test_trim(void **state)
+{
+	static const struct {
+		uint64_t pages;
+		size_t n;
+		uint64_t last;
+	} cases[] = {
+		{ 700, 1, 512 }, /* into the 4 MiB range: one 2 MiB unit */
+		{ 1024 + 100, 1, 1024 }, /* the 2 MiB range: nothing fits */
+		{ 1536, 2, 512 }, /* all of it */
+		{ 5000, 2, 512 }, /* more than there is */
+		{ 300, 0, 0 }, /* less than a block */
+		{ 0, 0, 0 },
+	};
+	struct fh_rangeset rs;
+	size_t i, k;
+
+	for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		fh_rs_init(&rs);
+		assert_int_equal(fh_rs_add(&rs, 0x200, 1024), 0);
+		assert_int_equal(fh_rs_add(&rs, 0x1000, 512), 0);
+		headroom_trim(&rs, cases[i].pages);
+		assert_int_equal(rs.n, cases[i].n);
+		if (rs.n != 0)
+			assert_int_equal(rs.r[rs.n - 1].npages, cases[i].last);
+		for (k = 0; k < rs.n; k++)
+			assert_int_equal(
+			    (rs.r[k].start | rs.r[k].npages) & 511, 0);
+		fh_rs_free(&rs);
+	}
+	/* Order-0 blocks cut anywhere. */
+	fh_rs_init(&rs);
+	assert_int_equal(fh_rs_add(&rs, 5, 3), 0);
+	headroom_trim(&rs, 2);
+	assert_int_equal(rs.n, 1);
+	assert_int_equal(rs.r[0].npages, 2);
+	fh_rs_free(&rs);
+}
+
 int
 main(void)
 {
@@ -133,6 +175,7 @@ main(void)
 		cmocka_unit_test(test_dip),
 		cmocka_unit_test(test_ring),
 		cmocka_unit_test(test_budget),
+		cmocka_unit_test(test_trim),
 	};
 
 	log_init("test_agent_headroom", 1, 0);
