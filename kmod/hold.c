@@ -784,8 +784,13 @@ int fh_hold_init(void)
 	INIT_DELAYED_WORK(&h->grace_work, fh_hold_grace_fn);
 	h->shrinker.count_objects = fh_hold_count;
 	h->shrinker.scan_objects = fh_hold_scan;
-	/* Held blocks cost nothing to give back: trim them aggressively. */
-	h->shrinker.seeks = 0;
+	/*
+	 * Reclaim's usual pace: seeks 0 gave back half of the hold at each
+	 * call, even kswapd's gentlest (woken by a watermark boost the
+	 * capture itself causes), and a pass then held far less than it
+	 * captured. Real pressure still takes it all (priority 0).
+	 */
+	h->shrinker.seeks = DEFAULT_SEEKS;
 	err = register_shrinker(&h->shrinker, "freehint-hold");
 	if (err)
 		return err;
