@@ -131,10 +131,14 @@ headroom_budget(struct headroom *h, uint64_t free_pages, uint64_t batch_pages,
 	uint64_t spare;
 
 	h->free_now = free_pages;
-	spare = headroom_spare(h, free_pages + batch_pages, keep);
-	/* The batch is not reported yet: the estimate must not count it. */
+	/*
+	 * The kernel isolates only unreported blocks: the batch is
+	 * unreported, whatever the estimate (clipped to a free memory that
+	 * still held the batch) says. Clip it to what is left first.
+	 */
 	if (h->reported > free_pages)
 		h->reported = free_pages;
+	spare = headroom_spare(h, free_pages + batch_pages, keep);
 	return spare < batch_pages ? spare : batch_pages;
 }
 

@@ -363,6 +363,12 @@ report_headroom(struct report *r, uint64_t id)
 		return 0;
 	keep = report_keep_pages(r);
 	budget = headroom_budget(&r->headroom, free_pages, pages, keep);
+	/* Whole blocks only: a budget below the first block is nothing
+	 * (an empty batch is refused by the host). */
+	if (budget < pages) {
+		headroom_trim(&r->rs, budget);
+		budget = fh_rs_pages(&r->rs);
+	}
 	log_debug("report batch %llu at %llu ms: %llu pages, %llu free, "
 	          "%llu reported, headroom %llu: %llu go",
 	    (unsigned long long)id, (unsigned long long)fh_monotonic_ms(),
@@ -374,11 +380,7 @@ report_headroom(struct report *r, uint64_t id)
 		report_fail(r, id, "within the headroom");
 		return -1;
 	}
-	if (budget < pages) {
-		r->agent->stats.bytes_kept +=
-		    (pages - budget) * r->agent->page_size;
-		headroom_trim(&r->rs, budget);
-	}
+	r->agent->stats.bytes_kept += (pages - budget) * r->agent->page_size;
 	return 0;
 }
 
