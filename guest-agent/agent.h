@@ -182,6 +182,8 @@ struct session *session_new(struct agent *, int fd, const char *what);
 void session_free(struct session *);
 bool session_ready(const struct session *);
 unsigned session_free_slots(const struct session *);
+int64_t session_rate_tokens(const struct session *, uint64_t now);
+bool session_rate_waiting(const struct session *);
 uint32_t session_batch_ranges(const struct session *);
 uint32_t session_min_order(const struct session *);
 bool session_zero(const struct session *);

@@ -28,6 +28,8 @@
 /* Periodic Stats no more often than this, whatever the host asks (each
  * one reads /proc/freehint/blocks); 0 stays "only on request". */
 #define STATS_INTERVAL_MIN_MS 1000
+/* The rate taken after a refusal from a host that said none. */
+#define SESSION_RATE_UNSAID 100
 
 struct pending {
 	TAILQ_ENTRY(pending) entry;
@@ -42,6 +44,7 @@ struct session {
 	struct fh_peer *peer;
 	struct event *ev_handshake;
 	struct event *ev_expire;
+	struct event *ev_rate; /* pumps again once the rate allows */
 	bool welcomed;
 	/* The host speaks no message set we do (or frames we cannot read):
 	 * reconnecting soon would only repeat that. */
@@ -53,6 +56,14 @@ struct session {
 	uint32_t batch_ranges;
 	uint32_t min_order;
 	unsigned inflight;
+	/*
+	 * The host's batch rate (Welcome.max_batches_per_sec; 0: none said)
+	 * as a token bucket in thousandths of a batch, last filled at
+	 * rate_ms: see session_rate_tokens.
+	 */
+	uint32_t rate;
+	int64_t rate_tokens;
+	uint64_t rate_ms;
 	/* The host's clock, from Welcome and Acks (lease.c). */
 	struct hostclock clock;
 	TAILQ_HEAD(, pending) pending;
@@ -66,12 +77,16 @@ static int handle_error(struct fh_peer *, const struct fh_msg *, void *);
 static void session_lost(struct fh_peer *, const char *, void *);
 static void session_handshake_cb(int, short, void *);
 static void session_expire_cb(int, short, void *);
+static void session_rate_cb(int, short, void *);
 static void session_expire_arm(struct session *);
+static int session_not_sent(struct session *, struct kbatch *);
 static void session_end(struct session *, const char *why);
 static void session_policy(struct session *, const Freehint__Welcome *);
 static int session_hello(struct session *);
 static void session_answer(struct session *, const Freehint__Command *,
     int code, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static void session_answer_rc(struct agent *, struct session *,
+    const Freehint__Command *, int rc, const char *, const char *);
 enum pending_outcome {
 	PENDING_APPLIED,
 	PENDING_REJECTED,
@@ -108,13 +123,16 @@ session_new(struct agent *a, int fd, const char *what)
 	}
 	s->ev_handshake = evtimer_new(a->base, session_handshake_cb, s);
 	s->ev_expire = evtimer_new(a->base, session_expire_cb, s);
-	if (s->ev_handshake == NULL || s->ev_expire == NULL)
+	s->ev_rate = evtimer_new(a->base, session_rate_cb, s);
+	if (s->ev_handshake == NULL || s->ev_expire == NULL ||
+	    s->ev_rate == NULL)
 		fatalx("%s: evtimer_new", __func__);
 	evtimer_add(s->ev_handshake, &tv);
 	if (session_hello(s) != 0) {
 		fh_peer_free(s->peer);
 		event_free(s->ev_handshake);
 		event_free(s->ev_expire);
+		event_free(s->ev_rate);
 		free(s);
 		return NULL;
 	}
@@ -134,6 +152,7 @@ session_free(struct session *s)
 	fh_peer_free(s->peer);
 	event_free(s->ev_handshake);
 	event_free(s->ev_expire);
+	event_free(s->ev_rate);
 	free(s);
 }
 
@@ -143,10 +162,108 @@ session_ready(const struct session *s)
 	return s != NULL && s->welcomed;
 }
 
+/*
+ * The host counts batches in whole seconds of its clock, which may run
+ * slower than ours, and a kernel batch's pieces go out together. Filled
+ * at 3/5 of its rate and holding at most 1/5 of it (one batch at least),
+ * the bucket lets out at most 1/5 + 9/8 x 3/5 of the rate, plus one
+ * kernel batch's pieces (max_inflight), in any second of the host's:
+ * below the rate from about 32 a second (the host's default is 200).
+ * Tokens are millionths of a batch: RATE_FILL a millisecond is exact.
+ */
+#define RATE_ONE        1000000
+#define RATE_FILL(rate) ((int64_t)(rate)*600)
+#define RATE_CAP(rate)  ((rate) >= 5 ? (int64_t)(rate)*200000 : RATE_ONE)
+
+/* The bucket at now, in millionths of a batch (may be below 0). */
+int64_t
+session_rate_tokens(const struct session *s, uint64_t now)
+{
+	uint64_t dt;
+
+	if (s->rate == 0)
+		return RATE_ONE; /* no rate: always one more */
+	if (now <= s->rate_ms)
+		return s->rate_tokens;
+	/* Full after (CAP - tokens) / FILL ms: no product to overflow. */
+	dt = now - s->rate_ms;
+	if (dt >= (uint64_t)((RATE_CAP(s->rate) - s->rate_tokens) /
+	              RATE_FILL(s->rate)))
+		return RATE_CAP(s->rate);
+	return s->rate_tokens + (int64_t)dt * RATE_FILL(s->rate);
+}
+
+/*
+ * Pump again once the bucket holds a batch. evtimer_add reschedules a
+ * pending timer; the extra millisecond covers libevent's cached clock.
+ */
+static void
+session_rate_arm(struct session *s, uint64_t now)
+{
+	int64_t short_by = RATE_ONE - session_rate_tokens(s, now);
+	struct timeval tv;
+	int64_t ms;
+
+	if (short_by <= 0)
+		return;
+	ms = (short_by + RATE_FILL(s->rate) - 1) / RATE_FILL(s->rate) + 1;
+	tv.tv_sec = ms / 1000;
+	tv.tv_usec = (ms % 1000) * 1000;
+	evtimer_add(s->ev_rate, &tv);
+}
+
+/* A batch goes out: take it from the bucket. */
+static void
+session_rate_take(struct session *s)
+{
+	uint64_t now = fh_monotonic_ms();
+
+	if (s->rate == 0)
+		return;
+	s->rate_tokens = session_rate_tokens(s, now) - RATE_ONE;
+	s->rate_ms = now;
+	session_rate_arm(s, now);
+}
+
+/* A new rate (0: none) with an empty bucket, one batch's worth at most. */
+static void
+session_rate_set(struct session *s, uint32_t rate)
+{
+	s->rate = rate;
+	s->rate_tokens = 0;
+	s->rate_ms = fh_monotonic_ms();
+	if (rate == 0)
+		evtimer_del(s->ev_rate);
+	else
+		session_rate_arm(s, s->rate_ms);
+}
+
+static void
+session_rate_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct session *s = arg;
+	uint64_t now = fh_monotonic_ms();
+
+	if (s->rate != 0 && session_rate_tokens(s, now) < RATE_ONE)
+		session_rate_arm(s, now);
+	else
+		agent_pump(s->agent);
+}
+
+/* A wake is set for when the rate allows the next batch. */
+bool
+session_rate_waiting(const struct session *s)
+{
+	return evtimer_pending(s->ev_rate, NULL) != 0;
+}
+
 unsigned
 session_free_slots(const struct session *s)
 {
 	if (!session_ready(s) || s->inflight >= s->max_inflight)
+		return 0;
+	if (s->rate != 0 &&
+	    session_rate_tokens(s, fh_monotonic_ms()) < RATE_ONE)
 		return 0;
 	return s->max_inflight - s->inflight;
 }
@@ -181,6 +298,17 @@ session_batches_needed(const struct session *s, size_t nranges)
 	/* More pieces than ever fit in flight go out once all slots are
 	 * free, or a kernel batch would wait for ever. */
 	return n < s->max_inflight ? n : s->max_inflight;
+}
+
+/* kb is not sent: it goes back to the module (kbatch_done), failed. */
+static int
+session_not_sent(struct session *s, struct kbatch *kb)
+{
+	kb->failed = 1;
+	s->agent->stats.batches_failed++;
+	if (kb->remaining == 0)
+		kbatch_done(kb);
+	return -1;
 }
 
 /*
@@ -218,6 +346,8 @@ session_send_ranges(struct session *s, Freehint__RangeKind kind,
 	 * A discarding host needs a deadline (it refuses a batch without
 	 * one, as a fault): with no lease to state (grace_ms within the
 	 * margin, or no clock sample yet) the pages go back to the module.
+	 * Only the last HELD batch of a pass may be empty (it ends the
+	 * pass); the host refuses any other empty batch as MALFORMED.
 	 */
 	if (kind != FREEHINT__RANGE_KIND__HINT && !leased &&
 	    s->mode == FREEHINT__MODE__DISCARD) {
@@ -225,11 +355,11 @@ session_send_ranges(struct session *s, Freehint__RangeKind kind,
 		    "batch %" PRIu64 " not sent: no lease to state "
 		    "(grace_ms %u, margin %u)",
 		    kb->kid, kb->grace_ms, AGENT_LEASE_MARGIN_MS);
-		kb->failed = 1;
-		s->agent->stats.batches_failed++;
-		if (kb->remaining == 0)
-			kbatch_done(kb);
-		return -1;
+		return session_not_sent(s, kb);
+	}
+	if (rs->n == 0 && !(kind == FREEHINT__RANGE_KIND__HELD && last)) {
+		log_warnx("batch %" PRIu64 " not sent: no ranges", kb->kid);
+		return session_not_sent(s, kb);
 	}
 	scratch = xreallocarray(NULL, 2 * s->batch_ranges + 2, sizeof *scratch);
 	kb->remaining++; /* held until every piece is out */
@@ -269,6 +399,7 @@ session_send_ranges(struct session *s, Freehint__RangeKind kind,
 		kb->remaining++;
 		TAILQ_INSERT_TAIL(&s->pending, p, entry);
 		s->inflight++;
+		session_rate_take(s);
 		s->agent->stats.batches_sent++;
 		if (kind != FREEHINT__RANGE_KIND__HINT)
 			s->agent->stats.bytes_reported += p->bytes;
@@ -384,6 +515,13 @@ session_policy(struct session *s, const Freehint__Welcome *w)
 	if (w->has_max_batch_ranges && w->max_batch_ranges < s->batch_ranges)
 		s->batch_ranges = w->max_batch_ranges;
 	s->min_order = w->has_min_order ? w->min_order : 0;
+	/*
+	 * A new rate starts from an empty bucket: the host's second may
+	 * already count this agent's batches of the session before.
+	 */
+	if (!w->has_max_batches_per_sec || w->max_batches_per_sec != s->rate)
+		session_rate_set(
+		    s, w->has_max_batches_per_sec ? w->max_batches_per_sec : 0);
 	/* The decoder keeps max_inflight, max_batch_ranges and min_order in
 	 * their domains (at least 1; at most 20 for the order) and ours caps
 	 * them above; the interval has no domain there. */
@@ -476,6 +614,21 @@ handle_ack(struct fh_peer *peer, const struct fh_msg *m, void *arg)
 		    ack->has_reason ? (int)ack->reason : 0,
 		    ack->detail != NULL ? ": " : "",
 		    ack->detail != NULL ? ack->detail : "");
+	/*
+	 * Refused for the rate: the host's limit is lower than we keep (a
+	 * host that says none, a limit lowered since its Welcome): halve
+	 * ours, as each refusal is a fault to the host.
+	 */
+	if (!ok && ack->has_reason &&
+	    ack->reason == FREEHINT__REJECT_REASON__RATE_LIMITED) {
+		session_rate_set(s,
+		    s->rate > 1        ? s->rate / 2
+		        : s->rate == 0 ? SESSION_RATE_UNSAID
+		                       : 1);
+		log_info("%s: batches refused for the rate: at most %u a "
+		         "second now",
+		    fh_peer_name(peer), s->rate);
+	}
 	pending_done(s, p, ok ? PENDING_APPLIED : PENDING_REJECTED);
 	agent_pump(s->agent);
 	return 0;
@@ -597,19 +750,13 @@ handle_command(struct fh_peer *peer, const struct fh_msg *m, void *arg)
 		break;
 	case FREEHINT__COMMAND_TYPE__STATS_REQUEST:
 		rc = snapshot_send_stats(a->snapshot);
-		if (a->session == s)
-			session_answer(s, c,
-			    rc != 0 ? FREEHINT__REJECT_REASON__HOST_ERROR : 0,
-			    rc != 0 ? "cannot read the module's stats"
-			            : "stats sent");
+		session_answer_rc(a, s, c, rc, "cannot read the module's stats",
+		    "stats sent");
 		break;
 	case FREEHINT__COMMAND_TYPE__SNAPSHOT:
 		rc = snapshot_send_hints(a->snapshot);
-		if (a->session == s)
-			session_answer(s, c,
-			    rc != 0 ? FREEHINT__REJECT_REASON__HOST_ERROR : 0,
-			    rc != 0 ? "cannot read the free lists"
-			            : "snapshot started");
+		session_answer_rc(a, s, c, rc, "cannot read the free lists",
+		    "snapshot started");
 		break;
 	default:
 		session_answer(s, c, FREEHINT__REJECT_REASON__NOT_SUPPORTED,
@@ -618,6 +765,21 @@ handle_command(struct fh_peer *peer, const struct fh_msg *m, void *arg)
 	}
 	agent_pump(a);
 	return 0;
+}
+
+/*
+ * The answer to a command the module failed (rc != 0: HOST_ERROR, the
+ * guest's side) or did; none when sending ended session s (a holds the
+ * current one).
+ */
+static void
+session_answer_rc(struct agent *a, struct session *s,
+    const Freehint__Command *c, int rc, const char *failed, const char *done)
+{
+	if (a->session == s)
+		session_answer(s, c,
+		    rc != 0 ? FREEHINT__REJECT_REASON__HOST_ERROR : 0, "%s",
+		    rc != 0 ? failed : done);
 }
 
 /*

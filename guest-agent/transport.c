@@ -339,13 +339,10 @@ transport_try(struct transport *t, enum transport_kind k)
 			transport_failed(t, "no unix-path configured");
 			return;
 		}
-		memset(&sun, 0, sizeof sun);
-		sun.sun_family = AF_UNIX;
-		if (strlen(c->unix_path) >= sizeof sun.sun_path) {
+		if (fh_unix_addr(&sun, c->unix_path) != 0) {
 			transport_failed(t, "unix-path too long");
 			return;
 		}
-		strcpy(sun.sun_path, c->unix_path);
 		if (open_socket(
 		        t, AF_UNIX, (struct sockaddr *)&sun, sizeof sun) == 0)
 			return;

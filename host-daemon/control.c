@@ -103,13 +103,10 @@ control_open(const char *path, const char *group, const char *admin)
 	char *dir, *slash;
 	mode_t old;
 
-	memset(&sun, 0, sizeof sun);
-	sun.sun_family = AF_UNIX;
-	if (strlen(path) >= sizeof sun.sun_path) {
+	if (fh_unix_addr(&sun, path) != 0) {
 		log_warnx("control socket path too long: %s", path);
 		return -1;
 	}
-	strcpy(sun.sun_path, path);
 	have_control_gid = have_admin_gid = false;
 	if (group != NULL) {
 		if ((gr = getgrnam(group)) == NULL) {
@@ -363,6 +360,10 @@ control_status(char **argv)
 		    json_object_new_uint64(vm->ranges_rejected));
 		json_object_object_add(
 		    v, "last_error", json_object_new_string(vm->last_error));
+		/* Why discards stop for now whatever the mode (postcopy). */
+		json_object_object_add(v, "discard_paused",
+		    json_object_new_string(
+		        vm->nodiscard_why != NULL ? vm->nodiscard_why : ""));
 		json_object_object_add(
 		    v, "policy", policy_json(&vm->pol, &conf->policy));
 		if (vm->cmd_id != 0)

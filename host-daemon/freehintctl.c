@@ -17,6 +17,8 @@
 
 #include <json-c/json.h>
 
+#include "common.h"
+
 #define CTL_DEFAULT_SOCK "/run/freehint/freehintd.sock"
 #define EXIT_FAILED      1
 #define EXIT_USAGE       2
@@ -91,7 +93,7 @@ print_json(json_object *reply)
 		"mode", "mode_reason", "backing", "host_page_size", "ram_bytes",
 		"guest_free_bytes", "reclaimed_bytes", "held_bytes",
 		"returned_bytes", "ranges_applied", "ranges_rejected",
-		"last_error", "policy" };
+		"last_error", "discard_paused", "policy" };
 	json_object *vmsa = json_object_new_array(), *arr, *out, *v, *o, *x;
 	size_t i, k;
 
@@ -122,13 +124,10 @@ request(const char *path, const char *line, json_object **reply)
 	ssize_t n;
 	int fd;
 
-	memset(&sun, 0, sizeof sun);
-	sun.sun_family = AF_UNIX;
-	if (strlen(path) >= sizeof sun.sun_path) {
+	if (fh_unix_addr(&sun, path) != 0) {
 		fprintf(stderr, "freehintctl: socket path too long\n");
 		return EXIT_USAGE;
 	}
-	strcpy(sun.sun_path, path);
 	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1 ||
 	    connect(fd, (struct sockaddr *)&sun, sizeof sun) != 0) {
 		fprintf(stderr,
@@ -232,6 +231,9 @@ print_table(json_object *reply)
 		if (*get_str(v, "mode_reason") != '\0')
 			printf(
 			    "%-16s mode: %s\n", "", get_str(v, "mode_reason"));
+		if (*get_str(v, "discard_paused") != '\0')
+			printf("%-16s discards paused: %s\n", "",
+			    get_str(v, "discard_paused"));
 	}
 }
 

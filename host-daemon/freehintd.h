@@ -70,6 +70,7 @@ struct config {
 	uint32_t vsock_port; /* 0: no vsock listener */
 	char *libvirt_uri;
 	char *metrics_listen; /* ADDR:PORT of GET /metrics, or NULL */
+	unsigned punch_workers; /* punch.c's threads, fixed at start */
 	struct policy policy;
 	struct vm_conf_list vms;
 };
@@ -111,6 +112,7 @@ const struct memregion *memmap_find(
 uint64_t memmap_ram_bytes(const struct memmap *);
 const char *memmap_kind_name(enum vm_backing_kind);
 int memmap_dma_devices(pid_t, char *why, size_t);
+int memmap_fd_walk(pid_t, int (*)(const char *, void *), void *);
 
 /* discard.c */
 struct discard_result {
@@ -175,7 +177,8 @@ struct punch_job {
 };
 typedef void (*punch_done_fn)(struct punch_job *, void *);
 
-#define FREEHINTD_PUNCH_WORKERS 4
+#define FREEHINTD_PUNCH_WORKERS     4 /* the default of punch-workers */
+#define FREEHINTD_PUNCH_WORKERS_MAX 64
 /* Jobs a VM may have queued or running; past it a batch is refused. */
 #define FREEHINTD_PUNCH_QUEUE 16
 
@@ -304,6 +307,14 @@ struct vm {
 
 	struct policy_over pol; /* policy.c: this VM's own keys */
 
+	/*
+	 * The VM's discards in flight: they outlive an agent's session (what
+	 * they punch still counts); agent_gen tells whose batch one was (a
+	 * new agent, or one restarted, gets no Ack of its predecessor's).
+	 */
+	struct punchq *pq;
+	uint64_t agent_gen;
+
 	uint64_t guest_free_bytes;
 	uint64_t reclaimed_bytes;
 	uint64_t held_bytes;
@@ -362,6 +373,8 @@ void vm_remove_all(void);
 const char *vm_mode_name(Freehint__Mode);
 void vm_count_batch(struct vm *, int kind, int reason, size_t ranges);
 void vm_count_discard(struct vm *, uint64_t usec);
+int64_t vm_allocated_bytes(const struct vm *);
+uint64_t vm_pass_byte_limit(const struct vm *);
 int64_t vm_returned_bytes(const struct vm *);
 void vm_policy(const struct vm *, struct policy *);
 int vm_policy_set(struct vm *, char **kv, int n, char *, size_t);
@@ -402,6 +415,7 @@ int guest_command(struct guest *, Freehint__CommandType, uint64_t pass_id,
     uint32_t min_order, uint64_t byte_limit, bool zero);
 void guest_record_only(struct guest *);
 void guest_stop_punching(struct guest *);
+void guest_punch_done(struct punch_job *, void *vm);
 uint32_t guest_page_size(const struct guest *);
 
 /* listen.c: vsock listener and virtio-serial channel connectors. */

@@ -26,8 +26,6 @@ struct guest {
 	Freehint__Mode mode;
 	struct vstate vs;
 	struct fh_rangeset ranges;
-	struct punchq *pq; /* this VM's discards in flight */
-	uint64_t gen; /* a restarted agent's session: its batches' Acks */
 };
 
 /* guest_apply: the batch went to the punch workers; no Ack yet. */
@@ -46,7 +44,6 @@ static uint64_t guest_align(
 static uint64_t guest_usec(void);
 static int guest_submit(
     struct guest *, const Freehint__RangeBatch *, uint64_t, char *, size_t);
-static void guest_punched(struct punch_job *, void *);
 static void guest_ack(struct guest *, uint64_t id, int reason, char *,
     size_t applied, size_t nranges, const struct discard_result *);
 
@@ -70,11 +67,9 @@ guest_new(struct vm *vm, int fd, enum vm_transport t)
 	g->vm = vm;
 	vstate_init(&g->vs);
 	fh_rs_init(&g->ranges);
-	g->pq = punchq_new(guest_punched, g);
 	g->peer = fh_peer_new(ev_base, fd, name, guest_handlers,
 	    FH_ARRAY_SIZE(guest_handlers), guest_lost, g);
 	if (g->peer == NULL) {
-		punchq_free(g->pq);
 		vstate_free(&g->vs);
 		free(g);
 		return NULL;
@@ -86,6 +81,7 @@ guest_new(struct vm *vm, int fd, enum vm_transport t)
 		fh_peer_set_resync(g->peer, true);
 	vm->guest = g;
 	vm->transport = t;
+	vm->agent_gen++;
 	log_info("%s: connected", name);
 	return g;
 }
@@ -101,9 +97,12 @@ guest_free(struct guest *g)
 		g->vm->guest = NULL;
 		g->vm->transport = VM_TRANSPORT_NONE;
 		g->vm->held_bytes = 0;
+		/* What is queued ends unpunched, a piece begun is
+		 * finished: the VM's queue counts both (guest_punch_done),
+		 * and no later agent is answered for them. */
+		punchq_cancel(g->vm->pq);
+		g->vm->agent_gen++;
 	}
-	/* What is in flight still ends, on the workers' own fds. */
-	punchq_free(g->pq);
 	fh_peer_free(g->peer);
 	vstate_free(&g->vs);
 	fh_rs_free(&g->ranges);
@@ -174,7 +173,7 @@ void
 guest_record_only(struct guest *g)
 {
 	g->mode = FREEHINT__MODE__RECORD_ONLY;
-	punchq_cancel(g->pq);
+	punchq_cancel(g->vm->pq);
 }
 
 /* Discarding stops for a while (postcopy): what is queued comes back
@@ -182,7 +181,7 @@ guest_record_only(struct guest *g)
 void
 guest_stop_punching(struct guest *g)
 {
-	punchq_cancel(g->pq);
+	punchq_cancel(g->vm->pq);
 }
 
 static int
@@ -224,7 +223,7 @@ guest_hello(struct fh_peer *p, const struct fh_msg *m, void *arg)
 		/* Discards of the old agent's batches still end (their
 		 * lease holds), unacknowledged: the ids are not the new
 		 * agent's. */
-		g->gen++;
+		vm->agent_gen++;
 		vstate_free(&g->vs);
 		vstate_init(&g->vs);
 		vm_pass_over(vm, "agent restarted");
@@ -273,6 +272,8 @@ guest_hello(struct fh_peer *p, const struct fh_msg *m, void *arg)
 	w.max_batch_ranges = conf->policy.max_batch_ranges;
 	w.has_max_inflight = true;
 	w.max_inflight = 4;
+	w.has_max_batches_per_sec = true;
+	w.max_batches_per_sec = pol.max_batches_sec;
 	w.has_stats_interval_ms = true;
 	w.stats_interval_ms = conf->policy.stats_interval_ms;
 	w.has_host_clock_ms = true;
@@ -386,9 +387,9 @@ guest_submit(struct guest *g, const Freehint__RangeBatch *b, uint64_t bytes,
 		snprintf(err, errlen, "%s", vm->nodiscard_why);
 		return FREEHINT__REJECT_REASON__HOST_ERROR;
 	}
-	if (punchq_pending(g->pq) >= FREEHINTD_PUNCH_QUEUE) {
+	if (punchq_pending(vm->pq) >= FREEHINTD_PUNCH_QUEUE) {
 		snprintf(err, errlen, "%u batches being discarded already",
-		    punchq_pending(g->pq));
+		    punchq_pending(vm->pq));
 		return FREEHINT__REJECT_REASON__HOST_ERROR;
 	}
 	j = punch_job_new(g->ranges.n, b->deadline_ms);
@@ -401,7 +402,7 @@ guest_submit(struct guest *g, const Freehint__RangeBatch *b, uint64_t bytes,
 			return FREEHINT__REJECT_REASON__HOST_ERROR;
 		}
 	j->batch_id = b->batch_id;
-	j->gen = g->gen;
+	j->gen = vm->agent_gen;
 	j->pass_id = b->pass_id;
 	j->kind = b->kind;
 	j->last = b->has_last && b->last;
@@ -418,21 +419,25 @@ guest_submit(struct guest *g, const Freehint__RangeBatch *b, uint64_t bytes,
 		snprintf(err, errlen, "out of memory");
 		return FREEHINT__REJECT_REASON__HOST_ERROR;
 	}
-	punch_submit(g->pq, j);
+	punch_submit(vm->pq, j);
 	return GUEST_QUEUED;
 }
 
-/* A discard came back from the workers: acknowledge it. */
-static void
-guest_punched(struct punch_job *j, void *arg)
+/*
+ * A discard came back from the workers (the VM's queue, vm.c): what it
+ * punched counts whoever is connected now; its batch is acknowledged
+ * only to the agent that sent it.
+ */
+void
+guest_punch_done(struct punch_job *j, void *arg)
 {
-	struct guest *g = arg;
-	struct vm *vm = g->vm;
+	struct vm *vm = arg;
+	struct guest *g = vm->guest;
 	struct fh_rangeset rest;
 
 	vm->reclaimed_bytes += j->res.bytes;
 	vm_count_discard(vm, guest_usec() - j->submitted_usec);
-	if (j->gen != g->gen)
+	if (g == NULL || j->gen != vm->agent_gen)
 		return;
 	vm_count_batch(vm, j->kind,
 	    j->rc == 0 ? 0 : FREEHINT__REJECT_REASON__HOST_ERROR,

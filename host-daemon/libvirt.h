@@ -25,9 +25,13 @@
 #include "vmsource.h"
 
 struct event_base;
+struct vl_dom;
 
 #define VL_DEFAULT_URI  "qemu:///system"
 #define VL_CHANNEL_NAME "org.freehint.agent.0"
+/* While in postcopy the domain is read this often: its end may come
+ * without an event (libvirtd reconnected meanwhile). */
+#define VL_POSTCOPY_POLL_MS 1000
 
 /*
  * Starts the libvirt source on the daemon's event loop: connects to uri
@@ -88,6 +92,7 @@ struct vl_job {
 	void (*done)(struct vl_job *);
 	char *name; /* the domain's */
 	unsigned long gen; /* which vl_dom of that name asked */
+	unsigned long seq; /* its pc_seq when a read was asked */
 	char *in; /* a monitor command */
 	char *out; /* its answer, the domain's XML */
 	char *meta; /* freehint's element of the domain's <metadata> */
@@ -126,6 +131,8 @@ void vl_events_deregister(virConnectPtr);
 void vl_jobpoll(int, short, void *);
 void vl_migration_start(const char *, const char *);
 void vl_migration_end(const char *, const char *);
+void vl_postcopy(struct vl_dom *, bool here, const char *why);
+void vl_postcopy_state(struct vl_dom *, int state, int reason, bool fresh);
 
 /* libvirt_dom.c: the domains the source knows. */
 struct vl_dom {
@@ -133,6 +140,11 @@ struct vl_dom {
 	bool added; /* known to the registry */
 	char *key; /* the vm_desc last added, to add again only on change */
 	bool migrating;
+	/* In postcopy (libvirt_event.c): the guest's RAM is split between
+	 * two hosts; pc_here: its vCPUs run on this one; pc_seq counts the
+	 * postcopy starts seen, to tell a read made before one. */
+	bool postcopy, pc_here;
+	unsigned long pc_seq;
 	bool reading; /* a refresh job is out */
 	bool again; /* read it again when that one is back */
 	bool jobpolling; /* a job info poll is out */

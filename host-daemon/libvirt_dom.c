@@ -147,6 +147,7 @@ vl_dom_read(struct vl_dom *d)
 	d->reading = true;
 	j = vl_job_new(vl_dom_read_work, vl_dom_read_done, d->name);
 	j->gen = d->gen;
+	j->seq = d->pc_seq;
 	vl_submit(j);
 }
 
@@ -203,6 +204,9 @@ vl_dom_read_done(struct vl_job *j)
 		 * reconnection reads it again. */
 		if (j->code != VIR_ERR_NO_DOMAIN) {
 			log_debug("libvirt: %s: state: %s", d->name, j->err);
+			/* Only a read ends postcopy: keep asking. */
+			if (d->postcopy)
+				vl_dom_schedule(d, VL_POSTCOPY_POLL_MS);
 			goto again;
 		}
 		state = VIR_DOMAIN_SHUTOFF;
@@ -228,6 +232,7 @@ vl_dom_read_done(struct vl_job *j)
 		if (j->meta_read && d->added)
 			vm_source_policy(d->name, j->meta);
 	}
+	vl_postcopy_state(d, state, reason, j->seq == d->pc_seq);
 again:
 	if (d->again) {
 		d->again = false;
@@ -279,6 +284,9 @@ vl_dom_describe(struct vl_dom *d, const char *xml, pid_t pid)
 			if (d->migrating)
 				vm_source_migration(
 				    d->name, VM_MIGRATION_STARTED);
+			/* An add starts the VM afresh: not in postcopy. */
+			if (d->postcopy)
+				vl_postcopy(d, d->pc_here, "read again");
 		} else
 			log_warnx(
 			    "libvirt: %s: the registry refused it", d->name);

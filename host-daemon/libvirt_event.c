@@ -174,19 +174,39 @@ vl_lifecycle(const char *name, int event, int detail)
 	    "libvirt: %s: lifecycle event %d detail %d", name, event, detail);
 	switch (event) {
 	case VIR_DOMAIN_EVENT_STARTED:
-		vl_dom_schedule(vl_dom_get(name), 0);
+		d = vl_dom_get(name);
+		/* An incoming migration: treated as postcopy from the
+		 * start, so that the switchover's event, which comes after
+		 * the guest runs here, leaves no moment to punch in. */
+		if (detail == VIR_DOMAIN_EVENT_STARTED_MIGRATED)
+			vl_postcopy(d, true, "incoming migration");
+		vl_dom_schedule(d, 0);
 		break;
 	case VIR_DOMAIN_EVENT_SUSPENDED:
 		if ((d = vl_dom_find(name)) == NULL)
 			break;
 		if (detail == VIR_DOMAIN_EVENT_SUSPENDED_MIGRATED)
 			vl_migration_start(name, "suspended for migration");
-		else if (detail == VIR_DOMAIN_EVENT_SUSPENDED_PAUSED)
+		else if (detail == VIR_DOMAIN_EVENT_SUSPENDED_POSTCOPY ||
+		    detail == VIR_DOMAIN_EVENT_SUSPENDED_POSTCOPY_FAILED) {
+			/* The source: its vCPUs stop, the guest runs on. */
+			vl_migration_start(name, "suspended for postcopy");
+			vl_postcopy(d, false, "suspended for postcopy");
+		} else if (detail == VIR_DOMAIN_EVENT_SUSPENDED_PAUSED)
 			vl_dom_schedule(d, 0); /* a save pauses first */
 		break;
 	case VIR_DOMAIN_EVENT_RESUMED:
 		d = vl_dom_get(name);
-		if (detail != VIR_DOMAIN_EVENT_RESUMED_POSTCOPY)
+		/*
+		 * The destination runs the guest before it has its RAM. Its
+		 * RESUMED_MIGRATED comes while postcopy still runs (libvirt
+		 * 9.0: at the start of its Finish phase): a read of the
+		 * domain, running and no longer in postcopy, ends it.
+		 */
+		if (detail == VIR_DOMAIN_EVENT_RESUMED_POSTCOPY ||
+		    detail == VIR_DOMAIN_EVENT_RESUMED_POSTCOPY_FAILED)
+			vl_postcopy(d, true, "resumed in postcopy");
+		else if (!d->postcopy)
 			vl_migration_end(name, "resumed");
 		vl_dom_schedule(d, 0);
 		break;
@@ -217,18 +237,80 @@ vl_migration_start(const char *name, const char *why)
 	vl_jobpoll_arm(d);
 }
 
+/*
+ * The end of a migration, or of an incoming one or a postcopy (on the
+ * destination: JOB_COMPLETED, or a read that finds the domain running
+ * outside postcopy). A postcopy that ends leaves discards on only where
+ * the guest runs.
+ */
 void
 vl_migration_end(const char *name, const char *why)
 {
 	struct vl_dom *d;
+	bool postcopy;
 
-	if ((d = vl_dom_find(name)) == NULL || !d->migrating)
+	if ((d = vl_dom_find(name)) == NULL || (!d->migrating && !d->postcopy))
 		return;
+	postcopy = d->postcopy;
 	d->migrating = false;
+	d->postcopy = false;
 	evtimer_del(d->jobpoll);
-	log_info("libvirt: %s: migration finished (%s)", d->name, why);
-	if (d->added)
-		vm_source_migration(d->name, VM_MIGRATION_FINISHED);
+	log_info("libvirt: %s: %s finished (%s)", d->name,
+	    postcopy ? "postcopy migration" : "migration", why);
+	if (!d->added)
+		return;
+	if (postcopy)
+		vm_source_running(d->name, d->pc_here);
+	vm_source_migration(d->name, VM_MIGRATION_FINISHED);
+}
+
+/*
+ * Postcopy, on either side (here: the guest's vCPUs run on this host, the
+ * destination), and every incoming migration: the registry punches
+ * nothing in this QEMU's RAM until the migration is over (vm.c,
+ * vm_postcopy). Told again after every add, which starts a VM afresh
+ * (libvirt_dom.c).
+ */
+void
+vl_postcopy(struct vl_dom *d, bool here, const char *why)
+{
+	if (!d->postcopy) {
+		d->postcopy = true;
+		d->pc_seq++;
+		log_info("libvirt: %s: postcopy migration, %s (%s): no "
+		         "discard until it ends",
+		    d->name, here ? "the guest runs here" : "the guest left",
+		    why);
+	}
+	d->pc_here = here;
+	if (d->added) {
+		vm_source_migration(d->name, VM_MIGRATION_POSTCOPY);
+		vm_source_running(d->name, here);
+	}
+	vl_dom_schedule(d, VL_POSTCOPY_POLL_MS);
+}
+
+/*
+ * What a read of the domain says of postcopy. A read asked before the
+ * last postcopy start (!fresh) may predate it and cannot end it; a
+ * fresh one that finds the guest running, not in postcopy, can.
+ */
+void
+vl_postcopy_state(struct vl_dom *d, int state, int reason, bool fresh)
+{
+	if (state == VIR_DOMAIN_RUNNING &&
+	    (reason == VIR_DOMAIN_RUNNING_POSTCOPY ||
+	        reason == VIR_DOMAIN_RUNNING_POSTCOPY_FAILED))
+		vl_postcopy(d, true, "running in postcopy");
+	else if (state == VIR_DOMAIN_PAUSED &&
+	    (reason == VIR_DOMAIN_PAUSED_POSTCOPY ||
+	        reason == VIR_DOMAIN_PAUSED_POSTCOPY_FAILED))
+		vl_postcopy(d, false, "paused in postcopy");
+	else if (d->postcopy && fresh && state == VIR_DOMAIN_RUNNING) {
+		d->pc_here = true;
+		vl_migration_end(d->name, "running, postcopy over");
+	} else if (d->postcopy)
+		vl_dom_schedule(d, VL_POSTCOPY_POLL_MS);
 }
 
 static void

@@ -185,13 +185,10 @@ chan_try(evutil_socket_t unused, short what, void *arg)
 
 	if (vm->guest != NULL)
 		return;
-	memset(&sun, 0, sizeof sun);
-	sun.sun_family = AF_UNIX;
-	if (strlen(vm->channel) >= sizeof sun.sun_path) {
+	if (fh_unix_addr(&sun, vm->channel) != 0) {
 		vm_set_error(vm, "channel path too long");
 		return;
 	}
-	strcpy(sun.sun_path, vm->channel);
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd == -1 || connect(fd, (struct sockaddr *)&sun, sizeof sun) != 0) {
 		if (!c->warned)

@@ -41,6 +41,7 @@ enum {
 	OPT_HINT_ORDER,
 	OPT_STATS_MS,
 	OPT_HOLD_MS,
+	OPT_PUNCH_WORKERS,
 	OPT_METRICS_LISTEN,
 };
 
@@ -66,6 +67,7 @@ static const struct option longopts[] = { { "debug", no_argument, NULL, 'd' },
 	{ "hint-min-order", required_argument, NULL, OPT_HINT_ORDER },
 	{ "stats-interval-ms", required_argument, NULL, OPT_STATS_MS },
 	{ "migration-hold-ms", required_argument, NULL, OPT_HOLD_MS },
+	{ "punch-workers", required_argument, NULL, OPT_PUNCH_WORKERS },
 	{ "metrics-listen", required_argument, NULL, OPT_METRICS_LISTEN },
 	{ NULL, 0, NULL, 0 } };
 
@@ -103,7 +105,7 @@ usage(int status)
 	    "                 [--max-batches-per-sec N] "
 	    "[--max-bytes-per-sec SIZE] [--max-faults N]\n"
 	    "                 [--stats-interval-ms MS] "
-	    "[--migration-hold-ms MS]\n"
+	    "[--migration-hold-ms MS] [--punch-workers N]\n"
 	    "                 [--metrics-listen ADDR:PORT]\n");
 	exit(status);
 }
@@ -116,6 +118,7 @@ config_new(void)
 	c = xcalloc(1, sizeof *c);
 	c->control = xstrdup(FREEHINTD_CONTROL);
 	c->vsock_port = FREEHINTD_VSOCK_PORT;
+	c->punch_workers = FREEHINTD_PUNCH_WORKERS;
 	TAILQ_INIT(&c->vms);
 	policy_defaults(&c->policy);
 	return c;
@@ -249,6 +252,11 @@ config_opt(int val, const char *name, const char *arg, void *ctx, char *err,
 			break;
 		c->policy.migration_hold_ms = (uint32_t)v;
 		return 0;
+	case OPT_PUNCH_WORKERS:
+		if (fh_parse_u64(arg, 1, FREEHINTD_PUNCH_WORKERS_MAX, &v) != 0)
+			break;
+		c->punch_workers = (unsigned)v;
+		return 0;
 	default:
 		snprintf(err, errlen, "%s: not allowed here", name);
 		return -1;
@@ -298,8 +306,9 @@ config_dump(const struct config *c)
 		printf("hint-min-order auto\n");
 	else
 		printf("hint-min-order %u\n", c->policy.hint_min_order);
-	printf("stats-interval-ms %u\nmigration-hold-ms %u\n",
-	    c->policy.stats_interval_ms, c->policy.migration_hold_ms);
+	printf("stats-interval-ms %u\nmigration-hold-ms %u\npunch-workers %u\n",
+	    c->policy.stats_interval_ms, c->policy.migration_hold_ms,
+	    c->punch_workers);
 	TAILQ_FOREACH(vc, &c->vms, entry) {
 		printf("vm name=%s,qmp=%s", vc->name, vc->qmp);
 		if (vc->channel)
@@ -365,6 +374,12 @@ on_signal(evutil_socket_t sig, short what, void *arg)
 	    conf->metrics_listen != NULL ? xstrdup(conf->metrics_listen) : NULL;
 	if (c->libvirt_uri == NULL && conf->libvirt_uri != NULL)
 		c->libvirt_uri = xstrdup(conf->libvirt_uri);
+	/* The pool was started with the daemon. */
+	if (c->punch_workers != conf->punch_workers)
+		log_warnx("reload: punch-workers takes effect at the next "
+		          "start; %u workers run",
+		    conf->punch_workers);
+	c->punch_workers = conf->punch_workers;
 	qmp_static_reload(&c->vms);
 	config_free(conf);
 	conf = c;
@@ -437,7 +452,7 @@ main(int argc, char **argv)
 	evsignal_add(ev_sigterm, NULL);
 	evsignal_add(ev_sigint, NULL);
 	evsignal_add(ev_sighup, NULL);
-	if (punch_init(ev_base, FREEHINTD_PUNCH_WORKERS) != 0)
+	if (punch_init(ev_base, conf->punch_workers) != 0)
 		goto out;
 
 	if (control_open(

@@ -655,6 +655,61 @@ resolve_region(struct memregion *r, int procfd, enum vm_backing_kind *kind,
 }
 
 /*
+ * Calls match with the target of each of process pid's open fds
+ * ("/dev/vfio/7", "socket:[123]") until it returns non-zero. Returns
+ * what match returned, 0 when it never did, -1 when the fds cannot be
+ * read.
+ */
+int
+memmap_fd_walk(pid_t pid, int (*match)(const char *, void *), void *arg)
+{
+	char dir[64], path[384], target[256];
+	struct dirent *de;
+	ssize_t n;
+	int found = 0;
+	DIR *d;
+
+	snprintf(dir, sizeof dir, "/proc/%d/fd", (int)pid);
+	if ((d = opendir(dir)) == NULL)
+		return -1;
+	while (found == 0 && (de = readdir(d)) != NULL) {
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
+		if ((n = readlink(path, target, sizeof target - 1)) <= 0)
+			continue;
+		target[n] = '\0';
+		found = match(target, arg);
+	}
+	closedir(d);
+	return found;
+}
+
+struct dma_why {
+	char *why;
+	size_t len;
+};
+
+static int
+memmap_dma_match(const char *target, void *arg)
+{
+	static const char *const prefix[] = { "/dev/vfio/",
+		"/dev/vhost-vdpa-" };
+	struct dma_why *w = arg;
+	size_t i;
+
+	for (i = 0; i < FH_ARRAY_SIZE(prefix); i++)
+		if (strncmp(target, prefix[i], strlen(prefix[i])) == 0) {
+			snprintf(w->why, w->len,
+			    "a VFIO or vDPA device (%s) DMAs into guest "
+			    "memory",
+			    target);
+			return 1;
+		}
+	return 0;
+}
+
+/*
  * Does QEMU process pid hold a device open that reads and writes guest
  * memory by DMA behind the kernel's back (VFIO, vDPA)? Such a device
  * pins guest pages and keeps using them after a hole is punched, which
@@ -664,38 +719,9 @@ resolve_region(struct memregion *r, int procfd, enum vm_backing_kind *kind,
 int
 memmap_dma_devices(pid_t pid, char *why, size_t len)
 {
-	static const char *const prefix[] = { "/dev/vfio/",
-		"/dev/vhost-vdpa-" };
-	char dir[64], path[384], target[256];
-	struct dirent *de;
-	ssize_t n;
-	size_t i;
-	int found = 0;
-	DIR *d;
+	struct dma_why w = { why, len };
 
-	snprintf(dir, sizeof dir, "/proc/%d/fd", (int)pid);
-	if ((d = opendir(dir)) == NULL)
-		return -1;
-	while (!found && (de = readdir(d)) != NULL) {
-		if (de->d_name[0] == '.')
-			continue;
-		snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
-		if ((n = readlink(path, target, sizeof target - 1)) <= 0)
-			continue;
-		target[n] = '\0';
-		for (i = 0; i < FH_ARRAY_SIZE(prefix); i++)
-			if (strncmp(target, prefix[i], strlen(prefix[i])) ==
-			    0) {
-				snprintf(why, len,
-				    "a VFIO or vDPA device (%s) DMAs into "
-				    "guest "
-				    "memory",
-				    target);
-				found = 1;
-			}
-	}
-	closedir(d);
-	return found;
+	return memmap_fd_walk(pid, memmap_dma_match, &w);
 }
 
 /* Close every backing fd: the map stays, for judging ranges only. */

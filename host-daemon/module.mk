@@ -37,6 +37,7 @@ $(O)/freehintd: $(O)/host-daemon/main.o $(HOSTD_LIB) $(LIBFREEHINT)
 
 $(O)/freehintctl: $(O)/host-daemon/freehintctl.o $(LIBFREEHINT)
 	$(CC) $(ALL_LDFLAGS) -o $@ $< $(LIBFREEHINT) $(JSONC_LIBS)
+$(O)/tests/hostd/fh-fakeqemu.o: $(O)/proto/freehint.pb-c.h
 
 # The hostile guest of tests/hostd/, built from the project's codec.
 $(O)/tests/hostd/fh-hostile: $(O)/tests/hostd/fh-hostile.o $(LIBFREEHINT)
@@ -44,8 +45,8 @@ $(O)/tests/hostd/fh-hostile: $(O)/tests/hostd/fh-hostile.o $(LIBFREEHINT)
 		$(PROTOBUF_LIBS)
 $(O)/tests/hostd/fh-hostile.o: $(O)/proto/freehint.pb-c.h
 # A fake QEMU: maps a file and says over QMP that it is the guest's RAM.
-$(O)/tests/hostd/fh-fakeqemu: $(O)/tests/hostd/fh-fakeqemu.o
-	$(CC) $(ALL_LDFLAGS) -o $@ $< $(JSONC_LIBS)
+$(O)/tests/hostd/fh-fakeqemu: $(O)/tests/hostd/fh-fakeqemu.o $(LIBFREEHINT)
+	$(CC) $(ALL_LDFLAGS) -o $@ $< $(LIBFREEHINT) $(JSONC_LIBS)
 
 # A guest's fragmented memory, checked after a migration.
 $(O)/tests/hostd/fh-fragsum: $(O)/tests/hostd/fh-fragsum.o

@@ -148,6 +148,14 @@ qmp_parse_vm(const char *arg, struct vm_conf *vc, char *err, size_t errlen)
 		snprintf(err, errlen, "vm: name= and qmp= are required");
 		goto out;
 	}
+	/* The name goes into every log line and status row about the VM. */
+	for (val = vc->name; *val != '\0'; val++)
+		if ((unsigned char)*val < 0x20 || *val == 0x7f) {
+			snprintf(err, errlen,
+			    "vm: name has a control character (0x%02x)",
+			    (unsigned char)*val);
+			goto out;
+		}
 	rc = 0;
 out:
 	free(s);
@@ -260,8 +268,91 @@ qmp_connect(evutil_socket_t unused, short what, void *arg)
 	}
 }
 
+/* The inodes of the sockets listening on one path (/proc/net/unix). */
+/* Every match: a fixed few would let sockets bound first under the same
+ * name (another VM's QEMU) push the real one out. */
+struct qmp_listeners {
+	unsigned long *ino;
+	size_t n, cap;
+};
+
 /*
- * The process listening on the monitor must be a QEMU: its executable's
+ * Which sockets listen on path: __SO_ACCEPTCON (0x10000) in the flags,
+ * the path as bound (QEMU binds the path it was given: the one
+ * configured here, or the same file by another name).
+ */
+static void
+qmp_listeners(const char *path, struct qmp_listeners *l)
+{
+	char line[PATH_MAX + 128], sock[PATH_MAX], real[PATH_MAX], *nl;
+	unsigned long flags, ino;
+	bool have_real;
+	FILE *f;
+	int off;
+
+	l->ino = NULL;
+	l->n = l->cap = 0;
+	have_real = realpath(path, real) != NULL;
+	if ((f = fopen("/proc/net/unix", "re")) == NULL)
+		return;
+	while (fgets(line, sizeof line, f) != NULL) {
+		off = 0;
+		if (sscanf(line, "%*s %*s %*s %lx %*s %*s %lu %n", &flags, &ino,
+		        &off) != 2 ||
+		    off == 0 || !(flags & 0x10000))
+			continue;
+		snprintf(sock, sizeof sock, "%s", line + off);
+		if ((nl = strchr(sock, '\n')) != NULL)
+			*nl = '\0';
+		if (strcmp(sock, path) != 0 &&
+		    (!have_real || strcmp(sock, real) != 0))
+			continue;
+		if (l->n == l->cap) {
+			l->cap = l->cap != 0 ? 2 * l->cap : 8;
+			l->ino = xreallocarray(l->ino, l->cap, sizeof *l->ino);
+		}
+		l->ino[l->n++] = ino;
+	}
+	fclose(f);
+}
+
+static int
+qmp_holds_match(const char *target, void *arg)
+{
+	const struct qmp_listeners *l = arg;
+	unsigned long ino;
+	size_t i;
+	char end;
+
+	if (sscanf(target, "socket:[%lu%c", &ino, &end) != 2 || end != ']')
+		return 0;
+	for (i = 0; i < l->n; i++)
+		if (l->ino[i] == ino)
+			return 1;
+	return 0;
+}
+
+/*
+ * SO_PEERCRED names the process that called listen(), which may have
+ * handed the socket on and now be another VM's QEMU (or its pid be
+ * reused by one): that process must still hold a socket listening on
+ * the monitor's path, or whatever answers there is not its monitor.
+ */
+static bool
+qmp_holds_listener(struct qmp *q)
+{
+	struct qmp_listeners l;
+	bool held;
+
+	qmp_listeners(q->vc.qmp, &l);
+	held = l.n > 0 && memmap_fd_walk(q->pid, qmp_holds_match, &l) == 1;
+	free(l.ino);
+	return held;
+}
+
+/*
+ * The process listening on the monitor must be a QEMU, and hold the
+ * socket: its executable's
  * name starts with "qemu" (qemu-system-x86_64, qemu-kvm). Where that
  * cannot be read, its command line must name the monitor socket. NULL
  * when it is; why not otherwise.
@@ -274,6 +365,13 @@ qmp_check_pid(struct qmp *q, char *why, size_t len)
 	size_t i;
 	int fd;
 
+	if (!qmp_holds_listener(q)) {
+		snprintf(why, len,
+		    "the monitor's listener (pid %d) does not hold a socket "
+		    "listening on %.100s: not the QEMU of this monitor",
+		    (int)q->pid, q->vc.qmp);
+		return why;
+	}
 	snprintf(path, sizeof path, "/proc/%d/exe", (int)q->pid);
 	if ((n = readlink(path, exe, sizeof exe - 1)) > 0) {
 		exe[n] = '\0';

@@ -98,13 +98,10 @@ qmpc_connect(struct event_base *base, const char *path, int timeout_ms,
 	struct sockaddr_un sun;
 	int fd;
 
-	memset(&sun, 0, sizeof sun);
-	sun.sun_family = AF_UNIX;
-	if (strlen(path) >= sizeof sun.sun_path) {
+	if (fh_unix_addr(&sun, path) != 0) {
 		snprintf(err, errlen, "monitor path too long");
 		return NULL;
 	}
-	strcpy(sun.sun_path, path);
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd == -1) {
 		snprintf(err, errlen, "socket: %s", strerror(errno));

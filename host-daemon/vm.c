@@ -141,6 +141,7 @@ vm_new(const char *name)
 	vm->mode = FREEHINT__MODE__RECORD_ONLY;
 	vm->qemu_pidfd = -1;
 	vm->running = true;
+	vm->pq = punchq_new(guest_punch_done, vm);
 	TAILQ_INSERT_TAIL(&vms, vm, entry);
 	return vm;
 }
@@ -157,6 +158,8 @@ vm_free(struct vm *vm)
 	chan_stop(vm);
 	if (vm->guest != NULL)
 		guest_free(vm->guest);
+	/* What is still punched ends on the workers' own fds, uncounted. */
+	punchq_free(vm->pq);
 	memmap_free(&vm->map);
 	free(vm->name);
 	free(vm->source);
@@ -921,11 +924,30 @@ vm_pass_policy(const struct vm *vm, uint32_t guest_page)
 	return p;
 }
 
+/*
+ * Memory the backing does not hold costs QEMU a zero page to send: a
+ * pass need not capture more than the backing holds, and every block it
+ * captures beyond that is zeroed in the guest (and allocated in the
+ * backing) for nothing. Private memory has no count: its RAM. (fstat of
+ * every backing: only when a pass starts, never per batch.)
+ */
+uint64_t
+vm_pass_byte_limit(const struct vm *vm)
+{
+	uint64_t limit = memmap_ram_bytes(&vm->map);
+	int64_t alloc = vm_allocated_bytes(vm);
+
+	if (alloc >= 0 && (uint64_t)alloc < limit)
+		limit = (uint64_t)alloc;
+	return limit;
+}
+
 /* Ask the guest to capture and hold most of its free memory. */
 int
 vm_hint(struct vm *vm, char *err, size_t errlen)
 {
 	struct pass_policy pol;
+	uint64_t limit;
 
 	if (vm->guest == NULL) {
 		snprintf(err, errlen, "no agent connected");
@@ -944,8 +966,19 @@ vm_hint(struct vm *vm, char *err, size_t errlen)
 		return 0;
 	}
 	pol = vm_pass_policy(vm, guest_page_size(vm->guest));
+	if (vm->map.n == 0) {
+		snprintf(err, errlen, "the memory map is not read yet");
+		return -1;
+	}
+	/* 0 would be no limit to the agent. */
+	if ((limit = vm_pass_byte_limit(vm)) == 0) {
+		snprintf(err, errlen,
+		    "the backing holds no memory: "
+		    "nothing to capture");
+		return -1;
+	}
 	if (guest_command(vm->guest, FREEHINT__COMMAND_TYPE__HINT_PASS,
-	        vm->pass_id + 1, pol.min_order, memmap_ram_bytes(&vm->map),
+	        vm->pass_id + 1, pol.min_order, limit,
 	        vm->mode == FREEHINT__MODE__ZERO_IN_GUEST) != 0) {
 		snprintf(err, errlen, "the agent has not said Hello yet");
 		return -1;
@@ -955,8 +988,9 @@ vm_hint(struct vm *vm, char *err, size_t errlen)
 	vm->pass_active = true;
 	vm->pass_done = false;
 	vm->pass_started_ms = fh_monotonic_ms();
-	log_info("vm %s: hint pass %" PRIu64 " started (min order %u)",
-	    vm->name, vm->pass_id, pol.min_order);
+	log_info("vm %s: hint pass %" PRIu64 " started (min order %u, at "
+	         "most %" PRIu64 " MiB)",
+	    vm->name, vm->pass_id, pol.min_order, limit >> 20);
 	return 0;
 }
 
@@ -1029,17 +1063,19 @@ vm_count_discard(struct vm *vm, uint64_t usec)
 }
 
 /*
- * What the host gives back now: the VM's RAM less what its backing files
- * hold allocated (st_blocks, which holes do not count). -1 without a
- * backing file: anonymous memory has no such count.
+ * What the VM's backing files hold allocated (st_blocks, which holes do
+ * not count). -1 without a backing file: anonymous memory has no such
+ * count.
  */
 int64_t
-vm_returned_bytes(const struct vm *vm)
+vm_allocated_bytes(const struct vm *vm)
 {
-	uint64_t ram = memmap_ram_bytes(&vm->map), alloc = 0;
 	struct stat st, other;
+	uint64_t alloc = 0;
 	size_t i, j;
 
+	if (vm->map.n == 0)
+		return -1;
 	for (i = 0; i < vm->map.n; i++) {
 		if (vm->map.r[i].fd == -1 || fstat(vm->map.r[i].fd, &st) != 0)
 			return -1;
@@ -1053,9 +1089,19 @@ vm_returned_bytes(const struct vm *vm)
 		if (j == i)
 			alloc += (uint64_t)st.st_blocks * 512;
 	}
-	if (vm->map.n == 0)
+	return alloc > INT64_MAX ? INT64_MAX : (int64_t)alloc;
+}
+
+/* What the host gives back now: the VM's RAM less what its backing holds. */
+int64_t
+vm_returned_bytes(const struct vm *vm)
+{
+	uint64_t ram = memmap_ram_bytes(&vm->map);
+	int64_t alloc = vm_allocated_bytes(vm);
+
+	if (alloc < 0)
 		return -1;
-	return alloc >= ram ? 0 : (int64_t)(ram - alloc);
+	return (uint64_t)alloc >= ram ? 0 : (int64_t)(ram - (uint64_t)alloc);
 }
 
 void

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: GPL-2.0-only */
 /*
  * Code shared by freehint-agent, freehintd and freehintctl: logging,
- * allocation, configuration files, range sets and the peer module that
- * owns every protocol connection's event.
+ * allocation, configuration files, range sets, the clock, unix socket
+ * addresses and the peer module that owns every protocol connection's
+ * event.
  */
 #ifndef FREEHINT_COMMON_H
 #define FREEHINT_COMMON_H
@@ -106,8 +107,18 @@ struct fh_rangeset {
 struct event;
 struct timeval;
 uint64_t fh_monotonic_ms(void);
+/* The same clock in seconds, for measuring how long something took. */
+double fh_monotonic_s(void);
 struct timeval fh_ms_timeval(uint64_t ms);
 void fh_evtimer_at(struct event *, uint64_t deadline_ms);
+
+/* unix.c */
+struct sockaddr_un;
+/* 0, or -1 (ENAMETOOLONG) when path does not fit. */
+int fh_unix_addr(struct sockaddr_un *, const char *path);
+/* A stream socket listening at path (a stale socket file there removed),
+ * socket(2) flags such as SOCK_NONBLOCK added; -1 with errno. */
+int fh_unix_listen(const char *path, int backlog, int flags);
 
 void fh_rs_init(struct fh_rangeset *);
 void fh_rs_free(struct fh_rangeset *);

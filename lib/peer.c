@@ -9,7 +9,6 @@
  */
 #include <errno.h>
 #include <stdio.h>
-#include <time.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -75,7 +74,6 @@ static void peer_fault(
 static void peer_destroy(struct fh_peer *);
 static void peer_decay(struct fh_peer *);
 static int peer_resync(struct fh_peer *, struct evbuffer *);
-static uint64_t peer_now_ms(void);
 
 struct fh_peer *
 fh_peer_new(struct event_base *base, int fd, const char *name,
@@ -203,20 +201,11 @@ fh_peer_set_resync(struct fh_peer *p, bool on)
 	p->resync = on;
 }
 
-static uint64_t
-peer_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 /* Forgive one fault for every fault_decay_ms without a new one. */
 static void
 peer_decay(struct fh_peer *p)
 {
-	uint64_t now = peer_now_ms(), n;
+	uint64_t now = fh_monotonic_ms(), n;
 
 	if (p->faults == 0 || p->fault_decay_ms == 0) {
 		p->fault_ms = now;

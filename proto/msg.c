@@ -285,6 +285,8 @@ check_welcome(const Freehint__Welcome *w)
 	if (w->has_max_inflight &&
 	    (w->max_inflight == 0 || w->max_inflight > 1024))
 		return FH_EFIELD;
+	if (w->has_max_batches_per_sec && w->max_batches_per_sec == 0)
+		return FH_EFIELD;
 	return FH_OK;
 }
 

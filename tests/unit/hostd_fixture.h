@@ -16,6 +16,7 @@
 #include <inttypes.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
@@ -55,13 +56,15 @@ fixture_conf(void)
 /*
  * The daemon's globals, which every test program defines: a fresh event
  * base (with flags, e.g. EVENT_BASE_FLAG_NO_CACHE_TIME) and the default
- * configuration. 0, or -1 when there is no base.
+ * configuration, the logs under the program's name prog. 0, or -1 when
+ * there is no base.
  */
 static inline int
-fixture_daemon_start(int flags)
+fixture_daemon_start(const char *prog, int flags)
 {
 	struct event_config *cfg;
 
+	log_init(prog, 1, 0);
 	if ((cfg = event_config_new()) == NULL)
 		return -1;
 	event_config_set_flag(cfg, flags);
@@ -83,27 +86,33 @@ fixture_daemon_end(void)
 	conf = NULL;
 }
 
+/*
+ * A fresh directory /tmp/fh-TAG-XXXXXX into dir (dsz bytes), and the
+ * path of file in it into path (psz bytes): where a test puts a socket.
+ */
+static inline void
+fixture_mkdir(char *dir, size_t dsz, const char *tag, char *path, size_t psz,
+    const char *file)
+{
+	snprintf(dir, dsz, "/tmp/fh-%s-XXXXXX", tag);
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, psz, "%s/%s", dir, file);
+}
+
 /* A unix socket's address; the paths here are short. */
 static inline void
 fixture_sun(struct sockaddr_un *sun, const char *path)
 {
-	memset(sun, 0, sizeof *sun);
-	sun->sun_family = AF_UNIX;
-	snprintf(sun->sun_path, sizeof sun->sun_path, "%s", path);
+	assert_int_equal(fh_unix_addr(sun, path), 0);
 }
 
 /* A listening unix socket at path, non-blocking. */
 static inline int
 fixture_listen(const char *path)
 {
-	struct sockaddr_un sun;
-	int fd;
+	int fd = fh_unix_listen(path, 8, SOCK_NONBLOCK);
 
-	fixture_sun(&sun, path);
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0);
 	assert_int_not_equal(fd, -1);
-	assert_int_equal(bind(fd, (struct sockaddr *)&sun, sizeof sun), 0);
-	assert_int_equal(listen(fd, 8), 0);
 	return fd;
 }
 
@@ -215,9 +224,8 @@ fake_hmp(void *ctx, const char *cmd, vm_hmp_done done, void *arg)
 }
 
 /* A static VM whose QEMU is this process. */
-static inline int
-fake_vm_add(
-    struct fake_qemu *q, const char *name, uint32_t cid, const char *channel)
+static inline struct vm_desc
+fake_vm_desc(const char *name, uint32_t cid, const char *channel)
 {
 	struct vm_desc d = {
 		.name = name,
@@ -227,19 +235,44 @@ fake_vm_add(
 		.qemu_pid = getpid(),
 	};
 
+	return d;
+}
+
+/* fake_vm_desc's VM added: 0, or -1 when the registry refused it. */
+static inline int
+fake_vm_add(
+    struct fake_qemu *q, const char *name, uint32_t cid, const char *channel)
+{
+	struct vm_desc d = fake_vm_desc(name, cid, channel);
+
 	return vm_source_add(&d, fake_hmp, q);
 }
 
+/* The VM d describes, whose QEMU is q; added, and found by its name. */
+static inline struct vm *
+fixture_vm_desc(struct fake_qemu *q, const struct vm_desc *d)
+{
+	struct vm *vm;
+
+	assert_int_equal(vm_source_add(d, fake_hmp, q), 0);
+	vm = vm_find(d->name);
+	assert_non_null(vm);
+	return vm;
+}
+
+/* fake_vm_desc's VM, which must be added; found by its name. */
+static inline struct vm *
+fixture_vm(
+    struct fake_qemu *q, const char *name, uint32_t cid, const char *channel)
+{
+	struct vm_desc d = fake_vm_desc(name, cid, channel);
+
+	return fixture_vm_desc(q, &d);
+}
+
 /* Turn the loop until cond holds, for at most about 30 s. */
-#define FIXTURE_SPIN_UNTIL(base, cond)                                       \
-	do {                                                                 \
-		int spin_;                                                   \
-		for (spin_ = 0; spin_ < FIXTURE_SPINS && !(cond); spin_++) { \
-			event_base_loop((base), EVLOOP_NONBLOCK);            \
-			if (!(cond))                                         \
-				usleep(1000);                                \
-		}                                                            \
-		assert_true(cond);                                           \
-	} while (0)
+#define FIXTURE_SPIN_UNTIL(base, cond) \
+	UNIT_SPIN_UNTIL(               \
+	    event_base_loop((base), EVLOOP_NONBLOCK), FIXTURE_SPINS, cond)
 
 #endif

@@ -171,6 +171,5 @@ main(void)
 		cmocka_unit_test(test_sampler),
 	};
 
-	log_init("test_agent_allocrate", 1, 0);
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return UNIT_RUN("test_agent_allocrate", tests);
 }

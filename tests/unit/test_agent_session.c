@@ -46,17 +46,10 @@ static void ack(struct fx *, uint64_t id, bool ok);
 static int count(struct fx *, uint8_t type);
 static void write_file(struct fx *, const char *, const char *);
 
-#define SPIN_UNTIL(f, cond)                                            \
-	do {                                                           \
-		int spin_;                                             \
-		for (spin_ = 0; spin_ < 3000 && !(cond); spin_++) {    \
-			event_base_loop((f)->a.base, EVLOOP_NONBLOCK); \
-			drain(f);                                      \
-			if (!(cond))                                   \
-				usleep(1000);                          \
-		}                                                      \
-		assert_true(cond);                                     \
-	} while (0)
+#define SPIN_UNTIL(f, cond)                                                  \
+	UNIT_SPIN_UNTIL(                                                     \
+	    (event_base_loop((f)->a.base, EVLOOP_NONBLOCK), drain(f)), 3000, \
+	    cond)
 
 /* Turn the loop a little while, for things that must not happen. */
 static void
@@ -567,6 +560,28 @@ test_no_host_clock_no_deadline(void **state)
 }
 
 /*
+ * A Welcome in discard mode with the host's clock of now (batches get a
+ * lease), at most inflight batches in flight and rate a second (0: the
+ * field absent).
+ */
+static void
+welcome_leased(struct fx *f, uint32_t inflight, uint32_t rate)
+{
+	Freehint__Welcome w = FREEHINT__WELCOME__INIT;
+
+	w.proto_version = FH_PROTO_VERSION;
+	w.mode = FREEHINT__MODE__DISCARD;
+	w.has_host_clock_ms = true;
+	w.host_clock_ms = fh_monotonic_ms();
+	w.has_max_inflight = inflight != 0;
+	w.max_inflight = inflight;
+	w.has_max_batches_per_sec = rate != 0;
+	w.max_batches_per_sec = rate;
+	put(f, FH_MSG_WELCOME, &w.base);
+	SPIN_UNTIL(f, session_ready(f->a.session));
+}
+
+/*
  * A host that never answers stalls nothing: a pending batch expires when
  * its lease is over (failed back, its slot free again), and the Ack that
  * comes late is not held against the host.
@@ -575,18 +590,10 @@ static void
 test_pending_expires(void **state)
 {
 	struct fx *f = *state;
-	Freehint__Welcome w = FREEHINT__WELCOME__INIT;
 	Freehint__Ack a = FREEHINT__ACK__INIT;
 	uint64_t t0;
 
-	w.proto_version = FH_PROTO_VERSION;
-	w.mode = FREEHINT__MODE__DISCARD;
-	w.has_max_inflight = true;
-	w.max_inflight = 1;
-	w.has_host_clock_ms = true;
-	w.host_clock_ms = fh_monotonic_ms();
-	put(f, FH_MSG_WELCOME, &w.base);
-	SPIN_UNTIL(f, session_ready(f->a.session));
+	welcome_leased(f, 1, 0);
 	t0 = fh_monotonic_ms();
 	send_reported(f, 300);
 	SPIN_UNTIL(f, count(f, FH_MSG_RANGES) == 1);
@@ -603,6 +610,147 @@ test_pending_expires(void **state)
 	settle(f);
 	assert_int_equal(count(f, FH_MSG_ERROR), 0);
 	assert_true(session_ready(f->a.session));
+}
+
+/*
+ * The host's batch rate (Welcome.max_batches_per_sec) paces the sends:
+ * from an empty bucket, one batch each 1/(3/5 of it) s, at most a fifth
+ * of it at once, so that no second of the host's sees more (it refuses
+ * those as faults). A batch refused for the rate halves it.
+ */
+static void
+test_rate_paced(void **state)
+{
+	struct fx *f = *state;
+	Freehint__Ack a = FREEHINT__ACK__INIT;
+	uint64_t t0 = fh_monotonic_ms();
+
+	welcome_leased(f, 0, 10);
+	/* Slots in flight are left (8), the rate has none yet. */
+	assert_int_equal(session_free_slots(f->a.session), 0);
+	SPIN_UNTIL(f, session_free_slots(f->a.session) > 0);
+	/* 1000 / 6 ms for one batch at 3/5 of 10 a second. */
+	assert_true(fh_monotonic_ms() - t0 >= 150);
+	send_reported(f, 60000);
+	t0 = fh_monotonic_ms();
+	assert_int_equal(session_free_slots(f->a.session), 0);
+	SPIN_UNTIL(f, session_free_slots(f->a.session) > 0);
+	assert_true(fh_monotonic_ms() - t0 >= 150);
+	/* The bucket holds a fifth of the rate, however long it waits. */
+	assert_int_equal(
+	    session_rate_tokens(f->a.session, fh_monotonic_ms() + 60000),
+	    2000000);
+	SPIN_UNTIL(f, count(f, FH_MSG_RANGES) == 1);
+	/* Refused for the rate: 5 a second now, a bucket of one batch. */
+	a.batch_id = last_ranges(f)->batch_id;
+	a.status = FREEHINT__ACK_STATUS__REJECTED;
+	a.has_reason = true;
+	a.reason = FREEHINT__REJECT_REASON__RATE_LIMITED;
+	put(f, FH_MSG_ACK, &a.base);
+	SPIN_UNTIL(f, f->a.stats.batches_failed == 1);
+	assert_int_equal(
+	    session_rate_tokens(f->a.session, fh_monotonic_ms() + 60000),
+	    1000000);
+	assert_true(session_ready(f->a.session));
+}
+
+/*
+ * Whenever the rate holds the sends back, a wake is set (the pumps stop
+ * until it comes): two batches at once put the bucket below 0, and a
+ * timer set for the first alone fired while it was still short.
+ */
+static void
+test_rate_wakes_again(void **state)
+{
+	struct fx *f = *state;
+	int i;
+
+	welcome_leased(f, 0, 40);
+	for (i = 0; i < 3; i++) {
+		UNIT_SPIN_UNTIL(
+		    (assert_true(session_free_slots(f->a.session) > 0 ||
+		         session_rate_waiting(f->a.session)),
+		        event_base_loop(f->a.base, EVLOOP_NONBLOCK), drain(f)),
+		    3000, session_free_slots(f->a.session) > 0);
+		send_reported(f, 60000);
+		send_reported(f, 60000);
+	}
+	SPIN_UNTIL(f, count(f, FH_MSG_RANGES) == 6);
+}
+
+/* No rate said: only the slots in flight bound the sends. */
+static void
+test_rate_none(void **state)
+{
+	struct fx *f = *state;
+	int i;
+
+	welcome_leased(f, 5, 0);
+	for (i = 0; i < 5; i++) {
+		assert_int_equal(session_free_slots(f->a.session), 5 - i);
+		send_reported(f, 60000);
+	}
+	assert_int_equal(session_free_slots(f->a.session), 0);
+	SPIN_UNTIL(f, count(f, FH_MSG_RANGES) == 5);
+}
+
+/* A kernel batch's completion: how many, and how many failed. */
+static int done_n, done_failed;
+
+static void
+count_done(struct kbatch *kb, void *arg)
+{
+	done_n++;
+	done_failed += kb->failed != 0;
+	free(kb);
+}
+
+/* session_send_ranges of an empty set of kind; last for HELD. */
+static int
+send_empty(struct fx *f, Freehint__RangeKind kind, bool last)
+{
+	struct fh_rangeset rs;
+	struct kbatch *kb;
+	int rc;
+
+	fh_rs_init(&rs);
+	kb = xcalloc(1, sizeof *kb);
+	kb->grace_ms = 2000;
+	kb->hint = kind == FREEHINT__RANGE_KIND__HINT;
+	kb->done = count_done;
+	rc = session_send_ranges(f->a.session, kind, &rs, 7, last, kb);
+	fh_rs_free(&rs);
+	return rc;
+}
+
+/*
+ * The host refuses an empty batch as MALFORMED, unless it is the last
+ * HELD batch of a pass (docs/protocol.md): the agent never sends one. A
+ * report batch cut down to nothing by the headroom came here empty and
+ * was sent; now it goes back to the module, failed, and nothing is sent.
+ */
+static void
+test_no_empty_batch(void **state)
+{
+	struct fx *f = rewelcome(state, FREEHINT__MODE__DISCARD, true);
+
+	done_n = done_failed = 0;
+	assert_int_equal(
+	    send_empty(f, FREEHINT__RANGE_KIND__REPORTED, false), -1);
+	assert_int_equal(send_empty(f, FREEHINT__RANGE_KIND__HELD, false), -1);
+	assert_int_equal(send_empty(f, FREEHINT__RANGE_KIND__HINT, false), -1);
+	assert_int_equal(done_n, 3);
+	assert_int_equal(done_failed, 3);
+	assert_int_equal(f->a.stats.batches_failed, 3);
+	assert_int_equal(f->a.stats.batches_sent, 0);
+	settle(f);
+	assert_int_equal(count(f, FH_MSG_RANGES), 0);
+	/* The empty last HELD batch that ends a pass still goes. */
+	assert_int_equal(send_empty(f, FREEHINT__RANGE_KIND__HELD, true), 0);
+	SPIN_UNTIL(f, count(f, FH_MSG_RANGES) == 1);
+	assert_true(last_ranges(f)->last);
+	assert_int_equal(last_ranges(f)->n_gaps, 0);
+	assert_int_equal(done_n, 3);
 }
 
 /* A host speaking another protocol version is told so and left. */
@@ -832,39 +980,27 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(
-		    test_handshake, setup, teardown),
-		cmocka_unit_test_setup_teardown(
-		    test_snapshot_flow, setup, teardown),
-		cmocka_unit_test_setup_teardown(
-		    test_stats_request, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_bad_host, setup, teardown),
-		cmocka_unit_test_setup_teardown(
-		    test_deadline_on_host_clock, setup, teardown),
-		cmocka_unit_test_setup_teardown(
-		    test_deadline_refined_by_ack, setup, teardown),
-		cmocka_unit_test_setup_teardown(
-		    test_no_host_clock_no_deadline, setup, teardown),
-		cmocka_unit_test_setup_teardown(
-		    test_pending_expires, setup, teardown),
-		cmocka_unit_test_setup_teardown(
-		    test_garbage_reconnects, setup, teardown),
-		cmocka_unit_test_setup_teardown(
-		    test_disconnect_fails_pending, setup, teardown),
-		cmocka_unit_test_setup_teardown(
-		    test_wrong_version, setup, teardown),
-		cmocka_unit_test_setup_teardown(
-		    test_ack_unknown_reason, setup, teardown),
-		cmocka_unit_test_setup_teardown(
-		    test_unknown_command, setup, teardown),
-		cmocka_unit_test_setup_teardown(
-		    test_command_results, setup, teardown),
-		cmocka_unit_test_setup_teardown(
-		    test_incompatible_backs_off, setup, teardown),
-		cmocka_unit_test_setup_teardown(
-		    test_stats_interval_clamped, setup, teardown),
+		UNIT_FX(test_handshake),
+		UNIT_FX(test_snapshot_flow),
+		UNIT_FX(test_stats_request),
+		UNIT_FX(test_bad_host),
+		UNIT_FX(test_deadline_on_host_clock),
+		UNIT_FX(test_deadline_refined_by_ack),
+		UNIT_FX(test_no_host_clock_no_deadline),
+		UNIT_FX(test_pending_expires),
+		UNIT_FX(test_rate_paced),
+		UNIT_FX(test_rate_wakes_again),
+		UNIT_FX(test_rate_none),
+		UNIT_FX(test_no_empty_batch),
+		UNIT_FX(test_garbage_reconnects),
+		UNIT_FX(test_disconnect_fails_pending),
+		UNIT_FX(test_wrong_version),
+		UNIT_FX(test_ack_unknown_reason),
+		UNIT_FX(test_unknown_command),
+		UNIT_FX(test_command_results),
+		UNIT_FX(test_incompatible_backs_off),
+		UNIT_FX(test_stats_interval_clamped),
 	};
 
-	log_init("test_agent_session", 1, 0);
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return UNIT_RUN("test_agent_session", tests);
 }

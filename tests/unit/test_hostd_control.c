@@ -6,8 +6,9 @@
  * once) and reads the one JSON object the daemon answers before it
  * closes. A VM is added through the registry (vmsource.h) as an
  * unservable VM, which reads no memory map. Under root, other users are
- * played by a child that becomes nobody (group nogroup). Each case gets a fresh
- * fixture; the teardown is the one cleanup path.
+ * played by a child that becomes nobody (group nogroup). The connection
+ * cap and the idle timeout with 64 silent clients. Each case gets a
+ * fresh fixture; the teardown is the one cleanup path.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -62,15 +63,12 @@ setup(void **state)
 {
 	struct fx *f;
 
-	log_init("test_hostd_control", 1, 0);
-	f = calloc(1, sizeof *f);
-	assert_non_null(f);
+	f = xcalloc(1, sizeof *f);
 	f->fd = -1;
-	assert_int_equal(fixture_daemon_start(0), 0);
-	snprintf(f->dir, sizeof f->dir, "/tmp/fh-control-XXXXXX");
-	assert_non_null(mkdtemp(f->dir));
+	assert_int_equal(fixture_daemon_start("test_hostd_control", 0), 0);
 	/* A directory that does not exist yet: control_open makes it. */
-	snprintf(f->path, sizeof f->path, "%s/run/ctl.sock", f->dir);
+	fixture_mkdir(f->dir, sizeof f->dir, "control", f->path, sizeof f->path,
+	    "run/ctl.sock");
 	assert_int_equal(control_open(f->path, NULL, NULL), 0);
 	*state = f;
 	return 0;
@@ -439,6 +437,47 @@ test_client_gone(void **state)
 }
 
 /*
+ * 64 connections that say nothing fill the daemon's table: the listener
+ * pauses, and a 65th client's request waits unanswered in the backlog.
+ * The idle ones are closed after 5 s; then the listener takes the one
+ * waiting and answers it.
+ */
+static void
+test_conn_cap_idle(void **state)
+{
+	struct fx *f = *state;
+	struct sockaddr_un sun;
+	int idle[64], i;
+	uint64_t t0;
+	char c;
+
+	fixture_sun(&sun, f->path);
+	for (i = 0; i < 64; i++) {
+		idle[i] = socket(AF_UNIX, SOCK_STREAM, 0);
+		assert_int_not_equal(idle[i], -1);
+		assert_int_equal(
+		    connect(idle[i], (struct sockaddr *)&sun, sizeof sun), 0);
+		/* Accepted before the backlog (16) fills. */
+		event_base_loop(ev_base, EVLOOP_NONBLOCK);
+	}
+	t0 = fh_monotonic_ms();
+	client_connect(f);
+	put(f, "status\n");
+	for (i = 0; i < 500; i++)
+		pump(f);
+	assert_int_equal(f->rxlen, 0);
+	assert_false(f->eof);
+	assert_ok(answer(f));
+	assert_true(fh_monotonic_ms() - t0 >= 4000);
+	/* The idle ones are closed by the daemon, each after its 5 s. */
+	for (i = 0; i < 64; i++) {
+		UNIT_SPIN_UNTIL(event_base_loop(ev_base, EVLOOP_NONBLOCK),
+		    SPIN_MAX, recv(idle[i], &c, 1, MSG_DONTWAIT) == 0);
+		close(idle[i]);
+	}
+}
+
+/*
  * The test's own user may do everything (SO_PEERCRED is our uid): the
  * admin verbs get past the rights check to the VM lookup. Other users,
  * played by a child as nobody, follow; users of groups of their own are
@@ -593,32 +632,23 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(
-		    test_socket_mode, setup, teardown),
-		cmocka_unit_test_setup_teardown(
-		    test_open_errors, setup, teardown),
-		cmocka_unit_test_setup_teardown(
-		    test_status_empty, setup, teardown),
-		cmocka_unit_test_setup_teardown(
-		    test_status_vm, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_set, setup, teardown),
-		cmocka_unit_test_setup_teardown(
-		    test_unknown_vm, setup, teardown),
-		cmocka_unit_test_setup_teardown(
-		    test_hint_no_agent, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_usage, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_too_long, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_split, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_several, setup, teardown),
-		cmocka_unit_test_setup_teardown(
-		    test_client_gone, setup, teardown),
-		cmocka_unit_test_setup_teardown(
-		    test_rights_own_user, setup, teardown),
-		cmocka_unit_test_setup_teardown(
-		    test_rights_other_users, setup, teardown),
-		cmocka_unit_test_setup_teardown(
-		    test_rights_admin_group, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_metrics, setup, teardown),
+		UNIT_FX(test_socket_mode),
+		UNIT_FX(test_open_errors),
+		UNIT_FX(test_status_empty),
+		UNIT_FX(test_status_vm),
+		UNIT_FX(test_set),
+		UNIT_FX(test_unknown_vm),
+		UNIT_FX(test_hint_no_agent),
+		UNIT_FX(test_usage),
+		UNIT_FX(test_too_long),
+		UNIT_FX(test_split),
+		UNIT_FX(test_several),
+		UNIT_FX(test_client_gone),
+		UNIT_FX(test_conn_cap_idle),
+		UNIT_FX(test_rights_own_user),
+		UNIT_FX(test_rights_other_users),
+		UNIT_FX(test_rights_admin_group),
+		UNIT_FX(test_metrics),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -54,12 +54,7 @@ test_discard_memfd(void **state)
 	size_t i;
 	int fd;
 
-	fd = memfd_create("test", 0);
-	assert_true(fd >= 0);
-	assert_int_equal(ftruncate(fd, 8 * MiB), 0);
-	p = mmap(NULL, 8 * MiB, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-	assert_true(p != MAP_FAILED);
-	memset(p, 0xa5, 8 * MiB);
+	p = unit_memfd(8 * MiB, 0xa5, &fd);
 	/* Guest RAM at 0 is the file at 1 MiB; at 16 MiB, the file at 4M. */
 	r[0] = (struct memregion){ 0, 2 * MiB, 0, 0, fd, MiB, 4096 };
 	r[1] = (struct memregion){ 16 * MiB, 4 * MiB, 2 * MiB, 0, fd, 4 * MiB,
@@ -111,12 +106,7 @@ test_discard_deadline(void **state)
 	uint64_t now;
 	int fd;
 
-	fd = memfd_create("test", 0);
-	assert_true(fd >= 0);
-	assert_int_equal(ftruncate(fd, 256 * MiB), 0);
-	p = mmap(NULL, 256 * MiB, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-	assert_true(p != MAP_FAILED);
-	memset(p, 0xa5, 256 * MiB);
+	p = unit_memfd(256 * MiB, 0xa5, &fd);
 	r = (struct memregion){ 0, 256 * MiB, 0, 0, fd, 0, 4096 };
 	m = (struct memmap){ &r, 1, NULL, VM_BACKING_MEMFD };
 

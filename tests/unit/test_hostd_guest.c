@@ -5,8 +5,9 @@
  * fh_batch_pack), says Hello, reads the Welcome, sends batches and reads
  * their Acks. The VM comes from the registry through a fake source
  * (hostd_fixture.h) whose RAM is a memfd of this process, so a REPORTED
- * batch is really punched by the punch workers and reads back as zeroes.
- * Each case gets a fresh fixture; the teardown is the one cleanup path.
+ * batch is really punched by the punch workers and reads back as zeroes;
+ * so is a HELD one of a hint pass the host started, whose Command the
+ * test answers with a CommandResult. Each case gets a fresh fixture; the teardown is the one cleanup path.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -54,15 +55,11 @@ setup(void **state)
 	struct fx *f;
 	int sv[2];
 
-	log_init("test_hostd_guest", 1, 0);
-	f = calloc(1, sizeof *f);
-	assert_non_null(f);
-	assert_int_equal(fixture_daemon_start(0), 0);
+	f = xcalloc(1, sizeof *f);
+	assert_int_equal(fixture_daemon_start("test_hostd_guest", 0), 0);
 	assert_int_equal(punch_init(ev_base, 2), 0);
 	assert_int_equal(fake_qemu_init(&f->q), 0);
-	assert_int_equal(fake_vm_add(&f->q, "vm1", 0, NULL), 0);
-	f->vm = vm_find("vm1");
-	assert_non_null(f->vm);
+	f->vm = fixture_vm(&f->q, "vm1", 0, NULL);
 	/* The map was read at once: a memfd, so discard mode. */
 	assert_int_equal(f->vm->map_mode, FREEHINT__MODE__DISCARD);
 	assert_int_equal(f->vm->map.kind, VM_BACKING_MEMFD);
@@ -169,9 +166,10 @@ hello(struct fx *f, uint32_t poison, Freehint__Welcome **wp)
 	*wp = m.u.welcome;
 }
 
+/* One range; a deadline and a pass when not 0. */
 static void
-send_batch(struct fx *f, uint64_t id, Freehint__RangeKind kind, uint64_t start,
-    uint64_t npages, uint64_t deadline_ms)
+send_pass_batch(struct fx *f, uint64_t id, Freehint__RangeKind kind,
+    uint64_t start, uint64_t npages, uint64_t deadline_ms, uint64_t pass_id)
 {
 	Freehint__RangeBatch b = FREEHINT__RANGE_BATCH__INIT;
 	struct fh_rangeset rs;
@@ -186,8 +184,19 @@ send_batch(struct fx *f, uint64_t id, Freehint__RangeKind kind, uint64_t start,
 		b.has_deadline_ms = true;
 		b.deadline_ms = deadline_ms;
 	}
+	if (pass_id != 0) {
+		b.has_pass_id = true;
+		b.pass_id = pass_id;
+	}
 	send_msg(f, FH_MSG_RANGES, &b.base);
 	fh_rs_free(&rs);
+}
+
+static void
+send_batch(struct fx *f, uint64_t id, Freehint__RangeKind kind, uint64_t start,
+    uint64_t npages, uint64_t deadline_ms)
+{
+	send_pass_batch(f, id, kind, start, npages, deadline_ms, 0);
 }
 
 static Freehint__Ack *
@@ -230,9 +239,10 @@ expect_error(struct fx *f, int code, bool fatal)
 	fh_msg_free(&m);
 }
 
-/* The next Ack: applied (reason 0) or rejected for reason. */
-static void
-expect_ack(struct fx *f, uint64_t id, int reason)
+/* The next Ack: applied (reason 0) or rejected for reason; the caller
+ * frees it. */
+static Freehint__Ack *
+ack_is(struct fx *f, uint64_t id, int reason)
 {
 	Freehint__Ack *a = next_ack(f, id);
 
@@ -240,7 +250,23 @@ expect_ack(struct fx *f, uint64_t id, int reason)
 	    reason == 0 ? FREEHINT__ACK_STATUS__APPLIED
 	                : FREEHINT__ACK_STATUS__REJECTED);
 	assert_int_equal(a->reason, reason);
-	free_msg(a);
+	return a;
+}
+
+static void
+expect_ack(struct fx *f, uint64_t id, int reason)
+{
+	free_msg(ack_is(f, id, reason));
+}
+
+/* The session started and its first batch sent: ack_is's Ack. */
+static Freehint__Ack *
+first_batch(struct fx *f, uint64_t id, Freehint__RangeKind kind, uint64_t pfn,
+    uint64_t npages, uint64_t deadline_ms, int reason)
+{
+	start(f);
+	send_batch(f, id, kind, pfn, npages, deadline_ms);
+	return ack_is(f, id, reason);
 }
 
 static void
@@ -256,6 +282,9 @@ test_welcome(void **state)
 	assert_true(w->has_min_order);
 	assert_int_equal(w->min_order, 9);
 	assert_int_equal(w->max_batch_ranges, 4096);
+	/* The rate past which batches are refused, for the agent to keep. */
+	assert_true(w->has_max_batches_per_sec);
+	assert_int_equal(w->max_batches_per_sec, 200);
 	assert_true(w->has_capabilities);
 	assert_true(
 	    w->capabilities & FREEHINT__HOST_CAPABILITY__HOST_CAP_DEADLINE);
@@ -295,12 +324,9 @@ static void
 test_hint(void **state)
 {
 	struct fx *f = *state;
-	Freehint__Ack *a;
+	Freehint__Ack *a =
+	    first_batch(f, 1, FREEHINT__RANGE_KIND__HINT, 16, 512, 0, 0);
 
-	start(f);
-	send_batch(f, 1, FREEHINT__RANGE_KIND__HINT, 16, 512, 0);
-	a = next_ack(f, 1);
-	assert_int_equal(a->status, FREEHINT__ACK_STATUS__APPLIED);
 	assert_int_equal(a->ranges_applied, 1);
 	assert_false(a->has_bytes_discarded);
 	free_msg(a);
@@ -315,13 +341,9 @@ static void
 test_reported(void **state)
 {
 	struct fx *f = *state;
-	Freehint__Ack *a;
+	Freehint__Ack *a = first_batch(f, 7, FREEHINT__RANGE_KIND__REPORTED,
+	    512, 512, fh_monotonic_ms() + 60000, 0);
 
-	start(f);
-	send_batch(f, 7, FREEHINT__RANGE_KIND__REPORTED, 512, 512,
-	    fh_monotonic_ms() + 60000);
-	a = next_ack(f, 7);
-	assert_int_equal(a->status, FREEHINT__ACK_STATUS__APPLIED);
 	assert_true(a->has_bytes_discarded);
 	assert_int_equal(a->bytes_discarded, 512 * PAGE);
 	free_msg(a);
@@ -333,18 +355,71 @@ test_reported(void **state)
 	assert_int_equal(f->q.ram[1024 * PAGE], 0x5a);
 }
 
+/*
+ * The agent goes away while its batch is punched: the discard is the
+ * VM's, not the session's, so what it punched still counts in the VM's
+ * reclaimed bytes, and the next agent gets no Ack for it.
+ */
+static void
+test_reported_agent_gone(void **state)
+{
+	struct fx *f = *state;
+	Freehint__Welcome *w;
+	int spin, sv[2];
+
+	start(f);
+	send_batch(f, 9, FREEHINT__RANGE_KIND__REPORTED, 512, 512,
+	    fh_monotonic_ms() + 60000);
+	/*
+	 * One round of callbacks at a time (EVLOOP_ONCE): a plain
+	 * non-blocking loop goes round again while callbacks are active
+	 * and can deliver the finished punch before we look.
+	 */
+	for (spin = 0; spin < FIXTURE_SPINS; spin++) {
+		if (punchq_pending(f->vm->pq) > 0)
+			break;
+		event_base_loop(ev_base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
+		usleep(200);
+	}
+	assert_int_equal(punchq_pending(f->vm->pq), 1);
+	/* Punched by a worker, not yet back on the loop, which stays
+	 * still until the session is gone. */
+	for (spin = 0; spin < FIXTURE_SPINS; spin++) {
+		if (lseek(f->q.memfd, 512 * PAGE, SEEK_DATA) >= 1024 * PAGE)
+			break;
+		usleep(1000);
+	}
+	assert_true(lseek(f->q.memfd, 512 * PAGE, SEEK_DATA) >= 1024 * PAGE);
+	guest_free(f->vm->guest); /* what guest_lost does */
+	assert_null(f->vm->guest);
+	for (spin = 0; spin < FIXTURE_SPINS; spin++) {
+		if (punchq_pending(f->vm->pq) == 0)
+			break;
+		event_base_loop(ev_base, EVLOOP_NONBLOCK);
+		usleep(200);
+	}
+	assert_int_equal(punchq_pending(f->vm->pq), 0);
+	assert_int_equal(f->vm->reclaimed_bytes, 512 * PAGE);
+	assert_int_equal(f->vm->held_bytes, 0);
+	assert_int_equal(f->vm->ranges_applied, 0);
+	/* A new agent: its first message is its Welcome, no stray Ack. */
+	close(f->fd);
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	assert_non_null(guest_new(f->vm, sv[0], VM_TRANSPORT_VSOCK));
+	f->fd = sv[1];
+	evbuffer_drain(f->in, evbuffer_get_length(f->in));
+	hello(f, 0, &w);
+	free_msg(w);
+}
+
 /* No deadline: never discarded, refused NOT_ALLOWED. */
 static void
 test_reported_no_deadline(void **state)
 {
 	struct fx *f = *state;
-	Freehint__Ack *a;
+	Freehint__Ack *a = first_batch(f, 2, FREEHINT__RANGE_KIND__REPORTED,
+	    512, 512, 0, FREEHINT__REJECT_REASON__NOT_ALLOWED);
 
-	start(f);
-	send_batch(f, 2, FREEHINT__RANGE_KIND__REPORTED, 512, 512, 0);
-	a = next_ack(f, 2);
-	assert_int_equal(a->status, FREEHINT__ACK_STATUS__REJECTED);
-	assert_int_equal(a->reason, FREEHINT__REJECT_REASON__NOT_ALLOWED);
 	assert_string_equal(a->detail, "no deadline: not discarded");
 	assert_int_equal(a->bytes_discarded, 0);
 	free_msg(a);
@@ -361,9 +436,8 @@ test_reported_late(void **state)
 {
 	struct fx *f = *state;
 
-	start(f);
-	send_batch(f, 3, FREEHINT__RANGE_KIND__REPORTED, 512, 512, 1);
-	expect_ack(f, 3, FREEHINT__REJECT_REASON__HOST_ERROR);
+	free_msg(first_batch(f, 3, FREEHINT__RANGE_KIND__REPORTED, 512, 512, 1,
+	    FREEHINT__REJECT_REASON__HOST_ERROR));
 	assert_int_equal(f->q.ram[512 * PAGE], 0x5a);
 	/* The session goes on: the next batch is served. */
 	send_batch(f, 4, FREEHINT__RANGE_KIND__HINT, 0, 1, 0);
@@ -453,8 +527,7 @@ test_record_only(void **state)
 	assert_int_equal(f->vm->mode, FREEHINT__MODE__RECORD_ONLY);
 	send_batch(f, 11, FREEHINT__RANGE_KIND__REPORTED, 512, 512,
 	    fh_monotonic_ms() + 60000);
-	a = next_ack(f, 11);
-	assert_int_equal(a->status, FREEHINT__ACK_STATUS__APPLIED);
+	a = ack_is(f, 11, 0);
 	assert_false(a->has_bytes_discarded);
 	free_msg(a);
 	assert_int_equal(f->vm->reclaimed_bytes, 0);
@@ -485,31 +558,69 @@ test_stats_error(void **state)
 	assert_int_equal(f->vm->transport, VM_TRANSPORT_NONE);
 }
 
+/*
+ * HELD ranges only in the pass the host started (vm_hint): refused
+ * before it, punched and acknowledged in it. The guest's CommandResult
+ * for the pass's Command is recorded; one for a command never sent is a
+ * fault.
+ */
+static void
+test_held_and_result(void **state)
+{
+	struct fx *f = *state;
+	Freehint__CommandResult r = FREEHINT__COMMAND_RESULT__INIT;
+	uint64_t deadline = fh_monotonic_ms() + 60000, pass;
+	struct fh_msg m;
+	char err[128];
+
+	start(f);
+	send_pass_batch(
+	    f, 1, FREEHINT__RANGE_KIND__HELD, 512, 512, deadline, 1);
+	expect_ack(f, 1, FREEHINT__REJECT_REASON__NOT_ALLOWED);
+	expect_error(f, FREEHINT__REJECT_REASON__NOT_ALLOWED, false);
+	assert_int_equal(f->q.ram[512 * PAGE], 0x5a);
+
+	assert_int_equal(vm_hint(f->vm, err, sizeof err), 0);
+	next_msg(f, FH_MSG_COMMAND, &m);
+	assert_int_equal(m.u.command->type, FREEHINT__COMMAND_TYPE__HINT_PASS);
+	assert_true(m.u.command->has_id);
+	pass = m.u.command->pass_id;
+	r.id = m.u.command->id;
+	fh_msg_free(&m);
+	send_pass_batch(
+	    f, 2, FREEHINT__RANGE_KIND__HELD, 512, 512, deadline, pass);
+	expect_ack(f, 2, 0);
+	assert_int_equal(f->q.ram[512 * PAGE - 1], 0x5a);
+	assert_int_equal(f->q.ram[512 * PAGE], 0);
+	assert_int_equal(f->q.ram[1024 * PAGE], 0x5a);
+
+	r.ok = true;
+	r.detail = "hint pass started";
+	send_msg(f, FH_MSG_COMMAND_RESULT, &r.base);
+	FIXTURE_SPIN_UNTIL(ev_base, f->vm->cmd_state == VM_CMD_OK);
+	r.id += 1000;
+	send_msg(f, FH_MSG_COMMAND_RESULT, &r.base);
+	expect_error(f, FREEHINT__REJECT_REASON__NOT_ALLOWED, false);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_welcome, setup, teardown),
-		cmocka_unit_test_setup_teardown(
-		    test_bad_version, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_hint, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_reported, setup, teardown),
-		cmocka_unit_test_setup_teardown(
-		    test_reported_no_deadline, setup, teardown),
-		cmocka_unit_test_setup_teardown(
-		    test_reported_late, setup, teardown),
-		cmocka_unit_test_setup_teardown(
-		    test_reported_invalid, setup, teardown),
-		cmocka_unit_test_setup_teardown(
-		    test_batch_before_hello, setup, teardown),
-		cmocka_unit_test_setup_teardown(
-		    test_malformed, setup, teardown),
-		cmocka_unit_test_setup_teardown(
-		    test_too_many_faults, setup, teardown),
-		cmocka_unit_test_setup_teardown(
-		    test_record_only, setup, teardown),
-		cmocka_unit_test_setup_teardown(
-		    test_stats_error, setup, teardown),
+		UNIT_FX(test_welcome),
+		UNIT_FX(test_bad_version),
+		UNIT_FX(test_hint),
+		UNIT_FX(test_reported),
+		UNIT_FX(test_reported_agent_gone),
+		UNIT_FX(test_reported_no_deadline),
+		UNIT_FX(test_reported_late),
+		UNIT_FX(test_reported_invalid),
+		UNIT_FX(test_batch_before_hello),
+		UNIT_FX(test_malformed),
+		UNIT_FX(test_too_many_faults),
+		UNIT_FX(test_record_only),
+		UNIT_FX(test_stats_error),
+		UNIT_FX(test_held_and_result),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -8,7 +8,8 @@
  * qemu_pid is our pid, a process of QEMU's user when it is init's (both
  * root), and neither for a libvirt-style VM whose QEMU is init. Delays
  * are checked from below only (a timer never fires early), so a slow
- * machine cannot fail them. Each case gets a fresh fixture.
+ * machine cannot fail them. And the accept backoff of listen.c's
+ * listeners, out of descriptors. Each case gets a fresh fixture.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -18,12 +19,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
 
 #include "unit.h"
 #include <event2/event.h>
+#include <event2/listener.h>
 
 #include "freehintd.h"
 #include "hostd_fixture.h"
@@ -50,18 +53,16 @@ setup(void **state)
 {
 	struct fx *f;
 
-	log_init("test_hostd_listen", 1, 0);
-	f = calloc(1, sizeof *f);
-	assert_non_null(f);
+	f = xcalloc(1, sizeof *f);
 	f->lfd = -1;
 	/* Timers from the clock of now, not the loop's cached time: a
 	 * delay measured from a callback is then never short. */
-	assert_int_equal(
-	    fixture_daemon_start(EVENT_BASE_FLAG_NO_CACHE_TIME), 0);
+	assert_int_equal(fixture_daemon_start("test_hostd_listen",
+	                     EVENT_BASE_FLAG_NO_CACHE_TIME),
+	    0);
 	assert_int_equal(fake_qemu_init(&f->q), 0);
-	snprintf(f->dir, sizeof f->dir, "/tmp/fh-listen-XXXXXX");
-	assert_non_null(mkdtemp(f->dir));
-	snprintf(f->path, sizeof f->path, "%s/chan.sock", f->dir);
+	fixture_mkdir(f->dir, sizeof f->dir, "listen", f->path, sizeof f->path,
+	    "chan.sock");
 	*state = f;
 	return 0;
 }
@@ -91,12 +92,8 @@ add(struct fx *f, pid_t qemu_pid, bool channel_qemu)
 		.channel_qemu = channel_qemu,
 		.qemu_pid = qemu_pid,
 	};
-	struct vm *vm;
 
-	assert_int_equal(vm_source_add(&d, fake_hmp, &f->q), 0);
-	vm = vm_find("vm1");
-	assert_non_null(vm);
-	return vm;
+	return fixture_vm_desc(&f->q, &d);
 }
 
 /* The VM's QEMU listens: dialled once the map is read, a session. */
@@ -244,20 +241,90 @@ test_unservable(void **state)
 	assert_null(vm_find("u")->chan);
 }
 
+static int accepted; /* by count_accept */
+
+static void
+count_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
+    int salen, void *arg)
+{
+	close(fd);
+	accepted++;
+}
+
+/*
+ * accept_backoff: out of descriptors (EMFILE), the connection stays in
+ * the backlog and the listener would spin; it pauses instead, and takes
+ * the connection once descriptors are back, after ACCEPT_BACKOFF_MS.
+ */
+static void
+test_accept_backoff_emfile(void **state)
+{
+	struct fx *f = *state;
+	struct accept_backoff b;
+	struct evconnlistener *l;
+	struct sockaddr_un sun;
+	struct rlimit old, low;
+	int c, c2, k, i, fill[17];
+	size_t n;
+
+	f->lfd = fh_unix_listen(f->path, 8, SOCK_NONBLOCK | SOCK_CLOEXEC);
+	assert_int_not_equal(f->lfd, -1);
+	/* Already listening (backlog 0); the fd stays the fixture's. */
+	l = evconnlistener_new(ev_base, count_accept, &b, 0, 0, f->lfd);
+	assert_non_null(l);
+	accept_backoff_init(&b, l, "test", NULL);
+	c = socket(AF_UNIX, SOCK_STREAM, 0);
+	assert_int_not_equal(c, -1);
+	fixture_sun(&sun, f->path);
+	assert_int_equal(connect(c, (struct sockaddr *)&sun, sizeof sun), 0);
+	/*
+	 * Every descriptor below a lowered limit in use: accept fails
+	 * EMFILE. Given back by closing them, not by raising the limit
+	 * again (valgrind keeps a limit of its own).
+	 */
+	assert_int_equal(getrlimit(RLIMIT_NOFILE, &old), 0);
+	k = dup(0);
+	assert_int_not_equal(k, -1);
+	low = old;
+	low.rlim_cur = (rlim_t)k + 16;
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &low), 0);
+	fill[0] = k;
+	for (n = 1; n < FH_ARRAY_SIZE(fill); n++)
+		if ((fill[n] = dup(0)) == -1)
+			break;
+	assert_int_equal(fill[n], -1);
+	assert_int_equal(errno, EMFILE);
+	for (i = 0; i < 50; i++)
+		event_base_loop(ev_base, EVLOOP_NONBLOCK);
+	assert_true(accept_backoff_pending(&b));
+	assert_int_equal(accepted, 0);
+	while (n-- > 0)
+		close(fill[n]);
+	setrlimit(RLIMIT_NOFILE, &old);
+	/* Resumed: a new client is taken too (under valgrind, whose EMFILE
+	 * is its own, the first one was dropped). */
+	c2 = socket(AF_UNIX, SOCK_STREAM, 0);
+	assert_int_not_equal(c2, -1);
+	assert_int_equal(connect(c2, (struct sockaddr *)&sun, sizeof sun), 0);
+	FIXTURE_SPIN_UNTIL(
+	    ev_base, accepted >= 1 && !accept_backoff_pending(&b));
+	close(c);
+	close(c2);
+	accept_backoff_free(&b);
+	evconnlistener_free(l);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_connect, setup, teardown),
-		cmocka_unit_test_setup_teardown(
-		    test_reconnect, setup, teardown),
-		cmocka_unit_test_setup_teardown(
-		    test_no_listener, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_refused, setup, teardown),
-		cmocka_unit_test_setup_teardown(
-		    test_static_same_user, setup, teardown),
-		cmocka_unit_test_setup_teardown(
-		    test_unservable, setup, teardown),
+		UNIT_FX(test_connect),
+		UNIT_FX(test_reconnect),
+		UNIT_FX(test_no_listener),
+		UNIT_FX(test_refused),
+		UNIT_FX(test_static_same_user),
+		UNIT_FX(test_unservable),
+		UNIT_FX(test_accept_backoff_emfile),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

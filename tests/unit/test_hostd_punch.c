@@ -80,12 +80,7 @@ setup(unsigned workers, uint64_t size, const char *delay_ms)
 	assert_non_null(f->base);
 	assert_int_equal(punch_init(f->base, workers), 0);
 	f->size = size;
-	f->fd = memfd_create("test", 0);
-	assert_true(f->fd >= 0);
-	assert_int_equal(ftruncate(f->fd, (off_t)size), 0);
-	f->p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, f->fd, 0);
-	assert_true(f->p != MAP_FAILED);
-	memset(f->p, 0xa5, size);
+	f->p = unit_memfd(size, 0xa5, &f->fd);
 	f->r = (struct memregion){ 0, size, 0, 0, f->fd, 0, 4096 };
 	f->m = (struct memmap){ &f->r, 1, NULL, VM_BACKING_MEMFD };
 	return f;
@@ -302,6 +297,5 @@ main(void)
 		cmocka_unit_test(test_cancel),
 	};
 
-	log_init("test_hostd_punch", 1, 0);
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return UNIT_RUN("test_hostd_punch", tests);
 }

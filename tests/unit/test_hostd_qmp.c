@@ -52,14 +52,11 @@ setup(void **state)
 {
 	struct fx *f;
 
-	log_init("test_hostd_qmp", 1, 0);
-	f = calloc(1, sizeof *f);
-	assert_non_null(f);
+	f = xcalloc(1, sizeof *f);
 	f->lfd = f->fd = -1;
-	assert_int_equal(fixture_daemon_start(0), 0);
-	snprintf(f->dir, sizeof f->dir, "/tmp/fh-qmp-XXXXXX");
-	assert_non_null(mkdtemp(f->dir));
-	snprintf(f->path, sizeof f->path, "%s/qmp.sock", f->dir);
+	assert_int_equal(fixture_daemon_start("test_hostd_qmp", 0), 0);
+	fixture_mkdir(
+	    f->dir, sizeof f->dir, "qmp", f->path, sizeof f->path, "qmp.sock");
 	f->vc.name = "vm1";
 	f->vc.qmp = f->path;
 	*state = f;
@@ -335,13 +332,11 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_parse_vm),
-		cmocka_unit_test_setup_teardown(test_not_qemu, setup, teardown),
-		cmocka_unit_test_setup_teardown(
-		    test_polls_without_events, setup, teardown),
-		cmocka_unit_test_setup_teardown(
-		    test_no_monitor, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_lost, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_reload, setup, teardown),
+		UNIT_FX(test_not_qemu),
+		UNIT_FX(test_polls_without_events),
+		UNIT_FX(test_no_monitor),
+		UNIT_FX(test_lost),
+		UNIT_FX(test_reload),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -60,16 +60,8 @@ static uint64_t negotiate(struct fx *);
 static const struct qmpc_ops ops = { on_ready, on_event, on_lost };
 
 /* Turn the loop until cond holds, for at most about five seconds. */
-#define SPIN_UNTIL(f, cond)                                          \
-	do {                                                         \
-		int spin_;                                           \
-		for (spin_ = 0; spin_ < 5000 && !(cond); spin_++) {  \
-			event_base_loop((f)->base, EVLOOP_NONBLOCK); \
-			if (!(cond))                                 \
-				usleep(1000);                        \
-		}                                                    \
-		assert_true(cond);                                   \
-	} while (0)
+#define SPIN_UNTIL(f, cond) \
+	UNIT_SPIN_UNTIL(event_base_loop((f)->base, EVLOOP_NONBLOCK), 5000, cond)
 
 static void
 on_ready(struct qmpc *q, void *arg)
@@ -179,11 +171,21 @@ cmd_id(json_object *o, const char *want)
 	return json_object_get_uint64(id);
 }
 
+/* The id of the next command the client wrote, which must be want. */
+static uint64_t
+take_id(struct fx *f, const char *want)
+{
+	json_object *o = take(f);
+	uint64_t id = cmd_id(o, want);
+
+	json_object_put(o);
+	return id;
+}
+
 /* Greeting in pieces, then the capabilities negotiation. */
 static uint64_t
 negotiate(struct fx *f)
 {
-	json_object *o;
 	char buf[128];
 	uint64_t id;
 
@@ -192,9 +194,7 @@ negotiate(struct fx *f)
 	put(f, "{\"micro\": 0, \"minor\": 2, \"major\": 7}}, \"capabil");
 	event_base_loop(f->base, EVLOOP_NONBLOCK);
 	put(f, "ities\": [\"oob\"]}}\r\n");
-	o = take(f);
-	id = cmd_id(o, "qmp_capabilities");
-	json_object_put(o);
+	id = take_id(f, "qmp_capabilities");
 	assert_int_equal(f->ready, 0);
 	snprintf(buf, sizeof buf, "{\"return\": {}, \"id\": %llu}\r\n",
 	    (unsigned long long)id);
@@ -223,18 +223,13 @@ test_replies_matched_by_id(void **state)
 {
 	struct fx *f = *state;
 	uint64_t a, b, cap;
-	json_object *o;
 	char buf[256];
 
 	cap = negotiate(f);
 	assert_int_equal(qmpc_send(f->q, "query-a", NULL, on_reply, "a"), 0);
 	assert_int_equal(qmpc_send(f->q, "query-b", NULL, on_reply, "b"), 0);
-	o = take(f);
-	a = cmd_id(o, "query-a");
-	json_object_put(o);
-	o = take(f);
-	b = cmd_id(o, "query-b");
-	json_object_put(o);
+	a = take_id(f, "query-a");
+	b = take_id(f, "query-b");
 	assert_true(a != b && a != cap && b != cap);
 	/* A reply to nothing we sent, and one without an id: ignored. */
 	snprintf(buf, sizeof buf,
@@ -363,21 +358,37 @@ test_eof(void **state)
 	    f->replies[0], "q=the monitor closed the connection");
 }
 
+/* Negotiated, then commands "a" and "b" out, whose replies on_reply
+ * records as "a=..." and "b=...". */
+static void
+send_two(struct fx *f)
+{
+	negotiate(f);
+	assert_int_equal(qmpc_send(f->q, "a", NULL, on_reply, "a"), 0);
+	assert_int_equal(qmpc_send(f->q, "b", NULL, on_reply, "b"), 0);
+}
+
+/* send_two's replies came, a then b, and the client was not lost. */
+static void
+replies_two(struct fx *f, const char *a, const char *b)
+{
+	assert_int_equal(f->nreplies, 2);
+	assert_string_equal(f->replies[0], a);
+	assert_string_equal(f->replies[1], b);
+	assert_int_equal(f->lost, 0);
+}
+
 /* Freed with commands out: each gets its callback, then nothing more. */
 static void
 test_free_pending(void **state)
 {
 	struct fx *f = *state;
 
-	negotiate(f);
-	assert_int_equal(qmpc_send(f->q, "a", NULL, on_reply, "a"), 0);
-	assert_int_equal(qmpc_send(f->q, "b", NULL, on_reply, "b"), 0);
+	send_two(f);
 	qmpc_free(f->q);
 	f->q = NULL;
-	assert_int_equal(f->nreplies, 2);
-	assert_string_equal(
-	    f->replies[0], "a=the monitor connection was closed");
-	assert_int_equal(f->lost, 0);
+	replies_two(f, "a=the monitor connection was closed",
+	    "b=the monitor connection was closed");
 }
 
 /* Freed from inside a reply, with more replies in the same read. */
@@ -385,30 +396,19 @@ static void
 test_free_in_reply(void **state)
 {
 	struct fx *f = *state;
-	json_object *o;
 	uint64_t a, b;
 	char buf[256];
 
-	negotiate(f);
-	assert_int_equal(qmpc_send(f->q, "a", NULL, on_reply, "a"), 0);
-	assert_int_equal(qmpc_send(f->q, "b", NULL, on_reply, "b"), 0);
-	o = take(f);
-	a = cmd_id(o, "a");
-	json_object_put(o);
-	o = take(f);
-	b = cmd_id(o, "b");
-	json_object_put(o);
+	send_two(f);
+	a = take_id(f, "a");
+	b = take_id(f, "b");
 	f->free_in_reply = 1;
 	snprintf(buf, sizeof buf,
 	    "{\"return\": 1, \"id\": %llu}{\"return\": 2, \"id\": %llu}",
 	    (unsigned long long)a, (unsigned long long)b);
 	put(f, buf);
 	SPIN_UNTIL(f, f->q == NULL);
-	assert_int_equal(f->nreplies, 2);
-	assert_string_equal(f->replies[0], "a=1");
-	assert_string_equal(
-	    f->replies[1], "b=the monitor connection was closed");
-	assert_int_equal(f->lost, 0);
+	replies_two(f, "a=1", "b=the monitor connection was closed");
 }
 
 /* qmpc_connect: no socket, and a listener whose backlog is full. */
@@ -427,12 +427,10 @@ test_connect_fails_at_once(void **state)
 	assert_null(q);
 	assert_non_null(strstr(err, "No such file"));
 
-	memset(&sun, 0, sizeof sun);
-	sun.sun_family = AF_UNIX;
-	snprintf(sun.sun_path, sizeof sun.sun_path, "%s", path);
-	l = socket(AF_UNIX, SOCK_STREAM, 0);
-	assert_int_equal(bind(l, (struct sockaddr *)&sun, sizeof sun), 0);
-	assert_int_equal(listen(l, 0), 0);
+	assert_int_equal(fh_unix_addr(&sun, path), 0);
+	/* Bound and listening, with a backlog of none. */
+	l = fh_unix_listen(path, 0, 0);
+	assert_int_not_equal(l, -1);
 	/* Fill the backlog: connections nobody accepts. */
 	for (i = 0; i < 8; i++) {
 		c[n] = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0);
@@ -457,25 +455,18 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(
-		    test_greeting_in_pieces, setup, teardown),
-		cmocka_unit_test_setup_teardown(
-		    test_replies_matched_by_id, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_timeout, setup, teardown),
-		cmocka_unit_test_setup_teardown(
-		    test_no_greeting, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_not_qmp, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_garbage, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_nul_byte, setup, teardown),
-		cmocka_unit_test_setup_teardown(
-		    test_oversized, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_eof, setup, teardown),
-		cmocka_unit_test_setup_teardown(
-		    test_free_pending, setup, teardown),
-		cmocka_unit_test_setup_teardown(
-		    test_free_in_reply, setup, teardown),
-		cmocka_unit_test_setup_teardown(
-		    test_connect_fails_at_once, setup, teardown),
+		UNIT_FX(test_greeting_in_pieces),
+		UNIT_FX(test_replies_matched_by_id),
+		UNIT_FX(test_timeout),
+		UNIT_FX(test_no_greeting),
+		UNIT_FX(test_not_qmp),
+		UNIT_FX(test_garbage),
+		UNIT_FX(test_nul_byte),
+		UNIT_FX(test_oversized),
+		UNIT_FX(test_eof),
+		UNIT_FX(test_free_pending),
+		UNIT_FX(test_free_in_reply),
+		UNIT_FX(test_connect_fails_at_once),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

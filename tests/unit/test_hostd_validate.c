@@ -64,10 +64,13 @@ teardown(void **state)
 	return 0;
 }
 
-/* One batch from (gap, length) pairs in pages. */
+/*
+ * One batch from (gap, length) pairs in pages, validated under policy p
+ * with its ranges aligned to unit pages; last marks the pass's last.
+ */
 static int
-judge(struct fixture *f, Freehint__RangeKind kind, const uint64_t *pairs,
-    size_t n)
+judge_with(struct fixture *f, const struct policy *p, Freehint__RangeKind kind,
+    uint64_t unit, bool last, const uint64_t *pairs, size_t n)
 {
 	Freehint__RangeBatch b = FREEHINT__RANGE_BATCH__INIT;
 	uint64_t gaps[128], lens[128];
@@ -82,9 +85,17 @@ judge(struct fixture *f, Freehint__RangeKind kind, const uint64_t *pairs,
 	b.gaps = gaps;
 	b.lengths = lens;
 	b.n_gaps = b.n_lengths = n;
-	b.has_last = b.last = f->last;
-	return validate_batch(&f->vs, &f->bud, &pol, &map, 4096, 512, &b,
-	    &f->now, &f->out, f->err, sizeof f->err);
+	b.has_last = b.last = last;
+	return validate_batch(&f->vs, &f->bud, p, &map, 4096, unit, &b, &f->now,
+	    &f->out, f->err, sizeof f->err);
+}
+
+/* Under the test's policy, 2 MiB units. */
+static int
+judge(struct fixture *f, Freehint__RangeKind kind, const uint64_t *pairs,
+    size_t n)
+{
+	return judge_with(f, &pol, kind, 512, f->last, pairs, n);
 }
 
 /* Single-page ranges, which the usual alignment would refuse. */
@@ -92,22 +103,9 @@ static int
 validate_tiny(
     struct fixture *f, struct policy *p, const uint64_t *pairs, size_t n)
 {
-	Freehint__RangeBatch b = FREEHINT__RANGE_BATCH__INIT;
-	uint64_t gaps[128], lens[128];
-	size_t i;
-
-	for (i = 0; i < n; i++) {
-		gaps[i] = pairs[2 * i];
-		lens[i] = pairs[2 * i + 1];
-	}
 	p->max_batches_sec = 1000;
-	b.batch_id = ++f->id;
-	b.kind = FREEHINT__RANGE_KIND__REPORTED;
-	b.gaps = gaps;
-	b.lengths = lens;
-	b.n_gaps = b.n_lengths = n;
-	return validate_batch(&f->vs, &f->bud, p, &map, 4096, 1, &b, &f->now,
-	    &f->out, f->err, sizeof f->err);
+	return judge_with(
+	    f, p, FREEHINT__RANGE_KIND__REPORTED, 1, false, pairs, n);
 }
 
 #define REP  FREEHINT__RANGE_KIND__REPORTED
@@ -311,23 +309,15 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_valid, setup, teardown),
-		cmocka_unit_test_setup_teardown(
-		    test_out_of_range, setup, teardown),
-		cmocka_unit_test_setup_teardown(
-		    test_page_size_wrap, setup, teardown),
-		cmocka_unit_test_setup_teardown(
-		    test_unaligned, setup, teardown),
-		cmocka_unit_test_setup_teardown(
-		    test_overlapping, setup, teardown),
-		cmocka_unit_test_setup_teardown(
-		    test_too_large, setup, teardown),
-		cmocka_unit_test_setup_teardown(
-		    test_rate_and_ids, setup, teardown),
-		cmocka_unit_test_setup_teardown(
-		    test_budget_outlives_hello, setup, teardown),
-		cmocka_unit_test_setup_teardown(
-		    test_malformed, setup, teardown),
+		UNIT_FX(test_valid),
+		UNIT_FX(test_out_of_range),
+		UNIT_FX(test_page_size_wrap),
+		UNIT_FX(test_unaligned),
+		UNIT_FX(test_overlapping),
+		UNIT_FX(test_too_large),
+		UNIT_FX(test_rate_and_ids),
+		UNIT_FX(test_budget_outlives_hello),
+		UNIT_FX(test_malformed),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

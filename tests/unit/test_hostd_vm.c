@@ -4,9 +4,12 @@
  * (vmsource.h): VMs added, found by name and CID, added again, refused,
  * removed; the memory map read through a fake monitor (hostd_fixture.h),
  * retried after a monitor that does not answer; the reasons status
- * shows. The pass policy has its own tests (test_hostd_passpolicy.c).
+ * shows; the hint pass a VM gets (vm_pass_policy), at most what its
+ * backing holds allocated (a real memfd).
  * Each case gets a fresh fixture; the teardown is the one cleanup path.
  */
+#include <sys/mman.h>
+
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -32,17 +35,14 @@ struct config *conf;
 static int setup(void **);
 static int teardown(void **);
 static unsigned count_vms(void);
-static struct vm *add(struct fake_qemu *, const char *, uint32_t);
 
 static int
 setup(void **state)
 {
 	struct fake_qemu *q;
 
-	log_init("test_hostd_vm", 1, 0);
-	q = calloc(1, sizeof *q);
-	assert_non_null(q);
-	assert_int_equal(fixture_daemon_start(0), 0);
+	q = xcalloc(1, sizeof *q);
+	assert_int_equal(fixture_daemon_start("test_hostd_vm", 0), 0);
 	assert_int_equal(fake_qemu_init(q), 0);
 	*state = q;
 	return 0;
@@ -71,17 +71,6 @@ count_vms(void)
 	return n;
 }
 
-static struct vm *
-add(struct fake_qemu *q, const char *name, uint32_t cid)
-{
-	struct vm *vm;
-
-	assert_int_equal(fake_vm_add(q, name, cid, NULL), 0);
-	vm = vm_find(name);
-	assert_non_null(vm);
-	return vm;
-}
-
 /* Added, its map read at once (the monitor answers synchronously). */
 static void
 test_add_find_remove(void **state)
@@ -89,7 +78,7 @@ test_add_find_remove(void **state)
 	struct fake_qemu *q = *state;
 	struct vm *vm;
 
-	vm = add(q, "a", 3);
+	vm = fixture_vm(q, "a", 3, NULL);
 	assert_non_null(vm);
 	assert_ptr_equal(vm_find_cid(3), vm);
 	assert_null(vm_find_cid(4));
@@ -126,7 +115,7 @@ test_add_again(void **state)
 	struct fake_qemu *q = *state;
 	struct vm *vm;
 
-	vm = add(q, "a", 3);
+	vm = fixture_vm(q, "a", 3, NULL);
 	vm_set_error(vm, "old trouble");
 	assert_int_equal(fake_vm_add(q, "a", 5, NULL), 0);
 	assert_int_equal(count_vms(), 1);
@@ -189,7 +178,7 @@ test_set_error(void **state)
 	char big[600];
 	struct vm *vm;
 
-	vm = add(q, "a", 0);
+	vm = fixture_vm(q, "a", 0, NULL);
 	vm_set_error(vm, "agent says: %s (%d)", "\x1b[31mred\x9b", 7);
 	assert_string_equal(
 	    vm->last_error, "agent says: \\x1b[31mred\\x9b (7)");
@@ -211,7 +200,7 @@ test_map_retry(void **state)
 	struct vm *vm;
 
 	q->mute = true;
-	vm = add(q, "a", 0);
+	vm = fixture_vm(q, "a", 0, NULL);
 	assert_int_equal(vm->mode, FREEHINT__MODE__RECORD_ONLY);
 	assert_string_equal(vm->mode_why,
 	    "memory map: qom-get: the monitor does not answer (retrying in "
@@ -235,7 +224,7 @@ test_map_bad_mtree(void **state)
 	snprintf(q->mtree, sizeof q->mtree,
 	    "FlatView #0\n AS \"memory\", root: system\n"
 	    "  0000000000000000-0000000000ffffff (prio 0, ram): pc.ram\n");
-	vm = add(q, "a", 0);
+	vm = fixture_vm(q, "a", 0, NULL);
 	assert_int_equal(vm->mode, FREEHINT__MODE__RECORD_ONLY);
 	assert_string_equal(vm->last_error,
 	    "memory map: memory map: no RAM region of block mem0");
@@ -248,7 +237,7 @@ test_changed(void **state)
 	struct fake_qemu *q = *state;
 	struct vm *vm;
 
-	vm = add(q, "a", 0);
+	vm = fixture_vm(q, "a", 0, NULL);
 	vm_source_changed("a");
 	assert_int_equal(q->nhmp, 2 * MAP_LOAD_CMDS);
 	assert_int_equal(vm->mode, FREEHINT__MODE__DISCARD);
@@ -264,7 +253,7 @@ test_dma(void **state)
 	struct fake_qemu *q = *state;
 	struct vm *vm;
 
-	vm = add(q, "a", 0);
+	vm = fixture_vm(q, "a", 0, NULL);
 	vm_source_dma("a", "hostdev 0000:01:00.0");
 	assert_int_equal(vm->mode, FREEHINT__MODE__RECORD_ONLY);
 	assert_string_equal(vm->mode_why, "hostdev 0000:01:00.0");
@@ -283,7 +272,7 @@ test_returned_bytes(void **state)
 	struct fake_qemu *q = *state;
 	struct vm *vm;
 
-	vm = add(q, "a", 0);
+	vm = fixture_vm(q, "a", 0, NULL);
 	assert_int_equal(vm_returned_bytes(vm), 16 * MiB);
 	memset(q->ram, 1, 4 * MiB);
 	assert_int_equal(vm_returned_bytes(vm), 12 * MiB);
@@ -297,37 +286,194 @@ test_hint_no_agent(void **state)
 	char err[128] = "";
 	struct vm *vm;
 
-	vm = add(q, "a", 0);
+	vm = fixture_vm(q, "a", 0, NULL);
 	assert_int_equal(vm_hint(vm, err, sizeof err), -1);
 	assert_true(strlen(err) > 0);
 	assert_false(vm->pass_active);
 	assert_int_equal(vm->pass_id, 0);
 }
 
+/* A VM outside the registry whose two regions are backed by pages of
+ * pagesz (none: private memory), in mode. */
+static void
+vm_with(struct vm *vm, struct memregion regs[2], uint64_t pagesz,
+    Freehint__Mode mode)
+{
+	memset(vm, 0, sizeof *vm);
+	memset(regs, 0, 2 * sizeof *regs);
+	regs[0].fd = regs[1].fd = pagesz != 0 ? 3 : -1;
+	regs[0].pagesz = regs[1].pagesz = pagesz;
+	vm->map.r = regs;
+	vm->map.n = 2;
+	vm->mode = mode;
+}
+
+/*
+ * hint-min-order "auto": blocks of every order the backing
+ * can discard, one host page; private memory is zeroed in the guest, any
+ * order; before the Hello (no guest page size yet), never above what
+ * auto gives.
+ */
+static void
+test_pass_auto(void **state)
+{
+	static const struct {
+		uint64_t pagesz;
+		Freehint__Mode mode;
+		uint32_t guest_page, order;
+	} c[] = {
+		{ 4096, FREEHINT__MODE__DISCARD, 4096, 0 },
+		{ 2 << 20, FREEHINT__MODE__DISCARD, 4096, 9 },
+		{ 1 << 30, FREEHINT__MODE__DISCARD, 4096, 18 },
+		{ 0, FREEHINT__MODE__ZERO_IN_GUEST, 4096, 0 },
+		{ 2 << 20, FREEHINT__MODE__DISCARD, 0, 0 },
+	};
+	struct memregion regs[2];
+	struct vm vm;
+	size_t i;
+
+	conf->policy.hint_min_order = FREEHINTD_ORDER_AUTO;
+	for (i = 0; i < FH_ARRAY_SIZE(c); i++) {
+		vm_with(&vm, regs, c[i].pagesz, c[i].mode);
+		assert_int_equal(
+		    vm_pass_policy(&vm, c[i].guest_page).min_order, c[i].order);
+	}
+}
+
+/* An order set by hand is kept; so is a hold of 0 ms. */
+static void
+test_pass_set_by_hand(void **state)
+{
+	struct memregion regs[2];
+	struct vm vm;
+
+	conf->policy.hint_min_order = 4;
+	conf->policy.migration_hold_ms = 0;
+	vm_with(&vm, regs, 2 << 20, FREEHINT__MODE__DISCARD);
+	assert_int_equal(vm_pass_policy(&vm, 4096).min_order, 4);
+	assert_int_equal(vm_pass_policy(&vm, 4096).hold_ms, 0);
+}
+
+/* The hold's bound comes from migration-hold-ms. */
+static void
+test_pass_hold(void **state)
+{
+	struct memregion regs[2];
+	struct pass_policy p;
+	struct vm vm;
+
+	conf->policy.migration_hold_ms = 5000;
+	vm_with(&vm, regs, 4096, FREEHINT__MODE__DISCARD);
+	p = vm_pass_policy(&vm, 4096);
+	assert_int_equal(p.hold_ms, 5000);
+	assert_true(p.hold_bps > 0 && p.hold_bps < (1ULL << 20));
+}
+
+#define MIB (1ULL << 20)
+
+/*
+ * A 64 MiB memfd as two regions (each through its own fd, as the map
+ * opens them) of which touched bytes are allocated.
+ */
+static void
+vm_memfd(struct vm *vm, struct memregion regs[2], uint64_t touched)
+{
+	char *p;
+	int fd;
+
+	vm_with(vm, regs, 4096, FREEHINT__MODE__DISCARD);
+	fd = memfd_create("test_hostd_vm", MFD_CLOEXEC);
+	assert_true(fd >= 0);
+	assert_int_equal(ftruncate(fd, 64 * MIB), 0);
+	if (touched != 0) {
+		p = mmap(NULL, touched, PROT_WRITE, MAP_SHARED, fd, 0);
+		assert_true(p != MAP_FAILED);
+		memset(p, 1, touched);
+		munmap(p, touched);
+	}
+	regs[0].fd = fd;
+	regs[0].size = 16 * MIB;
+	regs[1].fd = dup(fd);
+	assert_true(regs[1].fd >= 0);
+	regs[1].size = 48 * MIB;
+	regs[1].file_off = 16 * MIB;
+}
+
+static void
+vm_memfd_close(struct memregion regs[2])
+{
+	close(regs[0].fd);
+	close(regs[1].fd);
+}
+
+/* The pass captures at most what the backing holds, counted once. */
+static void
+test_pass_limit_allocated(void **state)
+{
+	struct memregion regs[2];
+	struct vm vm;
+
+	vm_memfd(&vm, regs, 8 * MIB);
+	assert_int_equal(vm_allocated_bytes(&vm), 8 * MIB);
+	assert_int_equal(vm_pass_byte_limit(&vm), 8 * MIB);
+	assert_int_equal(vm_returned_bytes(&vm), 56 * MIB);
+	vm_memfd_close(regs);
+	/* Less allocated, a smaller limit (the pass's order plays no part). */
+	vm_memfd(&vm, regs, 2 * MIB);
+	assert_int_equal(vm_pass_byte_limit(&vm), 2 * MIB);
+	vm_memfd_close(regs);
+}
+
+/* All of it allocated: the guest's RAM; a backing that holds nothing: 0
+ * (vm_hint refuses such a pass: 0 would be no limit to the agent). */
+static void
+test_pass_limit_full_and_empty(void **state)
+{
+	struct memregion regs[2];
+	struct vm vm;
+
+	vm_memfd(&vm, regs, 64 * MIB);
+	assert_int_equal(vm_pass_byte_limit(&vm), 64 * MIB);
+	vm_memfd_close(regs);
+	vm_memfd(&vm, regs, 0);
+	assert_int_equal(vm_pass_byte_limit(&vm), 0);
+	vm_memfd_close(regs);
+}
+
+/* No backing file (private memory): no count, the RAM is the limit. */
+static void
+test_pass_limit_no_backing(void **state)
+{
+	struct memregion regs[2];
+	struct vm vm;
+
+	vm_with(&vm, regs, 0, FREEHINT__MODE__ZERO_IN_GUEST);
+	regs[0].size = regs[1].size = 32 * MIB;
+	assert_int_equal(vm_allocated_bytes(&vm), -1);
+	assert_int_equal(vm_pass_byte_limit(&vm), 64 * MIB);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(
-		    test_add_find_remove, setup, teardown),
-		cmocka_unit_test_setup_teardown(
-		    test_add_again, setup, teardown),
-		cmocka_unit_test_setup_teardown(
-		    test_add_refused, setup, teardown),
-		cmocka_unit_test_setup_teardown(
-		    test_unservable, setup, teardown),
-		cmocka_unit_test_setup_teardown(
-		    test_set_error, setup, teardown),
-		cmocka_unit_test_setup_teardown(
-		    test_map_retry, setup, teardown),
-		cmocka_unit_test_setup_teardown(
-		    test_map_bad_mtree, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_changed, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_dma, setup, teardown),
-		cmocka_unit_test_setup_teardown(
-		    test_returned_bytes, setup, teardown),
-		cmocka_unit_test_setup_teardown(
-		    test_hint_no_agent, setup, teardown),
+		UNIT_FX(test_add_find_remove),
+		UNIT_FX(test_add_again),
+		UNIT_FX(test_add_refused),
+		UNIT_FX(test_unservable),
+		UNIT_FX(test_set_error),
+		UNIT_FX(test_map_retry),
+		UNIT_FX(test_map_bad_mtree),
+		UNIT_FX(test_changed),
+		UNIT_FX(test_dma),
+		UNIT_FX(test_returned_bytes),
+		UNIT_FX(test_hint_no_agent),
+		UNIT_FX(test_pass_auto),
+		UNIT_FX(test_pass_set_by_hand),
+		UNIT_FX(test_pass_hold),
+		UNIT_FX(test_pass_limit_allocated),
+		UNIT_FX(test_pass_limit_full_and_empty),
+		UNIT_FX(test_pass_limit_no_backing),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -64,17 +64,10 @@ static const struct fh_handler handlers[] = {
 };
 
 /* Turn the loop until cond holds, for at most about five seconds. */
-#define SPIN_UNTIL(f, cond)                                          \
-	do {                                                         \
-		int spin_;                                           \
-		for (spin_ = 0; spin_ < 5000 && !(cond); spin_++) {  \
-			event_base_loop((f)->base, EVLOOP_NONBLOCK); \
-			drain(f);                                    \
-			if (!(cond))                                 \
-				usleep(1000);                        \
-		}                                                    \
-		assert_true(cond);                                   \
-	} while (0)
+#define SPIN_UNTIL(f, cond)                                                \
+	UNIT_SPIN_UNTIL(                                                   \
+	    (event_base_loop((f)->base, EVLOOP_NONBLOCK), drain(f)), 5000, \
+	    cond)
 
 static int
 on_msg(struct fh_peer *p, const struct fh_msg *m, void *arg)
@@ -612,32 +605,29 @@ test_no_resync_on_sockets(void **state)
 int
 main(void)
 {
-#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 	const struct CMUnitTest tests[] = {
-		T(test_dispatch),
-		T(test_send),
-		T(test_unexpected_type),
-		T(test_handler_refuses),
-		T(test_too_many_faults),
-		T(test_fatal_framing),
-		T(test_oversized_frame),
-		T(test_free_in_handler),
-		T(test_free_in_lost_on_eof),
-		T(test_eof_inside_frame),
-		T(test_keep_after_lost),
-		T(test_close_after_flush),
-		T(test_close_nothing_queued),
-		T(test_free_with_loss_pending),
-		T(test_not_reading),
-		T(test_unknown_types_long_session),
-		T(test_fault_decay),
-		T(test_newer_frame_version),
-		T(test_resync_torn_frame),
-		T(test_resync_garbage),
-		T(test_no_resync_on_sockets),
+		UNIT_FX(test_dispatch),
+		UNIT_FX(test_send),
+		UNIT_FX(test_unexpected_type),
+		UNIT_FX(test_handler_refuses),
+		UNIT_FX(test_too_many_faults),
+		UNIT_FX(test_fatal_framing),
+		UNIT_FX(test_oversized_frame),
+		UNIT_FX(test_free_in_handler),
+		UNIT_FX(test_free_in_lost_on_eof),
+		UNIT_FX(test_eof_inside_frame),
+		UNIT_FX(test_keep_after_lost),
+		UNIT_FX(test_close_after_flush),
+		UNIT_FX(test_close_nothing_queued),
+		UNIT_FX(test_free_with_loss_pending),
+		UNIT_FX(test_not_reading),
+		UNIT_FX(test_unknown_types_long_session),
+		UNIT_FX(test_fault_decay),
+		UNIT_FX(test_newer_frame_version),
+		UNIT_FX(test_resync_torn_frame),
+		UNIT_FX(test_resync_garbage),
+		UNIT_FX(test_no_resync_on_sockets),
 	};
-#undef T
 
-	log_init("test_peer", 1, 0);
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return UNIT_RUN("test_peer", tests);
 }

@@ -10,7 +10,6 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "unit.h"
 
@@ -240,15 +239,6 @@ test_merge(void **state)
 	fh_rs_free(&b);
 }
 
-static double
-seconds(void)
-{
-	struct timespec t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
-}
-
 /*
  * A hint pass's held set, built a batch at a time: 300 batches of 100
  * ranges, interleaved so that nothing coalesces until the last third
@@ -276,16 +266,16 @@ test_merge_large(void **state)
 			    fh_rs_add(&batch, ((uint64_t)i * 300 + k) * 4,
 			        k >= 200 ? 4 : 2),
 			    0);
-		t0 = seconds();
+		t0 = fh_monotonic_s();
 		assert_int_equal(fh_rs_merge(&merged, &batch), 0);
-		t_merge += seconds() - t0;
-		t0 = seconds();
+		t_merge += fh_monotonic_s() - t0;
+		t0 = fh_monotonic_s();
 		for (i = 0; i < batch.n; i++)
 			assert_int_equal(fh_rs_add(&sorted, batch.r[i].start,
 			                     batch.r[i].npages),
 			    0);
 		fh_rs_normalize(&sorted);
-		t_sort += seconds() - t0;
+		t_sort += fh_monotonic_s() - t0;
 	}
 	assert_true(fh_rs_is_normal(&merged));
 	assert_int_equal(merged.n, sorted.n);

@@ -1,0 +1,49 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * Unix socket addresses: the one place a path becomes a sockaddr_un
+ * (refused when it does not fit, never cut short), and a listener on one.
+ */
+#include <sys/socket.h>
+#include <sys/un.h>
+
+#include <errno.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common.h"
+
+int
+fh_unix_addr(struct sockaddr_un *sun, const char *path)
+{
+	memset(sun, 0, sizeof *sun);
+	sun->sun_family = AF_UNIX;
+	if (strlen(path) >= sizeof sun->sun_path) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	strcpy(sun->sun_path, path);
+	return 0;
+}
+
+int
+fh_unix_listen(const char *path, int backlog, int flags)
+{
+	struct sockaddr_un sun;
+	int fd, saved;
+
+	if (fh_unix_addr(&sun, path) != 0)
+		return -1;
+	/* A socket file left by a previous run would make bind fail. */
+	if (unlink(path) != 0 && errno != ENOENT)
+		return -1;
+	if ((fd = socket(AF_UNIX, SOCK_STREAM | flags, 0)) == -1)
+		return -1;
+	if (bind(fd, (struct sockaddr *)&sun, sizeof sun) != 0 ||
+	    listen(fd, backlog) != 0) {
+		saved = errno;
+		close(fd);
+		errno = saved;
+		return -1;
+	}
+	return fd;
+}
