@@ -347,9 +347,8 @@ reconnect_cb(int fd, short what, void *arg)
 	struct sockaddr_un sun;
 	int s;
 
-	memset(&sun, 0, sizeof sun);
-	sun.sun_family = AF_UNIX;
-	snprintf(sun.sun_path, sizeof sun.sun_path, "%s", connect_path);
+	if (fh_unix_addr(&sun, connect_path) != 0)
+		fatal("%s", connect_path);
 	s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (s == -1 || connect(s, (struct sockaddr *)&sun, sizeof sun) != 0) {
 		struct timeval tv = { 0, 200000 };
@@ -429,18 +428,12 @@ static int
 listen_on(const char *spec)
 {
 	struct sockaddr_vm svm;
-	struct sockaddr_un sun;
 	int fd;
 
 	if (strncmp(spec, "unix:", 5) == 0) {
-		memset(&sun, 0, sizeof sun);
-		sun.sun_family = AF_UNIX;
-		snprintf(sun.sun_path, sizeof sun.sun_path, "%s", spec + 5);
-		unlink(sun.sun_path);
-		fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-		if (fd == -1 ||
-		    bind(fd, (struct sockaddr *)&sun, sizeof sun) != 0)
+		if ((fd = fh_unix_listen(spec + 5, 4, SOCK_CLOEXEC)) == -1)
 			fatal("%s", spec);
+		return fd;
 	} else if (strncmp(spec, "vsock:", 6) == 0) {
 		/* Only ever inside a guest (vsock_loopback). */
 		memset(&svm, 0, sizeof svm);

@@ -9,6 +9,15 @@ FAILED=0
 ok() { echo "PASS agent-serial-$1"; }
 ko() { echo "FAIL agent-serial-$1: $2"; FAILED=1; }
 st() { awk -v k="$1" '$1 == k { print $2 }' /proc/freehint/stats; }
+# wait_log FILE PATTERN TENTHS: until FILE has PATTERN, or TENTHS tenths
+# of a second.
+wait_log() {
+	i=0
+	until grep -q "$2" "$1" || [ $i -ge "$3" ]; do
+		sleep 0.1
+		i=$((i + 1))
+	done
+}
 
 insmod /lib/freehint/freehint.ko || { ko insmod "insmod failed"; exit 1; }
 [ -e /dev/virtio-ports/org.freehint.agent.0 ] || ko port "no virtio port"
@@ -21,11 +30,7 @@ freehint-agent -d -v --transport virtio-serial --backoff-max 2000 \
 A=$!
 # From its first retry (a loaded TCG guest may take seconds to get
 # there), 10 s with a 2 s cap: a handful of attempts, never a spin.
-i=0
-while ! grep -q "retry in" /tmp/a.log && [ $i -lt 600 ]; do
-	sleep 0.1
-	i=$((i + 1))
-done
+wait_log /tmp/a.log "retry in" 600
 n0=$(grep -c "retry in" /tmp/a.log)
 sleep 10
 n=$(($(grep -c "retry in" /tmp/a.log) - n0))
@@ -61,11 +66,7 @@ modprobe vsock_loopback || ko vsock-loopback "modprobe failed"
 freehintd -d -v --vsock-port 7701 --control /tmp/fhd.ctl \
 	--vm name=nine,qmp=/tmp/none.qmp,cid=9 >/tmp/d.log 2>&1 &
 D=$!
-i=0
-until grep -q "listening on vsock port 7701" /tmp/d.log || [ $i -ge 50 ]; do
-	sleep 0.1
-	i=$((i + 1))
-done
+wait_log /tmp/d.log "listening on vsock port 7701" 50
 freehint-agent -d -v --transport vsock --vsock-cid 1 --vsock-port 7701 \
 	--backoff-max 1000 >/tmp/av.log 2>&1 &
 A=$!
@@ -95,11 +96,7 @@ echo "FHSERIAL AUTO"
 freehint-agent -d -v --transport auto --vsock-cid 1 --vsock-port 7701 \
 	--backoff-max 1000 >/tmp/aa.log 2>&1 &
 AA=$!
-i=0
-until grep -q "welcomed" /tmp/aa.log || [ $i -ge 300 ]; do
-	sleep 0.1
-	i=$((i + 1))
-done
+wait_log /tmp/aa.log "welcomed" 300
 if grep -q "auto tries virtio-serial first" /tmp/aa.log &&
 	grep -q "virtio-serial.*welcomed" /tmp/aa.log; then
 	ok auto-falls-back-to-serial

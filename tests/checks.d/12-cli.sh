@@ -92,4 +92,40 @@ if ! build/freehint-agent -n -f "$tmp/help.conf" >"$tmp/out" 2>"$tmp/err" &&
 else
 	fail cli:freehint-agent:help-not-a-key "$(cat "$tmp/out" "$tmp/err")"
 fi
+# A VM name goes into log lines and status rows: a control character in
+# it is refused with the reason, before anything starts.
+if ! build/freehintd -n --vm "$(printf 'name=a\nb,qmp=/x')" \
+    >"$tmp/out" 2>"$tmp/err" &&
+    grep -q "name has a control character (0x0a)" "$tmp/err"; then
+	pass cli:freehintd:vm-name-control-char
+else
+	fail cli:freehintd:vm-name-control-char "$(cat "$tmp/out" "$tmp/err")"
+fi
+# punch-workers: 1 to 64, on the command line and in the file alike; the
+# default is what --dump-config prints without it.
+bad=""
+for n in 0 65 -1 4x ""; do
+	build/freehintd -n -f /dev/null --punch-workers "$n" >/dev/null 2>"$tmp/err" ||
+	    grep -q "punch-workers: bad value '$n'" "$tmp/err" || bad="$bad [$n]"
+	build/freehintd -n -f /dev/null --punch-workers "$n" >/dev/null 2>&1 &&
+	    bad="$bad [$n accepted]"
+	printf 'punch-workers %s\n' "$n" >"$tmp/pw.conf"
+	build/freehintd -n -f "$tmp/pw.conf" >/dev/null 2>&1 &&
+	    bad="$bad [$n accepted in the file]"
+done
+for n in 1 64; do
+	[ "$(build/freehintd -f /dev/null --punch-workers $n --dump-config |
+	    sed -n 's/^punch-workers //p')" = $n ] || bad="$bad [$n refused]"
+	printf 'punch-workers %s\n' $n >"$tmp/pw.conf"
+	[ "$(build/freehintd -f "$tmp/pw.conf" --dump-config |
+	    sed -n 's/^punch-workers //p')" = $n ] ||
+	    bad="$bad [$n refused in the file]"
+done
+[ "$(build/freehintd -f /dev/null --dump-config |
+    sed -n 's/^punch-workers //p')" = 4 ] || bad="$bad [default not 4]"
+if [ -z "$bad" ]; then
+	pass cli:freehintd:punch-workers-bounds
+else
+	fail cli:freehintd:punch-workers-bounds "$bad"
+fi
 exit "${FH_FAILED:-0}"

@@ -45,36 +45,24 @@ rm -f "$sock"
 guest_run "$out/serial.log" "$out/serial.cpio.gz" -c "$sock" -t 300 &
 p_serial=$!
 
-# The host side of the serial channel comes only once the guest says so.
-i=0
-while ! grep -aq "FHSERIAL READY" "$out/serial.log" 2>/dev/null; do
-	i=$((i + 1))
-	[ $i -gt 2400 ] && break
-	kill -0 $p_serial 2>/dev/null || break
-	sleep 0.1
-done
-"$B/tests/agent/fh-testhost" -c "unix:$sock" --until-reported 2 \
-	--timeout 120 >"$out/serial-host.log" 2>&1
-hrc=$?
-sed 's/^/  serial-host| /' "$out/serial-host.log" | tail -n 15
-[ $hrc = 0 ] && pass agent-serial-testhost ||
-	fail agent-serial-testhost "fh-testhost exit $hrc"
-
+# serial_host CUE NAME LINES FH-TESTHOST-OPTIONS...: the host side of the
+# serial channel, which comes only once the guest says CUE; the last
+# LINES of its log shown, its exit status case NAME.
+serial_host() {
+	cue=$1 name=$2 lines=$3
+	shift 3
+	guest_wait "$out/serial.log" "$cue" 240 $p_serial
+	"$B/tests/agent/fh-testhost" -c "unix:$sock" "$@" \
+	    >"$out/$name-host.log" 2>&1
+	hrc=$?
+	sed "s/^/  $name-host| /" "$out/$name-host.log" | tail -n "$lines"
+	[ $hrc = 0 ] && pass "agent-$name-testhost" ||
+	    fail "agent-$name-testhost" "fh-testhost exit $hrc"
+}
+serial_host "FHSERIAL READY" serial 15 --until-reported 2 --timeout 120
 # Again for the agent with --transport auto, once freehintd in the guest
 # has refused its vsock connection.
-i=0
-while ! grep -aq "FHSERIAL AUTO" "$out/serial.log" 2>/dev/null; do
-	i=$((i + 1))
-	[ $i -gt 2400 ] && break
-	kill -0 $p_serial 2>/dev/null || break
-	sleep 0.1
-done
-"$B/tests/agent/fh-testhost" -c "unix:$sock" --until-lost 1 \
-	--timeout 60 >"$out/serial-auto-host.log" 2>&1
-hrc=$?
-sed 's/^/  serial-auto-host| /' "$out/serial-auto-host.log" | tail -n 8
-[ $hrc = 0 ] && pass agent-serial-auto-testhost ||
-	fail agent-serial-auto-testhost "fh-testhost exit $hrc"
+serial_host "FHSERIAL AUTO" serial-auto 8 --until-lost 1 --timeout 60
 
 for g in agent:$p_agent serial:$p_serial; do
 	name=${g%%:*}

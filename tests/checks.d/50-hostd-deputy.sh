@@ -4,7 +4,8 @@
 # agent (fh-hostile deputy) on each VM's channel sends REPORTED batches
 # over all of it. freehintd must serve as discard only a writable memfd,
 # tmpfs or hugetlbfs file of QEMU's own user in a QEMU with no device
-# that DMAs into guest memory; anything else is record-only with the
+# that DMAs into guest memory, whose monitor's listener still holds the
+# monitor's socket; anything else is record-only with the
 # reason in `freehintctl status`, and the file's contents and allocated
 # blocks stay as they were. A well-formed backing (case "ok") is
 # discarded whole, so the test sees discards when they happen.
@@ -68,6 +69,11 @@ mkfile "$s/vfio" root:root 0600
 fake vfio /proc/self/fd/8 rw unshare -m sh -c \
     'exec 8<>"$0" && mount -t tmpfs none /dev && mkdir /dev/vfio &&
      : >/dev/vfio/7 && exec "$1" "$2" "$3" "$4" /dev/vfio/7' "$s/vfio"
+# handoff: a good backing in the process that listened (a QEMU by name,
+# what SO_PEERCRED names), but that process no longer holds the socket: a
+# child of its answers there. Whoever answers is not that QEMU's monitor.
+mkfile "$s/handoff" root:root 0600
+fake handoff "$s/handoff" rw env FH_FAKEQEMU_FORK=1 FH_FAKEQEMU_HANDOFF=1
 # ok: QEMU's own tmpfs file, read-write: discarded.
 mkfile "$s/ok" root:root 0600
 fake ok "$s/ok" rw
@@ -78,7 +84,7 @@ build/tests/hostd/fh-hostile "$t/esc.chan" escape 200 30 >"$t/esc.out" 2>&1 &
 esc_agent=$!
 pids="$pids $esc_agent"
 
-for n in ro other disk vfio ok; do
+for n in ro other disk vfio handoff ok; do
 	want=record-only
 	[ $n = ok ] && want=discard
 	build/tests/hostd/fh-hostile "$t/$n.chan" deputy $size $want \
@@ -86,16 +92,19 @@ for n in ro other disk vfio ok; do
 	eval "agent_$n=$!"
 done
 i=0
-while [ "$(cat "$t"/*.fake 2>/dev/null | grep -c '^ready')" -lt 6 ] &&
+while [ "$(cat "$t"/*.fake 2>/dev/null | grep -c '^ready')" -lt 7 ] &&
     [ $i -lt 50 ]; do
 	sleep 0.1
 	i=$((i + 1))
 done
+# The handoff fake's child answers on its socket: it is ours to stop too.
+pids="$pids $(sed -n 's/^ready .* child \([0-9]*\)$/\1/p' "$t/handoff.fake")"
 "$daemon" -d -v --vsock-port 0 --control "$t/ctl" \
     --vm "name=ro,qmp=$t/ro.qmp,channel=$t/ro.chan" \
     --vm "name=other,qmp=$t/other.qmp,channel=$t/other.chan" \
     --vm "name=disk,qmp=$t/disk.qmp,channel=$t/disk.chan" \
     --vm "name=vfio,qmp=$t/vfio.qmp,channel=$t/vfio.chan" \
+    --vm "name=handoff,qmp=$t/handoff.qmp,channel=$t/handoff.chan" \
     --vm "name=ok,qmp=$t/ok.qmp,channel=$t/ok.chan" \
     --vm "name=esc,qmp=$t/esc.qmp,channel=$t/esc.chan" --max-faults 100000 \
     >"$t/daemon.log" 2>&1 &
@@ -108,6 +117,10 @@ for n in ro other disk vfio ok; do
 	grep -q '^FAIL' "$t/$n.out" && rc=1
 	grep -q '^PASS deputy:acked' "$t/$n.out" || rc=1
 done
+# A VM whose monitor is not its QEMU's is not served at all: its agent
+# is never connected (the status and the file say the rest). A daemon
+# that did serve it did so beside "ok", which is done.
+kill $agent_handoff 2>/dev/null
 build/freehintctl -s "$t/ctl" status --json >"$t/status.json"
 build/freehintctl -s "$t/ctl" status >"$t/status.txt"
 
@@ -129,6 +142,7 @@ expect ro record-only 'not read-write'
 expect other record-only 'belongs to uid 65534, QEMU runs as uid 0'
 expect disk record-only 'not a memfd, tmpfs or hugetlbfs file'
 expect vfio record-only 'VFIO or vDPA.*/dev/vfio/7'
+expect handoff record-only 'does not hold a socket listening on'
 expect ok discard 'shared file backing'
 if grep -q 'not read-write' "$t/status.txt"; then
 	echo "PASS hostd-deputy:reason-in-table"
@@ -137,7 +151,7 @@ else
 	rc=1
 fi
 
-for f in "$s/ro" "$s/other" "$t/disk" "$s/vfio"; do
+for f in "$s/ro" "$s/other" "$t/disk" "$s/vfio" "$s/handoff"; do
 	n=$(basename "$f")
 	if cmp -s "$f" "$f.orig" &&
 	    [ "$(stat -c %b "$f")" = "$(cat "$f.blocks")" ]; then

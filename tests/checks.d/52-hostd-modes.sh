@@ -15,7 +15,7 @@ FHROOT=$(pwd)
 . tests/hostd/modes.sh
 guest_require hostd-modes
 command -v strace >/dev/null || skip hostd-modes "strace not installed"
-make -s all kmod >/dev/null 2>&1 || { fail hostd-modes "make all kmod failed"; exit 1; }
+step_make hostd-modes all kmod
 
 top=$(mktemp -d /tmp/fh-modes.XXXXXX)
 huge_old= huge_mnt=

@@ -9,21 +9,16 @@
 #            sees that migration end, then asks again and gets events.
 set -u
 cd "$(dirname "$0")/../.." || exit 1
-. tests/guest/lib.sh
 . tests/hostd/lib.sh
 
-command -v qemu-system-x86_64 >/dev/null ||
-    skip hostd-migration "no qemu-system-x86_64"
-make -s all >/dev/null 2>&1 || { fail hostd-migration "make all failed"; exit 1; }
+qemu_require hostd-migration
+step_make hostd-migration all
 
 t=
 dpid=
 cleanup() {
 	[ -n "$dpid" ] && kill "$dpid" 2>/dev/null
-	for n in e f; do
-		[ -f "$t/$n.pid" ] && kill "$(cat "$t/$n.pid")" 2>/dev/null
-	done
-	[ -n "$t" ] && rm -rf "$t"
+	[ -n "$t" ] && qemu_kill "$t" e f && rm -rf "$t"
 }
 trap cleanup EXIT
 trap 'exit 1' INT TERM

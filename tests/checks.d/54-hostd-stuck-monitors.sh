@@ -15,37 +15,23 @@
 # FREEHINTD=path runs another daemon binary (the old one, to see it fail).
 set -u
 cd "$(dirname "$0")/../.." || exit 1
-. tests/guest/lib.sh
 . tests/hostd/lib.sh
 
-command -v qemu-system-x86_64 >/dev/null ||
-    skip hostd-stuck "no qemu-system-x86_64"
-make -s all hostd-tests >/dev/null 2>&1 ||
-    { fail hostd-stuck "make all hostd-tests failed"; exit 1; }
-freehintd=${FREEHINTD:-build/freehintd}
+hostd_step hostd-stuck /dev/shm/fh-stuck all hostd-tests
 SECS=16
-
-t=$(mktemp -d /dev/shm/fh-stuck.XXXXXX)
 dpid= hpid= ppid= fpids=
 cleanup() {
 	[ -f "$t/stopped.pid" ] && kill -CONT "$(cat "$t/stopped.pid")" 2>/dev/null
 	for p in $dpid $hpid $ppid $fpids; do
 		kill -9 "$p" 2>/dev/null
 	done
-	for n in h late stopped; do
-		[ -f "$t/$n.pid" ] && kill "$(cat "$t/$n.pid")" 2>/dev/null
-	done
-	wait 2>/dev/null
-	rm -rf "$t"
+	step_end "$t" h late stopped
 }
 trap cleanup EXIT
 trap 'exit 1' INT TERM
 
-vm_start "$t" h 128M -object memory-backend-memfd,id=mem0,size=128M,share=on ||
-    { fail hostd-stuck "qemu did not start"; exit 1; }
-vm_start "$t" stopped 64M \
-    -object memory-backend-memfd,id=mem0,size=64M,share=on ||
-    { fail hostd-stuck "qemu did not start"; exit 1; }
+vm_memfd hostd-stuck "$t" h 128M
+vm_memfd hostd-stuck "$t" stopped 64M
 kill -STOP "$(cat "$t/stopped.pid")"
 for m in silent mute full; do
 	tests/hostd/fake-monitor.py $m "$t/$m.qmp" >"$t/$m.out" 2>&1 &
@@ -77,8 +63,7 @@ hpid=
 wait $ppid
 ppid=
 
-grep -E '^(PASS|FAIL) ' "$t/h.out" | sed 's/^\(PASS\|FAIL\) /\1 hostd-stuck:healthy:/'
-grep -q '^FAIL' "$t/h.out" && FH_FAILED=1
+relay "$t/h.out" hostd-stuck:healthy
 grep '^#' "$t/h.out"
 grep -q '^PASS timed:acked-within-1s' "$t/h.out" ||
     fail hostd-stuck:healthy "the healthy VM was not served: $(tail -n 3 "$t/h.out")"

@@ -14,19 +14,7 @@ set -u
 cd "$(dirname "$0")/../.." || exit 1
 FHROOT=$(pwd)
 . tests/hostd/e2e.sh
-guest_require hostd-lease
-make -s all kmod kmod-tests >/dev/null 2>&1 ||
-	{ fail hostd-lease "make all kmod kmod-tests failed"; exit 1; }
-
-d=$(mktemp -d /tmp/fh-lease.XXXXXX)
-dpid=
-cleanup() {
-	[ -n "$dpid" ] && kill -CONT "$dpid" 2>/dev/null && kill "$dpid" 2>/dev/null
-	[ -f "$d/qemu.pid" ] && kill "$(cat "$d/qemu.pid")" 2>/dev/null
-	wait 2>/dev/null
-	rm -rf "$d"
-}
-trap cleanup EXIT
+e2e_step hostd-lease /tmp/fh-lease all kmod kmod-tests
 ctl="$FHROOT/build/freehintctl -s $d/ctl"
 guest_build "$d/initrd.cpio.gz" -m "$FHROOT/kmod/freehint.ko" \
     -b "$FHROOT/build/freehint-agent" -b "$FHROOT/build/tests/kmod/fhfill" \

@@ -10,35 +10,22 @@
 # FREEHINTD=path runs another daemon binary (the old one, to see it fail).
 set -u
 cd "$(dirname "$0")/../.." || exit 1
-. tests/guest/lib.sh
 . tests/hostd/lib.sh
 
-command -v qemu-system-x86_64 >/dev/null ||
-    skip hostd-punch "no qemu-system-x86_64"
-make -s all hostd-tests >/dev/null 2>&1 ||
-    { fail hostd-punch "make all hostd-tests failed"; exit 1; }
-freehintd=${FREEHINTD:-build/freehintd}
+hostd_step hostd-punch /dev/shm/fh-punch all hostd-tests
 SECS=10
-
-t=$(mktemp -d /dev/shm/fh-punch.XXXXXX)
 dpid= apid= bpid=
 cleanup() {
 	for p in $dpid $apid $bpid; do
 		kill -9 "$p" 2>/dev/null
 	done
-	for n in a b; do
-		[ -f "$t/$n.pid" ] && kill "$(cat "$t/$n.pid")" 2>/dev/null
-	done
-	wait 2>/dev/null
-	rm -rf "$t"
+	step_end "$t" a b
 }
 trap cleanup EXIT
 trap 'exit 1' INT TERM
 
-vm_start "$t" a 256M -object memory-backend-memfd,id=mem0,size=256M,share=on ||
-    { fail hostd-punch "qemu did not start"; exit 1; }
-vm_start "$t" b 128M -object memory-backend-memfd,id=mem0,size=128M,share=on ||
-    { fail hostd-punch "qemu did not start"; exit 1; }
+vm_memfd hostd-punch "$t" a 256M
+vm_memfd hostd-punch "$t" b 128M
 
 build/tests/hostd/fh-hostile "$t/a.chan" flood $SECS 2 >"$t/a.out" 2>&1 &
 apid=$!

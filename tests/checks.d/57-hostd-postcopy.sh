@@ -15,18 +15,14 @@ set -u
 cd "$(dirname "$0")/../.." || exit 1
 FHROOT=$(pwd)
 . tests/hostd/e2e.sh
-guest_require hostd-postcopy
-make -s all kmod >/dev/null 2>&1 ||
-    { fail hostd-postcopy "make all kmod failed"; exit 1; }
+guest_step hostd-postcopy all kmod
 daemon=${FREEHINTD:-build/freehintd}
 
 t=$(mktemp -d /tmp/fh-postcopy.XXXXXX)
 dpid=
 cleanup() {
 	[ -n "$dpid" ] && kill "$dpid" 2>/dev/null
-	for n in src dst; do
-		[ -f "$t/$n.pid" ] && kill "$(cat "$t/$n.pid")" 2>/dev/null
-	done
+	qemu_kill "$t" src dst
 	wait 2>/dev/null
 	[ "$FH_FAILED" = 0 ] || cp "$t/daemon.log" /tmp/fh-postcopy-last.log
 	rm -rf "$t"

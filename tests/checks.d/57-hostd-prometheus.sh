@@ -7,17 +7,16 @@
 set -u
 cd "$(dirname "$0")/../.." || exit 1
 FHROOT=$(pwd)
-. tests/guest/lib.sh
 . tests/hostd/e2e.sh
 guest_require hostd-prometheus
 command -v prometheus >/dev/null && command -v promtool >/dev/null ||
     skip hostd-prometheus "no prometheus (scripts/install-deps.sh test)"
-make -s all kmod >/dev/null 2>&1 || { fail hostd-prometheus "make all kmod failed"; exit 1; }
+step_make hostd-prometheus all kmod
 
 d=$(mktemp -d /tmp/fh-prom.XXXXXX)
 dpid= ppid=
 trap 'kill $dpid $ppid 2>/dev/null
-[ -f "$d/qemu.pid" ] && kill "$(cat "$d/qemu.pid")" 2>/dev/null
+qemu_kill "$d" qemu
 wait 2>/dev/null; rm -rf "$d"' EXIT
 ctl="build/freehintctl -s $d/ctl"
 freeport() {

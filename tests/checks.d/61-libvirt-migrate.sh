@@ -1,8 +1,7 @@
 #!/bin/sh
 # A real migration between two libvirtd instances on this machine.
-# Two "hosts" (tests/libvirt/nshost.sh): each a network namespace joined to
-# the other by a veth pair, a mount namespace with its own libvirt
-# directories, its own virtlogd, libvirtd and freehintd. The built-in guest
+# Two "hosts" (tests/libvirt/twohosts.sh), each with its own libvirtd and
+# freehintd. The built-in guest
 # (freehint.ko and the agent on the virtio-serial channel) starts on A; a
 # hint pass holds its free memory; it migrates to B over the veth pair.
 # Checks that A's freehintd sees the migration start with the pass held
@@ -19,65 +18,13 @@
 # Logs in build/libvirt-migrate/.
 cd "$(dirname "$0")/../.." || exit 1
 . tests/guest/lib.sh
+. tests/libvirt/twohosts.sh
 
 out=$FHROOT/build/libvirt-migrate
 DOM=fhm-mig1
-NSA=fhm$$a NSB=fhm$$b
-ADDR_A=10.231.$(($$ % 250)).1 ADDR_B=10.231.$(($$ % 250)).2
-nsh=$FHROOT/tests/libvirt/nshost.sh
-[ "$(id -u)" -eq 0 ] || skip libvirt-migrate "needs root"
-for c in libvirtd virtlogd virsh ip nsenter unshare; do
-	command -v $c >/dev/null || skip libvirt-migrate "$c not installed"
-done
-guest_require
-rm -rf "$out"
-mkdir -p "$out/a/lib/fh" "$out/b/lib/fh"
-uri() { echo "qemu+unix:///system?socket=$out/$1/sock/libvirt-sock"; }
-VA="virsh -q -c $(uri a)"
-VB="virsh -q -c $(uri b)"
-hostd_a= hostd_b= netns= watch_pid=
-cleanup() {
-	for h in a b; do
-		virsh -q -c "$(uri $h)" destroy $DOM >/dev/null 2>&1
-	done
-	[ -n "$watch_pid" ] && kill "$watch_pid" 2>/dev/null
-	[ -n "$hostd_a" ] && kill "$hostd_a" 2>/dev/null
-	[ -n "$hostd_b" ] && kill "$hostd_b" 2>/dev/null
-	$nsh down "$out/a" >/dev/null 2>&1
-	$nsh down "$out/b" >/dev/null 2>&1
-	if [ -n "$netns" ]; then
-		ip netns del $NSA 2>/dev/null
-		ip netns del $NSB 2>/dev/null
-	fi
-}
-trap cleanup EXIT
-trap 'exit 1' INT TERM
-
-if ! make -s all >"$out/make.log" 2>&1 || ! make -s kmod >>"$out/make.log" 2>&1; then
-	fail libvirt-migrate-build "see $out/make.log"
-	exit 1
-fi
-
-# ---- two hosts ----
-netns=1
-if ! { ip netns add $NSA && ip netns add $NSB &&
-    ip link add ${NSA}0 type veth peer name ${NSB}0 &&
-    ip link set ${NSA}0 netns $NSA && ip link set ${NSB}0 netns $NSB &&
-    ip -n $NSA addr add $ADDR_A/30 dev ${NSA}0 &&
-    ip -n $NSB addr add $ADDR_B/30 dev ${NSB}0 &&
-    ip -n $NSA link set ${NSA}0 up && ip -n $NSB link set ${NSB}0 up; } \
-    >"$out/net.log" 2>&1; then
-	skip libvirt-migrate "cannot make network namespaces: $(tail -n 1 "$out/net.log")"
-fi
-# Different host UUIDs: libvirt refuses to migrate a domain to itself.
-if ! $nsh up "$out/a" $NSA fhm-host-a 6d1c3f0e-5b1a-4c57-9a43-00000000000a \
-    >"$out/a.log" 2>&1 ||
-    ! $nsh up "$out/b" $NSB fhm-host-b 6d1c3f0e-5b1a-4c57-9a43-00000000000b \
-    >"$out/b.log" 2>&1; then
-	fail libvirt-migrate-hosts "$(tail -n 2 "$out/a.log" "$out/b.log")"
-	exit 1
-fi
-pass libvirt-migrate-hosts "two libvirtd, $ADDR_A and $ADDR_B"
+th_init libvirt-migrate "$out" $DOM
+th_up
+watch_pid=
 
 # ---- the guest: dirties and frees memory every 12 s, so that each host
 # sees reporting it can reclaim; the agent's last words go to the serial
@@ -107,22 +54,9 @@ fi
 tests/libvirt/mkdomain.sh -n $DOM -i "$out/guest.cpio.gz" \
     -d /var/lib/libvirt/fh -m 256 >"$out/$DOM.xml"
 
-for h in a b; do
-	$nsh exec "$out/$h" "$FHROOT/build/freehintd" -d -v \
-	    --libvirt-uri "$(uri $h)" --control "$out/$h/ctl.sock" \
-	    --vsock-port 0 \
-	    >"$out/$h/freehintd.log" 2>&1 &
-	eval hostd_$h=$!
-done
 ctl_a="build/freehintctl -s $out/a/ctl.sock"
 ctl_b="build/freehintctl -s $out/b/ctl.sock"
-# st HOST PATTERN: the host's freehintctl status matches PATTERN.
-st() {
-	build/freehintctl -s "$out/$1/ctl.sock" status --json \
-	    >"$out/$1/status.json" 2>&1 && grep -q -- "$2" "$out/$1/status.json"
-}
 rss() { awk '/^RssShmem/ { print $2 }' /proc/"$1"/status; }
-qpid() { cat "$out/$1/run/qemu/$DOM.pid" 2>/dev/null; }
 
 if ! $VA create "$out/$DOM.xml" >"$out/create.log" 2>&1; then
 	fail libvirt-migrate-start "$(cat "$out/create.log")"
@@ -151,6 +85,7 @@ qa=$(qpid a)
 	done
 ) >"$out/a/status-during.json" &
 watch_pid=$!
+th_bg $watch_pid
 # The hint pass, while the guest runs (a paused guest cannot capture).
 held=0
 i=0

@@ -12,15 +12,25 @@
 
 e2e_rss() { sed -n 's/^RssShmem:[[:space:]]*\([0-9]*\) kB/\1/p' "/proc/$1/status"; }
 
-# e2e_wait_log FILE PATTERN SECONDS
-e2e_wait_log() {
-	_n=0
-	while ! grep -aq -- "$2" "$1" 2>/dev/null; do
-		_n=$((_n + 1))
-		[ $_n -gt $(($3 * 10)) ] && return 1
-		sleep 0.1
-	done
+# e2e_step NAME PREFIX TARGET...: the start of a step with one guest
+# (run-guest.sh -p $d/qemu.pid) and one freehintd ($dpid): guest_step,
+# $d a fresh directory PREFIX.XXXXXX, and on exit both stopped (freehintd
+# woken first, should the step have stopped it) and $d removed.
+e2e_step() {
+	_fh_name=$1 _fh_prefix=$2
+	shift 2
+	guest_step "$_fh_name" "$@"
+	d=$(mktemp -d "$_fh_prefix.XXXXXX")
+	dpid=
+	trap e2e_step_end EXIT
 }
+e2e_step_end() {
+	[ -n "$dpid" ] && kill -CONT "$dpid" 2>/dev/null && kill "$dpid" 2>/dev/null
+	step_end "$d" qemu
+}
+
+# e2e_wait_log FILE PATTERN SECONDS
+e2e_wait_log() { guest_wait "$1" "$2" "$3"; }
 
 # e2e_migrate QMPSOCK: prints "NORMAL TRANSFERRED DUPLICATE" of a migration to
 # /dev/null, then resumes the guest.

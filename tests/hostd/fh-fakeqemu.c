@@ -15,6 +15,9 @@
  * mapping and the listening socket) while the process that listened,
  * the one SO_PEERCRED names, only waits to be killed: a QEMU that exits
  * while its monitor connection stays up. "ready" then gives both pids.
+ * With FH_FAKEQEMU_HANDOFF set as well, the process that listened closes
+ * the listening socket: it is then some QEMU process that SO_PEERCRED
+ * still names while another process answers on its socket.
  */
 #include <sys/mman.h>
 #include <sys/socket.h>
@@ -31,6 +34,8 @@
 #include <unistd.h>
 
 #include <json-c/json.h>
+
+#include "common.h"
 
 static uint8_t *base;
 static uint64_t size;
@@ -153,7 +158,6 @@ out:
 int
 main(int argc, char **argv)
 {
-	struct sockaddr_un sun;
 	struct stat st;
 	int lfd, cfd, ffd, i, rw;
 
@@ -183,13 +187,7 @@ main(int argc, char **argv)
 			perror(argv[i]);
 			return 2;
 		}
-	memset(&sun, 0, sizeof sun);
-	sun.sun_family = AF_UNIX;
-	snprintf(sun.sun_path, sizeof sun.sun_path, "%s", argv[1]);
-	unlink(argv[1]);
-	if ((lfd = socket(AF_UNIX, SOCK_STREAM, 0)) == -1 ||
-	    bind(lfd, (struct sockaddr *)&sun, sizeof sun) != 0 ||
-	    listen(lfd, 4) != 0) {
+	if ((lfd = fh_unix_listen(argv[1], 4, 0)) == -1) {
 		perror(argv[1]);
 		return 2;
 	}
@@ -200,6 +198,8 @@ main(int argc, char **argv)
 			return 2;
 		}
 		if (cfd > 0) {
+			if (getenv("FH_FAKEQEMU_HANDOFF") != NULL)
+				close(lfd);
 			printf("ready %p pid %d child %d\n", (void *)base,
 			    (int)getpid(), cfd);
 			fflush(stdout);

@@ -790,7 +790,6 @@ script(const char *name)
 int
 main(int argc, char **argv)
 {
-	struct sockaddr_un sun;
 
 	if (argc != 5) {
 		fprintf(stderr,
@@ -802,13 +801,7 @@ main(int argc, char **argv)
 	log_init("fh-hostile", 1, 0);
 	signal(SIGPIPE, SIG_IGN);
 	in = evbuffer_new();
-	memset(&sun, 0, sizeof sun);
-	sun.sun_family = AF_UNIX;
-	snprintf(sun.sun_path, sizeof sun.sun_path, "%s", argv[1]);
-	unlink(argv[1]);
-	if ((lfd = socket(AF_UNIX, SOCK_STREAM, 0)) == -1 ||
-	    bind(lfd, (struct sockaddr *)&sun, sizeof sun) != 0 ||
-	    listen(lfd, 4) != 0) {
+	if ((lfd = fh_unix_listen(argv[1], 4, 0)) == -1) {
 		perror(argv[1]);
 		return 2;
 	}

@@ -27,13 +27,18 @@ wait_capture() {
 	done
 	return 0
 }
+# ready N CASE: say FH READYn to the host, which starts pass N, and wait
+# until the module captured blocks for it; without, CASE fails.
+ready() {
+	_c0=$(st hold_captured_bytes)
+	echo "FH READY$1 $(up)"
+	wait_capture "$_c0" ||
+		{ echo "FAIL $2: no capture"; diag; exit 1; }
+}
 fail=0
 
 # 1: the host stalls (SIGSTOP) right after asking for the pass.
-c0=$(st hold_captured_bytes)
-echo "FH READY1 $(up)"
-wait_capture "$c0" ||
-	{ echo "FAIL lease-host-stall: no capture"; diag; exit 1; }
+ready 1 lease-host-stall
 echo "FH CAPTURING1 $(up)"
 sleep 8
 echo "FH FILL1 $(up)"
@@ -49,10 +54,7 @@ sleep 3
 # 2: the host stalls briefly so that the agent has batches read and not
 # sent; then the agent stalls past the timeout, with report_grace_ms
 # lowered after its handshake and its reads.
-c0=$(st hold_captured_bytes)
-echo "FH READY2 $(up)"
-wait_capture "$c0" ||
-	{ echo "FAIL lease-agent-stall: no capture"; diag; exit 1; }
+ready 2 lease-agent-stall
 echo "FH CAPTURING2 $(up)"
 sleep 2
 kill -STOP $agent
@@ -84,10 +86,7 @@ echo "FH DONE2 $(up)"
 echo 2000 >/sys/module/freehint/parameters/report_grace_ms
 adjtimex -t 11000 >/dev/null
 date -s "@$(($(date +%s) + 3600))" >/dev/null
-c0=$(st hold_captured_bytes)
-echo "FH READY3 $(up)"
-wait_capture "$c0" ||
-	{ echo "FAIL lease-clock-skew: no capture"; diag; exit 1; }
+ready 3 lease-clock-skew
 _n=0
 until grep -q "hint pass 3: captured" /run/agent.log || [ $_n -gt 600 ]; do
 	sleep 0.1

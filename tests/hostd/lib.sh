@@ -1,4 +1,25 @@
-# Helpers of the host daemon's black-box tests (sourced).
+# Helpers of the host daemon's black-box tests (sourced, from the top of
+# the tree; with tests/guest/lib.sh's, which they use).
+. "${FHROOT:-$(pwd)}/tests/guest/lib.sh"
+
+# qemu_require NAME: exit 77 (a SKIP line) without QEMU.
+qemu_require() {
+	command -v qemu-system-x86_64 >/dev/null ||
+	    skip "$1" "no qemu-system-x86_64"
+}
+
+# hostd_step NAME PREFIX TARGET...: the start of a step that runs
+# freehintd beside firmware-only QEMUs: SKIP without QEMU, TARGETs built
+# (or FAIL), $freehintd the daemon (FREEHINTD=path runs another binary),
+# $t a fresh directory PREFIX.XXXXXX.
+hostd_step() {
+	_fh_name=$1 _fh_prefix=$2
+	shift 2
+	qemu_require "$_fh_name"
+	step_make "$_fh_name" "$@"
+	freehintd=${FREEHINTD:-build/freehintd}
+	t=$(mktemp -d "$_fh_prefix.XXXXXX")
+}
 
 # vm_start DIR NAME MEM BACKING-OPTS...: a firmware-only QEMU with two
 # monitors (NAME.qmp for freehintd, NAME.qmp2 for the test).
@@ -10,6 +31,16 @@ vm_start() {
 	    -qmp "unix:$d/$n.qmp,server=on,wait=off" \
 	    -qmp "unix:$d/$n.qmp2,server=on,wait=off" \
 	    -daemonize -pidfile "$d/$n.pid"
+}
+
+# vm_memfd STEP DIR NAME MEM [OPTS...]: vm_start with MEM of shared
+# memfd RAM; when QEMU does not start, a FAIL line for STEP and exit 1.
+vm_memfd() {
+	_fh_step=$1 _fh_d=$2 _fh_n=$3 _fh_mem=$4
+	shift 4
+	vm_start "$_fh_d" "$_fh_n" "$_fh_mem" \
+	    -object "memory-backend-memfd,id=mem0,size=$_fh_mem,share=on" "$@" ||
+	    { fail "$_fh_step" "qemu did not start"; exit 1; }
 }
 
 # hostile_run LABEL FREEHINTD [WRAPPER]: the whole scenario once.

@@ -108,8 +108,9 @@ policy_run() {
 s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 	chmod 0755 "$POLICY_D"
 	# A second VM (the same QEMU's other monitor) named to break the
-	# exposition: quotes, a backslash, braces, a newline, a non-ASCII byte.
-	POLICY_EVIL=$(printf 'e"v\\il{vm="x"}\n\377')
+	# exposition: quotes, a backslash, braces, a non-ASCII byte (a control
+	# character is refused at parse time, as libvirt refuses it).
+	POLICY_EVIL=$(printf 'e"v\\il{vm="x"}\377')
 	vm_start "$POLICY_D" p 128M \
 	    -object memory-backend-memfd,id=mem0,size=128M,share=on
 	mkfifo "$POLICY_D/fifo"
@@ -138,6 +139,14 @@ s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 		sleep 0.1
 	done
 
+	# A daemon that did not start fails here, with its log, rather
+	# than as a string of unexplained failures after it.
+	if ! kill -0 $POLICY_DPID 2>/dev/null; then
+		echo "FAIL hostd-policy:daemon-started"
+		tail -n 30 "$POLICY_D/daemon.log"
+		exec 3>&-
+		return 1
+	fi
 	policy_scrape >"$POLICY_D/m0" 2>"$POLICY_D/m0.err"
 	policy_check metrics-before-promtool \
 	    promtool check metrics <"$POLICY_D/m0"
@@ -204,7 +213,7 @@ s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 	policy_check metrics-agent-connected [ "$(policy_metric "$POLICY_D/m1" \
 	    'freehint_agent_connected{vm="p"}')" = 1 ]
 	policy_check metrics-name-escaped [ "$(policy_metric "$POLICY_D/m1" \
-	    'freehint_agent_connected{vm="e\"v\\il{vm=\"x\"}\n\\xff"}')" = 0 ]
+	    'freehint_agent_connected{vm="e\"v\\il{vm=\"x\"}\\xff"}')" = 0 ]
 	policy_check metrics-two-vms [ "$(policy_metric "$POLICY_D/m1" \
 	    freehint_vms)" = 2 ]
 

@@ -134,7 +134,14 @@ grabber(void *arg)
 
 	(void)arg;
 	while (!stop) {
-		avail = meminfo_kb("MemAvailable") * 1024LL - (128LL << 20);
+		/*
+		 * Leave room for what the module may take after this read:
+		 * a report batch (32 blocks of up to 4 MiB, isolated until
+		 * acked) and a 48 MiB hold at once; with only the first, the
+		 * guest ran out of memory (OOM-killed fhinteg) when both
+		 * came together.
+		 */
+		avail = meminfo_kb("MemAvailable") * 1024LL - (192LL << 20);
 		if (avail > (128LL << 20))
 			avail = 128LL << 20;
 		if (avail < (long long)CHUNK) {

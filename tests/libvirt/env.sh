@@ -6,6 +6,7 @@
 #   tests/libvirt/env.sh down    destroy leftover fh-* domains, stop what
 #                                up started, restore qemu.conf
 #   tests/libvirt/env.sh status
+#   tests/libvirt/env.sh users   only the users libvirt's QEMU driver needs
 #
 # qemu.conf is replaced only while the environment is up (the original is
 # kept beside it). Exits 77 when libvirt is not installed.
@@ -20,17 +21,22 @@ die() { echo "env.sh: $*" >&2; exit 1; }
 
 running() { [ -s "$1" ] && kill -0 "$(cat "$1" 2>/dev/null)" 2>/dev/null; }
 
+# libvirt's built-in defaults (user libvirt-qemu) are parsed before
+# qemu.conf: without the user, the QEMU driver does not start.
+users() {
+	getent group kvm >/dev/null || groupadd -r kvm
+	getent group libvirt-qemu >/dev/null || groupadd -r libvirt-qemu
+	getent passwd libvirt-qemu >/dev/null || useradd -r -g kvm \
+	    -d /var/lib/libvirt -s /usr/sbin/nologin libvirt-qemu
+}
+
 up() {
 	command -v libvirtd >/dev/null && command -v virsh >/dev/null &&
 	    command -v virtlogd >/dev/null || { echo "env.sh: libvirt not installed" >&2; exit 77; }
 	[ "$(id -u)" -eq 0 ] || die "must run as root"
 	mkdir -p "$STATE" /var/log/libvirt /var/run/libvirt /var/lib/libvirt \
 	    /etc/libvirt
-	# libvirt's built-in defaults are parsed before qemu.conf.
-	getent group kvm >/dev/null || groupadd -r kvm
-	getent group libvirt-qemu >/dev/null || groupadd -r libvirt-qemu
-	getent passwd libvirt-qemu >/dev/null || useradd -r -g kvm \
-	    -d /var/lib/libvirt -s /usr/sbin/nologin libvirt-qemu
+	users
 	if [ -e "$CONF" ] && ! grep -qF "$MARK" "$CONF"; then
 		[ -e "$STATE/qemu.conf.orig" ] || cp -p "$CONF" "$STATE/qemu.conf.orig"
 	fi
@@ -109,8 +115,9 @@ status() {
 
 case ${1:-} in
 up) up ;;
+users) users ;;
 down) down ;;
 restart) restart ;;
 status) status ;;
-*) sed -n '2,10p' "$0" >&2; exit 2 ;;
+*) sed -n '2,12p' "$0" >&2; exit 2 ;;
 esac

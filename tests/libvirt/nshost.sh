@@ -52,6 +52,7 @@ cgroup_controllers = [ ]
 namespaces = [ ]
 CONF
 	: >"$dir/etc/virtlogd.conf"
+	"$(dirname "$self")/env.sh" users
 	mkfifo "$dir/ready"
 	ip netns exec "$netns" unshare -m -u --propagation private \
 	    sh -c "'$self' setup '$dir' '$name' && echo ok >'$dir/ready' &&

@@ -136,7 +136,16 @@ void
 vm_source_migration(const char *name, enum vm_migration_event ev)
 {
 	printf("MIGRATION %s %s\n", name,
-	    ev == VM_MIGRATION_STARTED ? "STARTED" : "FINISHED");
+	    ev == VM_MIGRATION_STARTED        ? "STARTED"
+	        : ev == VM_MIGRATION_POSTCOPY ? "POSTCOPY"
+	                                      : "FINISHED");
+	fflush(stdout);
+}
+
+void
+vm_source_running(const char *name, bool running)
+{
+	printf("RUNNING %s %d\n", name, (int)running);
 	fflush(stdout);
 }
 
