@@ -66,7 +66,7 @@ def run(args):
     status at each phase boundary, console lines)."""
     vm = b.Vm("agent", "agent", mem_mib=args.mem,
               append="bench.seconds=%d bench.churn_mib=%d"
-              % (args.seconds, args.churn_mib))
+              % (args.seconds, args.churn_mib), accel=args.accel)
     host = {}
     try:
         vm.start_freehintd()
@@ -197,11 +197,6 @@ def observations(cols):
     return out
 
 
-def loadavg():
-    with open("/proc/loadavg") as f:
-        return " ".join(f.read().split()[:3])
-
-
 def report(args, cols, errors, churn, wall, load, order=None):
     rows = []
     for label, fmt in ROWS:
@@ -244,7 +239,7 @@ def report(args, cols, errors, churn, wall, load, order=None):
            "give them back unsent (the guest allocates far faster than "
            "64 MiB/s). Host columns: deltas of `freehintctl status "
            "--json` over the phase."
-           % (b.machine(), args.mem, args.seconds, args.seconds,
+           % (b.machine(args.accel), args.mem, args.seconds, args.seconds,
               args.seconds + 3, args.churn_mib, args.churn_mib,
               ": %s" % churn if churn else ""),
            "", tab, ""] + verdict + [
@@ -279,7 +274,7 @@ def report(args, cols, errors, churn, wall, load, order=None):
            "hands over a batch every few seconds."
            % ("order %s" % order if order is not None else "unknown")]
     doc += observations(cols)
-    b.write_doc(NAME, "\n".join(doc))
+    b.write_doc(NAME, "\n".join(doc), args.prov)
 
 
 def main():
@@ -287,17 +282,19 @@ def main():
     ap.add_argument("--seconds", type=int, default=60)
     ap.add_argument("--churn-mib", type=int, default=256)
     ap.add_argument("--mem", type=int, default=512)
+    b.add_accel(ap)
     args = ap.parse_args()
+    args.prov = b.Provenance(args.accel)
     why_not = b.have_freehint()
     if why_not:
         print("bench agent: freehint " + why_not)
         report(args, {}, ["freehint " + why_not], None, 0,
-               (loadavg(), loadavg()))
+               (b.loadavg(), b.loadavg()))
         return 1
     t0 = time.monotonic()
     build_initrd()
     cols, errors, churn, order = {}, [], None, None
-    load = [loadavg()]
+    load = [b.loadavg()]
     try:
         samples, host, lines = run(args)
         for p in PHASES:
@@ -317,7 +314,7 @@ def main():
                 print(ln)
     except Exception as e:  # noqa: BLE001: the run failed; say why
         errors.append(str(e))
-    load.append(loadavg())
+    load.append(b.loadavg())
     report(args, cols, errors, churn, time.monotonic() - t0, load, order)
     return 1 if errors else 0
 

@@ -15,12 +15,13 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OUT = os.path.join(ROOT, "build", "bench")
 DOCS = os.path.join(ROOT, "docs", "bench")
-GUEST_PROGS = ("dirty", "frag", "churn")
+GUEST_PROGS = ("dirty", "frag", "churn", "memcheck")
 # The checked workloads of tests/kmod (make kmod-tests), for the busy guest.
 TEST_PROGS = ("fhchurn", "fhfill")
 CHANNEL_NAME = "org.freehint.agent.0"
+BENCH_PORT_NAME = "org.freehint.bench.0"
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from qmp import Qmp, migrate_wait  # noqa: E402
+from qmp import Qmp  # noqa: E402
 
 
 def kver():
@@ -64,12 +65,26 @@ def build_initrd():
     return out
 
 
+def balloon_args(balloon):
+    """QEMU's virtio-balloon for the reference configurations: hint
+    (free-page-hint), report (free-page-reporting), hint+report or None."""
+    if balloon is None:
+        return []
+    opts = {"hint": ["free-page-hint=on"],
+            "report": ["free-page-reporting=on"],
+            "hint+report": ["free-page-hint=on", "free-page-reporting=on"]}
+    dev = ",".join(["virtio-balloon-pci"] + opts[balloon])
+    if "hint" in balloon.split("+"):
+        return ["-object", "iothread,id=io0", "-device", dev + ",iothread=io0"]
+    return ["-device", dev]
+
+
 class Vm:
     """One QEMU guest on a shared memfd, with two QMP sockets (one for the
     benchmark, one for freehintd) and the virtio-serial agent channel."""
 
     def __init__(self, name, run, mem_mib=512, balloon=None, freehint=False,
-                 append=""):
+                 append="", accel="tcg", incoming=None, bench_port=False):
         self.name = name
         self.dir = os.path.join(OUT, "vm", name)
         shutil.rmtree(self.dir, ignore_errors=True)
@@ -79,6 +94,7 @@ class Vm:
         self.qmp_daemon = os.path.join(self.dir, "qmp-freehintd.sock")
         self.channel = os.path.join(self.dir, "channel.sock")
         self.mem_mib = mem_mib
+        self.accel = accel
         kv = kver()
         cmdline = "console=ttyS0 quiet panic=-1 bench.run=%s" % run
         if balloon:
@@ -101,11 +117,15 @@ class Vm:
                 "-chardev", "socket,id=ch0,path=%s,server=on,wait=off"
                 % self.channel,
                 "-device", "virtserialport,chardev=ch0,name=" + CHANNEL_NAME]
-        if balloon == "hint":
-            args += ["-object", "iothread,id=io0", "-device",
-                     "virtio-balloon-pci,free-page-hint=on,iothread=io0"]
-        elif balloon == "report":
-            args += ["-device", "virtio-balloon-pci,free-page-reporting=on"]
+        args += accel_args(accel) + balloon_args(balloon)
+        if incoming:
+            args += ["-incoming", incoming]
+        # A second port for the benchmark's own requests to the guest.
+        self.bench_sock = os.path.join(self.dir, "bench.sock")
+        if bench_port:
+            args += ["-chardev", "socket,id=ch1,path=%s,server=on,wait=off"
+                     % self.bench_sock, "-device",
+                     "virtserialport,chardev=ch1,name=" + BENCH_PORT_NAME]
         self.stderr = open(os.path.join(self.dir, "qemu.stderr"), "w")
         self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL,
                                      stdout=self.stderr, stderr=self.stderr)
@@ -156,11 +176,6 @@ class Vm:
                         raise
                     time.sleep(0.05)
         return self._qmp
-
-    def migrate(self, bandwidth, timeout=300):
-        q = self.qmp()
-        q.cmd("migrate-set-parameters", {"max-bandwidth": bandwidth})
-        return migrate_wait(q, "exec:cat > /dev/null", timeout)
 
     def status_kib(self, key):
         with open("/proc/%d/status" % self.pid) as f:
@@ -263,39 +278,120 @@ def table(headers, rows):
 
 def commit():
     """The commit measured (short hash), "+" when the tree has changes."""
+    full, dirty = head()
+    return full[:12] + ("+" if dirty else "") if full else "unknown"
+
+
+def head():
+    """(full hash of HEAD or None, whether the tree has changes)."""
     try:
-        h = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short",
-                            "HEAD"], capture_output=True, text=True,
+        h = subprocess.run(["git", "-C", ROOT, "rev-parse", "HEAD"],
+                           capture_output=True, text=True,
                            check=True).stdout.strip()
         dirty = subprocess.run(["git", "-C", ROOT, "diff", "--quiet",
                                 "HEAD"]).returncode != 0
-        return h + ("+" if dirty else "")
+        return h, dirty
     except (OSError, subprocess.CalledProcessError):
-        return "unknown"
+        return None, False
 
 
 def ratio(a, b):
     return "n/a" if not b or a is None else "%.2f" % (a / b)
 
 
-def machine():
-    cpu = "unknown CPU"
+ACCELS = ("tcg", "kvm")
+
+
+def add_accel(ap, guests=True):
+    """--accel for a benchmark that boots guests (TCG by default here); one
+    that boots none takes it too, so that bench/run.sh can hand it to
+    all, and records no accelerator."""
+    if guests:
+        ap.add_argument("--accel", choices=ACCELS, default="tcg",
+                        help="QEMU accelerator of every guest (default tcg)")
+    else:
+        ap.add_argument("--accel", choices=ACCELS, default=None,
+                        help="accepted and ignored: no guest boots here")
+
+
+def accel_args(accel):
+    """QEMU's arguments for accel; exits when KVM is asked for and absent."""
+    if accel == "kvm":
+        if not os.access("/dev/kvm", os.R_OK | os.W_OK):
+            sys.exit("bench: --accel kvm: /dev/kvm is missing or not "
+                     "usable here")
+        return ["-accel", "kvm", "-cpu", "host"]
+    return ["-accel", "tcg"]
+
+
+def accel_name(accel):
+    return {"tcg": "TCG (no KVM)", "kvm": "KVM", None: "no guest"}[accel]
+
+
+def cpu_model():
     with open("/proc/cpuinfo") as f:
         for line in f:
             if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
+                return line.split(":", 1)[1].strip()
+    return "unknown CPU"
+
+
+def machine(accel="tcg"):
     qemu = subprocess.run(["qemu-system-x86_64", "--version"],
                           capture_output=True, text=True).stdout.split("\n")[0]
-    return "%s, %d CPUs, %s, guest kernel %s, TCG (no KVM)" % (
-        cpu, os.cpu_count(), qemu, kver())
+    return "%s, %d CPUs, %s, guest kernel %s, %s" % (
+        cpu_model(), os.cpu_count(), qemu, kver(), accel_name(accel))
 
 
-def write_doc(name, text):
+def loadavg():
+    """The 1, 5 and 15 minute load averages, as /proc/loadavg has them."""
+    with open("/proc/loadavg") as f:
+        return " ".join(f.read().split()[:3])
+
+
+class Provenance:
+    """What a section measured: taken when a benchmark starts (before it
+    builds anything, so that the commit is what runs) and closed when it
+    writes its section. tests/checks.d/17-bench-provenance.sh reads the
+    comment line; the sentence is for people."""
+
+    def __init__(self, accel="tcg"):
+        if accel:
+            accel_args(accel)  # refuses a missing accelerator before work
+        self.commit, self.dirty = head()
+        self.date = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+        self.accel = accel
+        self.load_before = loadavg()
+        self.load_after = None
+
+    def lines(self):
+        if self.load_after is None:
+            self.load_after = loadavg()
+        return provenance_lines(self.commit or "unknown", self.dirty,
+                                self.date, self.accel, self.load_before,
+                                self.load_after)
+
+
+def provenance_lines(commit, dirty, date, accel, before, after):
+    return ["<!-- provenance commit=%s dirty=%s -->" % (
+                commit, "yes" if dirty else "no"),
+            "Measured at commit `%s`%s on %s; machine: %s, %d cores, %s; "
+            "load average (1, 5, 15 min) before the run %s, after it %s." % (
+                commit[:12], " with uncommitted changes" if dirty else "",
+                date, cpu_model(), os.cpu_count(), accel_name(accel),
+                before, after)]
+
+
+def write_doc(name, text, prov):
+    """docs/bench/NAME.md: text, with prov's lines under its heading."""
+    lines = text.rstrip().split("\n")
+    if not lines[0].startswith("## "):
+        raise ValueError("a section starts with its '## ' heading")
+    lines[1:1] = [""] + prov.lines()
     os.makedirs(DOCS, exist_ok=True)
     path = os.path.join(DOCS, name + ".md")
     with open(path, "w") as f:
-        f.write(text.rstrip() + "\n")
+        f.write("\n".join(lines) + "\n")
     print("wrote", os.path.relpath(path, ROOT))
 
 

@@ -245,11 +245,11 @@ main(int argc, char **argv)
 		case 's':
 			if (fh_parse_u64(optarg, 1, 600, &v) != 0)
 				fatalx("bad --seconds '%s'", optarg);
-			min_sec = (double)v / 10;
+			min_sec = (double)v;
 			break;
 		default:
-			fprintf(stderr,
-			    "usage: codec [--batch N] [--seconds TENTHS]\n");
+			fprintf(
+			    stderr, "usage: codec [--batch N] [--seconds S]\n");
 			return 2;
 		}
 	}

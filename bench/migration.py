@@ -1,80 +1,228 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: GPL-2.0-only
-"""Migration benchmark (issue 7): pages a migration sends, with no hinting,
-with QEMU's virtio-balloon free-page-hint and with freehint, for workloads
-(a) dirty-and-free and (b) fragmented free memory.
+"""Migration benchmark: a real live migration over TCP to a destination
+QEMU on this machine, with no hinting, QEMU's virtio-balloon reporting
+and hinting, and freehint, the guest's memory checked on the destination.
 
-  bench/migration.py [--mem MIB] [--bandwidth MIB_PER_S] [--append ARGS]
-                     [--workloads dirty,frag] [--configs none,...] [--runs N]
+  bench/migration.py [--runs N] [--mem MIB] [--bandwidth 1g|10g|unlimited]
+                     [--workload idle|busy] [--busy-rate MIB_S]
+                     [--accel tcg|kvm] [--settle S] [--configs A,B,...]
 
-Every row is the median of --runs fresh guests, with the spread (lowest
-to highest) beside it; freehintd runs at its defaults.
-
---append adds to every guest's kernel command line (e.g. init_on_alloc=0);
-runs with --append, --workloads or --configs print their table and leave
-docs/ alone.
+Each run boots a fresh guest that fills --check-mib of memory with a
+pattern (bench/guest/memcheck.c), dirties 60% of its RAM and frees it,
+then waits --settle seconds (every configuration the same; freehint's
+wait starts once its agent is connected). The destination is started
+with -incoming tcp:127.0.0.1:PORT; once the migration completed, the
+benchmark asks the guest, now on the destination, to check every word of
+its pattern. Rows are medians of --runs, with the spread. A run with
+--configs prints its table and leaves docs/ alone.
 """
 import argparse
 import os
 import re
+import socket
 import statistics
-import subprocess
 import sys
 import threading
 import time
 
 import benchlib as b
+from qmp import migrate_wait
 
-WORKLOADS = {
-    "dirty": ("migrate-dirty", "(a) 60% of RAM dirtied, then freed"),
-    "frag": ("migrate-frag", "(b) memory filled, every other 64 KiB freed"),
+# name: (virtio-balloon of QEMU, freehint: None, "report", "manual", "auto")
+CONFIGS = {
+    "none": (None, None),
+    "qemu-report": ("report", None),
+    "qemu-hint": ("hint", None),
+    "qemu-hint+report": ("hint+report", None),
+    "freehint-report": (None, "report"),
+    "freehint-manual": (None, "manual"),
+    "freehint-auto": (None, "auto"),
 }
-# freehint: `freehintctl hint`, then the migration once the pass holds;
-# freehint-auto: the migration alone, freehintd starting the pass on
-# QEMU's MIGRATION event (what it does on its own).
-CONFIGS = ("none", "qemu-hint", "freehint", "freehint-auto")
-# Blocks of every order: workload (b) frees 4-64 KiB pieces. Both, since
-# held ranges are checked against the Welcome's min_order alignment.
-FREEHINTD_ARGS = ()
+# Bytes a second (QMP max-bandwidth). "unlimited": far above what a
+# migration on one machine reaches (QEMU has no "off").
+BANDWIDTHS = {"1g": 10**9 // 8, "10g": 10**10 // 8, "unlimited": 1 << 40}
+REFS = ("none", "qemu-hint", "qemu-hint+report")
+CRASH = re.compile(r"BUG:|Oops|Kernel panic|general protection|corruption")
+FULL = ("freehint-manual", "freehint-auto")
 
+# Figures of one run, in table order: key, header, format.
+SENT = [("used", "pages used", "%d"), ("normal", "ram.normal", "%d"),
+        ("duplicate", "ram.duplicate", "%d"),
+        ("transferred", "MiB transferred", "%.1f"),
+        ("held_mib", "MiB held", "%d")]
+TIMES = [("total_ms", "total ms", "%d"), ("pass_ms", "hint pass ms", "%d"),
+         ("setup_ms", "setup ms", "%d"), ("downtime_ms", "downtime ms", "%d"),
+         ("rss_before", "source RssShmem before MiB", "%d"),
+         ("rss_peak", "source peak RssShmem MiB", "%d"),
+         ("cpu_src", "source QEMU CPU s", "%.2f"),
+         ("cpu_dst", "destination QEMU CPU s", "%.2f"),
+         ("cpu_fhd", "freehintd CPU s", "%.2f")]
 
 WHY = """Reading the figures:
 
-- QEMU's `free-page-hint` is blind to blocks under 4 MiB: on the
-  fragmented guest it sends about what no hinting sends. freehint holds
-  blocks of every order its backing can discard (`hint-min-order auto`:
-  order 0 on this memfd), so the pass takes the fragmented free memory
-  too.
-- freehint-auto is what a libvirt user gets: the migration alone, with
-  freehintd starting the pass on QEMU's MIGRATION event. freehintd holds
-  the migration's bandwidth down until the pass is over (docs/hostd.md,
-  "A migration's own hint pass"), so QEMU does not send whole what the
-  pass is about to hold; "hint pass ms" is how long that took, inside
-  "total-time".
-- What freehint still sends above the pages in use is free memory the
-  pass leaves to the guest: each zone's low watermark plus
-  `hold_reserve_mb`, and ZONE_DMA, which is never held (docs/kmod.md).
-- Debian's kernel zeroes every page it allocates (`init_on_alloc=1`) and
-  the module captures by allocating: each held page is written once,
-  which also brings back host memory that page reporting had discarded
-  until freehintd punches it again. QEMU then reads every punched hole,
-  which a memfd allocates again: "peak RssShmem" is the source's largest
-  RssShmem while it migrates, sampled every 50 ms.
-- The machine is shared with other engineers' QEMU guests on 2 CPUs:
-  times move from run to run, which the spread shows."""
+- Every configuration runs the same guest through the same steps and
+  waits; only the reporting and hinting differ. Reporting (QEMU's
+  `free-page-reporting` and freehint's, which both ride on the kernel's
+  page reporting) discards free memory before the migration, so
+  "source RssShmem before" is lower in those rows and QEMU reads holes
+  as zero pages. freehint-report has no hint pass (`--hint-min-order 20`:
+  no free block is that large, so the pass freehintd starts on the
+  migration holds nothing); freehint-manual runs `freehintctl hint`
+  first and its "total ms" includes that pass; freehint-auto is the
+  migration alone, freehintd starting the pass on QEMU's MIGRATION event
+  and holding the migration's bandwidth down until it is over (its
+  "hint pass ms" is inside "total ms").
+- "total ms", "setup ms" and "downtime ms" are QEMU's `total-time`,
+  `setup-time` and `downtime` (freehint-manual adds its pass);
+  `ram.normal` counts pages sent whole, `ram.duplicate` zero pages sent
+  as a few bytes. CPU times are user plus system time of each process
+  from the start of the migration (of the pass, for freehint-manual) to
+  its end; the destination's from its start.
+- "checked" counts runs whose guest, on the destination, found every
+  word of its patterned memory intact.
+- Under TCG, QEMU 7.2 loses guest writes during a live migration
+  (docs/kmod.md, "Live migration"): whatever the configuration, a
+  destination guest may then crash or find its pattern changed. Such
+  runs are listed under the tables and left out of the figures.
+- On a shared machine under TCG the times move from run to run (see the
+  load average above); the bracketed spread shows by how much, and a
+  verdict whose ranges overlap is not a clear difference."""
 
 
-def frag_buddyinfo():
-    log = os.path.join(b.OUT, "vm", "mig-frag-none", "serial.log")
+# Pure parts (bench/test_migration.py) ------------------------------------
+
+def parse_bandwidth(text):
+    """Bytes a second for --bandwidth: 1g, 10g (Gbit/s) or unlimited."""
     try:
-        with open(log) as f:
-            return [ln.split(" ", 2)[2].rstrip() for ln in f
-                    if ln.startswith("BENCH buddyinfo")]
-    except OSError:
-        return ["(not available)"]
+        return BANDWIDTHS[text.lower()]
+    except KeyError:
+        raise argparse.ArgumentTypeError(
+            "bandwidth '%s': one of %s" % (text, ", ".join(BANDWIDTHS)))
 
 
-def wait_agent(vm, timeout=60):
+def parse_configs(text):
+    cfgs = [c for c in text.split(",") if c]
+    bad = [c for c in cfgs if c not in CONFIGS]
+    if bad or not cfgs:
+        raise argparse.ArgumentTypeError(
+            "configs '%s': a list of %s" % (text, ", ".join(CONFIGS)))
+    return cfgs
+
+
+def parse_memcheck(line):
+    """The destination's verdict from a "BENCH memcheck ..." line: a dict
+    with ok (bool), and the dirty rate achieved or the first bad word."""
+    m = re.search(r"BENCH memcheck ok mib=(\d+) written_mib=(\d+) "
+                  r"seconds=([\d.]+)", line)
+    if m:
+        secs = float(m.group(3))
+        return {"ok": True, "mib": int(m.group(1)),
+                "rate": int(m.group(2)) / secs if secs > 0 else 0.0}
+    m = re.search(r"BENCH memcheck bad (.*)", line)
+    if m:
+        return {"ok": False, "why": m.group(1).strip()}
+    raise ValueError("not a memcheck verdict: %r" % line)
+
+
+def stats(vals):
+    """Median, quartiles (inclusive method), lowest, highest, count."""
+    vals = sorted(vals)
+    if not vals:
+        raise ValueError("no values")
+    if len(vals) > 1:
+        q1, _, q3 = statistics.quantiles(vals, n=4, method="inclusive")
+    else:
+        q1 = q3 = vals[0]
+    return {"med": statistics.median(vals), "q1": q1, "q3": q3,
+            "lo": vals[0], "hi": vals[-1], "n": len(vals)}
+
+
+def summarise(runs):
+    """One row from its runs: stats of each figure over the runs that
+    completed and were checked, the count of the others, their errors."""
+    ok = [r for r in runs if "error" not in r]
+    row = {"runs": len(runs), "ok": len(ok),
+           "errors": [r["error"] for r in runs if "error" in r]}
+    for k in (ok[0] if ok else {}):
+        vals = [r[k] for r in ok if r.get(k) is not None]
+        if vals:
+            row[k] = stats(vals)
+    return row
+
+
+def cell(st, fmt):
+    """A median with its spread: [q1-q3] from 5 runs on, (lowest-highest)
+    below that; the median alone when every run gave the same."""
+    if st is None:
+        return "-"
+    if st["lo"] == st["hi"]:
+        return fmt % st["med"]
+    if st["n"] >= 5:
+        return (fmt + " [" + fmt + "-" + fmt + "]") % (st["med"], st["q1"],
+                                                      st["q3"])
+    return (fmt + " (" + fmt + "-" + fmt + ")") % (st["med"], st["lo"],
+                                                  st["hi"])
+
+
+def tables(res, cfgs):
+    """The two Markdown tables: what was sent, then time and cost."""
+    sent, times = [], []
+    for c in cfgs:
+        r = res[c]
+        sent.append([c, "%d/%d" % (r["ok"], r["runs"])]
+                    + [cell(r.get(k), f) for k, _, f in SENT])
+        times.append([c] + [cell(r.get(k), f) for k, _, f in TIMES])
+    return (b.table(["configuration", "runs checked"]
+                    + [h for _, h, _ in SENT], sent),
+            b.table(["configuration"] + [h for _, h, _ in TIMES], times))
+
+
+def num(x):
+    """A figure without trailing zeros: 50, 12.5."""
+    return ("%.1f" % x).rstrip("0").rstrip(".")
+
+
+def verdicts(res):
+    """Full freehint against each reference, on medians, for bytes sent
+    and total time; says when the runs' ranges overlap."""
+    out = []
+    for fh in FULL:
+        for ref in REFS:
+            f, r = res.get(fh), res.get(ref)
+            if not f or not r:
+                continue
+            for key, what, unit in (("transferred", "sent", "MiB"),
+                                    ("total_ms", "took", "ms")):
+                if key not in f or key not in r:
+                    # The reason of the side that has no figure.
+                    gone = r if key in f else f
+                    out.append("- %s vs %s, %s: not measured (%s: %s)." % (
+                        fh, ref, what, ref if gone is r else fh,
+                        gone["errors"][0] if gone["errors"] else "no run"))
+                    continue
+                a, z = f[key], r[key]
+                word = "less" if a["med"] < z["med"] else "not less"
+                overlap = a["lo"] <= z["hi"] and z["lo"] <= a["hi"]
+                out.append("- %s %s %s %s, %s %s %s (medians of %d and %d "
+                           "runs): %s%s." % (
+                               fh, what, num(a["med"]), unit, ref,
+                               num(z["med"]), unit, a["n"], z["n"],
+                               "**less**" if word == "less" else word,
+                               "; the runs' ranges overlap" if overlap
+                               else ""))
+    return out
+
+
+# Running ------------------------------------------------------------------
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_agent(vm, timeout=120):
     """Until the agent is welcomed (it has sent its first stats): a hint
     pass asked for before that would be refused."""
     end = time.monotonic() + timeout
@@ -89,21 +237,20 @@ def wait_agent(vm, timeout=60):
     raise RuntimeError("the agent did not connect")
 
 
-def pass_at_release(vm, timeout=10):
-    """(bytes held, ms the pass took) from freehintd's log: the pass's end
-    and the release that follows the migration's end."""
-    rx = re.compile(r"hint pass \d+ released, (\d+) MiB held")
-    over = re.compile(r"hint pass \d+ over after (\d+) ms")
+def pass_from_log(vm, timeout=30):
+    """(ms, MiB held) of the last hint pass freehintd started on the
+    migration, from its log line "hint pass N over after MS ms (...), M
+    MiB held"; None when it started none."""
+    rx = re.compile(r"hint pass \d+ over after (\d+) ms.*, (\d+) MiB held")
     end = time.monotonic() + timeout
-    while time.monotonic() < end:
+    while True:
         with open(os.path.join(vm.dir, "freehintd.log")) as f:
-            text = f.read()
-        m = rx.findall(text)
+            m = rx.findall(f.read())
         if m:
-            o = over.findall(text)
-            return int(m[-1]) << 20, int(o[-1]) if o else -1
+            return int(m[-1][0]), int(m[-1][1])
+        if time.monotonic() > end:
+            return None
         time.sleep(0.1)
-    raise RuntimeError("freehintd did not release after the migration")
 
 
 class RssPeak(threading.Thread):
@@ -124,240 +271,234 @@ class RssPeak(threading.Thread):
         return self.peak >> 10
 
 
-def run_one(wl, cfg, args):
-    """One guest, one migration; a dict of figures or of the failure."""
-    name = "mig-%s-%s" % (wl, cfg)
-    fh = cfg.startswith("freehint")
-    vm = b.Vm(name, WORKLOADS[wl][0], mem_mib=args.mem,
-              balloon="hint" if cfg == "qemu-hint" else None,
-              freehint=fh, append=args.append)
+def crash(lines):
+    """The first line of a guest kernel's crash report, or None."""
+    return next((ln.strip() for ln in lines if CRASH.search(ln)), None)
+
+
+def check_destination(dst, timeout=180):
+    """Asks the guest on the destination to check its memory; its verdict
+    (a guest kernel that crashed is a failed check)."""
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.connect(dst.bench_sock)
+    line, err = None, None
+    try:
+        s.sendall(b"check\n")
+        # A crash ends the wait too: the guest will not answer then.
+        line = dst.wait(r"^BENCH memcheck (ok|bad)|" + CRASH.pattern,
+                        timeout)
+    except RuntimeError as e:  # no answer, or QEMU gone (a panic)
+        err = e
+    finally:
+        s.close()
+    oops = crash(dst.lines())
+    if oops is not None:
+        return {"ok": False, "why": "the guest kernel crashed: " + oops}
+    if err is not None:
+        raise err
+    return parse_memcheck(line)
+
+
+def run_one(cfg, args, rep):
+    """One source, one destination, one migration: the run's figures, or
+    {"error": why}."""
+    balloon, fh = CONFIGS[cfg]
+    name = "mig-%s-%d" % (cfg.replace("+", "-"), rep)
+    append = "bench.rate=%g bench.check_mib=%d" % (args.rate, args.check_mib)
+    port = free_port()
+    kw = dict(mem_mib=args.mem, balloon=balloon, freehint=fh is not None,
+              append=append, accel=args.accel, bench_port=True)
+    src = b.Vm(name, "migrate", **kw)
+    dst = b.Vm(name + "-dst", "migrate",
+               incoming="tcp:127.0.0.1:%d" % port, **kw)
     try:
         if fh:
-            vm.start_freehintd(FREEHINTD_ARGS)
-        vm.wait(r"^BENCH ready", 240)
-        free_kib = vm.value("free_kib")[-1]
-        used_kib = vm.value("used_kib")[-1]
-        hint_s, held, pass_ms = 0.0, 0, -1
-        if cfg == "freehint":
-            hint_s, held = b.freehint_hint(vm)
-        elif cfg == "freehint-auto":
-            wait_agent(vm)
-        rss_before = vm.status_kib("RssShmem") >> 10
-        peak = RssPeak(vm)
+            src.start_freehintd(["--hint-min-order", "20"]
+                                if fh == "report" else [])
+        src.wait(r"^BENCH ready", 300)
+        free_kib = src.value("free_kib")[-1]
+        if fh:
+            wait_agent(src)
+        time.sleep(args.settle)  # the same wait for every configuration
+        cpu = [src.cpu_seconds(), src.daemon and src.cpu_seconds(
+            src.daemon.pid)]
+        t0 = time.monotonic()
+        pass_ms = None
+        if fh == "manual":
+            secs, held = b.freehint_hint(src)
+            pass_ms = int(secs * 1000)
+        rss_before = src.status_kib("RssShmem") >> 10
+        peak = RssPeak(src)
         peak.start()
-        st = vm.migrate(args.bandwidth << 20)
+        q = src.qmp()
+        q.cmd("migrate-set-parameters", {"max-bandwidth": args.bandwidth})
+        st = migrate_wait(q, "tcp:127.0.0.1:%d" % port, args.timeout)
         rss_peak = peak.done()
-        if cfg == "freehint-auto":
-            held, pass_ms = pass_at_release(vm)
         if st.get("status") != "completed":
-            return {"error": "migration %s" % st.get("status")}
-        ram = st["ram"]
-        return {"used": args.mem * 256 - free_kib // 4,
-                "used_memtotal": used_kib // 4, "normal": ram["normal"],
-                "duplicate": ram["duplicate"],
-                "transferred": ram["transferred"] / 2**20,
-                "migrate_ms": st["total-time"],
-                "hint_ms": int(hint_s * 1000) if cfg == "freehint"
-                else pass_ms,
-                "held_mib": held >> 20, "rss_before": rss_before,
-                "rss_peak": rss_peak,
-                "time": st["total-time"] + int(hint_s * 1000)}
-    except Exception as e:  # noqa: BLE001: one failed run is a row
+            return {"error": "migration %s: %s" % (
+                st.get("status"), st.get("error-desc", ""))}
+        run = {"used": args.mem * 256 - free_kib // 4,
+               "normal": st["ram"]["normal"],
+               "duplicate": st["ram"]["duplicate"],
+               "transferred": st["ram"]["transferred"] / 2**20,
+               "total_ms": st["total-time"] + (pass_ms or 0),
+               "setup_ms": st.get("setup-time"),
+               "downtime_ms": st.get("downtime"),
+               "rss_before": rss_before, "rss_peak": rss_peak,
+               "cpu_src": src.cpu_seconds() - cpu[0],
+               "cpu_dst": dst.cpu_seconds(),
+               "cpu_fhd": src.cpu_seconds(src.daemon.pid) - cpu[1]
+               if fh else None,
+               "held_mib": None, "pass_ms": pass_ms,
+               "wall_s": time.monotonic() - t0}
+        if fh == "manual":
+            run["held_mib"] = held >> 20
+        elif fh:
+            # freehintd's own pass on the MIGRATION event, inside total-time.
+            run["pass_ms"], run["held_mib"] = pass_from_log(src) or (None,
+                                                                     None)
+        verdict = check_destination(dst)
+        if not verdict["ok"]:
+            return {"error": "memory on the destination: " + verdict["why"]}
+        run["dirty_rate"] = verdict["rate"]
+        return run
+    except Exception as e:  # noqa: BLE001: one failed run is counted
         return {"error": str(e)}
     finally:
-        vm.stop()
+        for vm in (src, dst):
+            vm.stop()
 
 
-def summary(runs):
-    """The runs of one row: medians of each figure and the runs' spread,
-    or the first failure when none succeeded."""
-    ok = [r for r in runs if "error" not in r]
-    if not ok:
-        return runs[0]
-    out = {"n": len(ok), "failed": len(runs) - len(ok)}
-    for k in ok[0]:
-        vals = [r[k] for r in ok]
-        out[k] = statistics.median(vals)
-        out[k + "_lo"], out[k + "_hi"] = min(vals), max(vals)
-    return out
-
-
-def commit():
-    r = subprocess.run(["git", "-C", b.ROOT, "describe", "--always",
-                        "--dirty", "--abbrev=12"], capture_output=True,
-                       text=True)
-    return r.stdout.strip() or "unknown"
+def plot(res, cfgs, title):
+    """docs/bench/20-migration.png: memory sent whole and total time side
+    by side, median bars with the lowest-highest range; its name, or None
+    without gnuplot or figures."""
+    rows = [(c, res[c]) for c in cfgs
+            if "normal" in res[c] and "total_ms" in res[c]]
+    if not rows:
+        return None
+    dat = os.path.join(b.OUT, "migration.dat")
+    with open(dat, "w") as f:
+        for i, (c, r) in enumerate(rows):
+            n, t = r["normal"], r["total_ms"]
+            f.write("%d %s %.1f %.1f %.1f %.2f %.2f %.2f\n" % (
+                i, c, n["med"] / 256, n["lo"] / 256, n["hi"] / 256,
+                t["med"] / 1000, t["lo"] / 1000, t["hi"] / 1000))
+    png = "20-migration.png"
+    panel = """set ylabel '%s'
+plot '{dat}' using 1:{m}:xtic(2) with boxes notitle, \\
+  '' using 1:{m}:{lo}:{hi} with yerrorbars pt 0 lc rgb 'black' notitle
+"""
+    ok = b.gnuplot(("""
+set terminal pngcairo size 1000,450 noenhanced
+set output '{png}'
+set multiplot layout 1,2 title '%s'
+set style fill solid 0.6 border -1
+set boxwidth 0.6
+set xtics rotate by -30
+set yrange [0:*]
+""" % title + panel % "MiB sent whole (ram.normal)"
+        + panel.replace("{m}", "{t}").replace("{lo}", "{tlo}")
+        .replace("{hi}", "{thi}") % "total time, s"
+        + "unset multiplot\n").format(
+            png=os.path.join(b.DOCS, png), dat=dat, m=3, lo=4, hi=5, t=6,
+            tlo=7, thi=8))
+    return png if ok else None
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--mem", type=int, default=512)
-    ap.add_argument("--bandwidth", type=int, default=128)
-    ap.add_argument("--append", default="")
-    ap.add_argument("--workloads", default=",".join(WORKLOADS))
-    ap.add_argument("--configs", default=",".join(CONFIGS))
-    ap.add_argument("--runs", type=int, default=3)
+    ap = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--mem", type=int, default=512, help="guest MiB")
+    ap.add_argument("--bandwidth", type=parse_bandwidth, default="unlimited",
+                    help="max-bandwidth: 1g, 10g (Gbit/s) or unlimited")
+    ap.add_argument("--workload", choices=("idle", "busy"), default="idle")
+    ap.add_argument("--busy-rate", type=float, default=32,
+                    help="MiB/s the busy guest rewrites (default 32)")
+    ap.add_argument("--check-mib", type=int, default=64,
+                    help="guest memory checked on the destination")
+    ap.add_argument("--settle", type=int, default=10,
+                    help="seconds every guest waits before migrating")
+    ap.add_argument("--timeout", type=int, default=600)
+    ap.add_argument("--configs", type=parse_configs,
+                    default=",".join(CONFIGS))
+    b.add_accel(ap)
     args = ap.parse_args()
-    wls = [w for w in args.workloads.split(",") if w]
-    cfgs = [c for c in args.configs.split(",") if c]
-    if not set(wls) <= set(WORKLOADS) or not set(cfgs) <= set(CONFIGS):
-        ap.error("workloads: %s; configs: %s" % (",".join(WORKLOADS),
-                                                 ",".join(CONFIGS)))
-    partial = (args.append != "" or wls != list(WORKLOADS)
-               or cfgs != list(CONFIGS))
+    if args.runs < 1:
+        ap.error("--runs: at least 1")
+    args.bandwidth_name = next(k for k, v in BANDWIDTHS.items()
+                               if v == args.bandwidth)
+    args.rate = args.busy_rate if args.workload == "busy" else 0
     # What is built now is what is measured.
-    args.commit = commit()
+    args.prov = b.Provenance(args.accel)
     b.build_initrd()
     why_not = b.have_freehint()
-    res = {}
-    for wl in wls:
-        for cfg in cfgs:
-            if cfg.startswith("freehint") and why_not:
-                res[wl, cfg] = {"error": "freehint " + why_not}
+    runs = {c: [] for c in args.configs}
+    # Configurations alternate within each round, to spread the drift of
+    # a shared machine over all of them.
+    for rep in range(args.runs):
+        for cfg in args.configs:
+            if CONFIGS[cfg][1] and why_not:
+                runs[cfg].append({"error": "freehint " + why_not})
                 continue
-            runs = []
-            for i in range(args.runs):
-                t = time.monotonic()
-                runs.append(run_one(wl, cfg, args))
-                print("%s/%s run %d: %s (%.0f s)" % (
-                    wl, cfg, i + 1, runs[-1], time.monotonic() - t))
-            res[wl, cfg] = summary(runs)
-    if partial:
+            t = time.monotonic()
+            runs[cfg].append(run_one(cfg, args, rep))
+            print("%s run %d: %s (%.0f s)" % (cfg, rep + 1, runs[cfg][-1],
+                                             time.monotonic() - t),
+                  flush=True)
+    res = {c: summarise(runs[c]) for c in args.configs}
+    sent, times = tables(res, args.configs)
+    verdict = verdicts(res)
+    print(sent, times, "\n".join(verdict), sep="\n\n")
+    if args.configs != list(CONFIGS):
         print("(a partial run: docs/ not written)")
         return 0
-    report(args, res)
+    report(args, res, sent, times, verdict)
+    return 0
 
 
-def verdicts(res):
-    out = []
-    for wl in WORKLOADS:
-        qh = res[wl, "qemu-hint"]
-        for cfg in ("freehint", "freehint-auto"):
-            out += verdict(wl, cfg, res[wl, cfg], qh, res[wl, "none"])
-    return out
-
-
-def verdict(wl, cfg, fh, qh, none):
-    out = []
-    if "error" in fh:
-        return ["- **%s, %s: target not measured**: %s." % (wl, cfg,
-                                                             fh["error"])]
-    lim = 1.1 * fh["used"]
-    ok = fh["normal"] <= lim
-    out.append("- %s, %s: pages sent %d (median; highest %d) vs 1.1 x "
-               "pages used %d: %s." % (wl, cfg, fh["normal"],
-                                       fh["normal_hi"], lim,
-                                       "met" if ok else "**NOT MET**"))
-    for ref, what in ((qh, "QEMU free-page-hint"), (none, "no hinting")):
-        if "error" in ref:
-            continue
-        ok = fh["time"] <= ref["time"]
-        out.append("- %s, %s: time (%s) %d ms vs %s %d ms (medians): %s."
-                   % (wl, cfg, "hint pass + migration" if cfg == "freehint"
-                      else "migration, pass included", fh["time"], what,
-                      ref["time"], "met" if ok else "**NOT MET**"))
-    return out
-
-
-def cell(r, k, fmt="%d"):
-    """A median with its spread when the runs differ."""
-    if r[k + "_lo"] == r[k + "_hi"]:
-        return fmt % r[k]
-    return (fmt + " (" + fmt + "-" + fmt + ")") % (r[k], r[k + "_lo"],
-                                                   r[k + "_hi"])
-
-
-def report(args, res):
-    rows = []
-    for wl in WORKLOADS:
-        ref = res[wl, "qemu-hint"]
-        for cfg in CONFIGS:
-            r = res[wl, cfg]
-            if "error" in r:
-                rows.append([wl, cfg] + ["not measured"] + ["-"] * 13)
-                continue
-            fhc = cfg.startswith("freehint")
-            rows.append([wl, cfg, "%d/%d" % (r["n"], r["n"] + r["failed"]),
-                         cell(r, "used"), cell(r, "normal"),
-                         "%.2f" % (r["normal"] / r["used"]),
-                         cell(r, "duplicate"), cell(r, "transferred", "%.1f"),
-                         cell(r, "held_mib") if fhc else "-",
-                         cell(r, "hint_ms") if fhc else "-",
-                         cell(r, "migrate_ms"), cell(r, "time"),
-                         cell(r, "rss_before"), cell(r, "rss_peak"),
-                         b.ratio(r["normal"], ref.get("normal")),
-                         b.ratio(r["time"], ref.get("time"))])
-    hdr = ["workload", "hinting", "runs ok", "pages used", "ram.normal",
-           "normal/used", "ram.duplicate", "MiB transferred", "MiB held",
-           "hint pass ms", "total-time ms", "time ms",
-           "RssShmem MiB before", "peak RssShmem MiB during",
-           "normal vs qemu-hint", "time vs qemu-hint"]
-    tab = b.table(hdr, rows)
-    verdict = verdicts(res)
-    print(tab)
-    print("\n".join(verdict))
-    plot = plot_bars(res)
+def report(args, res, sent, times, verdict):
+    rates = [res[c]["dirty_rate"]["med"] for c in res
+             if "dirty_rate" in res[c]]
+    failed = ["- %s, a run left out of the figures: %s." % (c, e)
+              for c, r in res.items() for e in r["errors"]]
     doc = ["## Migration", "",
-           "Command: `bench/run.sh migration` (runs `python3 "
-           "bench/migration.py --mem %d --bandwidth %d --runs %d`), at "
-           "commit `%s`." % (args.mem, args.bandwidth, args.runs, args.commit),
-           "", "Machine: %s, shared with other users' QEMU guests while "
-           "this ran (times are noisy). Guest: %d MiB on a shared memfd, "
-           "1 vCPU; migration to `exec:cat > /dev/null` with max-bandwidth "
-           "%d MiB/s; a fresh guest per run. Each cell is the median of "
-           "the runs, with the lowest and highest in brackets when they "
-           "differ." % (b.machine(), args.mem, args.bandwidth), "",
-           "Workloads: " + "; ".join("%s = %s" % (k, v[1])
-                                     for k, v in WORKLOADS.items()) + ".",
-           "\"pages used\" is the guest's RAM less its free memory "
-           "(MemFree) when the migration starts, in 4 KiB pages, as the "
-           "target defines it. `ram.normal` counts pages sent "
-           "whole, `ram.duplicate` zero pages sent as a few bytes. "
-           "freehint: `freehintctl hint` before `migrate`; \"hint pass ms\" "
-           "is the time until freehintd's held bytes last grew; its \"time "
-           "ms\" is that plus QEMU's `total-time`, which is the time of "
-           "the others. freehint-auto: `migrate` alone, once the agent is "
-           "connected; freehintd starts the pass on QEMU's MIGRATION "
-           "event and holds the migration back until it is over (\"hint "
-           "pass ms\", part of `total-time`). freehintd runs with its "
-           "defaults.", "",
-           tab, "", "Targets:", ""] + verdict + [
-               "", "Free blocks per order in the fragmented guest "
-               "(`/proc/buddyinfo` when the migration starts, "
-               "orders 0 to 10):", "", "```"] + frag_buddyinfo() + ["```"]
-    if plot:
-        doc += ["", "![pages sent per migration](%s)" % plot]
-    doc += ["", WHY]
-    b.write_doc("20-migration", "\n".join(doc))
-
-
-def plot_bars(res):
-    dat = os.path.join(b.OUT, "migration.dat")
-    with open(dat, "w") as f:
-        f.write("# workload used " + " ".join(CONFIGS) + "\n")
-        for wl in WORKLOADS:
-            used = next((r["used"] for c in CONFIGS
-                         for r in [res[wl, c]] if "used" in r), 0)
-            vals = [res[wl, c].get("normal", 0) * 4 / 1024 for c in CONFIGS]
-            f.write("%s %.1f %s\n" % (wl, used * 4 / 1024,
-                                      " ".join("%.1f" % v for v in vals)))
-    png = "20-migration.png"
-    ok = b.gnuplot("""
-set terminal pngcairo size 800,450 noenhanced
-set output '%s'
-set style data histogram
-set style histogram cluster gap 1
-set style fill solid 0.8 border -1
-set ylabel 'MiB sent whole (ram.normal)'
-set yrange [0:*]
-set title 'Migration of a %s guest: memory sent whole'
-set key top left
-plot '%s' using 2:xtic(1) title 'used by guest', \
-  '' using 3 title 'no hinting', '' using 4 title 'QEMU free-page-hint', \
-  '' using 5 title 'freehint (pass first)', \
-  '' using 6 title 'freehint (pass on migration start)'
-""" % (os.path.join(b.DOCS, png), "512 MiB", dat))
-    return png if ok else None
+           "Command: `bench/run.sh migration --runs %d --mem %d --bandwidth "
+           "%s --workload %s --accel %s` (`bench/migration.py`; its "
+           "defaults are 5 runs, 512 MiB, unlimited, idle, tcg)."
+           % (args.runs, args.mem, args.bandwidth_name, args.workload,
+              args.accel), "",
+           "Machine: %s. Guest: %d MiB on a shared memfd, 1 vCPU, migrated "
+           "live over TCP to a destination QEMU on the same machine "
+           "(`-incoming tcp:127.0.0.1:PORT`), max-bandwidth %s; a fresh "
+           "pair of QEMUs per run, configurations alternating. The guest "
+           "fills %d MiB with a pattern, dirties 60%% of its RAM and frees "
+           "it, waits %d s (every configuration; freehint's wait starts "
+           "once its agent is connected), then migrates; %s. On the "
+           "destination it checks every word of its pattern."
+           % (b.machine(args.accel), args.mem, args.bandwidth_name,
+              args.check_mib, args.settle,
+              "idle: nothing runs but the checker, asleep on its port"
+              if args.workload == "idle" else
+              "busy: it rewrites its pattern at %g MiB/s during the "
+              "migration (achieved, median of the runs: %s MiB/s)"
+              % (args.rate, " ".join("%.1f" % r for r in rates) or "-")),
+           "", "Each cell is the median of the runs that completed and "
+           "were checked; (a-b) is the lowest and highest of them, [a-b] "
+           "the interquartile range when there were 5 or more; one value "
+           "when all agree. \"pages used\" is the guest's RAM less its "
+           "MemFree when the migration starts, in 4 KiB pages.", "",
+           sent, "", times, ""] + failed + ([""] if failed else []) + [
+           "Verdicts (full freehint against each reference):", ""] + \
+        verdict + ["", WHY]
+    png = plot(res, list(res), "Migration of a %d MiB guest, %s, %s: "
+               "median and lowest-highest of %d runs"
+               % (args.mem, args.bandwidth_name, args.workload, args.runs))
+    if png:
+        doc += ["", "![memory sent whole and total time](%s)" % png]
+    b.write_doc("20-migration", "\n".join(doc), args.prov)
 
 
 if __name__ == "__main__":

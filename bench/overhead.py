@@ -37,14 +37,11 @@ sends only what lies beyond the churn's working set, so the churn
 allocates unreported memory and pays no host faults, while freehintd
 still discards the guest's other free memory during the run (the
 "discarded" line; it includes what the churn freed before the headroom
-had seen it). Before any policy existed, one run of this benchmark
-measured freehint at 16.1% and QEMU's reporting at 16.9%; with the older
-all-or-nothing deferral (report-defer-rate 64, now off by default)
-freehintd discarded nothing during the churn. On this shared 2-CPU TCG
-machine runs of the same configuration differ by up to tens of percent
-from one boot to the next (compare the runs of "none" with each other),
-more than the 3% being judged, so a single run's verdict on the target
-is weak either way; more repetitions (`--reps`) narrow it."""
+had seen it). On a shared TCG machine runs of the same configuration
+differ from one boot to the next (compare the runs of "none" with each
+other, and the load average above), often by more than the margin being
+judged, so a verdict from few runs is weak either way; more repetitions
+(`--reps`) narrow it."""
 
 
 def reclaimed(vm):
@@ -55,7 +52,7 @@ def run_one(cfg, args, rep):
     vm = b.Vm("churn-%s-%d" % (cfg, rep), "churn", mem_mib=args.mem,
               balloon="report" if cfg == "qemu-report" else None,
               freehint=cfg == "freehint",
-              append="bench.churn=%d" % args.seconds)
+              append="bench.churn=%d" % args.seconds, accel=args.accel)
     try:
         if cfg == "freehint":
             vm.start_freehintd()
@@ -79,8 +76,10 @@ def main():
     ap.add_argument("--mem", type=int, default=512)
     ap.add_argument("--seconds", type=int, default=20)
     ap.add_argument("--reps", type=int, default=5)
+    b.add_accel(ap)
     args = ap.parse_args()
     # The code measured is what the guest image is built from, now.
+    args.prov = b.Provenance(args.accel)
     args.commit = b.commit()
     b.build_initrd()
     why_not = b.have_freehint()
@@ -160,7 +159,7 @@ def report(args, runs, errors):
            "%d s) 3 s after boot. Each configuration boots a fresh guest; "
            "runs alternate between configurations. The kernel's page "
            "reporting (QEMU free-page-reporting) is the reference cost."
-           % (b.machine(), args.mem, args.seconds, args.seconds), "",
+           % (b.machine(args.accel), args.mem, args.seconds, args.seconds), "",
            "Two measures: MiB/s is the guest's own throughput (wall clock "
            "as the guest sees it); MiB/CPU-s divides the MiB churned by the "
            "host CPU time that QEMU and freehintd used meanwhile. Under TCG "
@@ -170,7 +169,7 @@ def report(args, runs, errors):
            "for the guest whatever the contention, so the target is "
            "judged on it. It includes freehintd's own CPU time.", "",
            tab, "", "Target:", ""] + verdict + ["", WHY]
-    b.write_doc("40-overhead", "\n".join(doc))
+    b.write_doc("40-overhead", "\n".join(doc), args.prov)
 
 
 if __name__ == "__main__":

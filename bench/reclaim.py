@@ -33,7 +33,7 @@ def run_one(cfg, args, rep=0):
               balloon="report" if kind == "qemu-report" else None,
               freehint=kind.startswith("freehint"),
               append="bench.headroom=0" if kind == "freehint-headroom0"
-              else "")
+              else "", accel=args.accel)
     try:
         if kind.startswith("freehint"):
             vm.start_freehintd()
@@ -224,7 +224,7 @@ def report(args, res, busy):
            "of the drop; guest CPU: the guest's non-idle CPU time (from "
            "`/proc/stat`) over the window; QEMU CPU and freehintd CPU: those "
            "processes' over the window."
-           % (b.machine(), args.mem, args.window), "", tab, "",
+           % (b.machine(args.accel), args.mem, args.window), "", tab, "",
            "Targets:", ""] + verdict + ["", WHY]
     if plot:
         doc += ["", "![RssShmem after the free](%s)" % plot]
@@ -242,7 +242,7 @@ def report(args, res, busy):
         ["", BUSY_WHY]
     if bplot:
         doc += ["", "![RssShmem after the free, busy guest](%s)" % bplot]
-    b.write_doc("30-reclaim", "\n".join(doc))
+    b.write_doc("30-reclaim", "\n".join(doc), args.prov)
 
 
 def plot_busy(busy):
@@ -294,8 +294,10 @@ def main():
     ap.add_argument("--mem", type=int, default=512)
     ap.add_argument("--window", type=int, default=10)
     ap.add_argument("--reps", type=int, default=3)
+    b.add_accel(ap)
     args = ap.parse_args()
     # The code measured is what the guest image is built from, now.
+    args.prov = b.Provenance(args.accel)
     args.commit = b.commit()
     b.build_initrd()
     why_not = b.have_freehint()

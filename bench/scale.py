@@ -26,24 +26,18 @@ FREEHINTD = os.path.join(b.ROOT, "build/freehintd")
 WHY = """Why the latency grows with the number of VMs, and what the rows
 with written pages measure. Each punch of a page that the generator has
 written and mapped must unmap it from the generator's address space and
-flush its TLB on the other CPU; `perf record` on freehintd in the paced
-1000-VM run puts 52% of its samples in `unmap_page_range` and 7% in
-`pvm_flush_tlb_multi` (this build machine is itself a paravirtualized VM,
-where page-table updates and TLB flushes are slow). The generator pays
-the other half: writing a punched page again is a page fault, and its
-profile is 50% page faults (`native_set_pte`, `pvm_irq_enable`), so that
-at 16,000 written pages a second the generator alone needs more than one
-of the two CPUs. The two processes then compete for the machine, and
-the paced 1000-VM latency moves from about 0.2 s to over 3 s from one
-run to the next, with the same figures otherwise. The rows with "pages
-never written" take that cost away and show the daemon itself: 1000
-VMs paced are acknowledged within about 10 ms (p99), and saturated it
-applies about half a million ranges a second. The daemon's event loop
-no longer waits on anything but the agents: VMs' monitors are watched
-for QMP `MIGRATION` events instead of being polled with `query-migrate`
-every 200 ms (which, synchronous, used to dominate the 1000-VM runs).
-On a real host the pages punched belong to a guest whose vCPUs fault
-them back in only when the guest allocates them again, on many CPUs."""
+flush its TLB on the other CPUs (`perf record -g -p $(pidof freehintd)`
+during a paced run shows where: `unmap_page_range` and the TLB flush; on
+a paravirtualized build machine page-table updates and TLB flushes are
+slow). The generator pays the other half: writing a punched page again
+is a page fault. With as many CPUs as here, the two processes compete
+for the machine (the table's CPU columns), and the written-page latency
+moves a great deal from one run to the next. The rows with "pages never
+written" take that cost away and show the daemon itself. The daemon's
+event loop waits on nothing but the agents: VMs' monitors are watched
+for QMP `MIGRATION` events rather than polled. On a real host the pages
+punched belong to a guest whose vCPUs fault them back in only when the
+guest allocates them again, on many CPUs."""
 
 
 def more_files():
@@ -174,7 +168,10 @@ def main():
     ap.add_argument("--rate", type=float, default=1.0)
     ap.add_argument("--settle", type=int, default=10,
                     help="seconds between the last Welcome and the load")
+    b.add_accel(ap, guests=False)
     args = ap.parse_args()
+    # No guest boots here: loadgen plays the VMs.
+    args.prov = b.Provenance(accel=None)
     subprocess.run(["make", "-s", "-C", b.ROOT, "bench-loadgen",
                     "build/freehintd"], check=True)
     res = {}
@@ -257,11 +254,11 @@ def report(args, res):
            "apart). freehintd punches on a pool of worker threads. "
            "freehintd keeps each VM's QMP socket open for "
            "MIGRATION events (none come here)."
-           % (b.machine(), VMS_PER_PROC, args.ranges, args.seconds,
+           % (b.machine(None), VMS_PER_PROC, args.ranges, args.seconds,
               args.settle,
               args.rate), "", tab,
            ""] + notes + ["", WHY]
-    b.write_doc("50-scale", "\n".join(doc))
+    b.write_doc("50-scale", "\n".join(doc), args.prov)
 
 
 if __name__ == "__main__":

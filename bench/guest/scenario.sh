@@ -2,7 +2,10 @@
 # The benchmark guests' script (/test.sh of tests/guest/mkinitrd.sh, whose
 # /init mounts the file systems, loads virtio_console and powers off when
 # this returns). The kernel command line says what to run:
-#   bench.run=migrate-dirty|migrate-frag|reclaim|busy|churn
+#   bench.run=migrate|reclaim|busy|churn
+#   bench.check_mib=MIB  migrate: memory memcheck fills and checks (64)
+#   bench.rate=MIBS      migrate: memcheck's dirty rate, 0 for idle (0)
+#   bench.dirty=PERCENT  migrate: RAM dirtied, then freed, first (60)
 #   bench.balloon=1    load virtio_balloon (QEMU's hinting and reporting)
 #   bench.freehint=1   load freehint.ko and start freehint-agent
 #   bench.churn=SECONDS
@@ -11,6 +14,7 @@
 # The host follows the serial console: every line it needs starts with
 # "BENCH ".
 run=none balloon=0 freehint=0 churn=20 defer= headroom=
+check_mib=64 rate=0 dirty_pct=60
 for a in $(cat /proc/cmdline); do
 	case "$a" in
 	bench.run=*) run=${a#*=} ;;
@@ -19,6 +23,9 @@ for a in $(cat /proc/cmdline); do
 	bench.churn=*) churn=${a#*=} ;;
 	bench.defer=*) defer=${a#*=} ;;
 	bench.headroom=*) headroom=${a#*=} ;;
+	bench.check_mib=*) check_mib=${a#*=} ;;
+	bench.rate=*) rate=${a#*=} ;;
+	bench.dirty=*) dirty_pct=${a#*=} ;;
 	esac
 done
 
@@ -51,23 +58,18 @@ sleep 2
 echo "BENCH booted"
 
 case "$run" in
-migrate-dirty)
-	dirty 60
+migrate)
+	# Memory the destination checks (bench/migration.py asks it on the
+	# port), then free memory that is not zero: dirtied, then freed.
+	memcheck "$check_mib" "$rate" /dev/virtio-ports/org.freehint.bench.0 \
+	    2>&1 | tee /tmp/memcheck.log &
+	while ! grep -q "memcheck filled" /tmp/memcheck.log 2>/dev/null; do
+		grep -q "memcheck:" /tmp/memcheck.log 2>/dev/null && break
+		sleep 0.2
+	done
+	dirty "$dirty_pct"
 	sleep 1
 	used
-	echo "BENCH ready"
-	;;
-migrate-frag)
-	# Fill all but 100 MiB of MemTotal (boot leaves about 40 MiB in use).
-	t=$(awk '/^MemTotal:/ {print $2}' /proc/meminfo)
-	frag $((t / 1024 - 100)) 64 >/tmp/frag.log &
-	while ! grep -q ready /tmp/frag.log 2>/dev/null; do sleep 0.2; done
-	cat /tmp/frag.log
-	sleep 1
-	used
-	# Free blocks per order: most of the freed memory must be below
-	# order 10 (4 MiB), where QEMU's hinting does not look.
-	sed 's/^/BENCH buddyinfo /' /proc/buddyinfo
 	echo "BENCH ready"
 	;;
 reclaim)
