@@ -56,6 +56,10 @@ struct ctl_verb {
 static struct evconnlistener *control_listener;
 static struct accept_backoff control_backoff;
 static char *control_path;
+/* The socket file we bound: at exit only it is removed, not one that a
+ * later daemon bound at the same path after ours was taken away. */
+static dev_t control_dev;
+static ino_t control_ino;
 static gid_t control_gid, admin_gid;
 static bool have_control_gid, have_admin_gid;
 static unsigned control_nconns;
@@ -101,6 +105,7 @@ control_open(const char *path, const char *group, const char *admin)
 	struct sockaddr_un sun;
 	struct group *gr;
 	char *dir, *slash;
+	struct stat st;
 	mode_t old;
 
 	if (fh_unix_addr(&sun, path) != 0) {
@@ -134,6 +139,14 @@ control_open(const char *path, const char *group, const char *admin)
 			log_warn("mkdir %s", dir);
 	}
 	free(dir);
+	/* Never take the socket of a daemon that still answers on it. */
+	if (fh_unix_in_use(path)) {
+		log_warnx("control socket %s: another process listens there "
+		          "(a freehintd already running?); stop it or give "
+		          "--control another path",
+		    path);
+		return -1;
+	}
 	if (unlink(path) != 0 && errno != ENOENT) {
 		log_warn("unlink %s", path);
 		return -1;
@@ -148,6 +161,10 @@ control_open(const char *path, const char *group, const char *admin)
 		return -1;
 	}
 	control_path = xstrdup(path);
+	if (stat(path, &st) == 0) {
+		control_dev = st.st_dev;
+		control_ino = st.st_ino;
+	}
 	accept_backoff_init(
 	    &control_backoff, control_listener, "control socket", control_full);
 	if ((have_control_gid || have_admin_gid) &&
@@ -163,13 +180,17 @@ control_open(const char *path, const char *group, const char *admin)
 void
 control_close(void)
 {
+	struct stat st;
+
 	accept_backoff_free(&control_backoff);
 	if (control_listener != NULL) {
 		evconnlistener_free(control_listener);
 		control_listener = NULL;
 	}
 	if (control_path != NULL) {
-		unlink(control_path);
+		if (stat(control_path, &st) == 0 && st.st_dev == control_dev &&
+		    st.st_ino == control_ino)
+			unlink(control_path);
 		free(control_path);
 		control_path = NULL;
 	}

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0-only */
 /*
  * Unix socket addresses: the one place a path becomes a sockaddr_un
- * (refused when it does not fit, never cut short), and a listener on one.
+ * (refused when it does not fit, never cut short), a listener on one, and
+ * whether something listens there already.
  */
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -46,4 +47,30 @@ fh_unix_listen(const char *path, int backlog, int flags)
 		return -1;
 	}
 	return fd;
+}
+
+/*
+ * Does a process listen on path? A connect that succeeds, or finds the
+ * backlog full, says so; refused or no such file says the socket file
+ * (if any) is stale. Anything else (a path we may not search) is not
+ * known: answered as in use, so that nobody's socket is removed on a
+ * guess.
+ */
+bool
+fh_unix_in_use(const char *path)
+{
+	struct sockaddr_un sun;
+	int fd, rc, err;
+
+	if (fh_unix_addr(&sun, path) != 0)
+		return false;
+	if ((fd = socket(
+	         AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)) == -1)
+		return true;
+	rc = connect(fd, (struct sockaddr *)&sun, sizeof sun);
+	err = errno;
+	close(fd);
+	if (rc == 0)
+		return true;
+	return err != ECONNREFUSED && err != ENOENT && err != ENOTSOCK;
 }

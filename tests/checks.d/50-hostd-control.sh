@@ -1,8 +1,8 @@
 #!/bin/sh
 # freehintd's control socket: who may do what (SO_PEERCRED), many
 # connections at once, running out of descriptors, a daemon started by
-# hand with no /run/freehint, and --control-group under the unit's
-# capability bounding set. Creates users and groups (fhtest-*), removes
+# hand with no /run/freehint, --control-group under the unit's
+# capability bounding set, and a second daemon on the same socket path. Creates users and groups (fhtest-*), removes
 # them at the end. FREEHINTD=path runs another daemon binary.
 set -u
 cd "$(dirname "$0")/../.." || exit 1
@@ -230,5 +230,45 @@ fi
 kill $dpid 2>/dev/null
 wait $dpid
 dpid=""
+# 6. A second daemon given the same control path (started by hand beside
+# the service): it must refuse to start and leave the first one's socket
+# answering; the old code unlinked it and bound its own. And a daemon
+# whose socket file was replaced under it (removed, another daemon bound
+# the path) must not remove the new one when it exits.
+"$daemon" -d --vsock-port 0 --control "$t/ctl6" >"$t/d6a.log" 2>&1 &
+dpid=$!
+wait_sock "$t/ctl6"
+ino=$(stat -c %i "$t/ctl6" 2>/dev/null)
+timeout 10 "$daemon" -d --vsock-port 0 --control "$t/ctl6" \
+    >"$t/d6b.log" 2>&1
+st=$?
+if [ $st -ne 0 ] && [ $st -ne 124 ] &&
+    grep -q "another process listens there" "$t/d6b.log" &&
+    [ "$(stat -c %i "$t/ctl6" 2>/dev/null)" = "$ino" ] &&
+    "$ctl" -s "$t/ctl6" status >/dev/null 2>&1; then
+	ok "second-daemon-refused (exit $st)"
+else
+	ko second-daemon-refused "exit $st, inode $ino now $(stat -c %i "$t/ctl6" 2>/dev/null): $(tail -n 2 "$t/d6b.log")"
+fi
+rm -f "$t/ctl6"
+"$daemon" -d --vsock-port 0 --control "$t/ctl6" >"$t/d6c.log" 2>&1 &
+d2=$!
+wait_sock "$t/ctl6"
+kill $dpid
+wait $dpid
+dpid=$d2
+if [ -S "$t/ctl6" ] && "$ctl" -s "$t/ctl6" status >/dev/null 2>&1; then
+	ok exit-keeps-other-socket
+else
+	ko exit-keeps-other-socket "the first daemon's exit removed the second's socket"
+fi
+kill $dpid
+wait $dpid
+dpid=""
+if [ ! -e "$t/ctl6" ]; then
+	ok exit-removes-own-socket
+else
+	ko exit-removes-own-socket "$t/ctl6 left behind"
+fi
 [ $rc = 0 ] || tail -n 20 "$t"/d*.log
 exit $rc
