@@ -58,6 +58,7 @@ static struct accept_backoff control_backoff;
 static char *control_path;
 /* The socket file we bound: at exit only it is removed, not one that a
  * later daemon bound at the same path after ours was taken away. */
+static bool control_bound;
 static dev_t control_dev;
 static ino_t control_ino;
 static gid_t control_gid, admin_gid;
@@ -140,10 +141,16 @@ control_open(const char *path, const char *group, const char *admin)
 	}
 	free(dir);
 	/* Never take the socket of a daemon that still answers on it. */
-	if (fh_unix_in_use(path)) {
+	switch (fh_unix_in_use(path)) {
+	case 1:
 		log_warnx("control socket %s: another process listens there "
 		          "(a freehintd already running?); stop it or give "
 		          "--control another path",
+		    path);
+		return -1;
+	case -1:
+		log_warn("control socket %s: cannot tell whether another "
+		         "process listens there",
 		    path);
 		return -1;
 	}
@@ -161,7 +168,7 @@ control_open(const char *path, const char *group, const char *admin)
 		return -1;
 	}
 	control_path = xstrdup(path);
-	if (stat(path, &st) == 0) {
+	if ((control_bound = stat(path, &st) == 0)) {
 		control_dev = st.st_dev;
 		control_ino = st.st_ino;
 	}
@@ -182,17 +189,23 @@ control_close(void)
 {
 	struct stat st;
 
+	/*
+	 * The file goes while we still listen: a daemon starting meanwhile
+	 * finds us and refuses, or finds nothing; it cannot bind a socket
+	 * there between our check and our unlink.
+	 */
+	if (control_path != NULL) {
+		if (control_bound && stat(control_path, &st) == 0 &&
+		    st.st_dev == control_dev && st.st_ino == control_ino)
+			unlink(control_path);
+		free(control_path);
+		control_path = NULL;
+		control_bound = false;
+	}
 	accept_backoff_free(&control_backoff);
 	if (control_listener != NULL) {
 		evconnlistener_free(control_listener);
 		control_listener = NULL;
-	}
-	if (control_path != NULL) {
-		if (stat(control_path, &st) == 0 && st.st_dev == control_dev &&
-		    st.st_ino == control_ino)
-			unlink(control_path);
-		free(control_path);
-		control_path = NULL;
 	}
 }
 

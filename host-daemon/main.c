@@ -489,6 +489,9 @@ main(int argc, char **argv)
 	rc = 0;
 out:
 	sd_notify(0, "STOPPING=1");
+	/* First: nothing serves it once the loop is over, and a daemon
+	 * started now should find the path free, not refused by us. */
+	control_close();
 #ifdef HAVE_LIBVIRT
 	if (conf->libvirt_uri != NULL)
 		vl_shutdown();
@@ -497,7 +500,6 @@ out:
 	vm_remove_all();
 	/* After the VMs: their discards in flight end before we exit. */
 	punch_shutdown();
-	control_close();
 	metrics_close();
 	listen_vsock_close();
 	if (ev_watchdog)

@@ -119,8 +119,9 @@ int fh_unix_addr(struct sockaddr_un *, const char *path);
 /* A stream socket listening at path (a stale socket file there removed),
  * socket(2) flags such as SOCK_NONBLOCK added; -1 with errno. */
 int fh_unix_listen(const char *path, int backlog, int flags);
-/* Something listens on path (or it cannot be told): do not remove it. */
-bool fh_unix_in_use(const char *path);
+/* 1: something listens on path; 0: nothing does (a stale file may be
+ * removed); -1 with errno: it cannot be told. */
+int fh_unix_in_use(const char *path);
 
 void fh_rs_init(struct fh_rangeset *);
 void fh_rs_free(struct fh_rangeset *);

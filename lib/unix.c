@@ -50,27 +50,30 @@ fh_unix_listen(const char *path, int backlog, int flags)
 }
 
 /*
- * Does a process listen on path? A connect that succeeds, or finds the
- * backlog full, says so; refused or no such file says the socket file
- * (if any) is stale. Anything else (a path we may not search) is not
- * known: answered as in use, so that nobody's socket is removed on a
- * guess.
+ * Does a process listen on path? 1 when a connect succeeds or finds the
+ * backlog full; 0 when it is refused (a socket file left by a listener
+ * that is gone, or not a socket) or nothing is there; -1 with errno when
+ * it cannot be told (a path we may not search, a datagram socket there):
+ * the caller must not remove what is there on a guess.
  */
-bool
+int
 fh_unix_in_use(const char *path)
 {
 	struct sockaddr_un sun;
 	int fd, rc, err;
 
 	if (fh_unix_addr(&sun, path) != 0)
-		return false;
+		return -1;
 	if ((fd = socket(
 	         AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)) == -1)
-		return true;
+		return -1;
 	rc = connect(fd, (struct sockaddr *)&sun, sizeof sun);
 	err = errno;
 	close(fd);
-	if (rc == 0)
-		return true;
-	return err != ECONNREFUSED && err != ENOENT && err != ENOTSOCK;
+	if (rc == 0 || err == EAGAIN)
+		return 1;
+	if (err == ECONNREFUSED || err == ENOENT)
+		return 0;
+	errno = err;
+	return -1;
 }

@@ -2,8 +2,9 @@
 # freehintd's control socket: who may do what (SO_PEERCRED), many
 # connections at once, running out of descriptors, a daemon started by
 # hand with no /run/freehint, --control-group under the unit's
-# capability bounding set, and a second daemon on the same socket path. Creates users and groups (fhtest-*), removes
-# them at the end. FREEHINTD=path runs another daemon binary.
+# capability bounding set, and a second daemon on the same socket path.
+# Creates users and groups (fhtest-*), removes them at the end.
+# FREEHINTD=path runs another daemon binary.
 set -u
 cd "$(dirname "$0")/../.." || exit 1
 top=$(pwd)
