@@ -24,9 +24,6 @@
 #include <json-c/json.h>
 
 #include "freehintd.h"
-#ifdef HAVE_LIBVIRT
-#include "libvirt.h"
-#endif
 
 #define CONTROL_LINE_MAX 512
 /* Connections served at once; the listener pauses beyond. */
@@ -43,6 +40,11 @@ struct ctl_conn {
 	struct ucred cred;
 	bool may_read;
 	bool may_admin;
+	/* A verb answered later (notify, by the parent): the connection
+	 * waits, and outlives its socket until the answer is in. */
+	bool pending;
+	bool in_do; /* the answer came before the verb returned */
+	json_object *early;
 };
 
 struct ctl_verb {
@@ -50,7 +52,7 @@ struct ctl_verb {
 	int argc; /* with the verb; the least when more is set */
 	bool more; /* takes argc words or more */
 	enum ctl_right right;
-	json_object *(*fn)(char **);
+	json_object *(*fn)(struct ctl_conn *, char **);
 };
 
 static struct evconnlistener *control_listener;
@@ -62,6 +64,7 @@ static bool control_bound;
 static dev_t control_dev;
 static ino_t control_ino;
 static gid_t control_gid, admin_gid;
+static uid_t control_owner; /* the daemon's user, not the worker's */
 static bool have_control_gid, have_admin_gid;
 static unsigned control_nconns;
 static struct log_rl control_rl;
@@ -74,11 +77,13 @@ static void control_write(struct bufferevent *, void *);
 static void control_event(struct bufferevent *, short, void *);
 static void control_conn_free(struct ctl_conn *);
 static void control_rights(struct ctl_conn *, int);
-static json_object *control_status(char **);
-static json_object *control_notify(char **);
-static json_object *control_hint(char **);
-static json_object *control_set(char **);
-static json_object *control_metrics(char **);
+static json_object *control_status(struct ctl_conn *, char **);
+static json_object *control_notify(struct ctl_conn *, char **);
+static void control_notified(void *, int, const char *);
+static void control_reply(struct ctl_conn *, json_object *);
+static json_object *control_hint(struct ctl_conn *, char **);
+static json_object *control_set(struct ctl_conn *, char **);
+static json_object *control_metrics(struct ctl_conn *, char **);
 static json_object *control_command_json(const struct vm *);
 static json_object *control_do(struct ctl_conn *, char *);
 static json_object *reply_error(const char *, const char *);
@@ -103,17 +108,37 @@ static const struct ctl_verb ctl_verbs[] = {
 int
 control_open(const char *path, const char *group, const char *admin)
 {
+	int fd;
+
+	if ((fd = control_bind(path, group, admin)) == -1)
+		return -1;
+	if (control_serve(fd) != 0) {
+		control_close();
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * Bind the socket (the privileged parent does; the worker serves it):
+ * the listening fd, or -1. The file is ours to remove at exit.
+ */
+int
+control_bind(const char *path, const char *group, const char *admin)
+{
 	struct sockaddr_un sun;
 	struct group *gr;
 	char *dir, *slash;
 	struct stat st;
 	mode_t old;
+	int fd;
 
 	if (fh_unix_addr(&sun, path) != 0) {
 		log_warnx("control socket path too long: %s", path);
 		return -1;
 	}
 	have_control_gid = have_admin_gid = false;
+	control_owner = geteuid();
 	if (group != NULL) {
 		if ((gr = getgrnam(group)) == NULL) {
 			log_warnx("control group %s: no such group", group);
@@ -159,11 +184,9 @@ control_open(const char *path, const char *group, const char *admin)
 		return -1;
 	}
 	old = umask(have_control_gid || have_admin_gid ? 0117 : 0177);
-	control_listener = evconnlistener_new_bind(ev_base, control_accept,
-	    &control_backoff, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 16,
-	    (struct sockaddr *)&sun, sizeof sun);
+	fd = fh_listen_addr((struct sockaddr *)&sun, sizeof sun, 16);
 	umask(old);
-	if (control_listener == NULL) {
+	if (fd == -1) {
 		log_warn("control socket %s", path);
 		return -1;
 	}
@@ -172,16 +195,42 @@ control_open(const char *path, const char *group, const char *admin)
 		control_dev = st.st_dev;
 		control_ino = st.st_ino;
 	}
-	accept_backoff_init(
-	    &control_backoff, control_listener, "control socket", control_full);
 	if ((have_control_gid || have_admin_gid) &&
 	    chown(path, (uid_t)-1,
 	        have_control_gid ? control_gid : admin_gid) != 0) {
 		log_warn("chown %s (needs CAP_CHOWN)", path);
+		close(fd);
 		control_close();
 		return -1;
 	}
+	return fd;
+}
+
+/* Serve freehintctl on a listening socket, which is ours from now. */
+int
+control_serve(int fd)
+{
+	evutil_make_socket_nonblocking(fd);
+	control_listener =
+	    evconnlistener_new(ev_base, control_accept, &control_backoff,
+	        LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 0, fd);
+	if (control_listener == NULL) {
+		log_warn("control socket");
+		close(fd);
+		return -1;
+	}
+	accept_backoff_init(
+	    &control_backoff, control_listener, "control socket", control_full);
 	return 0;
+}
+
+/* The socket file is not this process's to remove (the worker's case). */
+void
+control_disown(void)
+{
+	free(control_path);
+	control_path = NULL;
+	control_bound = false;
 }
 
 void
@@ -224,7 +273,7 @@ control_rights(struct ctl_conn *c, int fd)
 	size_t i, n = 0;
 	bool in_control, in_admin;
 
-	if (c->cred.uid == 0 || c->cred.uid == geteuid()) {
+	if (c->cred.uid == 0 || c->cred.uid == control_owner) {
 		c->may_read = c->may_admin = true;
 		return;
 	}
@@ -279,7 +328,9 @@ static void
 control_conn_free(struct ctl_conn *c)
 {
 	bufferevent_free(c->bev);
-	free(c);
+	c->bev = NULL;
+	if (!c->pending)
+		free(c);
 	control_nconns--;
 	if (control_listener != NULL && !control_full() &&
 	    !accept_backoff_pending(&control_backoff))
@@ -318,11 +369,19 @@ control_read(struct bufferevent *bev, void *arg)
 		free(line);
 	}
 	bufferevent_disable(bev, EV_READ);
-	evbuffer_add_printf(bufferevent_get_output(bev), "%s\n",
+	if (reply != NULL)
+		control_reply(c, reply);
+}
+
+/* The one answer, then the connection closes once it is written. */
+static void
+control_reply(struct ctl_conn *c, json_object *reply)
+{
+	evbuffer_add_printf(bufferevent_get_output(c->bev), "%s\n",
 	    json_object_to_json_string_ext(reply, JSON_C_TO_STRING_PLAIN));
 	json_object_put(reply);
-	bufferevent_setcb(bev, NULL, control_write, control_event, c);
-	bufferevent_enable(bev, EV_WRITE);
+	bufferevent_setcb(c->bev, NULL, control_write, control_event, c);
+	bufferevent_enable(c->bev, EV_WRITE);
 }
 
 static json_object *
@@ -346,7 +405,7 @@ reply_error(const char *code, const char *msg)
 }
 
 static json_object *
-control_status(char **argv)
+control_status(struct ctl_conn *c, char **argv)
 {
 	json_object *o, *arr, *v;
 	struct vm *vm;
@@ -411,23 +470,44 @@ control_status(char **argv)
 	return o;
 }
 
+/* The libvirt source's, in the parent (priv.c): answered when it is. */
 static json_object *
-control_notify(char **argv)
+control_notify(struct ctl_conn *c, char **argv)
 {
-#ifdef HAVE_LIBVIRT
-	char msg[256];
+	json_object *early;
 
-	if (vl_notify(argv[1], argv[2], msg, sizeof msg) != 0)
-		return reply_error("failed", msg);
-	return reply_ok();
-#else
-	return reply_error("failed", "built without libvirt");
-#endif
+	c->pending = c->in_do = true;
+	priv_notify(argv[1], argv[2], control_notified, c);
+	c->in_do = false;
+	early = c->early;
+	c->early = NULL;
+	return early;
+}
+
+static void
+control_notified(void *arg, int rc, const char *msg)
+{
+	struct ctl_conn *c = arg;
+	json_object *reply;
+
+	c->pending = false;
+	reply = rc != 0 ? reply_error("failed", msg) : reply_ok();
+	if (c->in_do) {
+		c->early = reply;
+		return;
+	}
+	if (c->bev == NULL) {
+		/* Gone meanwhile (control_conn_free left it to us). */
+		json_object_put(reply);
+		free(c);
+		return;
+	}
+	control_reply(c, reply);
 }
 
 /* The same text GET /metrics answers. */
 static json_object *
-control_metrics(char **argv)
+control_metrics(struct ctl_conn *c, char **argv)
 {
 	struct evbuffer *b = evbuffer_new();
 	json_object *o;
@@ -445,7 +525,7 @@ control_metrics(char **argv)
 
 /* set NAME KEY=VALUE...: all or nothing, from the VM's next batch. */
 static json_object *
-control_set(char **argv)
+control_set(struct ctl_conn *c, char **argv)
 {
 	struct vm *vm;
 	char msg[256];
@@ -461,7 +541,7 @@ control_set(char **argv)
 }
 
 static json_object *
-control_hint(char **argv)
+control_hint(struct ctl_conn *c, char **argv)
 {
 	struct vm *vm;
 	char msg[256];
@@ -514,7 +594,7 @@ control_do(struct ctl_conn *c, char *line)
 		        : "it needs root, the control or the admin group");
 		return reply_error("denied", msg);
 	}
-	return v->fn(argv);
+	return v->fn(c, argv);
 }
 
 /* The last numbered Command and what the agent answered. */

@@ -13,6 +13,7 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -402,19 +403,43 @@ metrics_request(struct evhttp_request *req, void *arg)
 int
 metrics_open(const char *addrport)
 {
+	int fd;
+
+	if ((fd = metrics_bind(addrport)) == -1)
+		return -1;
+	return metrics_serve(fd, addrport);
+}
+
+/* The listening socket alone (the privileged parent binds it). */
+int
+metrics_bind(const char *addrport)
+{
 	struct sockaddr_storage ss;
-	int len = sizeof ss;
+	int len = sizeof ss, fd;
 
 	if (evutil_parse_sockaddr_port(
 	        addrport, (struct sockaddr *)&ss, &len) != 0) {
 		log_warnx("metrics-listen %s: not ADDR:PORT", addrport);
 		return -1;
 	}
-	metrics_listener = evconnlistener_new_bind(ev_base, NULL, NULL,
-	    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC | LEV_OPT_REUSEABLE,
-	    16, (struct sockaddr *)&ss, len);
+	if ((fd = fh_listen_addr((struct sockaddr *)&ss, (socklen_t)len, 16)) ==
+	    -1) {
+		log_warn("metrics-listen %s", addrport);
+		return -1;
+	}
+	return fd;
+}
+
+/* Serve GET /metrics on a listening socket, which is ours from now. */
+int
+metrics_serve(int fd, const char *addrport)
+{
+	evutil_make_socket_nonblocking(fd);
+	metrics_listener = evconnlistener_new(ev_base, NULL, NULL,
+	    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 0, fd);
 	if (metrics_listener == NULL) {
 		log_warn("metrics-listen %s", addrport);
+		close(fd);
 		return -1;
 	}
 	metrics_http = evhttp_new(ev_base);

@@ -8,6 +8,8 @@
 #ifndef FREEHINT_COMMON_H
 #define FREEHINT_COMMON_H
 
+#include <sys/socket.h>
+
 #include <getopt.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -122,6 +124,8 @@ int fh_unix_listen(const char *path, int backlog, int flags);
 /* 1: something listens on path; 0: nothing does (a stale file may be
  * removed); -1 with errno: it cannot be told. */
 int fh_unix_in_use(const char *path);
+struct sockaddr;
+int fh_listen_addr(const struct sockaddr *, socklen_t, int backlog);
 
 void fh_rs_init(struct fh_rangeset *);
 void fh_rs_free(struct fh_rangeset *);

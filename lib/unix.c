@@ -77,3 +77,25 @@ fh_unix_in_use(const char *path)
 	errno = err;
 	return -1;
 }
+
+/*
+ * A listening socket of sa's family (SOCK_STREAM, close-on-exec), with
+ * SO_REUSEADDR where it means something; -1 with errno.
+ */
+int
+fh_listen_addr(const struct sockaddr *sa, socklen_t len, int backlog)
+{
+	int fd, on = 1, saved;
+
+	if ((fd = socket(sa->sa_family, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1)
+		return -1;
+	if (sa->sa_family != AF_UNIX)
+		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
+	if (bind(fd, sa, len) != 0 || listen(fd, backlog) != 0) {
+		saved = errno;
+		close(fd);
+		errno = saved;
+		return -1;
+	}
+	return fd;
+}
