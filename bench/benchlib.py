@@ -190,6 +190,10 @@ class Vm:
             fields = f.read().rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
+    def daemon_cpu_seconds(self):
+        """freehintd's CPU time: its parent and its worker (privsep)."""
+        return tree_cpu_seconds(self.daemon.pid)
+
     def start_freehintd(self, extra=()):
         """freehintd for this one VM, in the foreground, logging to a file.
         Never a vsock listener: not on the build machine."""
@@ -326,6 +330,44 @@ def accel_args(accel):
 
 def accel_name(accel):
     return {"tcg": "TCG (no KVM)", "kvm": "KVM", None: "no guest"}[accel]
+
+
+def tree_pids(pid):
+    """pid and its children: freehintd's parent and its worker."""
+    pids = [pid]
+    try:
+        with open("/proc/%d/task/%d/children" % (pid, pid)) as f:
+            pids += [int(x) for x in f.read().split()]
+    except OSError:
+        pass
+    return pids
+
+
+def tree_cpu_seconds(pid):
+    """User plus system CPU time of pid and its children, while they run."""
+    total = 0.0
+    for p in tree_pids(pid):
+        try:
+            with open("/proc/%d/stat" % p) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+def tree_hwm_kib(pid):
+    """Peak resident memory (VmHWM) of pid and its children, summed."""
+    total = 0
+    for p in tree_pids(pid):
+        try:
+            with open("/proc/%d/status" % p) as f:
+                for line in f:
+                    if line.startswith("VmHWM:"):
+                        total += int(line.split()[1])
+        except OSError:
+            pass
+    return total
 
 
 def cpu_model():

@@ -320,8 +320,7 @@ def run_one(cfg, args, rep):
         if fh:
             wait_agent(src)
         time.sleep(args.settle)  # the same wait for every configuration
-        cpu = [src.cpu_seconds(), src.daemon and src.cpu_seconds(
-            src.daemon.pid)]
+        cpu = [src.cpu_seconds(), src.daemon and src.daemon_cpu_seconds()]
         t0 = time.monotonic()
         pass_ms = None
         if fh == "manual":
@@ -347,7 +346,7 @@ def run_one(cfg, args, rep):
                "rss_before": rss_before, "rss_peak": rss_peak,
                "cpu_src": src.cpu_seconds() - cpu[0],
                "cpu_dst": dst.cpu_seconds(),
-               "cpu_fhd": src.cpu_seconds(src.daemon.pid) - cpu[1]
+               "cpu_fhd": src.daemon_cpu_seconds() - cpu[1]
                if fh else None,
                "held_mib": None, "pass_ms": pass_ms,
                "wall_s": time.monotonic() - t0}

@@ -22,7 +22,7 @@ DISCARDED = []  # MiB freehintd discarded during each freehint run
 
 def host_cpu(vm):
     """CPU seconds of QEMU and, when it runs, freehintd: the host's work."""
-    return vm.cpu_seconds() + (vm.cpu_seconds(vm.daemon.pid)
+    return vm.cpu_seconds() + (vm.daemon_cpu_seconds()
                                if vm.daemon else 0)
 
 

@@ -48,14 +48,14 @@ def run_one(cfg, args, rep=0):
             if t_free is None and any(ln.startswith("BENCH freed")
                                       for ln in vm.lines()):
                 t_free, cpu_free = now, vm.cpu_seconds()
-                dcpu_free = vm.cpu_seconds(vm.daemon.pid) if vm.daemon else 0
+                dcpu_free = vm.daemon_cpu_seconds() if vm.daemon else 0
             if t_free is not None and now - t_free >= args.window:
                 break
             if now > 240:
                 raise RuntimeError("the guest never freed its memory")
             time.sleep(PERIOD - (time.monotonic() - t0 - now) % PERIOD)
         qemu_cpu = vm.cpu_seconds() - cpu_free
-        daemon_cpu = (vm.cpu_seconds(vm.daemon.pid) - dcpu_free
+        daemon_cpu = (vm.daemon_cpu_seconds() - dcpu_free
                       if vm.daemon else None)
         vm.wait(r"^BENCH done", 120)
         ticks = vm.value("cpu_ticks")

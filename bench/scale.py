@@ -26,7 +26,7 @@ FREEHINTD = os.path.join(b.ROOT, "build/freehintd")
 WHY = """Why the latency grows with the number of VMs, and what the rows
 with written pages measure. Each punch of a page that the generator has
 written and mapped must unmap it from the generator's address space and
-flush its TLB on the other CPUs (`perf record -g -p $(pidof freehintd)`
+flush its TLB on the other CPUs (`perf record -g -p $(pgrep -d, freehintd)`
 during a paced run shows where: `unmap_page_range` and the TLB flush; on
 a paravirtualized build machine page-table updates and TLB flushes are
 slow). The generator pays the other half: writing a punched page again
@@ -104,14 +104,9 @@ def run_one(n, args, rate, touch_flag):
     try:
         for _, p, _ in gens:
             p.wait(timeout=180 + args.seconds)
-        with open("/proc/%d/stat" % fd.pid) as f:
-            st = f.read().rsplit(")", 1)[1].split()
-        cpu = (int(st[11]) + int(st[12])) / os.sysconf("SC_CLK_TCK")
-        rss = 0
-        with open("/proc/%d/status" % fd.pid) as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    rss = int(line.split()[1]) // 1024
+        # Both of freehintd's processes (privsep): parent and worker.
+        cpu = b.tree_cpu_seconds(fd.pid)
+        rss = b.tree_hwm_kib(fd.pid) // 1024
     finally:
         for p in [fd] + [g[1] for g in gens]:
             if p.poll() is None:

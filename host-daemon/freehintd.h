@@ -25,6 +25,9 @@ struct json_object;
 #define FREEHINTD_CONF       FH_SYSCONFDIR "/freehint/freehintd.conf"
 #define FREEHINTD_CONTROL    "/run/freehint/freehintd.sock"
 #define FREEHINTD_VSOCK_PORT 7700
+/* The worker's user (systemd/freehintd.sysusers) and its empty root. */
+#define FREEHINTD_USER  "freehintd"
+#define FREEHINTD_EMPTY "/run/freehint/empty"
 /*
  * A discard must end before the batch's deadline (RangeBatch.deadline_ms):
  * no piece of it (discard.c) begins later than this before it.
@@ -283,6 +286,7 @@ struct vm {
 	bool qemu_gone; /* QEMU exited: no map until the source says more */
 	char *unservable;
 	char *dma_why; /* the source's word: a device DMAs into its RAM */
+	unsigned dma_checks; /* priv_dma asked, not answered: no discard */
 	vm_hmp_fn hmp;
 	void *hmp_ctx;
 	struct vm_mapload *mapload; /* vm.c: the map being read, or NULL */
@@ -354,7 +358,7 @@ int vm_hint(struct vm *, char *, size_t);
 bool vm_pass_active(struct vm *);
 void vm_refresh_later(struct vm *);
 void vm_guest_lost(struct vm *);
-bool vm_check_dma(struct vm *);
+void vm_check_dma(struct vm *);
 int vm_release(struct vm *, char *, size_t);
 void vm_pass_over(struct vm *, const char *);
 
@@ -414,6 +418,7 @@ void guest_free(struct guest *);
 int guest_command(struct guest *, Freehint__CommandType, uint64_t pass_id,
     uint32_t min_order, uint64_t byte_limit, bool zero);
 void guest_record_only(struct guest *);
+void guest_devices_checked(struct guest *);
 void guest_stop_punching(struct guest *);
 void guest_punch_done(struct punch_job *, void *vm);
 uint32_t guest_page_size(const struct guest *);
@@ -432,19 +437,122 @@ void accept_backoff_init(struct accept_backoff *, struct evconnlistener *,
 void accept_backoff_free(struct accept_backoff *);
 bool accept_backoff_pending(const struct accept_backoff *);
 int listen_vsock(uint32_t port);
+int vsock_bind(uint32_t port);
+int listen_vsock_fd(int fd, uint32_t port);
 void listen_vsock_close(void);
 void chan_start(struct vm *);
 void chan_stop(struct vm *);
 void chan_lost(struct vm *);
 
+/*
+ * priv.c: what needs freehintd's privileges. In one process (the unit
+ * tests) it is done at once; in the worker (ps_worker.c) it is asked of
+ * the privileged parent, which checks the request against what the VM's
+ * source said (ps_parent.c). Each calls done exactly once, perhaps
+ * before it returns.
+ */
+typedef void (*priv_done)(void *arg, int rc, const char *msg);
+/* fd: connected, -1 (could not connect), PRIV_REFUSED (not QEMU's). */
+typedef void (*priv_fd_done)(void *arg, int fd, const char *err);
+#define PRIV_REFUSED (-2)
+/* Open the backing of each region (memmap_resolve): rc 0, or -1 and why. */
+void priv_resolve(struct vm *, struct memmap *, priv_done, void *);
+/* A device that DMAs into guest RAM (memmap_dma_devices): rc 1 and which. */
+void priv_dma(struct vm *, priv_done, void *);
+/* Connect to the VM's channel, whose listener must be its QEMU. */
+void priv_channel(struct vm *, priv_fd_done, void *);
+/* The libvirt hook's word (vl_notify). */
+void priv_notify(const char *event, const char *name, priv_done, void *);
+int priv_channel_connect(
+    const char *path, pid_t qemu_pid, bool channel_qemu, char *, size_t);
+
+/* psmsg.c: messages between freehintd's two processes (privsep.h). */
+#define PS_MAX_PAYLOAD (1024 * 1024)
+#define PS_MAX_FDS     64
+struct ps_chan;
+struct ps_buf {
+	uint8_t *data;
+	size_t len, cap;
+	int fds[PS_MAX_FDS];
+	int nfds;
+};
+struct ps_rd {
+	const uint8_t *p;
+	size_t left;
+	bool bad;
+	int *fds;
+	int nfds;
+	int fdi; /* the next one to take */
+};
+struct ps_handler {
+	uint32_t type;
+	int (*fn)(struct ps_chan *, uint64_t id, struct ps_rd *);
+};
+
+struct ps_chan *ps_chan_new(struct event_base *, int fd,
+    const struct ps_handler *, size_t,
+    void (*lost)(struct ps_chan *, const char *), void *);
+void ps_chan_free(struct ps_chan *);
+void ps_chan_flush(struct ps_chan *);
+void *ps_chan_arg(const struct ps_chan *);
+void ps_send(struct ps_chan *, uint32_t type, uint64_t id, struct ps_buf *);
+void ps_put_u32(struct ps_buf *, uint32_t);
+void ps_put_u64(struct ps_buf *, uint64_t);
+void ps_put_str(struct ps_buf *, const char *);
+int ps_put_fd(struct ps_buf *, int);
+void ps_buf_free(struct ps_buf *);
+uint32_t ps_get_u32(struct ps_rd *);
+uint64_t ps_get_u64(struct ps_rd *);
+const char *ps_get_str(struct ps_rd *, size_t max);
+int ps_get_fd(struct ps_rd *);
+
+/*
+ * privsep.c: the two processes. The parent keeps root and talks to QEMU
+ * and libvirt; the worker, started from it, serves everything guests
+ * and freehintctl send, as an unprivileged user in an empty root.
+ */
+struct privsep_conf {
+	int control_fd, vsock_fd, metrics_fd; /* bound by the parent, or -1 */
+	uid_t uid; /* the worker's */
+	gid_t gid;
+	const char *user;
+	const char *root; /* the worker's empty root */
+};
+int privsep_prepare(struct privsep_conf *, char *, size_t);
+pid_t privsep_fork(struct privsep_conf *, int *fd);
+int privsep_drop(const struct privsep_conf *, char *, size_t);
+void privsep_reap(pid_t);
+
+/* ps_parent.c: the parent's end. */
+void ps_parent_start(struct event_base *, int fd, pid_t worker);
+void ps_parent_policy(const struct policy *);
+bool ps_parent_alive(unsigned *vms, unsigned *agents);
+void ps_parent_stop(void);
+extern const struct vm_sink ps_parent_sink;
+extern bool ps_parent_failed; /* the worker died: exit non-zero */
+
+/* ps_worker.c: the worker's end. */
+void ps_worker_start(struct event_base *, int fd);
+bool ps_worker_active(void);
+void ps_worker_resolve(struct vm *, struct memmap *, priv_done, void *);
+void ps_worker_dma(struct vm *, priv_done, void *);
+void ps_worker_channel(struct vm *, priv_fd_done, void *);
+void ps_worker_notify(const char *, const char *, priv_done, void *);
+void ps_worker_stop(void);
+
 /* control.c */
 int control_open(const char *path, const char *group, const char *admin);
+int control_bind(const char *path, const char *group, const char *admin);
+int control_serve(int fd);
+void control_disown(void);
 void control_close(void);
 
 /* metrics.c: the Prometheus text exposition, over HTTP and control. */
 struct evbuffer;
 void metrics_render(struct evbuffer *);
 int metrics_open(const char *addrport);
+int metrics_bind(const char *addrport);
+int metrics_serve(int fd, const char *addrport);
 void metrics_close(void);
 
 #endif

@@ -24,6 +24,9 @@ struct guest {
 	uint32_t page_size;
 	uint32_t report_order; /* the guest's, or UINT32_MAX */
 	Freehint__Mode mode;
+	uint32_t poison; /* the guest's non-zero poison pattern, or 0 */
+	char agent_version[64]; /* printable (fh_strvis) */
+	bool await_welcome; /* Hello answered once the devices are known */
 	struct vstate vs;
 	struct fh_rangeset ranges;
 };
@@ -37,6 +40,7 @@ static int guest_stats(struct fh_peer *, const struct fh_msg *, void *);
 static int guest_error(struct fh_peer *, const struct fh_msg *, void *);
 static int guest_result(struct fh_peer *, const struct fh_msg *, void *);
 static void guest_lost(struct fh_peer *, const char *, void *);
+static void guest_welcome(struct guest *);
 static int guest_apply(struct guest *, const struct policy *,
     const Freehint__RangeBatch *, char *, size_t);
 static uint64_t guest_align(
@@ -138,7 +142,7 @@ guest_command(struct guest *g, Freehint__CommandType type, uint64_t pass_id,
 {
 	Freehint__Command c = FREEHINT__COMMAND__INIT;
 
-	if (!g->hello)
+	if (!g->hello || g->await_welcome)
 		return -1;
 	c.type = type;
 	c.has_pass_id = true;
@@ -187,12 +191,9 @@ guest_stop_punching(struct guest *g)
 static int
 guest_hello(struct fh_peer *p, const struct fh_msg *m, void *arg)
 {
-	Freehint__Welcome w = FREEHINT__WELCOME__INIT;
 	const Freehint__Hello *h = m->u.hello;
 	struct guest *g = arg;
 	struct vm *vm = g->vm;
-	char why[256], version[64];
-	struct policy pol;
 	uint32_t lo, hi;
 
 	/* The agent's range of message sets; we answer with the highest
@@ -233,9 +234,41 @@ guest_hello(struct fh_peer *p, const struct fh_msg *m, void *arg)
 	g->hello = true;
 	g->version = hi < FH_PROTO_MAX ? hi : FH_PROTO_MAX;
 	g->page_size = h->page_size;
-	vm_check_dma(vm);
+	g->poison =
+	    h->has_page_poisoning && h->page_poisoning && h->has_poison_value
+	    ? h->poison_value
+	    : 0;
+	g->report_order = h->has_report_order ? h->report_order : UINT32_MAX;
+	fh_strvis(g->agent_version, sizeof g->agent_version,
+	    h->agent_version != NULL ? h->agent_version : "");
 	/* A new agent: the map may have changed since it was read. */
 	vm_refresh_later(vm);
+	/* The Welcome says the mode: not before the VM's devices are
+	 * known (vm_check_dma answers in guest_devices_checked). */
+	g->await_welcome = true;
+	vm_check_dma(vm);
+	if (vm->dma_checks == 0 && g->await_welcome)
+		guest_welcome(g);
+	return 0;
+}
+
+/* The VM's device check is back (vm.c): the Welcome may go. */
+void
+guest_devices_checked(struct guest *g)
+{
+	if (g->await_welcome && g->vm->dma_checks == 0)
+		guest_welcome(g);
+}
+
+static void
+guest_welcome(struct guest *g)
+{
+	Freehint__Welcome w = FREEHINT__WELCOME__INIT;
+	struct vm *vm = g->vm;
+	struct policy pol;
+	char why[256];
+
+	g->await_welcome = false;
 	/* Start from what the backing allows, not from what an earlier
 	 * guest of this VM (before a reboot, say) was given. */
 	g->mode = vm->map_mode;
@@ -244,16 +277,14 @@ guest_hello(struct fh_peer *p, const struct fh_msg *m, void *arg)
 	        : vm->mode_why != NULL ? vm->mode_why
 	                               : "");
 	/* Holes read back as zeroes: that fails a non-zero poison check. */
-	if (h->has_page_poisoning && h->page_poisoning && h->has_poison_value &&
-	    h->poison_value != 0 && g->mode != FREEHINT__MODE__RECORD_ONLY) {
+	if (g->poison != 0 && g->mode != FREEHINT__MODE__RECORD_ONLY) {
 		g->mode = FREEHINT__MODE__RECORD_ONLY;
-		snprintf(why, sizeof why, "page poisoning with 0x%02x",
-		    h->poison_value);
+		snprintf(
+		    why, sizeof why, "page poisoning with 0x%02x", g->poison);
 	}
 	vm->mode = g->mode;
 	free(vm->mode_why);
 	vm->mode_why = xstrdup(why);
-	g->report_order = h->has_report_order ? h->report_order : UINT32_MAX;
 
 	w.proto_version = g->version;
 	if (g->version >= 2) {
@@ -278,12 +309,9 @@ guest_hello(struct fh_peer *p, const struct fh_msg *m, void *arg)
 	w.stats_interval_ms = conf->policy.stats_interval_ms;
 	w.has_host_clock_ms = true;
 	w.host_clock_ms = fh_monotonic_ms();
-	fh_strvis(version, sizeof version,
-	    h->agent_version != NULL ? h->agent_version : "");
 	log_info("vm %s: agent %s, %u-byte pages, mode %s (%s)", vm->name,
-	    version, h->page_size, vm_mode_name(g->mode), why);
-	fh_peer_send(p, FH_MSG_WELCOME, &w.base);
-	return 0;
+	    g->agent_version, g->page_size, vm_mode_name(g->mode), why);
+	fh_peer_send(g->peer, FH_MSG_WELCOME, &w.base);
 }
 
 /*
@@ -385,6 +413,11 @@ guest_submit(struct guest *g, const Freehint__RangeBatch *b, uint64_t bytes,
 	/* Postcopy (vm.c): the host's state, not the guest's fault. */
 	if (vm->nodiscard_why != NULL) {
 		snprintf(err, errlen, "%s", vm->nodiscard_why);
+		return FREEHINT__REJECT_REASON__HOST_ERROR;
+	}
+	/* A device check asked at Hello is not back yet (vm_check_dma). */
+	if (vm->dma_checks != 0) {
+		snprintf(err, errlen, "checking the VM's devices");
 		return FREEHINT__REJECT_REASON__HOST_ERROR;
 	}
 	if (punchq_pending(vm->pq) >= FREEHINTD_PUNCH_QUEUE) {
@@ -522,7 +555,7 @@ guest_ranges(struct fh_peer *p, const struct fh_msg *m, void *arg)
 	int reason;
 
 	clock_gettime(CLOCK_REALTIME, &now);
-	if (!g->hello)
+	if (!g->hello || g->await_welcome)
 		return FREEHINT__REJECT_REASON__NOT_ALLOWED;
 	vm_policy(vm, &pol);
 	reason = validate_batch(&g->vs, &vm->budget, &pol, &vm->map,
@@ -556,7 +589,7 @@ guest_stats(struct fh_peer *p, const struct fh_msg *m, void *arg)
 {
 	struct guest *g = arg;
 
-	if (!g->hello)
+	if (!g->hello || g->await_welcome)
 		return FREEHINT__REJECT_REASON__NOT_ALLOWED;
 	if (m->u.stats->has_free_bytes)
 		g->vm->guest_free_bytes = m->u.stats->free_bytes;
@@ -588,7 +621,8 @@ guest_result(struct fh_peer *p, const struct fh_msg *m, void *arg)
 	struct vm *vm = g->vm;
 	char detail[128];
 
-	if (!g->hello || g->version < 2 || r->id == 0 || r->id > g->next_cmd_id)
+	if (!g->hello || g->await_welcome || g->version < 2 || r->id == 0 ||
+	    r->id > g->next_cmd_id)
 		return FREEHINT__REJECT_REASON__NOT_ALLOWED;
 	fh_strvis(detail, sizeof detail, r->detail != NULL ? r->detail : "");
 	if (r->id != vm->cmd_id) {

@@ -34,6 +34,7 @@ struct chan {
 	struct event *ev;
 	int backoff_ms;
 	bool warned;
+	bool asking; /* priv_channel has not answered yet */
 };
 
 static struct evconnlistener *vsock_listener;
@@ -45,24 +46,47 @@ static void vsock_accept(
 static void accept_error(struct evconnlistener *, void *);
 static void accept_resume(evutil_socket_t, short, void *);
 static void chan_try(evutil_socket_t, short, void *);
-static bool chan_peer_ok(struct chan *, int);
+static void chan_connected(void *, int, const char *);
 static void chan_schedule(struct chan *, int);
 
 int
 listen_vsock(uint32_t port)
 {
+	int fd;
+
+	if ((fd = vsock_bind(port)) == -1)
+		return -1;
+	return listen_vsock_fd(fd, port);
+}
+
+/* The listening socket alone (the privileged parent binds it). */
+int
+vsock_bind(uint32_t port)
+{
 	struct sockaddr_vm svm;
+	int fd;
 
 	memset(&svm, 0, sizeof svm);
 	svm.svm_family = AF_VSOCK;
 	svm.svm_cid = VMADDR_CID_ANY;
 	svm.svm_port = port;
-	vsock_listener = evconnlistener_new_bind(ev_base, vsock_accept,
-	    &vsock_backoff,
-	    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC | LEV_OPT_REUSEABLE,
-	    16, (struct sockaddr *)&svm, sizeof svm);
+	if ((fd = fh_listen_addr((struct sockaddr *)&svm, sizeof svm, 16)) ==
+	    -1)
+		log_warn("vsock port %u", port);
+	return fd;
+}
+
+/* Take agents from a listening vsock socket, which is ours from now. */
+int
+listen_vsock_fd(int fd, uint32_t port)
+{
+	evutil_make_socket_nonblocking(fd);
+	vsock_listener =
+	    evconnlistener_new(ev_base, vsock_accept, &vsock_backoff,
+	        LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 0, fd);
 	if (vsock_listener == NULL) {
 		log_warn("vsock port %u", port);
+		close(fd);
 		return -1;
 	}
 	accept_backoff_init(&vsock_backoff, vsock_listener, "vsock", NULL);
@@ -179,75 +203,51 @@ static void
 chan_try(evutil_socket_t unused, short what, void *arg)
 {
 	struct chan *c = arg;
-	struct vm *vm = c->vm;
-	struct sockaddr_un sun;
-	int fd;
 
-	if (vm->guest != NULL)
+	if (c->vm->guest != NULL || c->asking)
 		return;
-	if (fh_unix_addr(&sun, vm->channel) != 0) {
-		vm_set_error(vm, "channel path too long");
-		return;
-	}
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd == -1 || connect(fd, (struct sockaddr *)&sun, sizeof sun) != 0) {
-		if (!c->warned)
-			log_warn("vm %s: channel %s", vm->name, vm->channel);
-		c->warned = true;
-		if (fd != -1)
+	c->asking = true;
+	priv_channel(c->vm, chan_connected, c);
+}
+
+/* The connection came back (priv.c); the channel may be stopped since. */
+static void
+chan_connected(void *arg, int fd, const char *err)
+{
+	struct chan *c = arg;
+	struct vm *vm = c->vm;
+
+	c->asking = false;
+	if (vm == NULL) {
+		if (fd >= 0)
 			close(fd);
-		chan_schedule(c, c->backoff_ms);
-		c->backoff_ms *= 2;
-		if (c->backoff_ms > CHAN_BACKOFF_MAX_MS)
-			c->backoff_ms = CHAN_BACKOFF_MAX_MS;
+		event_free(c->ev);
+		free(c);
 		return;
 	}
-	c->warned = false;
-	if (!chan_peer_ok(c, fd)) {
-		close(fd);
+	if (fd == PRIV_REFUSED) {
+		vm_set_error(vm, "channel: %s: refused", err);
 		chan_lost(vm);
 		return;
 	}
+	if (fd == -1) {
+		if (!c->warned)
+			log_warnx("vm %s: channel %s", vm->name, err);
+		c->warned = true;
+		chan_lost(vm);
+		return;
+	}
+	c->warned = false;
+	if (vm->guest != NULL) {
+		close(fd);
+		return;
+	}
 	c->backoff_ms = CHAN_BACKOFF_MIN_MS;
+	evutil_make_socket_nonblocking(fd);
 	if (guest_new(vm, fd, VM_TRANSPORT_CHANNEL) == NULL) {
 		close(fd);
 		chan_schedule(c, c->backoff_ms);
 	}
-}
-
-/*
- * The guest is whoever listens on the channel's path: it must be QEMU
- * (SO_PEERCRED gives the listener's pid and uid), or for a static VM a
- * process of QEMU's user, never some other process that bound the path
- * first or after QEMU's socket was unlinked.
- */
-static bool
-chan_peer_ok(struct chan *c, int fd)
-{
-	struct vm *vm = c->vm;
-	struct ucred cr;
-	socklen_t len = sizeof cr;
-	struct stat st;
-	char path[64];
-
-	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) == -1) {
-		log_warn(
-		    "vm %s: channel %s: SO_PEERCRED", vm->name, vm->channel);
-		return false;
-	}
-	if (vm->qemu_pid > 0 && cr.pid == vm->qemu_pid)
-		return true;
-	snprintf(path, sizeof path, "/proc/%ld", (long)vm->qemu_pid);
-	if (!vm->channel_qemu && vm->qemu_pid > 0 && stat(path, &st) == 0 &&
-	    st.st_uid == cr.uid)
-		return true;
-	vm_set_error(vm,
-	    "channel: its listener (pid %ld, uid %u) is not %s QEMU "
-	    "(pid %ld): refused",
-	    (long)cr.pid, (unsigned)cr.uid,
-	    vm->channel_qemu ? "the VM's" : "a process of the user of",
-	    (long)vm->qemu_pid);
-	return false;
 }
 
 void
@@ -288,7 +288,13 @@ chan_stop(struct vm *vm)
 
 	if (c == NULL)
 		return;
+	vm->chan = NULL;
+	/* An answer on its way frees it (chan_connected). */
+	if (c->asking) {
+		c->vm = NULL;
+		evtimer_del(c->ev);
+		return;
+	}
 	event_free(c->ev);
 	free(c);
-	vm->chan = NULL;
 }

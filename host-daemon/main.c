@@ -89,7 +89,8 @@ static void config_dump(const struct config *);
 static void start_vms(void);
 static void on_signal(evutil_socket_t, short, void *);
 static void on_watchdog(evutil_socket_t, short, void *);
-static void notify_status(void);
+static void notify_status(unsigned, unsigned);
+static int worker_main(struct privsep_conf *, int);
 
 static void
 usage(int status)
@@ -329,23 +330,27 @@ start_vms(void)
 }
 
 static void
-notify_status(void)
+notify_status(unsigned n, unsigned up)
 {
-	struct vm *vm;
-	unsigned n = 0, up = 0;
-
-	TAILQ_FOREACH(vm, &vms, entry) {
-		n++;
-		up += vm->guest != NULL;
-	}
 	sd_notifyf(0, "STATUS=%u VMs, %u agents connected", n, up);
 }
 
+/*
+ * The watchdog is fed only while the worker answers: a worker stuck in
+ * its loop serves no guest, and systemd restarts both.
+ */
 static void
 on_watchdog(evutil_socket_t fd, short what, void *arg)
 {
+	unsigned n, up;
+
+	if (!ps_parent_alive(&n, &up)) {
+		log_warnx("the worker has not answered since the last "
+		          "watchdog tick");
+		return;
+	}
 	sd_notify(0, "WATCHDOG=1");
-	notify_status();
+	notify_status(n, up);
 }
 
 static void
@@ -383,16 +388,19 @@ on_signal(evutil_socket_t sig, short what, void *arg)
 	qmp_static_reload(&c->vms);
 	config_free(conf);
 	conf = c;
+	ps_parent_policy(&conf->policy);
 	sd_notify(0, "READY=1");
 }
 
 int
 main(int argc, char **argv)
 {
+	struct privsep_conf pc;
 	struct timeval tv;
 	uint64_t wd_usec;
 	char err[512];
-	int ch, rc = 1;
+	int ch, rc, psfd;
+	pid_t worker;
 
 	while (
 	    (ch = getopt_long(argc, argv, "df:hnvV", longopts, NULL)) != -1) {
@@ -444,6 +452,32 @@ main(int argc, char **argv)
 		return 0;
 	}
 	signal(SIGPIPE, SIG_IGN);
+	/* Bound here, as root; the worker serves them. */
+	memset(&pc, 0, sizeof pc);
+	pc.user = FREEHINTD_USER;
+	pc.root = FREEHINTD_EMPTY;
+	pc.metrics_fd = pc.vsock_fd = -1;
+	if ((pc.control_fd = control_bind(
+	         conf->control, conf->control_group, conf->admin_group)) == -1)
+		goto early;
+	if (conf->metrics_listen != NULL &&
+	    (pc.metrics_fd = metrics_bind(conf->metrics_listen)) == -1)
+		goto early;
+	/* Where vsock has no transport the daemon still serves channels. */
+	if (conf->vsock_port != 0 &&
+	    (pc.vsock_fd = vsock_bind(conf->vsock_port)) == -1)
+		log_warnx("no vsock listener; virtio-serial channels only");
+	if (privsep_prepare(&pc, err, sizeof err) != 0) {
+		log_warnx("%s", err);
+		goto early;
+	}
+	if ((worker = privsep_fork(&pc, &psfd)) == 0)
+		exit(worker_main(&pc, psfd));
+	close(pc.control_fd);
+	if (pc.metrics_fd != -1)
+		close(pc.metrics_fd);
+	if (pc.vsock_fd != -1)
+		close(pc.vsock_fd);
 	if ((ev_base = event_base_new()) == NULL)
 		fatalx("event_base_new");
 	ev_sigterm = evsignal_new(ev_base, SIGTERM, on_signal, NULL);
@@ -452,18 +486,7 @@ main(int argc, char **argv)
 	evsignal_add(ev_sigterm, NULL);
 	evsignal_add(ev_sigint, NULL);
 	evsignal_add(ev_sighup, NULL);
-	if (punch_init(ev_base, conf->punch_workers) != 0)
-		goto out;
-
-	if (control_open(
-	        conf->control, conf->control_group, conf->admin_group) != 0)
-		goto out;
-	if (conf->metrics_listen != NULL &&
-	    metrics_open(conf->metrics_listen) != 0)
-		goto out;
-	/* Where vsock has no transport the daemon still serves channels. */
-	if (conf->vsock_port != 0 && listen_vsock(conf->vsock_port) != 0)
-		log_warnx("no vsock listener; virtio-serial channels only");
+	ps_parent_start(ev_base, psfd, worker);
 #ifdef HAVE_LIBVIRT
 	/* With no VM configured, follow the local libvirtd if it runs. */
 	if (conf->libvirt_uri == NULL && TAILQ_EMPTY(&conf->vms) &&
@@ -474,7 +497,7 @@ main(int argc, char **argv)
 #endif
 	start_vms();
 	sd_notify(0, "READY=1");
-	notify_status();
+	notify_status(0, 0);
 	ev_watchdog = event_new(ev_base, -1, EV_PERSIST, on_watchdog, NULL);
 	if (sd_watchdog_enabled(0, &wd_usec) > 0) {
 		tv.tv_sec = (time_t)(wd_usec / 2 / 1000000);
@@ -486,10 +509,9 @@ main(int argc, char **argv)
 	event_add(ev_watchdog, &tv);
 	log_info("started, control socket %s", conf->control);
 	event_base_dispatch(ev_base);
-	rc = 0;
-out:
+	rc = ps_parent_failed ? 1 : 0;
 	sd_notify(0, "STOPPING=1");
-	/* First: nothing serves it once the loop is over, and a daemon
+	/* First: nothing serves it once the worker is gone, and a daemon
 	 * started now should find the path free, not refused by us. */
 	control_close();
 #ifdef HAVE_LIBVIRT
@@ -497,16 +519,67 @@ out:
 		vl_shutdown();
 #endif
 	qmp_static_stop_all();
-	vm_remove_all();
-	/* After the VMs: their discards in flight end before we exit. */
-	punch_shutdown();
-	metrics_close();
-	listen_vsock_close();
+	/* The worker ends its discards in flight, then exits. */
+	ps_parent_stop();
+	privsep_reap(worker);
 	if (ev_watchdog)
 		event_free(ev_watchdog);
 	event_free(ev_sigterm);
 	event_free(ev_sigint);
 	event_free(ev_sighup);
+	event_base_free(ev_base);
+	config_free(conf);
+	fh_cmdline_free(&cmdline);
+	return rc;
+early:
+	control_close();
+	config_free(conf);
+	fh_cmdline_free(&cmdline);
+	return 1;
+}
+
+/*
+ * The worker: agents, freehintctl and metrics on the sockets bound for
+ * it, the registry fed by the parent, the punch workers.
+ */
+static int
+worker_main(struct privsep_conf *pc, int psfd)
+{
+	char err[256];
+	int rc = 1;
+
+	/* The parent's to unlink, and not reachable from here anyway. */
+	control_disown();
+	if (privsep_drop(pc, err, sizeof err) != 0) {
+		log_warnx("worker: %s", err);
+		return 1;
+	}
+	/* The parent stops it, by closing the socketpair. */
+	signal(SIGTERM, SIG_IGN);
+	signal(SIGINT, SIG_IGN);
+	signal(SIGHUP, SIG_IGN);
+	if ((ev_base = event_base_new()) == NULL)
+		fatalx("event_base_new");
+	if (punch_init(ev_base, conf->punch_workers) != 0 ||
+	    control_serve(pc->control_fd) != 0)
+		goto out;
+	if (pc->metrics_fd != -1 &&
+	    metrics_serve(pc->metrics_fd, conf->metrics_listen) != 0)
+		goto out;
+	if (pc->vsock_fd != -1)
+		listen_vsock_fd(pc->vsock_fd, conf->vsock_port);
+	ps_worker_start(ev_base, psfd);
+	log_debug("worker: uid %u, serving", (unsigned)getuid());
+	event_base_dispatch(ev_base);
+	rc = 0;
+out:
+	control_close();
+	vm_remove_all();
+	/* After the VMs: their discards in flight end before we exit. */
+	punch_shutdown();
+	metrics_close();
+	listen_vsock_close();
+	ps_worker_stop();
 	event_base_free(ev_base);
 	config_free(conf);
 	fh_cmdline_free(&cmdline);

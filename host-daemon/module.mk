@@ -7,7 +7,9 @@ HOSTD_SRCS := host-daemon/memmap.c host-daemon/discard.c host-daemon/punch.c \
 	host-daemon/validate.c host-daemon/vm.c host-daemon/qmp.c \
 	host-daemon/qmpc.c host-daemon/mighold.c \
 	host-daemon/guest.c host-daemon/listen.c host-daemon/control.c \
-	host-daemon/policy.c host-daemon/metrics.c
+	host-daemon/policy.c host-daemon/metrics.c host-daemon/vmsource.c \
+	host-daemon/priv.c host-daemon/psmsg.c host-daemon/privsep.c \
+	host-daemon/ps_parent.c host-daemon/ps_worker.c
 # The libvirt source (host-daemon/libvirt.h lists its files), unless built
 # WITH_LIBVIRT=no (Makefile); it reads domain XML with libxml2 and calls
 # libvirt from threads of its own.

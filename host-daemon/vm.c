@@ -42,6 +42,7 @@ static void vm_map_mtree(void *, const char *);
 static void vm_map_next(struct vm_mapload *);
 static void vm_map_gpa2hva(void *, const char *);
 static void vm_map_done(struct vm_mapload *);
+static void vm_map_resolved(void *, int, const char *);
 static void vm_map_failed(struct vm_mapload *, const char *);
 static void vm_map_settled(struct vm *, Freehint__Mode);
 static void vm_map_retry_cb(evutil_socket_t, short, void *);
@@ -50,6 +51,16 @@ static void vm_watch_qemu(struct vm *);
 static void vm_unwatch_qemu(struct vm *);
 static void vm_qemu_exited(evutil_socket_t, short, void *);
 static void vm_postcopy(struct vm *, enum vm_migration_event);
+static int registry_add(const struct vm_desc *, vm_hmp_fn, void *);
+static void registry_remove(const char *);
+static void registry_migration(const char *, enum vm_migration_event);
+static void registry_dma(const char *, const char *);
+static void registry_policy(const char *, const char *);
+static void registry_speed(const char *, vm_speed_fn, void *);
+static void registry_running(const char *, bool);
+static void registry_changed(const char *);
+static void vm_dma_checked(void *, int, const char *);
+static void vm_dma_found(struct vm *, const char *);
 
 static void
 set_str(char **dst, const char *src)
@@ -282,16 +293,27 @@ vm_map_failed(struct vm_mapload *ml, const char *why)
 	vm_map_settled(vm, was);
 }
 
-/* Every region has its host address: find the backing, decide the mode. */
+/* Every region has its host address: find the backing (priv.c). */
 static void
 vm_map_done(struct vm_mapload *ml)
 {
-	struct vm *vm = ml->vm;
-	Freehint__Mode was = ml->was, mode;
-	char err[256] = "";
+	priv_resolve(ml->vm, &ml->map, vm_map_resolved, ml);
+}
 
-	if (memmap_resolve(
-	        &ml->map, vm->qemu_pid, vm->qemu_pidfd, err, sizeof err) != 0) {
+/* The backing is open, or refused: decide the mode. */
+static void
+vm_map_resolved(void *arg, int rc, const char *why)
+{
+	struct vm_mapload *ml = arg;
+	struct vm *vm;
+	Freehint__Mode was = ml->was, mode;
+	char err[256];
+
+	if (vm_map_cancelled(ml))
+		return;
+	vm = ml->vm;
+	snprintf(err, sizeof err, "%s", rc != 0 ? why : "");
+	if (rc != 0) {
 		/*
 		 * The regions are known but their backing is not one we may
 		 * punch (or could not be found): serve the guest record-only,
@@ -565,32 +587,55 @@ vm_load_map(struct vm *vm, bool fresh)
  * A device that DMAs into guest memory (VFIO, vDPA) keeps using pages
  * after their hole is punched: the VM is record-only while QEMU holds
  * one (checked when the map is read and at every Hello, for hot-plugged
- * devices) or its source says it has one. Returns true when so.
+ * devices) or its source says it has one. Until the answer is back
+ * (priv_dma), nothing of the VM is punched (guest.c).
  */
-bool
+void
 vm_check_dma(struct vm *vm)
 {
-	char why[320];
+	if (vm->dma_why != NULL) {
+		vm_dma_found(vm, vm->dma_why);
+		return;
+	}
+	if (vm->qemu_pid <= 0)
+		return;
+	vm->dma_checks++;
+	priv_dma(vm, vm_dma_checked, xstrdup(vm->name));
+}
 
-	if (vm->dma_why != NULL)
-		snprintf(why, sizeof why, "%s", vm->dma_why);
-	else if (vm->qemu_pid <= 0 ||
-	    memmap_dma_devices(vm->qemu_pid, why, sizeof why) != 1)
-		return false;
+static void
+vm_dma_checked(void *arg, int rc, const char *why)
+{
+	char *name = arg;
+	struct vm *vm;
+
+	if ((vm = vm_find(name)) != NULL) {
+		if (vm->dma_checks > 0)
+			vm->dma_checks--;
+		if (rc == 1)
+			vm_dma_found(vm, why);
+		if (vm->guest != NULL)
+			guest_devices_checked(vm->guest);
+	}
+	free(name);
+}
+
+static void
+vm_dma_found(struct vm *vm, const char *why)
+{
 	if (vm->map_mode == FREEHINT__MODE__RECORD_ONLY &&
 	    vm->map_why != NULL && strcmp(vm->map_why, why) == 0)
-		return true;
+		return;
 	log_warnx("vm %s: record-only: %s", vm->name, why);
 	vm->map_mode = vm->mode = FREEHINT__MODE__RECORD_ONLY;
 	set_str(&vm->map_why, why);
 	set_str(&vm->mode_why, why);
 	if (vm->guest != NULL)
 		guest_record_only(vm->guest);
-	return true;
 }
 
-void
-vm_source_dma(const char *name, const char *why)
+static void
+registry_dma(const char *name, const char *why)
 {
 	struct vm *vm;
 
@@ -667,8 +712,8 @@ vm_qemu_exited(evutil_socket_t fd, short what, void *arg)
 		guest_record_only(vm->guest);
 }
 
-int
-vm_source_add(const struct vm_desc *d, vm_hmp_fn hmp, void *ctx)
+static int
+registry_add(const struct vm_desc *d, vm_hmp_fn hmp, void *ctx)
 {
 	struct vm *vm, *other;
 
@@ -746,8 +791,8 @@ vm_refresh_later(struct vm *vm)
 	}
 }
 
-void
-vm_source_changed(const char *name)
+static void
+registry_changed(const char *name)
 {
 	struct vm *vm;
 
@@ -757,8 +802,8 @@ vm_source_changed(const char *name)
 	vm_load_map(vm, false);
 }
 
-void
-vm_source_remove(const char *name)
+static void
+registry_remove(const char *name)
 {
 	struct vm *vm;
 
@@ -813,8 +858,8 @@ vm_postcopy(struct vm *vm, enum vm_migration_event ev)
 	}
 }
 
-void
-vm_source_running(const char *name, bool running)
+static void
+registry_running(const char *name, bool running)
 {
 	struct vm *vm;
 
@@ -828,8 +873,8 @@ vm_source_running(const char *name, bool running)
 	}
 }
 
-void
-vm_source_speed(const char *name, vm_speed_fn fn, void *ctx)
+static void
+registry_speed(const char *name, vm_speed_fn fn, void *ctx)
 {
 	struct vm *vm;
 
@@ -839,8 +884,8 @@ vm_source_speed(const char *name, vm_speed_fn fn, void *ctx)
 	vm->speed_ctx = ctx;
 }
 
-void
-vm_source_migration(const char *name, enum vm_migration_event ev)
+static void
+registry_migration(const char *name, enum vm_migration_event ev)
 {
 	struct vm *vm;
 	char err[256];
@@ -1124,8 +1169,8 @@ vm_policy_set(struct vm *vm, char **kv, int n, char *err, size_t errlen)
 }
 
 /* The policy the VM carries (libvirt metadata); a bad one changes nothing. */
-void
-vm_source_policy(const char *name, const char *xml)
+static void
+registry_policy(const char *name, const char *xml)
 {
 	struct vm *vm;
 	char err[256];
@@ -1140,3 +1185,8 @@ vm_source_policy(const char *name, const char *xml)
 	log_info("vm %s: policy from its metadata%s", vm->name,
 	    xml == NULL ? ": none" : "");
 }
+
+/* The sources' calls, when the registry is in this process (vmsource.c). */
+const struct vm_sink vm_registry = { registry_add, registry_remove,
+	registry_migration, registry_dma, registry_policy, registry_speed,
+	registry_running, registry_changed };

@@ -71,7 +71,7 @@ enum vm_migration_event {
 	VM_MIGRATION_POSTCOPY,
 };
 
-/* vm.c: called by sources. The registry copies what it keeps. */
+/* Called by sources (vmsource.c). The registry copies what it keeps. */
 int vm_source_add(const struct vm_desc *, vm_hmp_fn, void *ctx);
 void vm_source_remove(const char *name);
 void vm_source_migration(const char *name, enum vm_migration_event);
@@ -99,5 +99,23 @@ void vm_source_speed(const char *name, vm_speed_fn, void *ctx);
 void vm_source_running(const char *name, bool running);
 /* The memory map may have changed (a reset): read it again. */
 void vm_source_changed(const char *name);
+
+/*
+ * Where the sources' calls go (vmsource.c): the registry (vm.c) when it
+ * is in this process; in freehintd's privileged parent, the worker that
+ * holds it (ps_parent.c).
+ */
+struct vm_sink {
+	int (*add)(const struct vm_desc *, vm_hmp_fn, void *);
+	void (*remove)(const char *);
+	void (*migration)(const char *, enum vm_migration_event);
+	void (*dma)(const char *, const char *);
+	void (*policy)(const char *, const char *);
+	void (*speed)(const char *, vm_speed_fn, void *);
+	void (*running)(const char *, bool);
+	void (*changed)(const char *);
+};
+extern const struct vm_sink vm_registry;
+extern const struct vm_sink *vm_sink;
 
 #endif

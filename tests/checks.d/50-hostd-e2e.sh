@@ -28,6 +28,17 @@ if echo "$E2E_STATUS" | grep -q '^demo *virtio-serial *discard'; then
 else
 	fail hostd-e2e:status "$E2E_STATUS"
 fi
+# Privilege separation: the worker that served the agent and punched
+# runs as no root, with no capability, in its empty root, and holds the
+# guest's RAM; the parent passed it on and kept none.
+case $E2E_WORKER in
+"uid 0 "* | *"capeff 0000000000000000 nnp 1 root /run/freehint/empty worker-memfds 0 "*)
+	fail hostd-e2e:privsep "$E2E_WORKER" ;;
+"uid "*" capeff 0000000000000000 nnp 1 root /run/freehint/empty worker-memfds "*" parent-memfds 0")
+	pass "hostd-e2e:privsep ($E2E_WORKER)" ;;
+*)
+	fail hostd-e2e:privsep "$E2E_WORKER" ;;
+esac
 if [ "$E2E_PLAIN_NORMAL" -gt 0 ] &&
     [ $((E2E_HINT_NORMAL * 2)) -lt "$E2E_PLAIN_NORMAL" ]; then
 	pass "hostd-e2e:migration-hint ($E2E_PLAIN_NORMAL -> $E2E_HINT_NORMAL pages)"

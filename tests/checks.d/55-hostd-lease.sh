@@ -28,6 +28,11 @@ FREEHINTD_TEST_DISCARD_DELAY_MS=300 "$FHROOT/build/freehintd" -d \
     --vsock-port 0 --control "$d/ctl" \
     --vm "name=lease,qmp=$d/qmp,channel=$d/chan" >"$d/freehintd.log" 2>&1 &
 dpid=$!
+# freehintd is two processes (privsep): both stall, or the worker that
+# serves the agent would go on.
+hostd_signal() {
+	kill "-$1" "$dpid" $(pgrep -P "$dpid") 2>/dev/null
+}
 
 # hint_then_stop N: a hint pass, and freehintd stopped as soon as the
 # guest is capturing, before the pass's first batch is sent.
@@ -40,13 +45,13 @@ hint_then_stop() {
 	done
 	echo "$(date +%T.%N | cut -c1-12) hint pass asked"
 	e2e_wait_log "$d/guest.log" "FH CAPTURING$1" 60 || return 1
-	kill -STOP "$dpid"
+	hostd_signal STOP
 	echo "$(date +%T.%N | cut -c1-12) freehintd stopped"
 }
 
 die() {
 	fail hostd-lease "$1"
-	kill -CONT "$dpid" 2>/dev/null
+	hostd_signal CONT
 	sleep 1
 	tr -d '\r' <"$d/guest.log" | grep -a -v '^\[' | tail -n 60
 	tail -n 30 "$d/freehintd.log"
@@ -64,13 +69,13 @@ e2e_wait_log "$d/freehintd.log" "vm lease: agent" 60 ||
 	die "the agent never said Hello"
 hint_then_stop 1 || die "no hint pass"
 step "fhfill: filled" 120
-kill -CONT "$dpid"
+hostd_signal CONT
 step "FH DONE1" 120
 $ctl release lease >/dev/null 2>&1
 step "FH READY2" 60
 hint_then_stop 2 || die "no second hint pass"
 step "FH AGENT-STOPPED" 60
-kill -CONT "$dpid"
+hostd_signal CONT
 step "FH DONE2" 120
 $ctl release lease >/dev/null 2>&1
 reclaimed() {

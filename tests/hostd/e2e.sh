@@ -57,6 +57,22 @@ print(r["normal"], r["transferred"], r["duplicate"])'
 }
 
 # e2e_run DIR: the whole scenario; returns non-zero when a step failed.
+# e2e_worker DPID: how freehintd's worker runs, on one line: "uid U
+# capeff C nnp N root R worker-memfds W parent-memfds P" (memfds: open
+# descriptors on the guest's RAM, which only the worker should hold).
+e2e_worker() {
+	_w=$(pgrep -P "$1" | head -n 1)
+	[ -n "$_w" ] || { echo "no worker"; return; }
+	_memfds() {
+		ls -l "/proc/$1/fd" 2>/dev/null | grep -c 'memfd:'
+	}
+	echo "uid $(awk '/^Uid:/ { print $3 }' "/proc/$_w/status")" \
+	    "capeff $(awk '/^CapEff:/ { print $2 }' "/proc/$_w/status")" \
+	    "nnp $(awk '/^NoNewPrivs:/ { print $2 }' "/proc/$_w/status")" \
+	    "root $(readlink "/proc/$_w/root")" \
+	    "worker-memfds $(_memfds "$_w") parent-memfds $(_memfds "$1")"
+}
+
 e2e_run() {
 	_d=$1
 	_ctl="$FHROOT/build/freehintctl -s $_d/ctl"
@@ -86,6 +102,7 @@ e2e_run() {
 		[ $((E2E_RSS_BEFORE - E2E_RSS_AFTER)) -gt 250000 ] && break
 	done
 	E2E_STATUS=$($_ctl status) || [ $? -eq 6 ] # 6: a VM shows an error
+	E2E_WORKER=$(e2e_worker "$E2E_DPID")
 	e2e_wait_log "$_d/guest.log" "FH FREED2" 60 || return 1
 	set -- $(e2e_migrate "$_d/qmp2")
 	E2E_PLAIN_NORMAL=${1:-0} E2E_PLAIN_BYTES=${2:-0}

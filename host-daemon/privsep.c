@@ -1,0 +1,214 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * freehintd's two processes, split as OpenBSD's daemons split theirs. The
+ * parent keeps root and its capabilities: it binds the sockets, talks to
+ * QEMU and libvirt (the sources), and does what needs privileges for the
+ * worker (ps_parent.c). The worker is forked before anything from outside
+ * is read; it serves the guests' agents, freehintctl and the metrics as
+ * an unprivileged user (freehintd's own, else nobody), with no
+ * capabilities and no way to gain one (no_new_privs), in an empty root.
+ * It punches holes only in the backing files the parent opened for it,
+ * which are guest RAM.
+ */
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+#include <dirent.h>
+#include <errno.h>
+#include <grp.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "freehintd.h"
+
+/* Both ends' buffers: a record must fit in the sender's (privsep.h). */
+#define PS_SOCKBUF (1024 * 1024)
+/* How long the worker may take to end its discards at exit. */
+#define PS_REAP_MS 10000
+
+static int privsep_root_ok(const char *, char *, size_t);
+
+/*
+ * Find the worker's user and make its empty root. Not root ourselves,
+ * there is nothing to drop: the worker runs as we do.
+ */
+int
+privsep_prepare(struct privsep_conf *pc, char *err, size_t errlen)
+{
+	struct passwd *pw;
+	char *dir, *slash;
+
+	pc->uid = getuid();
+	pc->gid = getgid();
+	if (geteuid() != 0)
+		return 0;
+	if ((pw = getpwnam(pc->user)) == NULL) {
+		log_warnx("worker user %s: no such user; the worker runs as "
+		          "nobody (install freehintd's sysusers.d file)",
+		    pc->user);
+		if ((pw = getpwnam("nobody")) == NULL) {
+			snprintf(err, errlen, "no user %s, no user nobody",
+			    pc->user);
+			return -1;
+		}
+	}
+	if (pw->pw_uid == 0) {
+		snprintf(err, errlen, "worker user %s is root", pc->user);
+		return -1;
+	}
+	pc->uid = pw->pw_uid;
+	pc->gid = pw->pw_gid;
+	dir = xstrdup(pc->root);
+	if ((slash = strrchr(dir, '/')) != NULL && slash != dir) {
+		*slash = '\0';
+		if (mkdir(dir, 0755) != 0 && errno != EEXIST)
+			log_warn("mkdir %s", dir);
+	}
+	free(dir);
+	if (mkdir(pc->root, 0555) != 0 && errno != EEXIST) {
+		snprintf(
+		    err, errlen, "mkdir %s: %s", pc->root, strerror(errno));
+		return -1;
+	}
+	/* The worker's zone strings, read before it cannot. */
+	tzset();
+	return privsep_root_ok(pc->root, err, errlen);
+}
+
+/* Root's own, writable by nobody else, and empty. */
+static int
+privsep_root_ok(const char *root, char *err, size_t errlen)
+{
+	struct dirent *de;
+	struct stat st;
+	DIR *d;
+
+	if (lstat(root, &st) != 0 || !S_ISDIR(st.st_mode) || st.st_uid != 0 ||
+	    (st.st_mode & 022) != 0) {
+		snprintf(err, errlen,
+		    "%s: not a directory of root's that only root may write",
+		    root);
+		return -1;
+	}
+	if ((d = opendir(root)) == NULL) {
+		snprintf(err, errlen, "%s: %s", root, strerror(errno));
+		return -1;
+	}
+	while ((de = readdir(d)) != NULL)
+		if (strcmp(de->d_name, ".") != 0 &&
+		    strcmp(de->d_name, "..") != 0) {
+			closedir(d);
+			snprintf(err, errlen, "%s: not empty", root);
+			return -1;
+		}
+	closedir(d);
+	return 0;
+}
+
+/* The socketpair and the fork: 0 in the worker, its pid in the parent. */
+pid_t
+privsep_fork(struct privsep_conf *pc, int *fd)
+{
+	int sv[2], i, sz = PS_SOCKBUF;
+	pid_t pid;
+
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0)
+		fatal("socketpair");
+	for (i = 0; i < 2; i++) {
+		/* Beyond the system's limit only with CAP_NET_ADMIN. */
+		if (setsockopt(
+		        sv[i], SOL_SOCKET, SO_SNDBUFFORCE, &sz, sizeof sz) != 0)
+			setsockopt(
+			    sv[i], SOL_SOCKET, SO_SNDBUF, &sz, sizeof sz);
+		if (setsockopt(
+		        sv[i], SOL_SOCKET, SO_RCVBUFFORCE, &sz, sizeof sz) != 0)
+			setsockopt(
+			    sv[i], SOL_SOCKET, SO_RCVBUF, &sz, sizeof sz);
+	}
+	fflush(NULL);
+	if ((pid = fork()) == -1)
+		fatal("fork");
+	if (pid == 0) {
+		close(sv[0]);
+		*fd = sv[1];
+		return 0;
+	}
+	close(sv[1]);
+	*fd = sv[0];
+	return pid;
+}
+
+/*
+ * In the worker, before it reads anything: the empty root, the user, and
+ * no way back. Checked: getting root back must fail.
+ */
+int
+privsep_drop(const struct privsep_conf *pc, char *err, size_t errlen)
+{
+	prctl(PR_SET_NAME, "freehintd-work", 0, 0, 0);
+	if (geteuid() == 0) {
+		if (chroot(pc->root) != 0 || chdir("/") != 0) {
+			snprintf(err, errlen, "chroot %s: %s", pc->root,
+			    strerror(errno));
+			return -1;
+		}
+		if (setgroups(1, &pc->gid) != 0 ||
+		    setresgid(pc->gid, pc->gid, pc->gid) != 0 ||
+		    setresuid(pc->uid, pc->uid, pc->uid) != 0) {
+			snprintf(err, errlen, "dropping to uid %u: %s",
+			    (unsigned)pc->uid, strerror(errno));
+			return -1;
+		}
+		if (setuid(0) == 0 || seteuid(0) == 0) {
+			snprintf(err, errlen, "root could be regained");
+			return -1;
+		}
+	}
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) {
+		snprintf(err, errlen, "no_new_privs: %s", strerror(errno));
+		return -1;
+	}
+#if defined(__SANITIZE_ADDRESS__)
+	/* LeakSanitizer's check at exit ptraces this process. */
+	prctl(PR_SET_DUMPABLE, 1, 0, 0, 0);
+#endif
+	return 0;
+}
+
+/*
+ * Wait for the worker to end its discards in flight and exit; one that
+ * does not within PS_REAP_MS is killed. Says how it ended when not well.
+ */
+void
+privsep_reap(pid_t pid)
+{
+	struct timespec ts = { 0, 50 * 1000 * 1000 };
+	int status, waited = 0;
+	pid_t r;
+
+	while (
+	    (r = waitpid(pid, &status, WNOHANG)) == 0 && waited < PS_REAP_MS) {
+		nanosleep(&ts, NULL);
+		waited += 50;
+	}
+	if (r == 0) {
+		log_warnx(
+		    "the worker (pid %ld) did not exit: killed", (long)pid);
+		kill(pid, SIGKILL);
+		r = waitpid(pid, &status, 0);
+	}
+	if (r == -1)
+		log_warn("waitpid %ld", (long)pid);
+	else if (WIFSIGNALED(status))
+		log_warnx("the worker ended by signal %d", WTERMSIG(status));
+	else if (WEXITSTATUS(status) != 0)
+		log_warnx(
+		    "the worker exited with status %d", WEXITSTATUS(status));
+}
