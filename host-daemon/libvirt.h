@@ -106,6 +106,10 @@ struct vl_job {
 	int kind; /* which event (libvirt_event.c) */
 	vm_hmp_done hmp_done;
 	void *hmp_arg;
+	uint64_t bps; /* a migration's bandwidth to set */
+	int64_t was; /* the one it had, bytes a second; -1: refused */
+	vm_speed_done speed_done;
+	void *speed_arg;
 	TAILQ_ENTRY(vl_job) entry;
 };
 

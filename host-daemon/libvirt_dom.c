@@ -35,6 +35,9 @@ static void vl_dom_describe(struct vl_dom *, const char *, pid_t);
 static void vl_hmp(void *, const char *, vm_hmp_done, void *);
 static void vl_hmp_work(struct vl_job *, virConnectPtr);
 static void vl_hmp_done(struct vl_job *);
+static void vl_speed(void *, uint64_t, vm_speed_done, void *);
+static void vl_speed_work(struct vl_job *, virConnectPtr);
+static void vl_speed_done(struct vl_job *);
 static pid_t vl_find_pid(virDomainPtr, const char *);
 static bool vl_pid_is(pid_t, const char *);
 
@@ -276,6 +279,8 @@ vl_dom_describe(struct vl_dom *d, const char *xml, pid_t pid)
 		    why != NULL ? why : "");
 		if (vm_source_add(&desc, vl_hmp, d) == 0) {
 			d->added = true;
+			/* The automatic pass may hold the migration back. */
+			vm_source_speed(d->name, vl_speed, d);
 			free(d->key);
 			d->key = key;
 			key = NULL;
@@ -335,6 +340,58 @@ vl_hmp_done(struct vl_job *j)
 	/* Told exactly once, whatever became of the domain meanwhile. */
 	j->hmp_done = NULL;
 	done(j->hmp_arg, j->err == NULL ? j->out : NULL);
+}
+
+/*
+ * The running migration's bandwidth (mighold.c), on a worker: libvirt
+ * counts it in MiB/s, so a hold below 1 MiB/s is 1 MiB/s; the one in
+ * force before is given back as it was.
+ */
+static void
+vl_speed(void *ctx, uint64_t bps, vm_speed_done done, void *arg)
+{
+	struct vl_dom *d = ctx;
+	struct vl_job *j;
+
+	j = vl_job_new(vl_speed_work, vl_speed_done, d->name);
+	j->bps = bps;
+	j->speed_done = done;
+	j->speed_arg = arg;
+	vl_submit(j);
+}
+
+static void
+vl_speed_work(struct vl_job *j, virConnectPtr conn)
+{
+	unsigned long was, mib;
+	virDomainPtr dom;
+
+	j->was = -1;
+	if ((dom = vl_job_domain(j, conn)) == NULL)
+		return;
+	mib = (unsigned long)(j->bps >> 20);
+	if (mib == 0)
+		mib = 1;
+	if (virDomainMigrateGetMaxSpeed(dom, &was, 0) < 0 ||
+	    virDomainMigrateSetMaxSpeed(dom, mib, 0) < 0)
+		vl_job_fail(j);
+	else
+		j->was = was > (unsigned long)(INT64_MAX >> 20)
+		    ? INT64_MAX
+		    : (int64_t)was << 20;
+	virDomainFree(dom);
+}
+
+static void
+vl_speed_done(struct vl_job *j)
+{
+	vm_speed_done done = j->speed_done;
+
+	if (j->err != NULL)
+		log_warnx(
+		    "libvirt: %s: migration bandwidth: %s", j->name, j->err);
+	j->speed_done = NULL;
+	done(j->speed_arg, j->err == NULL ? j->was : -1);
 }
 
 /*

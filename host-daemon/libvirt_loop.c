@@ -229,12 +229,14 @@ vl_job_domain(struct vl_job *j, virConnectPtr conn)
 	return dom;
 }
 
-/* Never run: a monitor command's caller is still told. */
+/* Never run: a monitor command's or a bandwidth's caller is still told. */
 static void
 vl_job_drop(struct vl_job *j)
 {
 	if (j->hmp_done != NULL)
 		j->hmp_done(j->hmp_arg, NULL);
+	if (j->speed_done != NULL)
+		j->speed_done(j->speed_arg, -1);
 	vl_job_free(j);
 }
 

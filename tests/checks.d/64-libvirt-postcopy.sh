@@ -168,5 +168,16 @@ if wait_for 60 reclaimed b &&
 else
 	fail $L-destination-discards-after "reclaimed $(val b reclaimed_bytes), paused: $(val b discard_paused)"
 fi
+# The migration's own hint pass held it back through libvirt
+# (virDomainMigrateSetMaxSpeed, from freehintd's worker through its
+# parent): the bandwidth libvirt had (--bandwidth 1: 1 MiB/s) read back,
+# and given back once the pass was over.
+hold=$(grep "vm $DOM: migration bandwidth\|vm $DOM: cannot hold" "$out/a/freehintd.log")
+if echo "$hold" | grep -q "held at [0-9]* bytes/s (was 1048576)" &&
+    echo "$hold" | grep -q "back to 1048576 bytes/s"; then
+	pass $L-source-hold-through-libvirt
+else
+	fail $L-source-hold-through-libvirt "${hold:-no hold logged}"
+fi
 [ "$FH_FAILED" = 0 ] || dump
 exit $FH_FAILED

@@ -114,6 +114,13 @@ vm_source_policy(const char *name, const char *xml)
 {
 }
 
+/* The migration's bandwidth is held by the registry (mighold.c), tested
+ * through freehintd in 64-libvirt-postcopy. */
+void
+vm_source_speed(const char *name, vm_speed_fn fn, void *ctx)
+{
+}
+
 void
 vm_source_dma(const char *name, const char *why)
 {
