@@ -6,11 +6,13 @@
  * Mode 0600, or 0660 with a group; each verb checked against the peer's
  * credentials (SO_PEERCRED).
  */
+#include <sys/file.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <grp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -63,12 +65,17 @@ static char *control_path;
 static bool control_bound;
 static dev_t control_dev;
 static ino_t control_ino;
+/* PATH.lock, held (flock) for the daemon's life: of two daemons started
+ * at the same instant, both could find a stale socket file; one gets the
+ * lock. Never removed: a lock file removed can be held twice. */
+static int control_lock = -1;
 static gid_t control_gid, admin_gid;
 static uid_t control_owner; /* the daemon's user, not the worker's */
 static bool have_control_gid, have_admin_gid;
 static unsigned control_nconns;
 static struct log_rl control_rl;
 
+static int control_take_lock(const char *);
 static void control_accept(
     struct evconnlistener *, evutil_socket_t, struct sockaddr *, int, void *);
 static bool control_full(void);
@@ -165,6 +172,8 @@ control_bind(const char *path, const char *group, const char *admin)
 			log_warn("mkdir %s", dir);
 	}
 	free(dir);
+	if (control_take_lock(path) != 0)
+		return -1;
 	/* Never take the socket of a daemon that still answers on it. */
 	switch (fh_unix_in_use(path)) {
 	case 1:
@@ -204,6 +213,37 @@ control_bind(const char *path, const char *group, const char *admin)
 		return -1;
 	}
 	return fd;
+}
+
+static int
+control_take_lock(const char *path)
+{
+	char *lock;
+
+	if (control_lock != -1)
+		return 0;
+	xasprintf(&lock, "%s.lock", path);
+	if ((control_lock = open(lock,
+	         O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600)) == -1) {
+		log_warn("control socket lock %s", lock);
+		free(lock);
+		return -1;
+	}
+	if (flock(control_lock, LOCK_EX | LOCK_NB) != 0) {
+		if (errno == EWOULDBLOCK)
+			log_warnx("control socket %s: another process holds "
+			          "%s (a freehintd starting or running?); stop "
+			          "it or give --control another path",
+			    path, lock);
+		else
+			log_warn("flock %s", lock);
+		close(control_lock);
+		control_lock = -1;
+		free(lock);
+		return -1;
+	}
+	free(lock);
+	return 0;
 }
 
 /* Serve freehintctl on a listening socket, which is ours from now. */
@@ -251,6 +291,9 @@ control_close(void)
 		control_path = NULL;
 		control_bound = false;
 	}
+	if (control_lock != -1)
+		close(control_lock);
+	control_lock = -1;
 	accept_backoff_free(&control_backoff);
 	if (control_listener != NULL) {
 		evconnlistener_free(control_listener);

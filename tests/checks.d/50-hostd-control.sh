@@ -2,14 +2,15 @@
 # freehintd's control socket: who may do what (SO_PEERCRED), many
 # connections at once, running out of descriptors, a daemon started by
 # hand with no /run/freehint, --control-group under the unit's
-# capability bounding set, and a second daemon on the same socket path.
+# capability bounding set, a second daemon on the same socket path, and
+# two started at once.
 # Creates users and groups (fhtest-*), removes them at the end.
 # FREEHINTD=path runs another daemon binary.
 set -u
 cd "$(dirname "$0")/../.." || exit 1
 top=$(pwd)
 [ "$(id -u)" = 0 ] || { echo "SKIP hostd-control: needs root"; exit 77; }
-for c in useradd groupadd runuser setpriv unshare python3; do
+for c in useradd groupadd runuser setpriv unshare python3 flock; do
 	command -v $c >/dev/null ||
 	    { echo "SKIP hostd-control: no $c"; exit 77; }
 done
@@ -130,6 +131,8 @@ PY
 }
 # cpu PID: user + system ticks so far.
 cpu() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+# worker PID: freehintd's worker (privsep), which serves the socket.
+worker() { pgrep -P "$1" | head -n 1; }
 
 # 2. 1000 connections held: at most the cap are served at once.
 "$daemon" -d --vsock-port 0 --control "$t/ctl" >"$t/d2.log" 2>&1 &
@@ -137,7 +140,7 @@ dpid=$!
 wait_sock "$t/ctl"
 hold 1000 4 "$t/ctl"
 sleep 2
-nfd=$(ls "/proc/$dpid/fd" | wc -l)
+nfd=$(ls "/proc/$(worker $dpid)/fd" | wc -l)
 wait $hpid
 if [ "$nfd" -le 100 ]; then
 	ok "connections-capped ($nfd fds)"
@@ -163,9 +166,10 @@ dpid=$!
 wait_sock "$t/ctl"
 hold 1000 5 "$t/ctl"
 sleep 1
-c0=$(cpu $dpid)
+wpid=$(worker $dpid)
+c0=$(cpu $wpid)
 sleep 3
-c1=$(cpu $dpid)
+c1=$(cpu $wpid)
 wait $hpid
 ticks=$((c1 - c0))
 hz=$(getconf CLK_TCK)
@@ -244,14 +248,16 @@ timeout 10 "$daemon" -d --vsock-port 0 --control "$t/ctl6" \
     >"$t/d6b.log" 2>&1
 st=$?
 if [ $st -ne 0 ] && [ $st -ne 124 ] &&
-    grep -q "another process listens there" "$t/d6b.log" &&
+    grep -q "another process \(listens there\|holds $t/ctl6.lock\)" "$t/d6b.log" &&
     [ "$(stat -c %i "$t/ctl6" 2>/dev/null)" = "$ino" ] &&
     "$ctl" -s "$t/ctl6" status >/dev/null 2>&1; then
 	ok "second-daemon-refused (exit $st)"
 else
 	ko second-daemon-refused "exit $st, inode $ino now $(stat -c %i "$t/ctl6" 2>/dev/null): $(tail -n 2 "$t/d6b.log")"
 fi
-rm -f "$t/ctl6"
+# The file and its lock removed under the first daemon: a second one
+# starts, and binds the path anew.
+rm -f "$t/ctl6" "$t/ctl6.lock"
 "$daemon" -d --vsock-port 0 --control "$t/ctl6" >"$t/d6c.log" 2>&1 &
 d2=$!
 wait_sock "$t/ctl6"
@@ -271,5 +277,26 @@ if [ ! -e "$t/ctl6" ]; then
 else
 	ko exit-removes-own-socket "$t/ctl6 left behind"
 fi
+# 7. Two daemons started at the same instant both find no listener: the
+# one that gets the lock first binds, the other refuses. Played with
+# flock(1) holding the lock, a daemon between its lock and its bind.
+flock "$t/ctl7.lock" sleep 10 &
+fpid=$!
+i=0
+while flock -n "$t/ctl7.lock" true && [ $i -lt 50 ]; do
+	sleep 0.1
+	i=$((i + 1))
+done
+timeout 10 "$daemon" -d --vsock-port 0 --control "$t/ctl7" \
+    >"$t/d7.log" 2>&1
+st=$?
+if [ $st -ne 0 ] && [ $st -ne 124 ] && [ ! -e "$t/ctl7" ] &&
+    grep -q "another process holds $t/ctl7.lock" "$t/d7.log"; then
+	ok "simultaneous-start-refused (exit $st)"
+else
+	ko simultaneous-start-refused "exit $st: $(tail -n 2 "$t/d7.log")"
+fi
+kill $fpid 2>/dev/null
+wait $fpid 2>/dev/null
 [ $rc = 0 ] || tail -n 20 "$t"/d*.log
 exit $rc

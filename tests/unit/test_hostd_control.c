@@ -85,6 +85,9 @@ teardown(void **state)
 	control_close();
 	/* It also lets the daemon free the connections it still holds. */
 	fixture_daemon_end();
+	/* The lock file stays (control.c): removed by its owner only. */
+	snprintf(sub, sizeof sub, "%s.lock", f->path);
+	unlink(sub);
 	snprintf(sub, sizeof sub, "%s/run", f->dir);
 	rmdir(sub);
 	rmdir(f->dir);
