@@ -455,8 +455,13 @@ typedef void (*priv_done)(void *arg, int rc, const char *msg);
 /* fd: connected, -1 (could not connect), PRIV_REFUSED (not QEMU's). */
 typedef void (*priv_fd_done)(void *arg, int fd, const char *err);
 #define PRIV_REFUSED (-2)
-/* Open the backing of each region (memmap_resolve): rc 0, or -1 and why. */
-void priv_resolve(struct vm *, struct memmap *, priv_done, void *);
+/*
+ * Open the backing of each region (memmap_resolve): rc 0, or -1 and why;
+ * and, read with it, a device that DMAs into guest RAM (dma, or NULL).
+ */
+typedef void (*priv_resolve_done)(
+    void *arg, int rc, const char *why, const char *dma);
+void priv_resolve(struct vm *, struct memmap *, priv_resolve_done, void *);
 /* A device that DMAs into guest RAM (memmap_dma_devices): rc 1 and which. */
 void priv_dma(struct vm *, priv_done, void *);
 /* Connect to the VM's channel, whose listener must be its QEMU. */
@@ -493,7 +498,6 @@ struct ps_chan *ps_chan_new(struct event_base *, int fd,
     const struct ps_handler *, size_t,
     void (*lost)(struct ps_chan *, const char *), void *);
 void ps_chan_free(struct ps_chan *);
-void ps_chan_flush(struct ps_chan *);
 void *ps_chan_arg(const struct ps_chan *);
 void ps_send(struct ps_chan *, uint32_t type, uint64_t id, struct ps_buf *);
 void ps_put_u32(struct ps_buf *, uint32_t);
@@ -521,7 +525,7 @@ struct privsep_conf {
 int privsep_prepare(struct privsep_conf *, char *, size_t);
 pid_t privsep_fork(struct privsep_conf *, int *fd);
 int privsep_drop(const struct privsep_conf *, char *, size_t);
-void privsep_reap(pid_t);
+int privsep_reap(pid_t);
 
 /* ps_parent.c: the parent's end. */
 void ps_parent_start(struct event_base *, int fd, pid_t worker);
@@ -534,7 +538,7 @@ extern bool ps_parent_failed; /* the worker died: exit non-zero */
 /* ps_worker.c: the worker's end. */
 void ps_worker_start(struct event_base *, int fd);
 bool ps_worker_active(void);
-void ps_worker_resolve(struct vm *, struct memmap *, priv_done, void *);
+void ps_worker_resolve(struct vm *, struct memmap *, priv_resolve_done, void *);
 void ps_worker_dma(struct vm *, priv_done, void *);
 void ps_worker_channel(struct vm *, priv_fd_done, void *);
 void ps_worker_notify(const char *, const char *, priv_done, void *);

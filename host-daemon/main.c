@@ -521,7 +521,8 @@ main(int argc, char **argv)
 	qmp_static_stop_all();
 	/* The worker ends its discards in flight, then exits. */
 	ps_parent_stop();
-	privsep_reap(worker);
+	if (privsep_reap(worker) != 0)
+		rc = 1;
 	if (ev_watchdog)
 		event_free(ev_watchdog);
 	event_free(ev_sigterm);

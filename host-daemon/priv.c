@@ -22,9 +22,9 @@
 #endif
 
 void
-priv_resolve(struct vm *vm, struct memmap *m, priv_done done, void *arg)
+priv_resolve(struct vm *vm, struct memmap *m, priv_resolve_done done, void *arg)
 {
-	char err[256] = "";
+	char err[256] = "", why[320] = "";
 	int rc;
 
 	if (ps_worker_active()) {
@@ -32,7 +32,11 @@ priv_resolve(struct vm *vm, struct memmap *m, priv_done done, void *arg)
 		return;
 	}
 	rc = memmap_resolve(m, vm->qemu_pid, vm->qemu_pidfd, err, sizeof err);
-	done(arg, rc, err);
+	done(arg, rc, err,
+	    vm->qemu_pid > 0 &&
+	            memmap_dma_devices(vm->qemu_pid, why, sizeof why) == 1
+	        ? why
+	        : NULL);
 }
 
 void

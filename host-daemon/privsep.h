@@ -31,7 +31,7 @@ enum ps_type {
 	/* Parent to worker: answers. */
 	PS_HMP_DONE, /* out (NULL: failed) */
 	PS_SPEED_DONE, /* was (-1: refused) */
-	PS_RESOLVE_DONE, /* rc err kind n {fd? file_off pagesz}... dma why,
+	PS_RESOLVE_DONE, /* rc err kind n {fd? file_off pagesz}... dma,
 	                    one fd per region that has one */
 	PS_DMA_DONE, /* rc why */
 	PS_CHAN_DONE, /* err (NULL: the connected fd comes with it) */

@@ -96,17 +96,18 @@ pvm_free(struct pvm *p)
 	free(p);
 }
 
-/* Everything queued goes to the worker, then its end closes: it exits. */
+/*
+ * Our end closes: the worker ends its discards in flight and exits. What
+ * was not sent yet is dropped (it removes every VM anyway); nothing here
+ * waits on a worker that may be stopped.
+ */
 void
 ps_parent_stop(void)
 {
 	pstopping = true;
 	while (!TAILQ_EMPTY(&pvms))
 		pvm_free(TAILQ_FIRST(&pvms));
-	if (pchan != NULL) {
-		ps_chan_flush(pchan);
-		ps_chan_free(pchan);
-	}
+	ps_chan_free(pchan);
 	pchan = NULL;
 	vm_sink = &vm_registry;
 }
@@ -435,6 +436,8 @@ p_speed(struct ps_chan *c, uint64_t id, struct ps_rd *rd)
  * Open the backing of the regions the worker found in QEMU's answers,
  * in the process the source named: memmap.c checks each (a memfd, tmpfs
  * or hugetlbfs file of QEMU's user, mapped shared and writable there).
+ * QEMU's devices that DMA are looked for with it: the map and that
+ * verdict come together.
  */
 static int
 p_resolve(struct ps_chan *c, uint64_t id, struct ps_rd *rd)
@@ -444,8 +447,8 @@ p_resolve(struct ps_chan *c, uint64_t id, struct ps_rd *rd)
 	struct ps_buf b = { 0 };
 	struct memmap m;
 	struct pvm *p;
-	char err[256] = "";
-	int rc = -1;
+	char err[256] = "", why[320] = "";
+	int rc = -1, dma = 0;
 
 	if (rd->bad || name == NULL || n > PS_MAX_REGIONS)
 		return -1;
@@ -464,8 +467,11 @@ p_resolve(struct ps_chan *c, uint64_t id, struct ps_rd *rd)
 	}
 	if ((p = pvm_find(name)) == NULL)
 		snprintf(err, sizeof err, "no such VM");
-	else
+	else {
 		rc = memmap_resolve(&m, p->pid, p->pidfd, err, sizeof err);
+		if (p->pid > 0)
+			dma = memmap_dma_devices(p->pid, why, sizeof why);
+	}
 	ps_put_u32(&b, rc == 0 ? 0 : 1);
 	ps_put_str(&b, err);
 	ps_put_u32(&b, rc == 0 ? (uint32_t)m.kind : 0);
@@ -477,6 +483,7 @@ p_resolve(struct ps_chan *c, uint64_t id, struct ps_rd *rd)
 		if (m.r[i].fd != -1 && ps_put_fd(&b, m.r[i].fd) != 0)
 			fatal("privsep: passing a backing fd");
 	}
+	ps_put_str(&b, dma == 1 ? why : NULL);
 	memmap_free(&m);
 	ps_send(c, PS_RESOLVE_DONE, id, &b);
 	return 0;

@@ -25,6 +25,7 @@ struct wreq {
 		vm_hmp_done hmp;
 		vm_speed_done speed;
 		priv_done done;
+		priv_resolve_done resolve;
 		priv_fd_done fd;
 	} cb;
 	void *arg;
@@ -314,7 +315,7 @@ static int
 w_resolved(struct wreq *r, struct ps_rd *rd)
 {
 	uint32_t rc, kind, n, i, hasfd;
-	const char *err;
+	const char *err, *dma;
 	struct memregion *m;
 
 	rc = ps_get_u32(rd);
@@ -331,11 +332,12 @@ w_resolved(struct wreq *r, struct ps_rd *rd)
 		m->pagesz = ps_get_u64(rd);
 		m->fd = hasfd ? ps_get_fd(rd) : -1;
 	}
+	dma = ps_get_str(rd, PS_STR_MAX);
 	if (rd->bad)
 		return -1;
 	r->map->kind =
 	    rc == 0 ? (enum vm_backing_kind)kind : VM_BACKING_UNKNOWN;
-	r->cb.done(r->arg, rc == 0 ? 0 : -1, err != NULL ? err : "");
+	r->cb.resolve(r->arg, rc == 0 ? 0 : -1, err != NULL ? err : "", dma);
 	return 0;
 }
 
@@ -461,14 +463,15 @@ w_speed(void *ctx, uint64_t bps, vm_speed_done done, void *arg)
 }
 
 void
-ps_worker_resolve(struct vm *vm, struct memmap *m, priv_done done, void *arg)
+ps_worker_resolve(
+    struct vm *vm, struct memmap *m, priv_resolve_done done, void *arg)
 {
 	struct ps_buf b = { 0 };
 	struct wreq *r;
 	size_t i;
 
 	if (m->n > PS_MAX_REGIONS) {
-		done(arg, -1, "too many RAM regions");
+		done(arg, -1, "too many RAM regions", NULL);
 		return;
 	}
 	ps_put_str(&b, vm->name);
@@ -479,7 +482,7 @@ ps_worker_resolve(struct vm *vm, struct memmap *m, priv_done done, void *arg)
 		ps_put_u64(&b, m->r[i].hva);
 	}
 	r = w_request(PS_RESOLVE, PS_RESOLVE_DONE, &b, arg);
-	r->cb.done = done;
+	r->cb.resolve = done;
 	r->map = m;
 	r->n = m->n;
 }

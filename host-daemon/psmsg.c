@@ -98,24 +98,6 @@ ps_chan_arg(const struct ps_chan *c)
 	return c->arg;
 }
 
-/* Everything queued is written before the caller goes on (at exit). */
-void
-ps_chan_flush(struct ps_chan *c)
-{
-	struct ps_out *o;
-	int flags;
-
-	flags = fcntl(c->fd, F_GETFL);
-	fcntl(c->fd, F_SETFL, flags & ~O_NONBLOCK);
-	while (!c->dead && (o = TAILQ_FIRST(&c->out)) != NULL) {
-		if (ps_try_send(c, o) != 0)
-			break;
-		TAILQ_REMOVE(&c->out, o, entry);
-		ps_out_free(o);
-	}
-	fcntl(c->fd, F_SETFL, flags);
-}
-
 static void
 ps_out_free(struct ps_out *o)
 {

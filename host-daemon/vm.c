@@ -42,7 +42,7 @@ static void vm_map_mtree(void *, const char *);
 static void vm_map_next(struct vm_mapload *);
 static void vm_map_gpa2hva(void *, const char *);
 static void vm_map_done(struct vm_mapload *);
-static void vm_map_resolved(void *, int, const char *);
+static void vm_map_resolved(void *, int, const char *, const char *);
 static void vm_map_failed(struct vm_mapload *, const char *);
 static void vm_map_settled(struct vm *, Freehint__Mode);
 static void vm_map_retry_cb(evutil_socket_t, short, void *);
@@ -302,7 +302,7 @@ vm_map_done(struct vm_mapload *ml)
 
 /* The backing is open, or refused: decide the mode. */
 static void
-vm_map_resolved(void *arg, int rc, const char *why)
+vm_map_resolved(void *arg, int rc, const char *why, const char *dma)
 {
 	struct vm_mapload *ml = arg;
 	struct vm *vm;
@@ -358,7 +358,9 @@ vm_map_resolved(void *arg, int rc, const char *why)
 		vm->mode = mode;
 		set_str(&vm->mode_why, err);
 	}
-	vm_check_dma(vm);
+	/* Read with the map: what the source says, or what QEMU holds. */
+	if (vm->dma_why != NULL || dma != NULL)
+		vm_dma_found(vm, vm->dma_why != NULL ? vm->dma_why : dma);
 	log_info("vm %s: %" PRIu64 " MiB of RAM in %zu regions, block %s, "
 	         "mode %s (%s)",
 	    vm->name, memmap_ram_bytes(&vm->map) >> 20, vm->map.n, ml->block,

@@ -83,7 +83,8 @@ on_any(struct ps_chan *c, uint64_t id, struct ps_rd *rd, uint32_t type)
 		s = ps_get_str(rd, PS_STR_MAX);
 		snprintf(got.str, sizeof got.str, "%s", s ? s : "");
 		ps_get_u32(rd);
-		got.u64 = ps_get_u32(rd); /* regions */
+		got.u64 = ps_get_u32(rd); /* regions: none here */
+		got.str_null = ps_get_str(rd, PS_STR_MAX) == NULL; /* dma */
 		break;
 	case PS_CHAN_DONE:
 		got.u32 = ps_get_u32(rd);
@@ -359,6 +360,8 @@ test_parent_resolve(void **state)
 	UNIT_SPIN_UNTIL(turn(), 1000, got.id == 4);
 	assert_int_equal(got.u32, 1);
 	assert_string_equal(got.str, "no QEMU process");
+	assert_true(got.str_null);
+	assert_false(mine_lost);
 	/* More regions than a record may carry fds for: given up. */
 	ps_put_str(&b, "a");
 	ps_put_u32(&b, PS_MAX_REGIONS + 1);
