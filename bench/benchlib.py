@@ -343,31 +343,39 @@ def tree_pids(pid):
     return pids
 
 
-def tree_cpu_seconds(pid):
-    """User plus system CPU time of pid and its children, while they run."""
-    total = 0.0
+def _tree_sum(pid, read):
+    """read(p) summed over pid and its children; one that is gone is 0."""
+    total = 0
     for p in tree_pids(pid):
         try:
-            with open("/proc/%d/stat" % p) as f:
-                fields = f.read().rsplit(")", 1)[1].split()
+            total += read(p)
         except OSError:
-            continue
-        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+            pass
     return total
+
+
+def _cpu_of(p):
+    with open("/proc/%d/stat" % p) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _hwm_of(p):
+    with open("/proc/%d/status" % p) as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    return 0
+
+
+def tree_cpu_seconds(pid):
+    """User plus system CPU time of pid and its children, while they run."""
+    return _tree_sum(pid, _cpu_of)
 
 
 def tree_hwm_kib(pid):
     """Peak resident memory (VmHWM) of pid and its children, summed."""
-    total = 0
-    for p in tree_pids(pid):
-        try:
-            with open("/proc/%d/status" % p) as f:
-                for line in f:
-                    if line.startswith("VmHWM:"):
-                        total += int(line.split()[1])
-        except OSError:
-            pass
-    return total
+    return _tree_sum(pid, _hwm_of)
 
 
 def cpu_model():

@@ -491,7 +491,7 @@ struct ps_rd {
 };
 struct ps_handler {
 	uint32_t type;
-	int (*fn)(struct ps_chan *, uint64_t id, struct ps_rd *);
+	int (*fn)(struct ps_chan *, uint32_t type, uint64_t id, struct ps_rd *);
 };
 
 struct ps_chan *ps_chan_new(struct event_base *, int fd,

@@ -55,13 +55,13 @@ static uint64_t ping_sent, pong_got;
 static unsigned pong_vms, pong_agents;
 static TAILQ_HEAD(, pvm) pvms = TAILQ_HEAD_INITIALIZER(pvms);
 
-static int p_hmp(struct ps_chan *, uint64_t, struct ps_rd *);
-static int p_speed(struct ps_chan *, uint64_t, struct ps_rd *);
-static int p_resolve(struct ps_chan *, uint64_t, struct ps_rd *);
-static int p_dma(struct ps_chan *, uint64_t, struct ps_rd *);
-static int p_chan(struct ps_chan *, uint64_t, struct ps_rd *);
-static int p_notify(struct ps_chan *, uint64_t, struct ps_rd *);
-static int p_pong(struct ps_chan *, uint64_t, struct ps_rd *);
+static int p_hmp(struct ps_chan *, uint32_t, uint64_t, struct ps_rd *);
+static int p_speed(struct ps_chan *, uint32_t, uint64_t, struct ps_rd *);
+static int p_resolve(struct ps_chan *, uint32_t, uint64_t, struct ps_rd *);
+static int p_dma(struct ps_chan *, uint32_t, uint64_t, struct ps_rd *);
+static int p_chan(struct ps_chan *, uint32_t, uint64_t, struct ps_rd *);
+static int p_notify(struct ps_chan *, uint32_t, uint64_t, struct ps_rd *);
+static int p_pong(struct ps_chan *, uint32_t, uint64_t, struct ps_rd *);
 static void p_lost(struct ps_chan *, const char *);
 
 static const struct ps_handler p_handlers[] = {
@@ -376,7 +376,7 @@ p_hmp_done(void *arg, const char *out)
 }
 
 static int
-p_hmp(struct ps_chan *c, uint64_t id, struct ps_rd *rd)
+p_hmp(struct ps_chan *c, uint32_t type, uint64_t id, struct ps_rd *rd)
 {
 	const char *name = ps_get_str(rd, PS_STR_MAX);
 	const char *cmd = ps_get_str(rd, 256);
@@ -413,7 +413,7 @@ p_speed_done(void *arg, int64_t was)
 }
 
 static int
-p_speed(struct ps_chan *c, uint64_t id, struct ps_rd *rd)
+p_speed(struct ps_chan *c, uint32_t type, uint64_t id, struct ps_rd *rd)
 {
 	const char *name = ps_get_str(rd, PS_STR_MAX);
 	uint64_t bps = ps_get_u64(rd);
@@ -440,7 +440,7 @@ p_speed(struct ps_chan *c, uint64_t id, struct ps_rd *rd)
  * verdict come together.
  */
 static int
-p_resolve(struct ps_chan *c, uint64_t id, struct ps_rd *rd)
+p_resolve(struct ps_chan *c, uint32_t type, uint64_t id, struct ps_rd *rd)
 {
 	const char *name = ps_get_str(rd, PS_STR_MAX);
 	uint32_t n = ps_get_u32(rd), i;
@@ -490,7 +490,7 @@ p_resolve(struct ps_chan *c, uint64_t id, struct ps_rd *rd)
 }
 
 static int
-p_dma(struct ps_chan *c, uint64_t id, struct ps_rd *rd)
+p_dma(struct ps_chan *c, uint32_t type, uint64_t id, struct ps_rd *rd)
 {
 	const char *name = ps_get_str(rd, PS_STR_MAX);
 	struct ps_buf b = { 0 };
@@ -510,7 +510,7 @@ p_dma(struct ps_chan *c, uint64_t id, struct ps_rd *rd)
 
 /* The channel the source gave, checked to be QEMU's (priv.c). */
 static int
-p_chan(struct ps_chan *c, uint64_t id, struct ps_rd *rd)
+p_chan(struct ps_chan *c, uint32_t type, uint64_t id, struct ps_rd *rd)
 {
 	const char *name = ps_get_str(rd, PS_STR_MAX);
 	struct ps_buf b = { 0 };
@@ -537,7 +537,7 @@ p_chan(struct ps_chan *c, uint64_t id, struct ps_rd *rd)
 }
 
 static int
-p_notify(struct ps_chan *c, uint64_t id, struct ps_rd *rd)
+p_notify(struct ps_chan *c, uint32_t type, uint64_t id, struct ps_rd *rd)
 {
 	const char *event = ps_get_str(rd, 64);
 	const char *name = ps_get_str(rd, PS_STR_MAX);
@@ -559,7 +559,7 @@ p_notify(struct ps_chan *c, uint64_t id, struct ps_rd *rd)
 }
 
 static int
-p_pong(struct ps_chan *c, uint64_t id, struct ps_rd *rd)
+p_pong(struct ps_chan *c, uint32_t type, uint64_t id, struct ps_rd *rd)
 {
 	uint32_t n = ps_get_u32(rd), up = ps_get_u32(rd);
 

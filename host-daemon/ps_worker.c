@@ -45,23 +45,18 @@ static uint64_t wnext_id;
 static TAILQ_HEAD(, wreq) wreqs = TAILQ_HEAD_INITIALIZER(wreqs);
 static TAILQ_HEAD(, wsrc) wsrcs = TAILQ_HEAD_INITIALIZER(wsrcs);
 
-static int w_src_add(struct ps_chan *, uint64_t, struct ps_rd *);
-static int w_src_remove(struct ps_chan *, uint64_t, struct ps_rd *);
-static int w_src_migration(struct ps_chan *, uint64_t, struct ps_rd *);
-static int w_src_dma(struct ps_chan *, uint64_t, struct ps_rd *);
-static int w_src_policy(struct ps_chan *, uint64_t, struct ps_rd *);
-static int w_src_speed(struct ps_chan *, uint64_t, struct ps_rd *);
-static int w_src_running(struct ps_chan *, uint64_t, struct ps_rd *);
-static int w_src_changed(struct ps_chan *, uint64_t, struct ps_rd *);
-static int w_policy_conf(struct ps_chan *, uint64_t, struct ps_rd *);
-static int w_ping(struct ps_chan *, uint64_t, struct ps_rd *);
-static int w_answer(uint32_t, uint64_t, struct ps_rd *);
-static int w_hmp_done(struct ps_chan *, uint64_t, struct ps_rd *);
-static int w_speed_done(struct ps_chan *, uint64_t, struct ps_rd *);
-static int w_resolve_done(struct ps_chan *, uint64_t, struct ps_rd *);
-static int w_dma_done(struct ps_chan *, uint64_t, struct ps_rd *);
-static int w_chan_done(struct ps_chan *, uint64_t, struct ps_rd *);
-static int w_notify_done(struct ps_chan *, uint64_t, struct ps_rd *);
+static int w_src_add(struct ps_chan *, uint32_t, uint64_t, struct ps_rd *);
+static int w_src_remove(struct ps_chan *, uint32_t, uint64_t, struct ps_rd *);
+static int w_src_migration(
+    struct ps_chan *, uint32_t, uint64_t, struct ps_rd *);
+static int w_src_dma(struct ps_chan *, uint32_t, uint64_t, struct ps_rd *);
+static int w_src_policy(struct ps_chan *, uint32_t, uint64_t, struct ps_rd *);
+static int w_src_speed(struct ps_chan *, uint32_t, uint64_t, struct ps_rd *);
+static int w_src_running(struct ps_chan *, uint32_t, uint64_t, struct ps_rd *);
+static int w_src_changed(struct ps_chan *, uint32_t, uint64_t, struct ps_rd *);
+static int w_policy_conf(struct ps_chan *, uint32_t, uint64_t, struct ps_rd *);
+static int w_ping(struct ps_chan *, uint32_t, uint64_t, struct ps_rd *);
+static int w_answer(struct ps_chan *, uint32_t, uint64_t, struct ps_rd *);
 static void w_lost(struct ps_chan *, const char *);
 static void w_hmp(void *, const char *, vm_hmp_done, void *);
 static void w_speed(void *, uint64_t, vm_speed_done, void *);
@@ -77,12 +72,12 @@ static const struct ps_handler w_handlers[] = {
 	{ PS_SRC_CHANGED, w_src_changed },
 	{ PS_POLICY_CONF, w_policy_conf },
 	{ PS_PING, w_ping },
-	{ PS_HMP_DONE, w_hmp_done },
-	{ PS_SPEED_DONE, w_speed_done },
-	{ PS_RESOLVE_DONE, w_resolve_done },
-	{ PS_DMA_DONE, w_dma_done },
-	{ PS_CHAN_DONE, w_chan_done },
-	{ PS_NOTIFY_DONE, w_notify_done },
+	{ PS_HMP_DONE, w_answer },
+	{ PS_SPEED_DONE, w_answer },
+	{ PS_RESOLVE_DONE, w_answer },
+	{ PS_DMA_DONE, w_answer },
+	{ PS_CHAN_DONE, w_answer },
+	{ PS_NOTIFY_DONE, w_answer },
 };
 
 void
@@ -151,7 +146,7 @@ wsrc_find(const char *name)
 }
 
 static int
-w_src_add(struct ps_chan *c, uint64_t id, struct ps_rd *rd)
+w_src_add(struct ps_chan *c, uint32_t type, uint64_t id, struct ps_rd *rd)
 {
 	struct vm_desc d;
 	struct wsrc *ws;
@@ -178,7 +173,7 @@ w_src_add(struct ps_chan *c, uint64_t id, struct ps_rd *rd)
 }
 
 static int
-w_src_remove(struct ps_chan *c, uint64_t id, struct ps_rd *rd)
+w_src_remove(struct ps_chan *c, uint32_t type, uint64_t id, struct ps_rd *rd)
 {
 	const char *name = ps_get_str(rd, PS_STR_MAX);
 	struct wsrc *ws;
@@ -195,7 +190,7 @@ w_src_remove(struct ps_chan *c, uint64_t id, struct ps_rd *rd)
 }
 
 static int
-w_src_migration(struct ps_chan *c, uint64_t id, struct ps_rd *rd)
+w_src_migration(struct ps_chan *c, uint32_t type, uint64_t id, struct ps_rd *rd)
 {
 	const char *name = ps_get_str(rd, PS_STR_MAX);
 	uint32_t ev = ps_get_u32(rd);
@@ -207,7 +202,7 @@ w_src_migration(struct ps_chan *c, uint64_t id, struct ps_rd *rd)
 }
 
 static int
-w_src_dma(struct ps_chan *c, uint64_t id, struct ps_rd *rd)
+w_src_dma(struct ps_chan *c, uint32_t type, uint64_t id, struct ps_rd *rd)
 {
 	const char *name = ps_get_str(rd, PS_STR_MAX);
 	const char *why = ps_get_str(rd, PS_STR_MAX);
@@ -219,7 +214,7 @@ w_src_dma(struct ps_chan *c, uint64_t id, struct ps_rd *rd)
 }
 
 static int
-w_src_policy(struct ps_chan *c, uint64_t id, struct ps_rd *rd)
+w_src_policy(struct ps_chan *c, uint32_t type, uint64_t id, struct ps_rd *rd)
 {
 	const char *name = ps_get_str(rd, PS_STR_MAX);
 	const char *xml = ps_get_str(rd, PS_MAX_PAYLOAD);
@@ -231,7 +226,7 @@ w_src_policy(struct ps_chan *c, uint64_t id, struct ps_rd *rd)
 }
 
 static int
-w_src_speed(struct ps_chan *c, uint64_t id, struct ps_rd *rd)
+w_src_speed(struct ps_chan *c, uint32_t type, uint64_t id, struct ps_rd *rd)
 {
 	const char *name = ps_get_str(rd, PS_STR_MAX);
 	uint32_t can = ps_get_u32(rd);
@@ -247,7 +242,7 @@ w_src_speed(struct ps_chan *c, uint64_t id, struct ps_rd *rd)
 }
 
 static int
-w_src_running(struct ps_chan *c, uint64_t id, struct ps_rd *rd)
+w_src_running(struct ps_chan *c, uint32_t type, uint64_t id, struct ps_rd *rd)
 {
 	const char *name = ps_get_str(rd, PS_STR_MAX);
 	uint32_t running = ps_get_u32(rd);
@@ -259,7 +254,7 @@ w_src_running(struct ps_chan *c, uint64_t id, struct ps_rd *rd)
 }
 
 static int
-w_src_changed(struct ps_chan *c, uint64_t id, struct ps_rd *rd)
+w_src_changed(struct ps_chan *c, uint32_t type, uint64_t id, struct ps_rd *rd)
 {
 	const char *name = ps_get_str(rd, PS_STR_MAX);
 
@@ -271,7 +266,7 @@ w_src_changed(struct ps_chan *c, uint64_t id, struct ps_rd *rd)
 
 /* The daemon's policy after a reload (ps_parent_policy writes it). */
 static int
-w_policy_conf(struct ps_chan *c, uint64_t id, struct ps_rd *rd)
+w_policy_conf(struct ps_chan *c, uint32_t type, uint64_t id, struct ps_rd *rd)
 {
 	struct policy p;
 
@@ -294,7 +289,7 @@ w_policy_conf(struct ps_chan *c, uint64_t id, struct ps_rd *rd)
 
 /* The parent's watchdog: this loop turns, and how many VMs it serves. */
 static int
-w_ping(struct ps_chan *c, uint64_t id, struct ps_rd *rd)
+w_ping(struct ps_chan *c, uint32_t type, uint64_t id, struct ps_rd *rd)
 {
 	struct ps_buf b = { 0 };
 	unsigned n = 0, up = 0;
@@ -384,7 +379,7 @@ w_answer_of(struct wreq *r, uint32_t type, struct ps_rd *rd)
 
 /* An answer: to the request of its id, which must expect its type. */
 static int
-w_answer(uint32_t type, uint64_t id, struct ps_rd *rd)
+w_answer(struct ps_chan *c, uint32_t type, uint64_t id, struct ps_rd *rd)
 {
 	struct wreq *r;
 	int rc;
@@ -398,42 +393,6 @@ w_answer(uint32_t type, uint64_t id, struct ps_rd *rd)
 	rc = w_answer_of(r, type, rd);
 	free(r);
 	return rc;
-}
-
-static int
-w_hmp_done(struct ps_chan *c, uint64_t id, struct ps_rd *rd)
-{
-	return w_answer(PS_HMP_DONE, id, rd);
-}
-
-static int
-w_speed_done(struct ps_chan *c, uint64_t id, struct ps_rd *rd)
-{
-	return w_answer(PS_SPEED_DONE, id, rd);
-}
-
-static int
-w_resolve_done(struct ps_chan *c, uint64_t id, struct ps_rd *rd)
-{
-	return w_answer(PS_RESOLVE_DONE, id, rd);
-}
-
-static int
-w_dma_done(struct ps_chan *c, uint64_t id, struct ps_rd *rd)
-{
-	return w_answer(PS_DMA_DONE, id, rd);
-}
-
-static int
-w_chan_done(struct ps_chan *c, uint64_t id, struct ps_rd *rd)
-{
-	return w_answer(PS_CHAN_DONE, id, rd);
-}
-
-static int
-w_notify_done(struct ps_chan *c, uint64_t id, struct ps_rd *rd)
-{
-	return w_answer(PS_NOTIFY_DONE, id, rd);
 }
 
 static void

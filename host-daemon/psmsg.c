@@ -280,7 +280,7 @@ ps_read(evutil_socket_t fd, short what, void *arg)
 	for (i = 0; i < c->nhandlers; i++)
 		if (c->handlers[i].type == h.type) {
 			known = true;
-			rc = c->handlers[i].fn(c, h.id, &rd);
+			rc = c->handlers[i].fn(c, h.type, h.id, &rd);
 			break;
 		}
 	/* Descriptors the handler did not take are closed here. */

@@ -64,7 +64,7 @@ mine_gone(struct ps_chan *c, const char *why)
 
 /* Any answer: its first fields, as each answer type lays them out. */
 static int
-on_any(struct ps_chan *c, uint64_t id, struct ps_rd *rd, uint32_t type)
+on_any(struct ps_chan *c, uint32_t type, uint64_t id, struct ps_rd *rd)
 {
 	const char *s;
 
@@ -109,42 +109,12 @@ on_any(struct ps_chan *c, uint64_t id, struct ps_rd *rd, uint32_t type)
 	return 0;
 }
 
-static int
-on_hmp_done(struct ps_chan *c, uint64_t id, struct ps_rd *rd)
-{
-	return on_any(c, id, rd, PS_HMP_DONE);
-}
-
-static int
-on_resolve_done(struct ps_chan *c, uint64_t id, struct ps_rd *rd)
-{
-	return on_any(c, id, rd, PS_RESOLVE_DONE);
-}
-
-static int
-on_chan_done(struct ps_chan *c, uint64_t id, struct ps_rd *rd)
-{
-	return on_any(c, id, rd, PS_CHAN_DONE);
-}
-
-static int
-on_src_add(struct ps_chan *c, uint64_t id, struct ps_rd *rd)
-{
-	return on_any(c, id, rd, PS_SRC_ADD);
-}
-
-static int
-on_test_msg(struct ps_chan *c, uint64_t id, struct ps_rd *rd)
-{
-	return on_any(c, id, rd, 999);
-}
-
 static const struct ps_handler mine_handlers[] = {
-	{ PS_HMP_DONE, on_hmp_done },
-	{ PS_RESOLVE_DONE, on_resolve_done },
-	{ PS_CHAN_DONE, on_chan_done },
-	{ PS_SRC_ADD, on_src_add },
-	{ 999, on_test_msg },
+	{ PS_HMP_DONE, on_any },
+	{ PS_RESOLVE_DONE, on_any },
+	{ PS_CHAN_DONE, on_any },
+	{ PS_SRC_ADD, on_any },
+	{ 999, on_any },
 };
 
 static void
