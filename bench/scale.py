@@ -163,6 +163,10 @@ def main():
     ap.add_argument("--rate", type=float, default=1.0)
     ap.add_argument("--settle", type=int, default=10,
                     help="seconds between the last Welcome and the load")
+    ap.add_argument("--max-written-vms", type=int, default=100,
+                    help="the modes that write every page run up to this "
+                    "many VMs: each keeps up to max_inflight batches of "
+                    "RANGES x 2 MiB written, 128 MiB a VM in flight")
     b.add_accel(ap, guests=False)
     args = ap.parse_args()
     # No guest boots here: loadgen plays the VMs.
@@ -175,6 +179,16 @@ def main():
             rate = args.rate if rate is None else rate
             load = mode if rate == 0 else "%g batch/s per VM%s" % (
                 rate, mode[len("paced"):])
+            if touch_flag == "" and n > args.max_written_vms:
+                res[n, load] = {"error": "not run: every page written, "
+                                "more VMs than --max-written-vms %d (the "
+                                "machine's memory, %d MiB, would not hold "
+                                "what is in flight)" % (
+                                    args.max_written_vms,
+                                    os.sysconf("SC_PHYS_PAGES")
+                                    * os.sysconf("SC_PAGE_SIZE") >> 20)}
+                print(n, load, res[n, load])
+                continue
             try:
                 res[n, load] = run_one(n, args, rate, touch_flag)
             except Exception as e:  # noqa: BLE001: a failed run is a row
@@ -187,8 +201,11 @@ def report(args, res):
     rows, notes = [], []
     for (n, load), r in res.items():
         if "error" in r:
-            rows.append([n, load, "failed"] + ["-"] * 10)
-            notes.append("- %d VMs failed: %s." % (n, r["error"]))
+            skipped = r["error"].startswith("not run")
+            rows.append([n, load, "not run" if skipped else "failed"]
+                        + ["-"] * 11)
+            notes.append("- %d VMs, %s: %s." % (
+                n, load, r["error"] if skipped else "failed: " + r["error"]))
             continue
         rows.append([n, load, r["connected"], r["connect_seconds"],
                      r["ranges_per_sec"], r["batches_per_sec"],
@@ -221,9 +238,10 @@ def report(args, res):
     print("\n".join(notes))
     doc = ["## Scale", "",
            "Command: `bench/run.sh scale` (runs `python3 bench/scale.py "
-           "--vms %s --seconds %d --ranges %d --rate %g --settle %d`)." % (
+           "--vms %s --seconds %d --ranges %d --rate %g --settle %d "
+           "--max-written-vms %d`)." % (
                args.vms, args.seconds, args.ranges, args.rate,
-               args.settle), "",
+               args.settle, args.max_written_vms), "",
            "Machine: %s. One freehintd (`--max-batches-per-sec 1000000`: "
            "the per-VM rate limit is lifted to measure the daemon itself) "
            "and `build/bench/freehint-loadgen` playing N VMs (a process per "
