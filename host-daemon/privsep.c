@@ -41,6 +41,8 @@
 
 /* Both ends' buffers: a record must fit in the sender's (privsep.h). */
 #define PS_SOCKBUF (1024 * 1024)
+/* The worker's ids where no user database names one. */
+#define PS_NOBODY 65534
 /* How long the worker may take to end its discards at exit. */
 #define PS_REAP_MS 10000
 
@@ -60,27 +62,33 @@ privsep_prepare(struct privsep_conf *pc, char *err, size_t errlen)
 	pc->gid = getgid();
 	if (geteuid() != 0)
 		return 0;
-	if ((pw = getpwnam(pc->user)) == NULL) {
+	if ((pw = getpwnam(pc->user)) == NULL &&
+	    (pw = getpwnam("nobody")) != NULL)
 		log_warnx("worker user %s: no such user; the worker runs as "
 		          "nobody (install freehintd's sysusers.d file)",
 		    pc->user);
-		if ((pw = getpwnam("nobody")) == NULL) {
-			snprintf(err, errlen, "no user %s, no user nobody",
-			    pc->user);
-			return -1;
-		}
-	}
-	if (pw->pw_uid == 0) {
-		snprintf(err, errlen, "worker user %s is root", pc->user);
+	if (pw == NULL) {
+		/* A system with no user database (an initramfs): an id that
+		 * owns nothing is as unprivileged. */
+		log_warnx("worker user %s: no such user, nor nobody; the "
+		          "worker runs as uid and gid %u",
+		    pc->user, PS_NOBODY);
+		pc->uid = pc->gid = PS_NOBODY;
+	} else if (pw->pw_uid == 0) {
+		snprintf(err, errlen, "worker user %s is root", pw->pw_name);
 		return -1;
+	} else {
+		pc->uid = pw->pw_uid;
+		pc->gid = pw->pw_gid;
 	}
-	pc->uid = pw->pw_uid;
-	pc->gid = pw->pw_gid;
+	/* Its parents too: an initramfs may have no /run. */
 	dir = xstrdup(pc->root);
-	if ((slash = strrchr(dir, '/')) != NULL && slash != dir) {
+	for (slash = strchr(dir + 1, '/'); slash != NULL;
+	     slash = strchr(slash + 1, '/')) {
 		*slash = '\0';
 		if (mkdir(dir, 0755) != 0 && errno != EEXIST)
 			log_warn("mkdir %s", dir);
+		*slash = '/';
 	}
 	free(dir);
 	if (mkdir(pc->root, 0555) != 0 && errno != EEXIST) {
