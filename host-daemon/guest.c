@@ -45,7 +45,6 @@ static int guest_apply(struct guest *, const struct policy *,
     const Freehint__RangeBatch *, char *, size_t);
 static uint64_t guest_align(
     const struct guest *, const struct policy *, Freehint__RangeKind);
-static uint64_t guest_usec(void);
 static int guest_submit(
     struct guest *, const Freehint__RangeBatch *, uint64_t, char *, size_t);
 static void guest_ack(struct guest *, uint64_t id, int reason, char *,
@@ -105,7 +104,6 @@ guest_free(struct guest *g)
 		 * finished: the VM's queue counts both (guest_punch_done),
 		 * and no later agent is answered for them. */
 		punchq_cancel(g->vm->pq);
-		g->vm->agent_gen++;
 	}
 	fh_peer_free(g->peer);
 	vstate_free(&g->vs);
@@ -324,26 +322,19 @@ static uint64_t
 guest_align(
     const struct guest *g, const struct policy *pol, Freehint__RangeKind kind)
 {
-	uint32_t order = pol->min_order,
-	         hint = vm_pass_policy(g->vm, g->page_size).min_order;
+	uint32_t order = pol->min_order, hint;
 
-	if (kind == FREEHINT__RANGE_KIND__HELD)
-		return 1ULL << hint;
 	if (g->report_order < order)
 		order = g->report_order;
-	/* Hints are never discarded: the smallest block either sends. */
-	if (kind == FREEHINT__RANGE_KIND__HINT && hint < order)
-		order = hint;
-	return 1ULL << order;
-}
-
-static uint64_t
-guest_usec(void)
-{
-	struct timespec t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (uint64_t)t.tv_sec * 1000000 + (uint64_t)t.tv_nsec / 1000;
+	if (kind != FREEHINT__RANGE_KIND__HELD &&
+	    kind != FREEHINT__RANGE_KIND__HINT)
+		return 1ULL << order;
+	/* The pass's order: held blocks are of it; hints are never
+	 * discarded, so the smallest block either sends. */
+	hint = vm_pass_policy(g->vm, g->page_size).min_order;
+	if (kind == FREEHINT__RANGE_KIND__HELD)
+		return 1ULL << hint;
+	return 1ULL << (hint < order ? hint : order);
 }
 
 /*
@@ -440,7 +431,7 @@ guest_submit(struct guest *g, const Freehint__RangeBatch *b, uint64_t bytes,
 	j->kind = b->kind;
 	j->last = b->has_last && b->last;
 	j->bytes = bytes;
-	j->submitted_usec = guest_usec();
+	j->submitted_usec = fh_monotonic_us();
 	/*
 	 * Held from now on, so that a batch overlapping this one is refused
 	 * while it is punched; given up again if the discard fails.
@@ -469,7 +460,7 @@ guest_punch_done(struct punch_job *j, void *arg)
 	struct fh_rangeset rest;
 
 	vm->reclaimed_bytes += j->res.bytes;
-	vm_count_discard(vm, guest_usec() - j->submitted_usec);
+	vm_count_discard(vm, fh_monotonic_us() - j->submitted_usec);
 	if (g == NULL || j->gen != vm->agent_gen)
 		return;
 	vm_count_batch(vm, j->kind,

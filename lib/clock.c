@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-only */
 /*
  * The one clock both daemons reason with: CLOCK_MONOTONIC in
- * milliseconds (and in seconds, to measure with). Deadlines between
+ * milliseconds (and in microseconds and seconds, to measure with). Deadlines between
  * guest and host are stated on it (docs/protocol.md, "The contract").
  * And the one conversion of a delay in milliseconds to the timeval
  * libevent's timers take.
@@ -21,6 +21,15 @@ fh_monotonic_ms(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &now);
 	return (uint64_t)now.tv_sec * 1000 + (uint64_t)now.tv_nsec / 1000000;
+}
+
+uint64_t
+fh_monotonic_us(void)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (uint64_t)now.tv_sec * 1000000 + (uint64_t)now.tv_nsec / 1000;
 }
 
 double

@@ -109,6 +109,7 @@ struct fh_rangeset {
 struct event;
 struct timeval;
 uint64_t fh_monotonic_ms(void);
+uint64_t fh_monotonic_us(void);
 /* The same clock in seconds, for measuring how long something took. */
 double fh_monotonic_s(void);
 struct timeval fh_ms_timeval(uint64_t ms);
