@@ -271,6 +271,9 @@ control_disown(void)
 	free(control_path);
 	control_path = NULL;
 	control_bound = false;
+	if (control_lock != -1)
+		close(control_lock);
+	control_lock = -1;
 }
 
 void

@@ -473,7 +473,7 @@ int priv_channel_connect(
 
 /* psmsg.c: messages between freehintd's two processes (privsep.h). */
 #define PS_MAX_PAYLOAD (1024 * 1024)
-#define PS_MAX_FDS     64
+#define PS_MAX_FDS     250 /* below SCM_MAX_FD */
 struct ps_chan;
 struct ps_buf {
 	uint8_t *data;

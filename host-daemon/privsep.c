@@ -11,9 +11,12 @@
  * which are guest RAM.
  */
 #include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+
+#include <linux/capability.h>
 
 #include <dirent.h>
 #include <errno.h>
@@ -47,6 +50,8 @@
 #define PS_REAP_MS 10000
 
 static int privsep_root_ok(const char *, char *, size_t);
+static int privsep_no_caps(char *, size_t);
+static void privsep_bounding_drop(void);
 
 /*
  * Find the worker's user and make its empty root. Not root ourselves,
@@ -131,6 +136,44 @@ privsep_root_ok(const char *root, char *err, size_t errlen)
 	return 0;
 }
 
+/*
+ * No capability left in any set, whatever the user: root's permitted set
+ * survives setresuid under SECBIT_KEEP_CAPS, and a daemon started by a
+ * user with ambient or file capabilities would hand them on. The
+ * bounding set too where we may (CAP_SETPCAP). Checked with capget.
+ */
+static void
+privsep_bounding_drop(void)
+{
+	int cap;
+
+	/* CAP_SETPCAP last: dropping the others needs it. */
+	for (cap = 0; prctl(PR_CAPBSET_READ, cap, 0, 0, 0) >= 0; cap++)
+		if (cap != CAP_SETPCAP)
+			prctl(PR_CAPBSET_DROP, cap, 0, 0, 0);
+	prctl(PR_CAPBSET_DROP, CAP_SETPCAP, 0, 0, 0);
+}
+
+static int
+privsep_no_caps(char *err, size_t errlen)
+{
+	struct __user_cap_header_struct hdr = { _LINUX_CAPABILITY_VERSION_3,
+		0 };
+	struct __user_cap_data_struct data[2];
+
+	prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
+	privsep_bounding_drop();
+	memset(data, 0, sizeof data);
+	if (syscall(SYS_capset, &hdr, data) != 0 ||
+	    syscall(SYS_capget, &hdr, data) != 0 || data[0].effective != 0 ||
+	    data[0].permitted != 0 || data[1].effective != 0 ||
+	    data[1].permitted != 0) {
+		snprintf(err, errlen, "capabilities could not all be dropped");
+		return -1;
+	}
+	return 0;
+}
+
 /* The socketpair and the fork: 0 in the worker, its pid in the parent. */
 pid_t
 privsep_fork(struct privsep_conf *pc, int *fd)
@@ -180,6 +223,8 @@ privsep_drop(const struct privsep_conf *pc, char *err, size_t errlen)
 			    strerror(errno));
 			return -1;
 		}
+		/* The bounding set while we still may (CAP_SETPCAP). */
+		privsep_bounding_drop();
 		if (setgroups(1, &pc->gid) != 0 ||
 		    setresgid(pc->gid, pc->gid, pc->gid) != 0 ||
 		    setresuid(pc->uid, pc->uid, pc->uid) != 0) {
@@ -192,6 +237,8 @@ privsep_drop(const struct privsep_conf *pc, char *err, size_t errlen)
 			return -1;
 		}
 	}
+	if (privsep_no_caps(err, errlen) != 0)
+		return -1;
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) {
 		snprintf(err, errlen, "no_new_privs: %s", strerror(errno));
 		return -1;

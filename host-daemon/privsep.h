@@ -8,8 +8,9 @@
 #ifndef FREEHINT_PRIVSEP_H
 #define FREEHINT_PRIVSEP_H
 
-#define PS_STR_MAX     4096
-#define PS_MAX_REGIONS 60 /* a map's regions, each with its fd */
+#define PS_STR_MAX      4096
+#define PS_MAX_REGIONS  240 /* a map's regions, each with its fd */
+#define PS_INFLIGHT_MAX 256 /* requests out at the sources at once */
 /* Within what one record can carry with the smallest socket buffers
  * (privsep.c sets them): a longer monitor answer fails that command. */
 #define PS_HMP_OUT_MAX    (192 * 1024)

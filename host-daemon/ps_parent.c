@@ -49,6 +49,9 @@ struct preq {
 bool ps_parent_failed;
 
 static struct ps_chan *pchan;
+/* Monitor commands and bandwidth changes out at the sources for the
+ * worker: beyond PS_INFLIGHT_MAX it is refused, not queued. */
+static unsigned p_inflight;
 static pid_t pworker;
 static bool pstopping;
 static uint64_t ping_sent, pong_got;
@@ -171,6 +174,15 @@ sink_add(const struct vm_desc *d, vm_hmp_fn hmp, void *ctx)
 
 	if (d->name == NULL || *d->name == '\0')
 		return -1;
+	/* What the worker would refuse, and the daemon with it. */
+	if (strlen(d->name) > PS_STR_MAX ||
+	    (d->source != NULL && strlen(d->source) > PS_STR_MAX) ||
+	    (d->channel != NULL && strlen(d->channel) > PS_STR_MAX) ||
+	    (d->unservable != NULL && strlen(d->unservable) > PS_STR_MAX)) {
+		log_warnx(
+		    "vm %.64s: a description too long to pass on", d->name);
+		return -1;
+	}
 	TAILQ_FOREACH(o, &pvms, entry)
 		if (d->cid != 0 && o->cid == d->cid &&
 		    strcmp(o->name, d->name) != 0) {
@@ -328,31 +340,22 @@ p_printable(const char *s)
 static bool
 p_hmp_allowed(const char *cmd)
 {
+	static const char *const exact[] = { "info mtree", "info mtree -f",
+		"info migrate", "qom-get /machine memory-backend",
+		"qom-get /machine type",
+		"qom-get /machine/q35/mch extended-tseg-mbytes",
+		"qom-get /machine/q35 below-4g-mem-size" };
 	const char *s;
-	int words = 0;
+	size_t i;
 
-	if (strcmp(cmd, "info mtree") == 0 ||
-	    strcmp(cmd, "info mtree -f") == 0 ||
-	    strcmp(cmd, "info migrate") == 0)
-		return true;
-	if (strncmp(cmd, "gpa2hva 0x", 10) == 0) {
-		for (s = cmd + 10; isxdigit((unsigned char)*s); s++)
-			;
-		return *s == '\0' && s - cmd > 10 && s - cmd <= 26;
-	}
-	if (strncmp(cmd, "qom-get /", 9) != 0)
+	for (i = 0; i < FH_ARRAY_SIZE(exact); i++)
+		if (strcmp(cmd, exact[i]) == 0)
+			return true;
+	if (strncmp(cmd, "gpa2hva 0x", 10) != 0)
 		return false;
-	/* qom-get PATH PROPERTY: two plain words. */
-	for (s = cmd + 8; *s != '\0'; s++) {
-		if (*s == ' ') {
-			if (s[-1] == ' ' || s[1] == '\0')
-				return false;
-			words++;
-		} else if (!isalnum((unsigned char)*s) &&
-		    strchr("/_.-", *s) == NULL)
-			return false;
-	}
-	return words == 1;
+	for (s = cmd + 10; isxdigit((unsigned char)*s); s++)
+		;
+	return *s == '\0' && s - cmd > 10 && s - cmd <= 26;
 }
 
 static void
@@ -373,6 +376,7 @@ p_hmp_done(void *arg, const char *out)
 	else
 		ps_buf_free(&b);
 	free(q);
+	p_inflight--;
 }
 
 static int
@@ -390,7 +394,9 @@ p_hmp(struct ps_chan *c, uint32_t type, uint64_t id, struct ps_rd *rd)
 	}
 	q = xcalloc(1, sizeof *q);
 	q->id = id;
-	if ((p = pvm_find(name)) == NULL || p->hmp == NULL) {
+	p_inflight++;
+	if ((p = pvm_find(name)) == NULL || p->hmp == NULL ||
+	    p_inflight > PS_INFLIGHT_MAX) {
 		p_hmp_done(q, NULL);
 		return 0;
 	}
@@ -410,6 +416,7 @@ p_speed_done(void *arg, int64_t was)
 	else
 		ps_buf_free(&b);
 	free(q);
+	p_inflight--;
 }
 
 static int
@@ -424,7 +431,9 @@ p_speed(struct ps_chan *c, uint32_t type, uint64_t id, struct ps_rd *rd)
 		return -1;
 	q = xcalloc(1, sizeof *q);
 	q->id = id;
-	if ((p = pvm_find(name)) == NULL || p->speed == NULL) {
+	p_inflight++;
+	if ((p = pvm_find(name)) == NULL || p->speed == NULL ||
+	    p_inflight > PS_INFLIGHT_MAX) {
 		p_speed_done(q, -1);
 		return 0;
 	}

@@ -93,14 +93,42 @@ ps_worker_active(void)
 	return wchan != NULL;
 }
 
+static void
+w_fail(struct wreq *r)
+{
+	switch (r->answer) {
+	case PS_HMP_DONE:
+		r->cb.hmp(r->arg, NULL);
+		break;
+	case PS_SPEED_DONE:
+		r->cb.speed(r->arg, -1);
+		break;
+	case PS_RESOLVE_DONE:
+		r->cb.resolve(r->arg, -1, "the parent is gone", NULL);
+		break;
+	case PS_DMA_DONE:
+		r->cb.done(r->arg, 0, "");
+		break;
+	case PS_NOTIFY_DONE:
+		r->cb.done(r->arg, -1, "the parent is gone");
+		break;
+	case PS_CHAN_DONE:
+		r->cb.fd(r->arg, -1, "the parent is gone");
+		break;
+	}
+}
+
 void
 ps_worker_stop(void)
 {
 	struct wsrc *ws;
 	struct wreq *r;
 
+	/* Every caller is told, as if the parent had failed it: what
+	 * waits on an answer (a map load, a channel, a hold) is freed. */
 	while ((r = TAILQ_FIRST(&wreqs)) != NULL) {
 		TAILQ_REMOVE(&wreqs, r, entry);
+		w_fail(r);
 		free(r);
 	}
 	while ((ws = TAILQ_FIRST(&wsrcs)) != NULL) {

@@ -170,6 +170,8 @@ ps_send(struct ps_chan *c, uint32_t type, uint64_t id, struct ps_buf *b)
 	struct ps_out *o;
 	int rc;
 
+	if (b->len > PS_MAX_PAYLOAD)
+		fatalx("privsep: message %u of %zu bytes", type, b->len);
 	o = xcalloc(1, sizeof *o);
 	o->h.type = type;
 	o->h.id = id;
@@ -182,8 +184,6 @@ ps_send(struct ps_chan *c, uint32_t type, uint64_t id, struct ps_buf *b)
 		ps_out_free(o);
 		return;
 	}
-	if (o->h.len > PS_MAX_PAYLOAD)
-		fatalx("privsep: message %u of %u bytes", type, o->h.len);
 	if (TAILQ_EMPTY(&c->out)) {
 		if ((rc = ps_try_send(c, o)) == 0) {
 			ps_out_free(o);

@@ -117,11 +117,24 @@ static const struct ps_handler mine_handlers[] = {
 	{ 999, on_any },
 };
 
+/* A monitor that does not answer keeps the calls here. */
+static bool hmp_mute;
+static struct {
+	vm_hmp_done done;
+	void *arg;
+} held_calls[PS_INFLIGHT_MAX];
+
 static void
 monitor_hmp(void *ctx, const char *cmd, vm_hmp_done done, void *arg)
 {
-	hmp_calls++;
 	snprintf(hmp_cmd, sizeof hmp_cmd, "%s", cmd);
+	if (hmp_mute) {
+		held_calls[hmp_calls].done = done;
+		held_calls[hmp_calls].arg = arg;
+		hmp_calls++;
+		return;
+	}
+	hmp_calls++;
 	done(arg, "the monitor's answer");
 }
 
@@ -136,6 +149,7 @@ setup(void **state)
 	got.fd = -1;
 	mine_lost = false;
 	hmp_calls = 0;
+	hmp_mute = false;
 	ps_parent_failed = false;
 	mine = ps_chan_new(ev_base, sv[1], mine_handlers,
 	    FH_ARRAY_SIZE(mine_handlers), mine_gone, NULL);
@@ -302,6 +316,29 @@ test_parent_hmp_refused(void **state)
 	}
 }
 
+/* A monitor that never answers: the worker may have PS_INFLIGHT_MAX
+ * commands out at it, no more; the next one fails at once. */
+static void
+test_parent_inflight_capped(void **state)
+{
+	int i;
+
+	(void)state;
+	parent_with_vm();
+	hmp_mute = true;
+	for (i = 0; i <= PS_INFLIGHT_MAX; i++)
+		send_name(PS_HMP, 100 + (uint64_t)i, "a", "info mtree -f");
+	UNIT_SPIN_UNTIL(turn(), 1000, got.id == 100 + PS_INFLIGHT_MAX);
+	assert_true(got.str_null);
+	assert_int_equal(got.count, 2); /* the add, and the one refused */
+	assert_int_equal(hmp_calls, PS_INFLIGHT_MAX);
+	/* Answered, they are passed on; the worker is still served. */
+	for (i = 0; i < PS_INFLIGHT_MAX; i++)
+		held_calls[i].done(held_calls[i].arg, "late");
+	UNIT_SPIN_UNTIL(turn(), 1000, got.count == 2 + PS_INFLIGHT_MAX);
+	assert_false(ps_parent_failed);
+}
+
 /* Backing fds only for a VM the source named, in the process it named. */
 static void
 test_parent_resolve(void **state)
@@ -372,6 +409,7 @@ main(void)
 		UNIT_FX(test_parent_forwards),
 		UNIT_FX(test_parent_hmp_allowed),
 		UNIT_FX(test_parent_hmp_refused),
+		UNIT_FX(test_parent_inflight_capped),
 		UNIT_FX(test_parent_resolve),
 		UNIT_FX(test_parent_channel),
 		UNIT_FX(test_parent_unknown_type),
