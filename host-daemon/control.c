@@ -286,17 +286,11 @@ control_close(void)
 	 * finds us and refuses, or finds nothing; it cannot bind a socket
 	 * there between our check and our unlink.
 	 */
-	if (control_path != NULL) {
-		if (control_bound && stat(control_path, &st) == 0 &&
-		    st.st_dev == control_dev && st.st_ino == control_ino)
-			unlink(control_path);
-		free(control_path);
-		control_path = NULL;
-		control_bound = false;
-	}
-	if (control_lock != -1)
-		close(control_lock);
-	control_lock = -1;
+	if (control_path != NULL && control_bound &&
+	    stat(control_path, &st) == 0 && st.st_dev == control_dev &&
+	    st.st_ino == control_ino)
+		unlink(control_path);
+	control_disown();
 	accept_backoff_free(&control_backoff);
 	if (control_listener != NULL) {
 		evconnlistener_free(control_listener);

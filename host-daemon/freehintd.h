@@ -470,6 +470,8 @@ void priv_channel(struct vm *, priv_fd_done, void *);
 void priv_notify(const char *event, const char *name, priv_done, void *);
 int priv_channel_connect(
     const char *path, pid_t qemu_pid, bool channel_qemu, char *, size_t);
+int priv_open_backing(
+    struct memmap *, pid_t, int pidfd, char *, size_t, char *dma, size_t);
 
 /* psmsg.c: messages between freehintd's two processes (privsep.h). */
 #define PS_MAX_PAYLOAD (1024 * 1024)
@@ -489,9 +491,11 @@ struct ps_rd {
 	int nfds;
 	int fdi; /* the next one to take */
 };
+typedef int ps_handler_fn(
+    struct ps_chan *, uint32_t type, uint64_t id, struct ps_rd *);
 struct ps_handler {
 	uint32_t type;
-	int (*fn)(struct ps_chan *, uint32_t type, uint64_t id, struct ps_rd *);
+	ps_handler_fn *fn;
 };
 
 struct ps_chan *ps_chan_new(struct event_base *, int fd,

@@ -24,19 +24,34 @@
 void
 priv_resolve(struct vm *vm, struct memmap *m, priv_resolve_done done, void *arg)
 {
-	char err[256] = "", why[320] = "";
+	char err[256] = "", why[320];
 	int rc;
 
 	if (ps_worker_active()) {
 		ps_worker_resolve(vm, m, done, arg);
 		return;
 	}
-	rc = memmap_resolve(m, vm->qemu_pid, vm->qemu_pidfd, err, sizeof err);
-	done(arg, rc, err,
-	    vm->qemu_pid > 0 &&
-	            memmap_dma_devices(vm->qemu_pid, why, sizeof why) == 1
-	        ? why
-	        : NULL);
+	rc = priv_open_backing(
+	    m, vm->qemu_pid, vm->qemu_pidfd, err, sizeof err, why, sizeof why);
+	done(arg, rc, err, why[0] != '\0' ? why : NULL);
+}
+
+/*
+ * One request's work, here or in the parent: each region's backing
+ * opened in QEMU process pid (memmap_resolve), and QEMU's devices that
+ * DMA looked for with it, so that the map and that verdict come
+ * together: dma names one, or is empty.
+ */
+int
+priv_open_backing(struct memmap *m, pid_t pid, int pidfd, char *err,
+    size_t errlen, char *dma, size_t dmalen)
+{
+	int rc;
+
+	rc = memmap_resolve(m, pid, pidfd, err, errlen);
+	if (pid <= 0 || memmap_dma_devices(pid, dma, dmalen) != 1)
+		dma[0] = '\0';
+	return rc;
 }
 
 void

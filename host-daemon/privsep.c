@@ -136,12 +136,7 @@ privsep_root_ok(const char *root, char *err, size_t errlen)
 	return 0;
 }
 
-/*
- * No capability left in any set, whatever the user: root's permitted set
- * survives setresuid under SECBIT_KEEP_CAPS, and a daemon started by a
- * user with ambient or file capabilities would hand them on. The
- * bounding set too where we may (CAP_SETPCAP). Checked with capget.
- */
+/* The bounding set, where we may (CAP_SETPCAP: root before setresuid). */
 static void
 privsep_bounding_drop(void)
 {
@@ -154,6 +149,12 @@ privsep_bounding_drop(void)
 	prctl(PR_CAPBSET_DROP, CAP_SETPCAP, 0, 0, 0);
 }
 
+/*
+ * No capability left in any set, whatever the user: root's permitted set
+ * survives setresuid under SECBIT_KEEP_CAPS, and a daemon started by a
+ * user with ambient or file capabilities would hand them on. Checked
+ * with capget.
+ */
 static int
 privsep_no_caps(char *err, size_t errlen)
 {
@@ -162,7 +163,6 @@ privsep_no_caps(char *err, size_t errlen)
 	struct __user_cap_data_struct data[2];
 
 	prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
-	privsep_bounding_drop();
 	memset(data, 0, sizeof data);
 	if (syscall(SYS_capset, &hdr, data) != 0 ||
 	    syscall(SYS_capget, &hdr, data) != 0 || data[0].effective != 0 ||
@@ -215,6 +215,7 @@ int
 privsep_drop(const struct privsep_conf *pc, char *err, size_t errlen)
 {
 	prctl(PR_SET_NAME, "freehintd-work", 0, 0, 0);
+	privsep_bounding_drop();
 	if (geteuid() == 0) {
 		if (!PS_CHROOT)
 			log_debug("worker: no chroot in a sanitizer build");
@@ -223,8 +224,6 @@ privsep_drop(const struct privsep_conf *pc, char *err, size_t errlen)
 			    strerror(errno));
 			return -1;
 		}
-		/* The bounding set while we still may (CAP_SETPCAP). */
-		privsep_bounding_drop();
 		if (setgroups(1, &pc->gid) != 0 ||
 		    setresgid(pc->gid, pc->gid, pc->gid) != 0 ||
 		    setresuid(pc->uid, pc->uid, pc->uid) != 0) {

@@ -58,13 +58,7 @@ static uint64_t ping_sent, pong_got;
 static unsigned pong_vms, pong_agents;
 static TAILQ_HEAD(, pvm) pvms = TAILQ_HEAD_INITIALIZER(pvms);
 
-static int p_hmp(struct ps_chan *, uint32_t, uint64_t, struct ps_rd *);
-static int p_speed(struct ps_chan *, uint32_t, uint64_t, struct ps_rd *);
-static int p_resolve(struct ps_chan *, uint32_t, uint64_t, struct ps_rd *);
-static int p_dma(struct ps_chan *, uint32_t, uint64_t, struct ps_rd *);
-static int p_chan(struct ps_chan *, uint32_t, uint64_t, struct ps_rd *);
-static int p_notify(struct ps_chan *, uint32_t, uint64_t, struct ps_rd *);
-static int p_pong(struct ps_chan *, uint32_t, uint64_t, struct ps_rd *);
+static ps_handler_fn p_hmp, p_speed, p_resolve, p_dma, p_chan, p_notify, p_pong;
 static void p_lost(struct ps_chan *, const char *);
 
 static const struct ps_handler p_handlers[] = {
@@ -325,8 +319,8 @@ ps_parent_policy(const struct policy *p)
 
 /*
  * The monitor commands the registry reads the map with (vm.c) and a
- * migration's progress (mighold.c), and nothing else: a worker taken over must not stop, migrate or change a
- * VM through its QEMU.
+ * migration's progress (mighold.c), and nothing else: a worker taken
+ * over must not stop, migrate or change a VM through its QEMU.
  */
 static bool
 p_printable(const char *s)
@@ -445,8 +439,7 @@ p_speed(struct ps_chan *c, uint32_t type, uint64_t id, struct ps_rd *rd)
  * Open the backing of the regions the worker found in QEMU's answers,
  * in the process the source named: memmap.c checks each (a memfd, tmpfs
  * or hugetlbfs file of QEMU's user, mapped shared and writable there).
- * QEMU's devices that DMA are looked for with it: the map and that
- * verdict come together.
+ * QEMU's devices that DMA are looked for with it (priv_open_backing).
  */
 static int
 p_resolve(struct ps_chan *c, uint32_t type, uint64_t id, struct ps_rd *rd)
@@ -457,7 +450,7 @@ p_resolve(struct ps_chan *c, uint32_t type, uint64_t id, struct ps_rd *rd)
 	struct memmap m;
 	struct pvm *p;
 	char err[256] = "", why[320] = "";
-	int rc = -1, dma = 0;
+	int rc = -1;
 
 	if (rd->bad || name == NULL || n > PS_MAX_REGIONS)
 		return -1;
@@ -476,11 +469,9 @@ p_resolve(struct ps_chan *c, uint32_t type, uint64_t id, struct ps_rd *rd)
 	}
 	if ((p = pvm_find(name)) == NULL)
 		snprintf(err, sizeof err, "no such VM");
-	else {
-		rc = memmap_resolve(&m, p->pid, p->pidfd, err, sizeof err);
-		if (p->pid > 0)
-			dma = memmap_dma_devices(p->pid, why, sizeof why);
-	}
+	else
+		rc = priv_open_backing(
+		    &m, p->pid, p->pidfd, err, sizeof err, why, sizeof why);
 	ps_put_u32(&b, rc == 0 ? 0 : 1);
 	ps_put_str(&b, err);
 	ps_put_u32(&b, rc == 0 ? (uint32_t)m.kind : 0);
@@ -492,7 +483,7 @@ p_resolve(struct ps_chan *c, uint32_t type, uint64_t id, struct ps_rd *rd)
 		if (m.r[i].fd != -1 && ps_put_fd(&b, m.r[i].fd) != 0)
 			fatal("privsep: passing a backing fd");
 	}
-	ps_put_str(&b, dma == 1 ? why : NULL);
+	ps_put_str(&b, why[0] != '\0' ? why : NULL);
 	memmap_free(&m);
 	ps_send(c, PS_RESOLVE_DONE, id, &b);
 	return 0;

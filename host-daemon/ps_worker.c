@@ -45,18 +45,9 @@ static uint64_t wnext_id;
 static TAILQ_HEAD(, wreq) wreqs = TAILQ_HEAD_INITIALIZER(wreqs);
 static TAILQ_HEAD(, wsrc) wsrcs = TAILQ_HEAD_INITIALIZER(wsrcs);
 
-static int w_src_add(struct ps_chan *, uint32_t, uint64_t, struct ps_rd *);
-static int w_src_remove(struct ps_chan *, uint32_t, uint64_t, struct ps_rd *);
-static int w_src_migration(
-    struct ps_chan *, uint32_t, uint64_t, struct ps_rd *);
-static int w_src_dma(struct ps_chan *, uint32_t, uint64_t, struct ps_rd *);
-static int w_src_policy(struct ps_chan *, uint32_t, uint64_t, struct ps_rd *);
-static int w_src_speed(struct ps_chan *, uint32_t, uint64_t, struct ps_rd *);
-static int w_src_running(struct ps_chan *, uint32_t, uint64_t, struct ps_rd *);
-static int w_src_changed(struct ps_chan *, uint32_t, uint64_t, struct ps_rd *);
-static int w_policy_conf(struct ps_chan *, uint32_t, uint64_t, struct ps_rd *);
-static int w_ping(struct ps_chan *, uint32_t, uint64_t, struct ps_rd *);
-static int w_answer(struct ps_chan *, uint32_t, uint64_t, struct ps_rd *);
+static ps_handler_fn w_src_add, w_src_remove, w_src_migration, w_src_dma,
+    w_src_policy, w_src_speed, w_src_running, w_src_changed, w_policy_conf,
+    w_ping, w_answer;
 static void w_lost(struct ps_chan *, const char *);
 static void w_hmp(void *, const char *, vm_hmp_done, void *);
 static void w_speed(void *, uint64_t, vm_speed_done, void *);

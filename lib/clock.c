@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: GPL-2.0-only */
 /*
  * The one clock both daemons reason with: CLOCK_MONOTONIC in
- * milliseconds (and in microseconds and seconds, to measure with). Deadlines between
- * guest and host are stated on it (docs/protocol.md, "The contract").
+ * milliseconds (and in microseconds and seconds, to measure with).
+ * Deadlines between guest and host are stated on it (docs/protocol.md,
+ * "The contract").
  * And the one conversion of a delay in milliseconds to the timeval
  * libevent's timers take.
  */
