@@ -6,7 +6,8 @@
  *   libvirt.c         the connection and its backoff
  *   libvirt_loop.c    libvirt's calls and events off the daemon's loop
  *   libvirt_event.c   lifecycle and migration events
- *   libvirt_dom.c     domain refresh, finding QEMU, monitor commands
+ *   libvirt_dom.c     domain refresh, finding QEMU
+ *   libvirt_qemu.c    the registry's monitor commands and bandwidth
  *   libvirt_notify.c  the hook's notify
  *   libvirt_xml.c     the domain XML reader (libxml2, XPath)
  */
@@ -164,5 +165,9 @@ void vl_dom_remove(struct vl_dom *);
 void vl_dom_remove_all(void);
 void vl_dom_schedule(struct vl_dom *, int ms);
 void vl_dom_listed(char **, int);
+
+/* libvirt_qemu.c */
+void vl_hmp(void *, const char *, vm_hmp_done, void *);
+void vl_speed(void *, uint64_t, vm_speed_done, void *);
 
 #endif

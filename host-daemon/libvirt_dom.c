@@ -2,8 +2,7 @@
 /*
  * The domains the libvirt source knows: each is read (state, live XML,
  * QEMU's pid) by a worker, and the registry is told on the loop when what
- * it knows changed. Also the registry's read-only monitor commands, which
- * a worker runs and whose answer comes back on the loop.
+ * it knows changed; and which process is its QEMU.
  */
 #include <sys/queue.h>
 #include <sys/types.h>
@@ -32,12 +31,6 @@ static void vl_dom_read(struct vl_dom *);
 static void vl_dom_read_work(struct vl_job *, virConnectPtr);
 static void vl_dom_read_done(struct vl_job *);
 static void vl_dom_describe(struct vl_dom *, const char *, pid_t);
-static void vl_hmp(void *, const char *, vm_hmp_done, void *);
-static void vl_hmp_work(struct vl_job *, virConnectPtr);
-static void vl_hmp_done(struct vl_job *);
-static void vl_speed(void *, uint64_t, vm_speed_done, void *);
-static void vl_speed_work(struct vl_job *, virConnectPtr);
-static void vl_speed_done(struct vl_job *);
 static pid_t vl_find_pid(virDomainPtr, const char *);
 static bool vl_pid_is(pid_t, const char *);
 
@@ -299,99 +292,6 @@ vl_dom_describe(struct vl_dom *d, const char *xml, pid_t pid)
 	free(key);
 	free(why);
 	vl_xml_free(&x);
-}
-
-/* The registry's read-only monitor access: done comes from the loop. */
-static void
-vl_hmp(void *ctx, const char *cmd, vm_hmp_done done, void *arg)
-{
-	struct vl_dom *d = ctx;
-	struct vl_job *j;
-
-	j = vl_job_new(vl_hmp_work, vl_hmp_done, d->name);
-	j->in = xstrdup(cmd);
-	j->hmp_done = done;
-	j->hmp_arg = arg;
-	vl_submit(j);
-}
-
-static void
-vl_hmp_work(struct vl_job *j, virConnectPtr conn)
-{
-	virDomainPtr dom;
-
-	if ((dom = vl_job_domain(j, conn)) == NULL)
-		return;
-	if (virDomainQemuMonitorCommand(
-	        dom, j->in, &j->out, VIR_DOMAIN_QEMU_MONITOR_COMMAND_HMP) < 0) {
-		vl_job_fail(j);
-		j->out = NULL;
-	}
-	virDomainFree(dom);
-}
-
-static void
-vl_hmp_done(struct vl_job *j)
-{
-	vm_hmp_done done = j->hmp_done;
-
-	if (j->err != NULL)
-		log_warnx("libvirt: %s: '%s': %s", j->name, j->in, j->err);
-	/* Told exactly once, whatever became of the domain meanwhile. */
-	j->hmp_done = NULL;
-	done(j->hmp_arg, j->err == NULL ? j->out : NULL);
-}
-
-/*
- * The running migration's bandwidth (mighold.c), on a worker: libvirt
- * counts it in MiB/s, so a hold below 1 MiB/s is 1 MiB/s; the one in
- * force before is given back as it was.
- */
-static void
-vl_speed(void *ctx, uint64_t bps, vm_speed_done done, void *arg)
-{
-	struct vl_dom *d = ctx;
-	struct vl_job *j;
-
-	j = vl_job_new(vl_speed_work, vl_speed_done, d->name);
-	j->bps = bps;
-	j->speed_done = done;
-	j->speed_arg = arg;
-	vl_submit(j);
-}
-
-static void
-vl_speed_work(struct vl_job *j, virConnectPtr conn)
-{
-	unsigned long was, mib;
-	virDomainPtr dom;
-
-	j->was = -1;
-	if ((dom = vl_job_domain(j, conn)) == NULL)
-		return;
-	mib = (unsigned long)(j->bps >> 20);
-	if (mib == 0)
-		mib = 1;
-	if (virDomainMigrateGetMaxSpeed(dom, &was, 0) < 0 ||
-	    virDomainMigrateSetMaxSpeed(dom, mib, 0) < 0)
-		vl_job_fail(j);
-	else
-		j->was = was > (unsigned long)(INT64_MAX >> 20)
-		    ? INT64_MAX
-		    : (int64_t)was << 20;
-	virDomainFree(dom);
-}
-
-static void
-vl_speed_done(struct vl_job *j)
-{
-	vm_speed_done done = j->speed_done;
-
-	if (j->err != NULL)
-		log_warnx(
-		    "libvirt: %s: migration bandwidth: %s", j->name, j->err);
-	j->speed_done = NULL;
-	done(j->speed_arg, j->err == NULL ? j->was : -1);
 }
 
 /*

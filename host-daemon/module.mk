@@ -16,7 +16,7 @@ HOSTD_SRCS := host-daemon/memmap.c host-daemon/discard.c host-daemon/punch.c \
 ifeq ($(WITH_LIBVIRT),yes)
 HOSTD_SRCS += host-daemon/libvirt.c host-daemon/libvirt_loop.c \
 	host-daemon/libvirt_event.c host-daemon/libvirt_dom.c \
-	host-daemon/libvirt_notify.c host-daemon/libvirt_xml.c
+	host-daemon/libvirt_qemu.c host-daemon/libvirt_notify.c host-daemon/libvirt_xml.c
 HOSTD_CFLAGS := -DHAVE_LIBVIRT $(XML_CFLAGS)
 endif
 HOSTD_OBJS := $(HOSTD_SRCS:%.c=$(O)/%.o)
