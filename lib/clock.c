@@ -1,11 +1,10 @@
 /* SPDX-License-Identifier: GPL-2.0-only */
 /*
- * The one clock both daemons reason with: CLOCK_MONOTONIC in
- * milliseconds (and in microseconds and seconds, to measure with).
- * Deadlines between guest and host are stated on it (docs/protocol.md,
- * "The contract").
- * And the one conversion of a delay in milliseconds to the timeval
- * libevent's timers take.
+ * Time as both daemons count it: CLOCK_MONOTONIC, in milliseconds
+ * (microseconds and seconds to measure with), and a delay in those
+ * milliseconds as the timeval libevent's timers take. Deadlines between
+ * guest and host are stated on this clock (docs/protocol.md, "The
+ * contract").
  */
 #include <sys/time.h>
 
