@@ -48,6 +48,7 @@
  * @hold_released_bytes: bytes given back by release, close, timeout or exit
  * @hold_shrunk_bytes: bytes given back by the shrinker
  * @hold_zeroed_pages: pages zeroed by a capture with "zero"
+ * @hold_skipped_bytes: reported free bytes a "skip_reported" capture left
  * @hold_offlined_bytes: bytes given back to memory offlining
  */
 struct fh_stats {
@@ -65,6 +66,7 @@ struct fh_stats {
 	atomic64_t hold_released_bytes;
 	atomic64_t hold_shrunk_bytes;
 	atomic64_t hold_zeroed_pages;
+	atomic64_t hold_skipped_bytes;
 	atomic64_t hold_offlined_bytes;
 };
 

@@ -253,6 +253,7 @@ static int fh_stats_show(struct seq_file *m, void *v)
 	FH_STAT(hold_released_bytes);
 	FH_STAT(hold_shrunk_bytes);
 	FH_STAT(hold_zeroed_pages);
+	FH_STAT(hold_skipped_bytes);
 	FH_STAT(hold_offlined_bytes);
 #undef FH_STAT
 	seq_printf(m, "page_poisoning %d\n", page_poisoning_enabled());

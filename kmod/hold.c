@@ -34,6 +34,8 @@
 #include <linux/mutex.h>
 #include <linux/nodemask.h>
 #include <linux/notifier.h>
+#include <linux/page-flags.h>
+#include <linux/page-isolation.h>
 #include <linux/poll.h>
 #include <linux/proc_fs.h>
 #include <linux/sched/signal.h>
@@ -57,6 +59,13 @@
  */
 #define FH_HOLD_MAX_INFLIGHT	32
 #define FH_HOLD_INFLIGHT_SHIFT	2
+/*
+ * "skip_reported" counts a zone's free blocks with zone->lock held (irqs
+ * off): at most this many list entries, the largest orders first, so a
+ * huge fragmented zone keeps its lock hold short. Orders left uncounted
+ * are captured as without the option.
+ */
+#define FH_HOLD_COUNT_MAX	16384
 
 /**
  * struct fh_hold_batch - blocks handed out by one read
@@ -327,9 +336,55 @@ static bool fh_zone_gfp(enum zone_type zt, gfp_t *gfp)
  * Capture from one zone of one node. Returns 0 when the zone has reached
  * its floor or the byte limit is reached, or a negative errno.
  */
+/*
+ * Count the free blocks of @zone, per order from @min_order up, that the
+ * kernel has not reported (PageReported): @unreported[order], or
+ * ULONG_MAX for an order the count did not reach. Reported blocks are at
+ * the tail of their free list (page reporting puts them there), so an
+ * allocation takes unreported ones first. Returns the bytes counted as
+ * reported.
+ */
+static u64 fh_count_unreported(struct zone *zone, unsigned int min_order,
+			       unsigned long *unreported)
+{
+	unsigned long flags, seen = 0;
+	u64 reported = 0;
+	struct page *page;
+	int order, mt;
+
+	for (order = 0; order < MAX_ORDER; order++)
+		unreported[order] = ULONG_MAX;
+	spin_lock_irqsave(&zone->lock, flags);
+	for (order = MAX_ORDER - 1; order >= (int)min_order; order--) {
+		unsigned long n = 0;
+		u64 rep = 0;
+
+		for (mt = 0; mt < MIGRATE_TYPES; mt++) {
+			/* Never allocated from by a capture. */
+			if (is_migrate_isolate(mt) || is_migrate_cma(mt))
+				continue;
+			list_for_each_entry(page,
+					    &zone->free_area[order].free_list[mt],
+					    lru) {
+				if (++seen > FH_HOLD_COUNT_MAX)
+					goto out;
+				if (PageReported(page))
+					rep += PAGE_SIZE << order;
+				else
+					n++;
+			}
+		}
+		unreported[order] = n;
+		reported += rep;
+	}
+out:
+	spin_unlock_irqrestore(&zone->lock, flags);
+	return reported;
+}
+
 static int fh_capture_zone(struct fh_hold *h, int nid, enum zone_type zt,
 			   gfp_t zone_gfp, unsigned int min_order, u64 limit,
-			   bool zero, u64 *held)
+			   bool zero, bool skip_reported, u64 *held)
 {
 	struct zone *zone = &NODE_DATA(nid)->node_zones[zt];
 	/*
@@ -339,12 +394,18 @@ static int fh_capture_zone(struct fh_hold *h, int nid, enum zone_type zt,
 	gfp_t gfp = (GFP_HIGHUSER & ~(__GFP_RECLAIM | GFP_ZONEMASK)) |
 		    __GFP_RECLAIMABLE | __GFP_NORETRY | __GFP_NOWARN |
 		    __GFP_NOMEMALLOC | __GFP_THISNODE | zone_gfp;
-	unsigned long zeroed;
+	unsigned long unreported[MAX_ORDER], zeroed;
 	struct page *page;
 	int order;
 
+	if (skip_reported)
+		atomic64_add(fh_count_unreported(zone, min_order, unreported),
+			     &fh_stats.hold_skipped_bytes);
 	for (order = MAX_ORDER - 1; order >= (int)min_order; order--) {
 		while (*held + (PAGE_SIZE << order) <= limit) {
+			if (skip_reported && unreported[order] != ULONG_MAX &&
+			    !unreported[order]--)
+				break;
 			if (fatal_signal_pending(current) ||
 			    READ_ONCE(h->stopping))
 				return -EINTR;
@@ -438,7 +499,7 @@ static int fh_hold_capture(struct fh_hold *h, char *args)
 {
 	unsigned int min_order = 0;
 	u64 limit = U64_MAX, held = 0;
-	bool zero = false;
+	bool zero = false, skip_reported = false;
 	gfp_t zone_gfp;
 	char *tok;
 	int nid, zt, err = 0;
@@ -455,6 +516,8 @@ static int fh_hold_capture(struct fh_hold *h, char *args)
 				return -EINVAL;
 		} else if (!strcmp(tok, "zero")) {
 			zero = true;
+		} else if (!strcmp(tok, "skip_reported")) {
+			skip_reported = true;
 		} else {
 			return -EINVAL;
 		}
@@ -466,7 +529,8 @@ static int fh_hold_capture(struct fh_hold *h, char *args)
 			    !populated_zone(&NODE_DATA(nid)->node_zones[zt]))
 				continue;
 			err = fh_capture_zone(h, nid, zt, zone_gfp, min_order,
-					      limit, zero, &held);
+					      limit, zero, skip_reported,
+					      &held);
 		}
 	}
 	if (held) {
