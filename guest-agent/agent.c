@@ -1,16 +1,22 @@
 /* SPDX-License-Identifier: GPL-2.0-only */
 /*
- * The agent as a whole: where the module's files are, its last error, the
- * one-line status systemd shows, and who gets room when the host has
- * some (the pump fans out to the report, hold and snapshot channels).
+ * The agent's life: finding the module and opening its channels (report,
+ * hold, snapshot) in the files under proc-dir, a session for each
+ * connection to the host, room handed to the channels while it lasts (the
+ * pump), and the stop.
  */
-#include <stdarg.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
+#include <event2/event.h>
 #include <systemd/sd-daemon.h>
 
 #include "agent.h"
+
+/* How often --wait-module looks for the module. */
+#define MODULE_POLL_SEC 2
 
 char *
 agent_proc_path(const struct agent *a, const char *name)
@@ -22,43 +28,77 @@ agent_proc_path(const struct agent *a, const char *name)
 }
 
 void
-agent_error(struct agent *a, const char *fmt, ...)
+agent_connected(struct agent *a, int fd, const char *what)
 {
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(a->stats.last_error, sizeof a->stats.last_error, fmt, ap);
-	va_end(ap);
+	a->session = session_new(a, fd, what);
+	if (a->session == NULL)
+		transport_lost(a->transport, "cannot start a session");
+	agent_status(a);
 }
 
-/* One line a person can read, for systemctl status. */
-void
-agent_status(struct agent *a)
+/*
+ * Find the module and open its report channel. 0: the module is there;
+ * -1: it is not (logged once unless quiet), the one error --wait-module
+ * waits out; -2: another agent has it. Without page reporting (another
+ * driver such as virtio_balloon holds the kernel's only slot, or page
+ * poisoning) the agent carries on with holds and snapshots.
+ */
+int
+agent_module(struct agent *a, int quiet)
 {
-	const char *what = transport_what(a->transport);
-	char line[512];
+	char *path;
+	int err = 0;
 
-	if (!a->module)
-		snprintf(line, sizeof line, "waiting for freehint.ko (%s)",
-		    a->conf.proc_dir);
-	else if (session_ready(a->session))
-		snprintf(line, sizeof line,
-		    "connected over %s; %llu MiB reported, %llu MiB acked, "
-		    "%llu batches failed, %llu deferred, %llu kept%s",
-		    what, (unsigned long long)(a->stats.bytes_reported >> 20),
-		    (unsigned long long)(a->stats.bytes_acked >> 20),
-		    (unsigned long long)a->stats.batches_failed,
-		    (unsigned long long)a->stats.batches_deferred,
-		    (unsigned long long)a->stats.batches_kept,
-		    a->report == NULL ? "; no page reporting (see the log)"
-		                      : "");
-	else
-		snprintf(line, sizeof line,
-		    "not connected (%s)%s%s; %llu MiB reported so far", what,
-		    a->stats.last_error[0] != '\0' ? ": " : "",
-		    a->stats.last_error,
-		    (unsigned long long)(a->stats.bytes_reported >> 20));
-	sd_notifyf(0, "STATUS=%s", line);
+	a->report = report_open(a, &err);
+	if (a->report != NULL) {
+		a->module = true;
+		return 0;
+	}
+	path = agent_proc_path(a, "report");
+	if (err == ENOENT && !quiet)
+		log_warnx(
+		    "freehint.ko is not loaded: %s: %s; modprobe freehint",
+		    path, strerror(err));
+	else if (err == EBUSY)
+		log_warnx("%s: %s: is another freehint-agent running?", path,
+		    strerror(err));
+	else if (err == ENODEV)
+		log_warnx("%s: the module has no page reporting (see "
+		          "report_owner in its stats): hint passes and "
+		          "snapshots only",
+		    path);
+	else if (err != ENOENT)
+		log_warnx("%s: %s", path, strerror(err));
+	free(path);
+	if (err == ENOENT)
+		return -1;
+	if (err == EBUSY)
+		return -2;
+	a->module = true;
+	return 0;
+}
+
+void
+agent_module_cb(int fd, short what, void *arg)
+{
+	struct agent *a = arg;
+	struct timeval tv = { MODULE_POLL_SEC, 0 };
+	int rc;
+
+	if ((rc = agent_module(a, 1)) == -1) {
+		evtimer_add(a->ev_module, &tv);
+		return;
+	}
+	if (rc != 0) {
+		a->exit_code = 1;
+		agent_stop(a, "cannot open the module's report channel");
+		return;
+	}
+	log_info("freehint.ko is there");
+	a->hold = hold_new(a);
+	a->snapshot = snapshot_new(a);
+	transport_start(a->transport);
+	agent_status(a);
 }
 
 void
@@ -71,4 +111,20 @@ agent_pump(struct agent *a)
 		hold_pump(a->hold);
 	if (a->snapshot != NULL)
 		snapshot_pump(a->snapshot);
+}
+
+void
+agent_stop(struct agent *a, const char *why)
+{
+	if (a->stopping)
+		return;
+	a->stopping = 1;
+	log_info("stopping: %s", why);
+	sd_notify(0, "STOPPING=1");
+	/* Pending batches are failed back, held blocks released. */
+	session_free(a->session);
+	a->session = NULL;
+	hold_free(a->hold);
+	a->hold = NULL;
+	event_base_loopbreak(a->base);
 }

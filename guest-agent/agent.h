@@ -93,12 +93,20 @@ struct agent {
 	struct event *ev_module;
 };
 
-/* agent.c: glue between the channel and the module's files. */
+/* agent.c: the agent's life, from finding the module to the stop. */
+char *agent_proc_path(const struct agent *, const char *name);
+void agent_connected(struct agent *, int fd, const char *what);
+int agent_module(struct agent *, int quiet);
+void agent_module_cb(int, short, void *);
+void agent_pump(struct agent *);
+void agent_stop(struct agent *, const char *why);
+
+/* status.c: the last error and STATUS=. */
 void agent_status(struct agent *);
 void agent_error(struct agent *, const char *, ...)
     __attribute__((format(printf, 2, 3)));
-char *agent_proc_path(const struct agent *, const char *name);
-void agent_pump(struct agent *);
+
+/* kbatch.c: a kernel batch done, and the module answered. */
 void kbatch_done(struct kbatch *);
 void agent_kbatch_answer(int fd, const char *path, struct kbatch *);
 

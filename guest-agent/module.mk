@@ -3,7 +3,8 @@
 # AGENT_LIB holds every object but main.o, so that the unit tests
 # (tests/unit/test_agent_*.c) link the real code; AGENT_LIBS are the extra
 # link flags the agent needs beyond libfreehint.a, libevent and protobuf-c.
-AGENT_SRCS := guest-agent/agent.c guest-agent/transport.c guest-agent/session.c \
+AGENT_SRCS := guest-agent/agent.c guest-agent/status.c \
+	guest-agent/transport.c guest-agent/session.c \
 	guest-agent/report.c guest-agent/hold.c guest-agent/snapshot.c \
 	guest-agent/kmodfile.c guest-agent/kbatch.c guest-agent/allocrate.c \
 	guest-agent/headroom.c \

@@ -207,8 +207,7 @@ session_rate_arm(struct session *s, uint64_t now)
 	if (short_by <= 0)
 		return;
 	ms = (short_by + RATE_FILL(s->rate) - 1) / RATE_FILL(s->rate) + 1;
-	tv.tv_sec = ms / 1000;
-	tv.tv_usec = (ms % 1000) * 1000;
+	tv = fh_ms_timeval((uint64_t)ms);
 	evtimer_add(s->ev_rate, &tv);
 }
 

@@ -1,13 +1,12 @@
 /* SPDX-License-Identifier: GPL-2.0-only */
 /*
- * The agent's session (session.c, snapshot.c, agent.c) against a test
- * host on the other end of a socketpair, on a real event base. The module
- * files it reads (stats, blocks) are regular files in a temporary
- * proc-dir: the report and hold channels need the real module and are
- * tested in a guest (tests/checks.d/40-agent-guest.sh).
+ * The agent's session (session.c) against a test host on the other end
+ * of a socketpair, on a real event base (agent_fixture.h). The report and
+ * hold channels need the real module and are tested in a guest
+ * (tests/checks.d/40-agent-guest.sh); the snapshot's cases are in
+ * test_agent_snapshot.c.
  */
 #include <sys/socket.h>
-#include <sys/stat.h>
 
 #include <setjmp.h>
 #include <stdarg.h>
@@ -23,206 +22,7 @@
 #include <event2/event.h>
 
 #include "agent.h"
-
-#define MAX_RX 64
-
-struct fx {
-	struct agent a;
-	char dir[64];
-	int fd; /* the host's end */
-	struct evbuffer *rx;
-	int nrx;
-	struct fh_msg msg[MAX_RX];
-	int eof;
-};
-
-static int setup(void **);
-static int teardown(void **);
-static void drain(struct fx *);
-static void put(struct fx *, uint8_t, const ProtobufCMessage *);
-static void welcome(struct fx *, uint32_t inflight, uint32_t ranges);
-static void command(struct fx *, Freehint__CommandType);
-static void ack(struct fx *, uint64_t id, bool ok);
-static int count(struct fx *, uint8_t type);
-static void write_file(struct fx *, const char *, const char *);
-
-#define SPIN_UNTIL(f, cond)                                                  \
-	UNIT_SPIN_UNTIL(                                                     \
-	    (event_base_loop((f)->a.base, EVLOOP_NONBLOCK), drain(f)), 3000, \
-	    cond)
-
-/* Turn the loop a little while, for things that must not happen. */
-static void
-settle(struct fx *f)
-{
-	int i;
-
-	for (i = 0; i < 50; i++) {
-		event_base_loop(f->a.base, EVLOOP_NONBLOCK);
-		drain(f);
-		usleep(1000);
-	}
-}
-
-static void
-write_file(struct fx *f, const char *name, const char *text)
-{
-	char path[128];
-	FILE *fp;
-
-	snprintf(path, sizeof path, "%s/%s", f->dir, name);
-	assert_non_null(fp = fopen(path, "w"));
-	fputs(text, fp);
-	fclose(fp);
-}
-
-static int
-setup(void **state)
-{
-	struct fx *f;
-	int sv[2];
-
-	f = xcalloc(1, sizeof *f);
-	snprintf(f->dir, sizeof f->dir, "/tmp/fhagent.XXXXXX");
-	if (mkdtemp(f->dir) == NULL)
-		return -1;
-	write_file(f, "stats",
-	    "page_size 4096\nmax_pfn 131072\nreport_order 9\n"
-	    "page_poisoning 0\n");
-	/* Seven separate blocks of order 9 and one of order 0. */
-	write_file(f, "blocks",
-	    "# freehint blocks: min_order=0\n"
-	    "0x0 9 DMA32 1\n0x400 9 DMA32 1\n0x800 9 DMA32 1\n"
-	    "0xc00 9 DMA32 1\n0x1000 9 DMA32 1\n0x1400 9 DMA32 1\n"
-	    "0x1800 9 DMA32 1\n0x3001 0 Normal 0\n");
-	f->a.conf.transport = TRANSPORT_UNIX;
-	f->a.conf.unix_path = xstrdup("/nonexistent/fh.sock");
-	f->a.conf.serial_path = xstrdup("/nonexistent");
-	f->a.conf.proc_dir = xstrdup(f->dir);
-	f->a.conf.max_inflight = 8;
-	f->a.conf.batch_ranges = 1024;
-	f->a.conf.backoff_max = 60000;
-	f->a.page_size = 4096;
-	f->a.base = event_base_new();
-	f->a.transport = transport_new(&f->a, NULL);
-	f->a.hold = hold_new(&f->a);
-	f->a.snapshot = snapshot_new(&f->a);
-	f->rx = evbuffer_new();
-	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv) != 0)
-		return -1;
-	f->fd = sv[1];
-	f->a.session = session_new(&f->a, sv[0], "test");
-	if (f->a.session == NULL)
-		return -1;
-	*state = f;
-	return 0;
-}
-
-static int
-teardown(void **state)
-{
-	struct fx *f = *state;
-	char path[128];
-	int i;
-
-	session_free(f->a.session);
-	hold_free(f->a.hold);
-	snapshot_free(f->a.snapshot);
-	transport_free(f->a.transport);
-	event_base_free(f->a.base);
-	for (i = 0; i < f->nrx; i++)
-		fh_msg_free(&f->msg[i]);
-	evbuffer_free(f->rx);
-	close(f->fd);
-	snprintf(path, sizeof path, "%s/stats", f->dir);
-	unlink(path);
-	snprintf(path, sizeof path, "%s/blocks", f->dir);
-	unlink(path);
-	rmdir(f->dir);
-	free(f->a.conf.unix_path);
-	free(f->a.conf.serial_path);
-	free(f->a.conf.proc_dir);
-	free(f);
-	return 0;
-}
-
-/* Read and decode whatever the agent sent. */
-static void
-drain(struct fx *f)
-{
-	struct fh_msg m;
-	int n;
-
-	for (;;) {
-		n = evbuffer_read(f->rx, f->fd, 65536);
-		if (n == 0)
-			f->eof = 1;
-		if (n <= 0)
-			break;
-	}
-	while (fh_msg_pull(f->rx, &m) == FH_OK) {
-		assert_true(f->nrx < MAX_RX);
-		f->msg[f->nrx++] = m;
-	}
-}
-
-static void
-put(struct fx *f, uint8_t type, const ProtobufCMessage *m)
-{
-	struct evbuffer *b = evbuffer_new();
-
-	assert_int_equal(fh_frame_put(b, type, m), FH_OK);
-	while (evbuffer_get_length(b) > 0)
-		assert_true(evbuffer_write(b, f->fd) > 0);
-	evbuffer_free(b);
-}
-
-static int
-count(struct fx *f, uint8_t type)
-{
-	int i, n = 0;
-
-	for (i = 0; i < f->nrx; i++)
-		n += f->msg[i].type == type;
-	return n;
-}
-
-static void
-welcome(struct fx *f, uint32_t inflight, uint32_t ranges)
-{
-	Freehint__Welcome w = FREEHINT__WELCOME__INIT;
-
-	w.proto_version = FH_PROTO_VERSION;
-	w.mode = FREEHINT__MODE__DISCARD;
-	w.has_max_inflight = inflight != 0;
-	w.max_inflight = inflight;
-	w.has_max_batch_ranges = ranges != 0;
-	w.max_batch_ranges = ranges;
-	w.has_stats_interval_ms = true;
-	w.stats_interval_ms = 0;
-	put(f, FH_MSG_WELCOME, &w.base);
-	SPIN_UNTIL(f, session_ready(f->a.session));
-}
-
-static void
-command(struct fx *f, Freehint__CommandType type)
-{
-	Freehint__Command c = FREEHINT__COMMAND__INIT;
-
-	c.type = type;
-	put(f, FH_MSG_COMMAND, &c.base);
-}
-
-static void
-ack(struct fx *f, uint64_t id, bool ok)
-{
-	Freehint__Ack a = FREEHINT__ACK__INIT;
-
-	a.batch_id = id;
-	a.status =
-	    ok ? FREEHINT__ACK_STATUS__APPLIED : FREEHINT__ACK_STATUS__REJECTED;
-	put(f, FH_MSG_ACK, &a.base);
-}
+#include "agent_fixture.h"
 
 /* Hello first, from the module's stats; Welcome caps our policy. */
 static void
@@ -249,84 +49,6 @@ test_handshake(void **state)
 	welcome(f, 3, 0);
 	assert_int_equal(session_free_slots(f->a.session), 3);
 	assert_int_equal(session_batch_ranges(f->a.session), 1024);
-}
-
-/*
- * A snapshot of seven ranges in batches of two, at most three in flight:
- * three batches, then one more per Ack, all HINT, ranges intact.
- */
-static void
-test_snapshot_flow(void **state)
-{
-	struct fx *f = *state;
-	struct fh_rangeset all, one;
-	const Freehint__RangeBatch *b;
-	int i;
-
-	fh_rs_init(&all);
-	fh_rs_init(&one);
-	welcome(f, 3, 2);
-	command(f, FREEHINT__COMMAND_TYPE__SNAPSHOT);
-	SPIN_UNTIL(f, count(f, FH_MSG_RANGES) == 3);
-	settle(f);
-	assert_int_equal(count(f, FH_MSG_RANGES), 3);
-	for (i = 1; i < f->nrx; i++) {
-		assert_int_equal(f->msg[i].type, FH_MSG_RANGES);
-		ack(f, f->msg[i].u.ranges->batch_id, true);
-		break;
-	}
-	SPIN_UNTIL(f, count(f, FH_MSG_RANGES) == 4);
-	for (i = 2; i < f->nrx; i++)
-		ack(f, f->msg[i].u.ranges->batch_id, true);
-	settle(f);
-	assert_int_equal(count(f, FH_MSG_RANGES), 4);
-	for (i = 0; i < f->nrx; i++) {
-		if (f->msg[i].type != FH_MSG_RANGES)
-			continue;
-		b = f->msg[i].u.ranges;
-		assert_int_equal(b->kind, FREEHINT__RANGE_KIND__HINT);
-		assert_true(b->n_gaps <= 2);
-		assert_int_equal(fh_batch_unpack(b, &one, 2), FH_OK);
-		assert_int_equal(
-		    fh_rs_add(&all, one.r[0].start, one.r[0].npages), 0);
-		if (one.n == 2)
-			assert_int_equal(
-			    fh_rs_add(&all, one.r[1].start, one.r[1].npages),
-			    0);
-	}
-	/* Eight blocks, none adjacent: exactly what the file lists. */
-	fh_rs_normalize(&all);
-	assert_int_equal(all.n, 8);
-	for (i = 0; i < 7; i++) {
-		assert_int_equal(all.r[i].start, 0x400 * i);
-		assert_int_equal(all.r[i].npages, 512);
-	}
-	assert_int_equal(all.r[7].start, 0x3001);
-	assert_int_equal(all.r[7].npages, 1);
-	assert_int_equal(f->a.stats.batches_acked, 4);
-	assert_int_equal(session_free_slots(f->a.session), 3);
-	fh_rs_free(&all);
-	fh_rs_free(&one);
-}
-
-static void
-test_stats_request(void **state)
-{
-	struct fx *f = *state;
-	const Freehint__Stats *st = NULL;
-	int i;
-
-	welcome(f, 0, 0);
-	command(f, FREEHINT__COMMAND_TYPE__STATS_REQUEST);
-	SPIN_UNTIL(f, count(f, FH_MSG_STATS) == 1);
-	for (i = 0; i < f->nrx; i++)
-		if (f->msg[i].type == FH_MSG_STATS)
-			st = f->msg[i].u.stats;
-	assert_non_null(st);
-	assert_int_equal(st->free_bytes, (7 * 512 + 1) * 4096ULL);
-	assert_int_equal(st->n_free_blocks_by_order, 10);
-	assert_int_equal(st->free_blocks_by_order[9], 7);
-	assert_int_equal(st->free_blocks_by_order[0], 1);
 }
 
 /* An Ack for no batch, and a Command before Welcome, get an Error. */
@@ -981,8 +703,6 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		UNIT_FX(test_handshake),
-		UNIT_FX(test_snapshot_flow),
-		UNIT_FX(test_stats_request),
 		UNIT_FX(test_bad_host),
 		UNIT_FX(test_deadline_on_host_clock),
 		UNIT_FX(test_deadline_refined_by_ack),

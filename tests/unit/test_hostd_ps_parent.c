@@ -1,12 +1,10 @@
 /* SPDX-License-Identifier: GPL-2.0-only */
 /*
- * freehintd's two processes (privsep.c): the message layer (psmsg.c)
- * carries fields and descriptors and refuses what does not check, and the
- * privileged parent's end (ps_parent.c) serves a worker only within what
- * the VM's source said. The test plays the worker, on the other end of a
- * real SOCK_SEQPACKET socketpair, against the real parent end: the
- * worker parses everything guests send, so it is the one that may be
- * taken over.
+ * The privileged parent's end of freehintd's two processes (ps_parent.c)
+ * serves a worker only within what the VM's source said. The test plays
+ * the worker, on the other end of a real SOCK_SEQPACKET socketpair
+ * (privsep_fixture.h), against the real parent end: the worker parses
+ * everything guests send, so it is the one that may be taken over.
  */
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -28,94 +26,14 @@
 #include "freehintd.h"
 #include "hostd_fixture.h"
 #include "privsep.h"
+#include "privsep_fixture.h"
 
 struct event_base *ev_base;
 struct config *conf;
 
-/* What the test's end received last. */
-static struct {
-	uint32_t type;
-	uint64_t id;
-	uint32_t u32;
-	uint64_t u64;
-	char str[256];
-	bool str_null;
-	int fd;
-	int count;
-} got;
-static int sv[2];
-static struct ps_chan *mine; /* the test's end */
-static bool mine_lost;
 /* The fake source's monitor. */
 static char hmp_cmd[256];
 static int hmp_calls;
-
-static void
-turn(void)
-{
-	event_base_loop(ev_base, EVLOOP_NONBLOCK);
-}
-
-static void
-mine_gone(struct ps_chan *c, const char *why)
-{
-	mine_lost = true;
-}
-
-/* Any answer: its first fields, as each answer type lays them out. */
-static int
-on_any(struct ps_chan *c, uint32_t type, uint64_t id, struct ps_rd *rd)
-{
-	const char *s;
-
-	got.type = type;
-	got.id = id;
-	got.count++;
-	got.fd = -1;
-	switch (type) {
-	case PS_HMP_DONE:
-		s = ps_get_str(rd, PS_MAX_PAYLOAD);
-		got.str_null = s == NULL;
-		snprintf(got.str, sizeof got.str, "%s", s ? s : "");
-		break;
-	case PS_RESOLVE_DONE:
-		got.u32 = ps_get_u32(rd);
-		s = ps_get_str(rd, PS_STR_MAX);
-		snprintf(got.str, sizeof got.str, "%s", s ? s : "");
-		ps_get_u32(rd);
-		got.u64 = ps_get_u32(rd); /* regions: none here */
-		got.str_null = ps_get_str(rd, PS_STR_MAX) == NULL; /* dma */
-		break;
-	case PS_CHAN_DONE:
-		got.u32 = ps_get_u32(rd);
-		s = ps_get_str(rd, PS_STR_MAX);
-		snprintf(got.str, sizeof got.str, "%s", s ? s : "");
-		break;
-	case PS_SRC_ADD:
-		s = ps_get_str(rd, PS_STR_MAX);
-		snprintf(got.str, sizeof got.str, "%s", s ? s : "");
-		rd->left = 0; /* the rest is the registry's */
-		break;
-	default:
-		/* The round trip's message: every kind of field. */
-		got.u32 = ps_get_u32(rd);
-		got.u64 = ps_get_u64(rd);
-		s = ps_get_str(rd, 64);
-		snprintf(got.str, sizeof got.str, "%s", s ? s : "");
-		got.str_null = ps_get_str(rd, 64) == NULL;
-		got.fd = ps_get_fd(rd);
-		break;
-	}
-	return 0;
-}
-
-static const struct ps_handler mine_handlers[] = {
-	{ PS_HMP_DONE, on_any },
-	{ PS_RESOLVE_DONE, on_any },
-	{ PS_CHAN_DONE, on_any },
-	{ PS_SRC_ADD, on_any },
-	{ 999, on_any },
-};
 
 /* A monitor that does not answer keeps the calls here. */
 static bool hmp_mute;
@@ -142,17 +60,11 @@ static int
 setup(void **state)
 {
 	(void)state;
-	if (fixture_daemon_start("test_hostd_privsep", 0) != 0 ||
-	    socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0)
+	if (ps_fixture_setup("test_hostd_ps_parent") != 0)
 		return -1;
-	memset(&got, 0, sizeof got);
-	got.fd = -1;
-	mine_lost = false;
 	hmp_calls = 0;
 	hmp_mute = false;
 	ps_parent_failed = false;
-	mine = ps_chan_new(ev_base, sv[1], mine_handlers,
-	    FH_ARRAY_SIZE(mine_handlers), mine_gone, NULL);
 	return 0;
 }
 
@@ -161,10 +73,7 @@ teardown(void **state)
 {
 	(void)state;
 	ps_parent_stop();
-	ps_chan_free(mine);
-	if (got.fd != -1)
-		close(got.fd);
-	fixture_daemon_end();
+	ps_fixture_teardown();
 	return 0;
 }
 
@@ -189,76 +98,6 @@ send_name(uint32_t type, uint64_t id, const char *name, const char *more)
 	if (more != NULL)
 		ps_put_str(&b, more);
 	ps_send(mine, type, id, &b);
-}
-
-/* Fields and a descriptor go across as sent. */
-static void
-test_round_trip(void **state)
-{
-	struct ps_chan *other;
-	struct ps_buf b = { 0 };
-	struct stat a, c;
-	int fd;
-
-	(void)state;
-	other = ps_chan_new(ev_base, sv[0], mine_handlers,
-	    FH_ARRAY_SIZE(mine_handlers), mine_gone, NULL);
-	fd = memfd_create("privsep", MFD_CLOEXEC);
-	assert_true(fd >= 0);
-	ps_put_u32(&b, 7);
-	ps_put_u64(&b, UINT64_MAX - 1);
-	ps_put_str(&b, "pc.ram");
-	ps_put_str(&b, NULL);
-	assert_int_equal(ps_put_fd(&b, fd), 0);
-	ps_send(other, 999, 42, &b);
-	UNIT_SPIN_UNTIL(turn(), 1000, got.count == 1);
-	assert_int_equal(got.id, 42);
-	assert_int_equal(got.u32, 7);
-	assert_true(got.u64 == UINT64_MAX - 1);
-	assert_string_equal(got.str, "pc.ram");
-	assert_true(got.str_null);
-	assert_true(got.fd >= 0 && got.fd != fd);
-	assert_int_equal(fstat(fd, &a), 0);
-	assert_int_equal(fstat(got.fd, &c), 0);
-	assert_true(a.st_ino == c.st_ino && a.st_dev == c.st_dev);
-	assert_false(mine_lost);
-	close(fd);
-	ps_chan_free(other);
-}
-
-/* A record shorter than a header: the channel is given up. */
-static void
-test_malformed_short(void **state)
-{
-	(void)state;
-	assert_int_equal(write(sv[0], "xyz", 3), 3);
-	UNIT_SPIN_UNTIL(turn(), 1000, mine_lost);
-	assert_int_equal(got.count, 0);
-	close(sv[0]);
-}
-
-/* A string running past its message: not taken, and given up. */
-static void
-test_malformed_string(void **state)
-{
-	struct {
-		uint32_t type, len;
-		uint64_t id;
-		uint32_t status, slen;
-		char s[4];
-	} m;
-
-	(void)state;
-	memset(&m, 0, sizeof m);
-	m.type = PS_CHAN_DONE;
-	m.len = sizeof m - 16;
-	m.id = m.status = 1;
-	m.slen = 100;
-	memcpy(m.s, "abc", 4);
-	assert_int_equal(write(sv[0], &m, sizeof m), (ssize_t)sizeof m);
-	UNIT_SPIN_UNTIL(turn(), 1000, mine_lost);
-	assert_string_equal(got.str, "");
-	close(sv[0]);
 }
 
 /* The sources' calls reach the worker's end. */
@@ -403,9 +242,6 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		UNIT_FX(test_round_trip),
-		UNIT_FX(test_malformed_short),
-		UNIT_FX(test_malformed_string),
 		UNIT_FX(test_parent_forwards),
 		UNIT_FX(test_parent_hmp_allowed),
 		UNIT_FX(test_parent_hmp_refused),
@@ -415,5 +251,5 @@ main(void)
 		UNIT_FX(test_parent_unknown_type),
 	};
 
-	return UNIT_RUN("test_hostd_privsep", tests);
+	return UNIT_RUN("test_hostd_ps_parent", tests);
 }
