@@ -7,7 +7,10 @@
  * (hostd_fixture.h) whose RAM is a memfd of this process, so a REPORTED
  * batch is really punched by the punch workers and reads back as zeroes;
  * so is a HELD one of a hint pass the host started, whose Command the
- * test answers with a CommandResult. Each case gets a fresh fixture; the teardown is the one cleanup path.
+ * test answers with a CommandResult. Where a batch must stay queued (to
+ * be cancelled, or to fill the queue), the workers are slowed down by
+ * discard.c's test hook. Each case gets a fresh fixture; the teardown is
+ * the one cleanup path.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -29,6 +32,9 @@
 #include "proto.h"
 
 #define PAGE 4096
+/* Each piece a punch worker begins sleeps this long first (discard.c's
+ * test hook): a batch behind the one it punches stays queued meanwhile. */
+#define SLOW_MS "1000"
 
 struct event_base *ev_base;
 struct config *conf;
@@ -45,9 +51,13 @@ static int setup(void **);
 static int teardown(void **);
 static void send_msg(struct fx *, uint8_t, const ProtobufCMessage *);
 static void next_msg(struct fx *, uint8_t, struct fh_msg *);
+static void send_hello(struct fx *, uint32_t poison);
 static void hello(struct fx *, uint32_t poison, Freehint__Welcome **);
+static void reconnect(struct fx *, enum vm_transport);
 static void send_batch(struct fx *, uint64_t id, Freehint__RangeKind,
     uint64_t start, uint64_t npages, uint64_t deadline_ms);
+static uint64_t start_pass(struct fx *, uint64_t *);
+static void wait_pending(struct fx *, unsigned);
 
 static int
 setup(void **state)
@@ -80,6 +90,7 @@ teardown(void **state)
 	/* The sessions first: their discards end on the workers. */
 	vm_remove_all();
 	punch_shutdown();
+	unsetenv("FREEHINTD_TEST_DISCARD_DELAY_MS");
 	fixture_daemon_end();
 	close(f->fd);
 	evbuffer_free(f->in);
@@ -144,10 +155,9 @@ wait_eof(struct fx *f)
 }
 
 static void
-hello(struct fx *f, uint32_t poison, Freehint__Welcome **wp)
+send_hello(struct fx *f, uint32_t poison)
 {
 	Freehint__Hello h = FREEHINT__HELLO__INIT;
-	struct fh_msg m;
 
 	h.proto_version = FH_PROTO_MIN;
 	h.has_max_proto_version = true;
@@ -162,14 +172,40 @@ hello(struct fx *f, uint32_t poison, Freehint__Welcome **wp)
 		h.poison_value = poison;
 	}
 	send_msg(f, FH_MSG_HELLO, &h.base);
+}
+
+static void
+hello(struct fx *f, uint32_t poison, Freehint__Welcome **wp)
+{
+	struct fh_msg m;
+
+	send_hello(f, poison);
 	next_msg(f, FH_MSG_WELCOME, &m);
 	*wp = m.u.welcome;
 }
 
-/* One range; a deadline and a pass when not 0. */
+/* The session gone (as guest_lost ends it), a new agent on a new
+ * connection of transport t, before its Hello. */
+static void
+reconnect(struct fx *f, enum vm_transport t)
+{
+	int sv[2];
+
+	if (f->vm->guest != NULL)
+		guest_free(f->vm->guest);
+	close(f->fd);
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	assert_non_null(guest_new(f->vm, sv[0], t));
+	f->fd = sv[1];
+	evbuffer_drain(f->in, evbuffer_get_length(f->in));
+	f->eof = false;
+}
+
+/* One range; a deadline and a pass when not 0; last: the pass's last. */
 static void
 send_pass_batch(struct fx *f, uint64_t id, Freehint__RangeKind kind,
-    uint64_t start, uint64_t npages, uint64_t deadline_ms, uint64_t pass_id)
+    uint64_t start, uint64_t npages, uint64_t deadline_ms, uint64_t pass_id,
+    bool last)
 {
 	Freehint__RangeBatch b = FREEHINT__RANGE_BATCH__INIT;
 	struct fh_rangeset rs;
@@ -188,6 +224,8 @@ send_pass_batch(struct fx *f, uint64_t id, Freehint__RangeKind kind,
 		b.has_pass_id = true;
 		b.pass_id = pass_id;
 	}
+	if (last)
+		b.has_last = b.last = true;
 	send_msg(f, FH_MSG_RANGES, &b.base);
 	fh_rs_free(&rs);
 }
@@ -196,7 +234,7 @@ static void
 send_batch(struct fx *f, uint64_t id, Freehint__RangeKind kind, uint64_t start,
     uint64_t npages, uint64_t deadline_ms)
 {
-	send_pass_batch(f, id, kind, start, npages, deadline_ms, 0);
+	send_pass_batch(f, id, kind, start, npages, deadline_ms, 0, false);
 }
 
 static Freehint__Ack *
@@ -226,6 +264,41 @@ start(struct fx *f)
 	memset(f->q.ram, 0x5a, 2048 * PAGE);
 	hello(f, 0, &w);
 	free_msg(w);
+}
+
+/* The host starts a hint pass (vm_hint): its pass id, and into *id (when
+ * not NULL) the id of its Command, which the agent has read. */
+static uint64_t
+start_pass(struct fx *f, uint64_t *id)
+{
+	struct fh_msg m;
+	char err[128];
+	uint64_t pass;
+
+	assert_int_equal(vm_hint(f->vm, err, sizeof err), 0);
+	next_msg(f, FH_MSG_COMMAND, &m);
+	assert_int_equal(m.u.command->type, FREEHINT__COMMAND_TYPE__HINT_PASS);
+	pass = m.u.command->pass_id;
+	if (id != NULL)
+		*id = m.u.command->id;
+	fh_msg_free(&m);
+	assert_true(f->vm->pass_active);
+	return pass;
+}
+
+/* Discards slowed down (SLOW_MS): the workers read it at every piece. */
+static void
+slow_discards(void)
+{
+	assert_int_equal(
+	    setenv("FREEHINTD_TEST_DISCARD_DELAY_MS", SLOW_MS, 1), 0);
+}
+
+/* Turn the loop until n of the VM's batches are with the workers. */
+static void
+wait_pending(struct fx *f, unsigned n)
+{
+	FIXTURE_SPIN_UNTIL(ev_base, punchq_pending(f->vm->pq) == n);
 }
 
 static void
@@ -365,7 +438,7 @@ test_reported_agent_gone(void **state)
 {
 	struct fx *f = *state;
 	Freehint__Welcome *w;
-	int spin, sv[2];
+	int spin;
 
 	start(f);
 	send_batch(f, 9, FREEHINT__RANGE_KIND__REPORTED, 512, 512,
@@ -403,11 +476,7 @@ test_reported_agent_gone(void **state)
 	assert_int_equal(f->vm->held_bytes, 0);
 	assert_int_equal(f->vm->ranges_applied, 0);
 	/* A new agent: its first message is its Welcome, no stray Ack. */
-	close(f->fd);
-	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
-	assert_non_null(guest_new(f->vm, sv[0], VM_TRANSPORT_VSOCK));
-	f->fd = sv[1];
-	evbuffer_drain(f->in, evbuffer_get_length(f->in));
+	reconnect(f, VM_TRANSPORT_VSOCK);
 	hello(f, 0, &w);
 	free_msg(w);
 }
@@ -575,7 +644,7 @@ test_held_and_result(void **state)
 
 	start(f);
 	send_pass_batch(
-	    f, 1, FREEHINT__RANGE_KIND__HELD, 512, 512, deadline, 1);
+	    f, 1, FREEHINT__RANGE_KIND__HELD, 512, 512, deadline, 1, false);
 	expect_ack(f, 1, FREEHINT__REJECT_REASON__NOT_ALLOWED);
 	expect_error(f, FREEHINT__REJECT_REASON__NOT_ALLOWED, false);
 	assert_int_equal(f->q.ram[512 * PAGE], 0x5a);
@@ -588,7 +657,7 @@ test_held_and_result(void **state)
 	r.id = m.u.command->id;
 	fh_msg_free(&m);
 	send_pass_batch(
-	    f, 2, FREEHINT__RANGE_KIND__HELD, 512, 512, deadline, pass);
+	    f, 2, FREEHINT__RANGE_KIND__HELD, 512, 512, deadline, pass, false);
 	expect_ack(f, 2, 0);
 	assert_int_equal(f->q.ram[512 * PAGE - 1], 0x5a);
 	assert_int_equal(f->q.ram[512 * PAGE], 0);
@@ -601,6 +670,437 @@ test_held_and_result(void **state)
 	r.id += 1000;
 	send_msg(f, FH_MSG_COMMAND_RESULT, &r.base);
 	expect_error(f, FREEHINT__REJECT_REASON__NOT_ALLOWED, false);
+}
+
+/*
+ * virtio-serial has no connections: a restarted agent writes its sync
+ * bytes and says Hello again on the same stream. The session starts
+ * afresh: a new Welcome, the pass and what it held gone, batch ids from
+ * the start again. The old agent's discard still ends and counts, but
+ * its Ack goes to nobody: the ids are not the new agent's.
+ */
+static void
+test_channel_restart(void **state)
+{
+	struct fx *f = *state;
+	uint64_t deadline = fh_monotonic_ms() + 60000, gen, pass;
+	uint8_t sync[FH_SYNC_LEN];
+	Freehint__Welcome *w;
+
+	reconnect(f, VM_TRANSPORT_CHANNEL);
+	memset(f->q.ram, 0x5a, 2048 * PAGE);
+	hello(f, 0, &w);
+	/* A port: the agent may resynchronise. */
+	assert_true(w->has_capabilities);
+	assert_true(
+	    w->capabilities & FREEHINT__HOST_CAPABILITY__HOST_CAP_RESYNC);
+	free_msg(w);
+	assert_int_equal(f->vm->transport, VM_TRANSPORT_CHANNEL);
+	pass = start_pass(f, NULL);
+	send_pass_batch(
+	    f, 2, FREEHINT__RANGE_KIND__HELD, 512, 512, deadline, pass, false);
+	expect_ack(f, 2, 0);
+	assert_int_equal(f->vm->held_bytes, 512 * PAGE);
+	gen = f->vm->agent_gen;
+
+	/* Being punched (slowly) when the agent restarts. */
+	slow_discards();
+	send_batch(f, 3, FREEHINT__RANGE_KIND__REPORTED, 1024, 512, deadline);
+	memset(sync, FH_SYNC_BYTE, sizeof sync);
+	send_raw(f, sync, sizeof sync);
+	hello(f, 0, &w);
+	assert_true(
+	    w->capabilities & FREEHINT__HOST_CAPABILITY__HOST_CAP_RESYNC);
+	free_msg(w);
+	assert_int_equal(f->vm->agent_gen, gen + 1);
+	assert_int_equal(f->vm->held_bytes, 0);
+	assert_false(f->vm->pass_active);
+	assert_true(f->vm->pass_done);
+	assert_int_equal(punchq_pending(f->vm->pq), 1);
+
+	wait_pending(f, 0);
+	assert_int_equal(f->vm->reclaimed_bytes, 1024 * PAGE);
+	assert_int_equal(f->q.ram[1024 * PAGE], 0);
+	/* Ids from 1 again; the next message is this Ack, not batch 3's. */
+	send_batch(f, 1, FREEHINT__RANGE_KIND__HINT, 0, 1, 0);
+	expect_ack(f, 1, 0);
+	/* The old agent's pass is over. */
+	send_pass_batch(
+	    f, 2, FREEHINT__RANGE_KIND__HELD, 1536, 512, deadline, pass, false);
+	expect_ack(f, 2, FREEHINT__REJECT_REASON__NOT_ALLOWED);
+	expect_error(f, FREEHINT__REJECT_REASON__NOT_ALLOWED, false);
+	assert_int_equal(f->vm->held_bytes, 0);
+}
+
+/* A socket is a session: a second Hello on it is refused, and the
+ * session goes on as it was (its pass, its batch ids). */
+static void
+test_second_hello_vsock(void **state)
+{
+	struct fx *f = *state;
+	uint64_t gen, pass;
+
+	start(f);
+	pass = start_pass(f, NULL);
+	send_batch(f, 5, FREEHINT__RANGE_KIND__HINT, 0, 1, 0);
+	expect_ack(f, 5, 0);
+	gen = f->vm->agent_gen;
+	send_hello(f, 0);
+	expect_error(f, FREEHINT__REJECT_REASON__NOT_ALLOWED, false);
+	assert_int_equal(f->vm->agent_gen, gen);
+	assert_true(f->vm->pass_active);
+	assert_int_equal(f->vm->pass_id, pass);
+	assert_false(f->vm->pass_done);
+	assert_int_equal(f->vm->transport, VM_TRANSPORT_VSOCK);
+	/* Not started afresh: batch 5 was seen. */
+	send_batch(f, 5, FREEHINT__RANGE_KIND__HINT, 0, 1, 0);
+	expect_ack(f, 5, FREEHINT__REJECT_REASON__DUPLICATE_ID);
+	expect_error(f, FREEHINT__REJECT_REASON__DUPLICATE_ID, false);
+}
+
+/* The guest could not start the pass: status says why, the pass is
+ * over, and its HELD batches are refused. */
+static void
+test_result_failed(void **state)
+{
+	struct fx *f = *state;
+	Freehint__CommandResult r = FREEHINT__COMMAND_RESULT__INIT;
+	uint64_t pass;
+	char want[256];
+
+	start(f);
+	pass = start_pass(f, &r.id);
+	r.ok = false;
+	r.has_code = true;
+	r.code = FREEHINT__REJECT_REASON__NOT_SUPPORTED;
+	r.detail = "no page reporting";
+	send_msg(f, FH_MSG_COMMAND_RESULT, &r.base);
+	FIXTURE_SPIN_UNTIL(ev_base, f->vm->cmd_state == VM_CMD_FAILED);
+	snprintf(want, sizeof want,
+	    "command %" PRIu64 " failed: no page reporting (NOT_SUPPORTED)",
+	    r.id);
+	assert_string_equal(f->vm->last_error, want);
+	assert_string_equal(f->vm->cmd_detail, "no page reporting");
+	assert_false(f->vm->pass_active);
+	assert_true(f->vm->pass_done);
+	send_pass_batch(f, 1, FREEHINT__RANGE_KIND__HELD, 512, 512,
+	    fh_monotonic_ms() + 60000, pass, false);
+	expect_ack(f, 1, FREEHINT__REJECT_REASON__NOT_ALLOWED);
+	expect_error(f, FREEHINT__REJECT_REASON__NOT_ALLOWED, false);
+}
+
+/* The answer to a command a later one superseded changes nothing, and
+ * is no fault: the next message is the next batch's Ack, not an Error. */
+static void
+test_result_superseded(void **state)
+{
+	struct fx *f = *state;
+	Freehint__CommandResult r = FREEHINT__COMMAND_RESULT__INIT;
+	uint64_t last, pass;
+	struct fh_msg m;
+	char err[128], before[sizeof f->vm->last_error];
+
+	start(f);
+	start_pass(f, &r.id);
+	assert_int_equal(vm_release(f->vm, err, sizeof err), 0);
+	next_msg(f, FH_MSG_COMMAND, &m);
+	assert_int_equal(m.u.command->type, FREEHINT__COMMAND_TYPE__RELEASE);
+	fh_msg_free(&m);
+	pass = start_pass(f, &last);
+	assert_true(last > r.id);
+	snprintf(before, sizeof before, "%s", f->vm->last_error);
+	r.ok = false;
+	r.has_code = true;
+	r.code = FREEHINT__REJECT_REASON__HOST_ERROR;
+	r.detail = "stale";
+	send_msg(f, FH_MSG_COMMAND_RESULT, &r.base);
+	send_batch(f, 1, FREEHINT__RANGE_KIND__HINT, 0, 1, 0);
+	expect_ack(f, 1, 0);
+	assert_int_equal(f->vm->cmd_id, last);
+	assert_int_equal(f->vm->cmd_state, VM_CMD_PENDING);
+	assert_string_equal(f->vm->cmd_detail, "");
+	assert_string_equal(f->vm->last_error, before);
+	assert_true(f->vm->pass_active);
+	assert_false(f->vm->pass_done);
+	assert_int_equal(f->vm->pass_id, pass);
+}
+
+/*
+ * discard=off: a pass's HELD batches are judged and counted, nothing is
+ * punched (so no deadline is needed). What they hold is held: a batch
+ * overlapping it is refused. The last one ends the pass.
+ */
+static void
+test_held_discard_off(void **state)
+{
+	struct fx *f = *state;
+	char kv0[] = "discard=off", err[128];
+	char *kv[] = { kv0 };
+	Freehint__Ack *a;
+	uint64_t pass;
+
+	start(f);
+	assert_int_equal(vm_policy_set(f->vm, kv, 1, err, sizeof err), 0);
+	pass = start_pass(f, NULL);
+	send_pass_batch(
+	    f, 1, FREEHINT__RANGE_KIND__HELD, 512, 512, 0, pass, false);
+	a = ack_is(f, 1, 0);
+	assert_int_equal(a->ranges_applied, 1);
+	assert_int_equal(a->bytes_discarded, 0);
+	free_msg(a);
+	assert_int_equal(f->vm->held_bytes, 512 * PAGE);
+	assert_int_equal(f->vm->counters.pass_bytes, 512 * PAGE);
+	assert_false(f->vm->pass_done);
+	send_pass_batch(
+	    f, 2, FREEHINT__RANGE_KIND__HELD, 768, 256, 0, pass, false);
+	expect_ack(f, 2, FREEHINT__REJECT_REASON__OVERLAPPING);
+	expect_error(f, FREEHINT__REJECT_REASON__OVERLAPPING, false);
+	send_pass_batch(
+	    f, 3, FREEHINT__RANGE_KIND__HELD, 1024, 512, 0, pass, true);
+	expect_ack(f, 3, 0);
+	assert_int_equal(f->vm->held_bytes, 1024 * PAGE);
+	assert_int_equal(f->vm->counters.pass_bytes, 1024 * PAGE);
+	assert_true(f->vm->pass_done);
+	/* Held until released. */
+	assert_true(f->vm->pass_active);
+	assert_int_equal(f->vm->reclaimed_bytes, 0);
+	assert_int_equal(f->q.ram[512 * PAGE], 0x5a);
+	assert_int_equal(f->q.ram[1536 * PAGE - 1], 0x5a);
+}
+
+/* A device that DMAs turns up during a pass: the VM is record-only, and
+ * the pass's HELD batches are counted, not punched. */
+static void
+test_held_record_only(void **state)
+{
+	struct fx *f = *state;
+	Freehint__Ack *a;
+	uint64_t pass;
+
+	start(f);
+	pass = start_pass(f, NULL);
+	vm_source_dma("vm1", "a VFIO device");
+	assert_int_equal(f->vm->mode, FREEHINT__MODE__RECORD_ONLY);
+	send_pass_batch(f, 1, FREEHINT__RANGE_KIND__HELD, 512, 512,
+	    fh_monotonic_ms() + 60000, pass, true);
+	a = ack_is(f, 1, 0);
+	assert_int_equal(a->ranges_applied, 1);
+	assert_false(a->has_bytes_discarded);
+	free_msg(a);
+	assert_int_equal(f->vm->held_bytes, 512 * PAGE);
+	assert_true(f->vm->pass_done);
+	assert_int_equal(f->vm->reclaimed_bytes, 0);
+	assert_int_equal(f->q.ram[512 * PAGE], 0x5a);
+}
+
+/* The last HELD batch of a pass ends it once its discard is back. */
+static void
+test_held_last_punched(void **state)
+{
+	struct fx *f = *state;
+	Freehint__Ack *a;
+	uint64_t pass;
+
+	start(f);
+	pass = start_pass(f, NULL);
+	send_pass_batch(f, 1, FREEHINT__RANGE_KIND__HELD, 512, 512,
+	    fh_monotonic_ms() + 60000, pass, true);
+	a = ack_is(f, 1, 0);
+	assert_int_equal(a->bytes_discarded, 512 * PAGE);
+	free_msg(a);
+	assert_int_equal(f->vm->held_bytes, 512 * PAGE);
+	assert_int_equal(f->vm->counters.pass_bytes, 512 * PAGE);
+	assert_true(f->vm->pass_done);
+	assert_int_equal(f->q.ram[512 * PAGE], 0);
+}
+
+/*
+ * A HELD batch is held from when it is queued: a batch overlapping it is
+ * refused meanwhile. Its discard fails (cancelled behind a slow one):
+ * the guest takes it back, so it is held no more, and the same ranges
+ * are accepted again.
+ */
+static void
+test_held_punch_failed(void **state)
+{
+	struct fx *f = *state;
+	uint64_t deadline = fh_monotonic_ms() + 60000, pass;
+	Freehint__Ack *a;
+
+	start(f);
+	pass = start_pass(f, NULL);
+	slow_discards();
+	/* A worker sleeps on batch 1 (whether it had begun or not is no
+	 * matter here); batch 2 waits behind it. */
+	send_batch(f, 1, FREEHINT__RANGE_KIND__REPORTED, 0, 512, deadline);
+	send_pass_batch(
+	    f, 2, FREEHINT__RANGE_KIND__HELD, 512, 512, deadline, pass, false);
+	wait_pending(f, 2);
+	send_pass_batch(
+	    f, 3, FREEHINT__RANGE_KIND__HELD, 512, 512, deadline, pass, false);
+	expect_ack(f, 3, FREEHINT__REJECT_REASON__OVERLAPPING);
+	expect_error(f, FREEHINT__REJECT_REASON__OVERLAPPING, false);
+	guest_stop_punching(f->vm->guest);
+	free_msg(next_ack(f, 1));
+	a = ack_is(f, 2, FREEHINT__REJECT_REASON__HOST_ERROR);
+	assert_string_equal(a->detail, "discard cancelled");
+	assert_false(a->has_ranges_applied);
+	assert_int_equal(a->bytes_discarded, 0);
+	free_msg(a);
+	assert_string_equal(f->vm->last_error,
+	    "batch 2 rejected: HOST_ERROR: discard cancelled");
+	assert_int_equal(f->vm->held_bytes, 0);
+	assert_int_equal(f->q.ram[512 * PAGE], 0x5a);
+	send_pass_batch(
+	    f, 4, FREEHINT__RANGE_KIND__HELD, 512, 512, deadline, pass, false);
+	expect_ack(f, 4, 0);
+	assert_int_equal(f->vm->held_bytes, 512 * PAGE);
+	assert_int_equal(f->q.ram[512 * PAGE], 0);
+}
+
+/* Postcopy: nothing is punched, and that is the host's state, not the
+ * guest's fault: HOST_ERROR with the reason, and no Error follows. */
+static void
+test_postcopy_refused(void **state)
+{
+	struct fx *f = *state;
+	Freehint__Ack *a;
+
+	start(f);
+	vm_source_migration("vm1", VM_MIGRATION_POSTCOPY);
+	send_batch(f, 1, FREEHINT__RANGE_KIND__REPORTED, 512, 512,
+	    fh_monotonic_ms() + 60000);
+	a = ack_is(f, 1, FREEHINT__REJECT_REASON__HOST_ERROR);
+	assert_string_equal(
+	    a->detail, "postcopy migration: no discard until it completes");
+	assert_true(a->has_bytes_discarded);
+	assert_int_equal(a->bytes_discarded, 0);
+	free_msg(a);
+	send_batch(f, 2, FREEHINT__RANGE_KIND__HINT, 0, 1, 0);
+	expect_ack(f, 2, 0);
+	assert_int_equal(f->vm->batches_rejected, 1);
+	assert_int_equal(f->vm->reclaimed_bytes, 0);
+	assert_int_equal(f->q.ram[512 * PAGE], 0x5a);
+}
+
+/* A device check not back yet (vm_check_dma): nothing is punched until
+ * it is; the host's delay, no fault. */
+static void
+test_devices_pending_refused(void **state)
+{
+	struct fx *f = *state;
+	uint64_t deadline = fh_monotonic_ms() + 60000;
+	Freehint__Ack *a;
+
+	start(f);
+	f->vm->dma_checks = 1; /* priv_dma asked, not answered */
+	send_batch(f, 1, FREEHINT__RANGE_KIND__REPORTED, 512, 512, deadline);
+	a = ack_is(f, 1, FREEHINT__REJECT_REASON__HOST_ERROR);
+	assert_string_equal(a->detail, "checking the VM's devices");
+	free_msg(a);
+	send_batch(f, 2, FREEHINT__RANGE_KIND__HINT, 0, 1, 0);
+	expect_ack(f, 2, 0);
+	assert_int_equal(f->q.ram[512 * PAGE], 0x5a);
+	f->vm->dma_checks = 0;
+	send_batch(f, 3, FREEHINT__RANGE_KIND__REPORTED, 512, 512, deadline);
+	expect_ack(f, 3, 0);
+	assert_int_equal(f->q.ram[512 * PAGE], 0);
+}
+
+/*
+ * No more queued than an agent keeping to max_inflight can make: past
+ * FREEHINTD_PUNCH_QUEUE a batch is refused at once, the host's fault (no
+ * Error). Stopping the punching sends what is queued back rejected.
+ */
+static void
+test_punch_queue_full(void **state)
+{
+	struct fx *f = *state;
+	uint64_t deadline = fh_monotonic_ms() + 60000, i;
+	Freehint__Ack *a;
+	char want[64];
+
+	start(f);
+	slow_discards();
+	for (i = 1; i <= FREEHINTD_PUNCH_QUEUE + 1; i++)
+		send_batch(f, i, FREEHINT__RANGE_KIND__REPORTED, (i % 8) * 512,
+		    512, deadline);
+	/* The first Ack: the others wait behind the slow discard. */
+	a = ack_is(
+	    f, FREEHINTD_PUNCH_QUEUE + 1, FREEHINT__REJECT_REASON__HOST_ERROR);
+	snprintf(want, sizeof want, "%u batches being discarded already",
+	    FREEHINTD_PUNCH_QUEUE);
+	assert_string_equal(a->detail, want);
+	free_msg(a);
+	assert_int_equal(punchq_pending(f->vm->pq), FREEHINTD_PUNCH_QUEUE);
+	guest_stop_punching(f->vm->guest);
+	/* Punched if a worker had begun it, else cancelled: either way. */
+	free_msg(next_ack(f, 1));
+	for (i = 2; i <= FREEHINTD_PUNCH_QUEUE; i++) {
+		a = ack_is(f, i, FREEHINT__REJECT_REASON__HOST_ERROR);
+		assert_string_equal(a->detail, "discard cancelled");
+		free_msg(a);
+	}
+	assert_int_equal(punchq_pending(f->vm->pq), 0);
+}
+
+/* A device that DMAs turns up while batches are queued: they come back
+ * rejected, and later ones are counted, never punched. */
+static void
+test_record_only_cancels(void **state)
+{
+	struct fx *f = *state;
+	uint64_t deadline = fh_monotonic_ms() + 60000;
+	Freehint__Ack *a;
+
+	start(f);
+	slow_discards();
+	send_batch(f, 1, FREEHINT__RANGE_KIND__REPORTED, 0, 512, deadline);
+	send_batch(f, 2, FREEHINT__RANGE_KIND__REPORTED, 512, 512, deadline);
+	wait_pending(f, 2);
+	vm_source_dma("vm1", "a VFIO device");
+	/* Punched if a worker had begun it, else cancelled: either way. */
+	free_msg(next_ack(f, 1));
+	a = ack_is(f, 2, FREEHINT__REJECT_REASON__HOST_ERROR);
+	assert_string_equal(a->detail, "discard cancelled");
+	free_msg(a);
+	assert_int_equal(f->q.ram[512 * PAGE], 0x5a);
+	send_batch(f, 3, FREEHINT__RANGE_KIND__REPORTED, 512, 512, deadline);
+	a = ack_is(f, 3, 0);
+	assert_false(a->has_bytes_discarded);
+	free_msg(a);
+	assert_int_equal(punchq_pending(f->vm->pq), 0);
+	assert_int_equal(f->q.ram[512 * PAGE], 0x5a);
+}
+
+/*
+ * A device check still out at Hello (one asked when the map was read,
+ * say): the Welcome, which says the mode, waits for its answer. Until
+ * then the session serves nothing and no command goes.
+ */
+static void
+test_welcome_after_devices(void **state)
+{
+	struct fx *f = *state;
+	struct fh_msg m;
+	char err[128];
+
+	/* Memory in the backing: a pass would have something to capture. */
+	memset(f->q.ram, 0x5a, 2048 * PAGE);
+	f->vm->dma_checks = 1;
+	send_hello(f, 0);
+	/* Refused: the Error is the next message, no Welcome before it. */
+	send_batch(f, 1, FREEHINT__RANGE_KIND__HINT, 0, 1, 0);
+	expect_error(f, FREEHINT__REJECT_REASON__NOT_ALLOWED, false);
+	assert_int_equal(vm_hint(f->vm, err, sizeof err), -1);
+	assert_string_equal(err, "the agent has not said Hello yet");
+	f->vm->dma_checks = 0;
+	guest_devices_checked(f->vm->guest); /* as vm_dma_checked does */
+	next_msg(f, FH_MSG_WELCOME, &m);
+	assert_int_equal(m.u.welcome->mode, FREEHINT__MODE__DISCARD);
+	fh_msg_free(&m);
+	send_batch(f, 2, FREEHINT__RANGE_KIND__HINT, 0, 1, 0);
+	expect_ack(f, 2, 0);
 }
 
 int
@@ -621,6 +1121,19 @@ main(void)
 		UNIT_FX(test_record_only),
 		UNIT_FX(test_stats_error),
 		UNIT_FX(test_held_and_result),
+		UNIT_FX(test_channel_restart),
+		UNIT_FX(test_second_hello_vsock),
+		UNIT_FX(test_result_failed),
+		UNIT_FX(test_result_superseded),
+		UNIT_FX(test_held_discard_off),
+		UNIT_FX(test_held_record_only),
+		UNIT_FX(test_held_last_punched),
+		UNIT_FX(test_held_punch_failed),
+		UNIT_FX(test_postcopy_refused),
+		UNIT_FX(test_devices_pending_refused),
+		UNIT_FX(test_punch_queue_full),
+		UNIT_FX(test_record_only_cancels),
+		UNIT_FX(test_welcome_after_devices),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
