@@ -440,6 +440,7 @@ int listen_vsock(uint32_t port);
 int vsock_bind(uint32_t port);
 int listen_vsock_fd(int fd, uint32_t port);
 void listen_vsock_close(void);
+void listen_vsock_take(int fd, uint32_t cid);
 void chan_start(struct vm *);
 void chan_stop(struct vm *);
 void chan_lost(struct vm *);

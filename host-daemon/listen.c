@@ -167,16 +167,26 @@ vsock_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
     int salen, void *arg)
 {
 	struct sockaddr_vm *svm = (struct sockaddr_vm *)sa;
-	struct vm *vm;
 
 	if (sa->sa_family != AF_VSOCK || salen < (int)sizeof *svm) {
 		close(fd);
 		return;
 	}
-	if ((vm = vm_find_cid(svm->svm_cid)) == NULL) {
+	listen_vsock_take(fd, svm->svm_cid);
+}
+
+/*
+ * An agent connected from cid (the kernel's word for it, not the
+ * guest's): the VM that owns the CID takes it. fd is ours either way.
+ */
+void
+listen_vsock_take(int fd, uint32_t cid)
+{
+	struct vm *vm;
+
+	if ((vm = vm_find_cid(cid)) == NULL) {
 		log_warnx_rl(&vsock_rl,
-		    "vsock: connection from unknown cid %u refused",
-		    svm->svm_cid);
+		    "vsock: connection from unknown cid %u refused", cid);
 		close(fd);
 		return;
 	}
@@ -194,7 +204,7 @@ vsock_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 static void
 chan_schedule(struct chan *c, int ms)
 {
-	struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
+	struct timeval tv = fh_ms_timeval(ms);
 
 	evtimer_add(c->ev, &tv);
 }

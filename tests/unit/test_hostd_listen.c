@@ -8,10 +8,16 @@
  * qemu_pid is our pid, a process of QEMU's user when it is init's (both
  * root), and neither for a libvirt-style VM whose QEMU is init. Delays
  * are checked from below only (a timer never fires early), so a slow
- * machine cannot fail them. And the accept backoff of listen.c's
+ * machine cannot fail them. A request the channel makes of the
+ * privileged parent can be left unanswered: there the daemon is the
+ * worker and the test its parent, on a socketpair (ps_worker.c).
+ * Agents from vsock are routed by CID on socketpairs (no AF_VSOCK
+ * socket is ever opened here). And the accept backoff of listen.c's
  * listeners, out of descriptors. Each case gets a fresh fixture.
  */
+#include <dlfcn.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -24,15 +30,20 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <linux/vm_sockets.h>
+
 #include "unit.h"
+#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/listener.h>
 
 #include "freehintd.h"
 #include "hostd_fixture.h"
+#include "privsep.h"
 
-/* listen.c's CHAN_BACKOFF_MIN_MS. */
+/* listen.c's CHAN_BACKOFF_MIN_MS and CHAN_BACKOFF_MAX_MS. */
 #define BACKOFF_MIN_MS 200
+#define BACKOFF_MAX_MS 5000
 
 struct event_base *ev_base;
 struct config *conf;
@@ -42,11 +53,26 @@ struct fx {
 	char dir[64];
 	char path[100]; /* the channel */
 	int lfd; /* listening, -1 until fixture_listen */
+	char cpath[100]; /* a client's own address */
+	struct ps_chan *parent; /* the fake parent, once fixture_worker */
 };
+
+/* What the worker asked of the fake parent. */
+static struct {
+	int n; /* channel requests */
+	uint64_t id; /* the last one's */
+	char name[64]; /* its VM */
+} asked;
+
+/* bufferevent_socket_new fails this many more times. */
+static int bev_fail;
 
 static int setup(void **);
 static int teardown(void **);
 static struct vm *add(struct fx *, pid_t, bool channel_qemu);
+static void fixture_worker(struct fx *);
+static void parent_answer(struct fx *, uint64_t, int);
+static bool peer_closed(int);
 
 static int
 setup(void **state)
@@ -63,6 +89,9 @@ setup(void **state)
 	assert_int_equal(fake_qemu_init(&f->q), 0);
 	fixture_mkdir(f->dir, sizeof f->dir, "listen", f->path, sizeof f->path,
 	    "chan.sock");
+	snprintf(f->cpath, sizeof f->cpath, "%s/client.sock", f->dir);
+	memset(&asked, 0, sizeof asked);
+	bev_fail = 0;
 	*state = f;
 	return 0;
 }
@@ -72,10 +101,16 @@ teardown(void **state)
 {
 	struct fx *f = *state;
 
+	/* A request still out is failed, as when the parent goes. */
+	if (ps_worker_active())
+		ps_worker_stop();
+	ps_chan_free(f->parent);
+	listen_vsock_close();
 	fixture_daemon_end();
 	if (f->lfd != -1)
 		close(f->lfd);
 	unlink(f->path);
+	unlink(f->cpath);
 	rmdir(f->dir);
 	fake_qemu_free(&f->q);
 	free(f);
@@ -94,6 +129,87 @@ add(struct fx *f, pid_t qemu_pid, bool channel_qemu)
 	};
 
 	return fixture_vm_desc(&f->q, &d);
+}
+
+/*
+ * Out of memory for an agent's buffers, on demand: guest_new fails.
+ * The test program's definition comes before libevent's.
+ */
+struct bufferevent *
+bufferevent_socket_new(struct event_base *base, evutil_socket_t fd, int opt)
+{
+	static struct bufferevent *(*real)(
+	    struct event_base *, evutil_socket_t, int);
+
+	if (bev_fail > 0) {
+		bev_fail--;
+		return NULL;
+	}
+	if (real == NULL)
+		*(void **)&real = dlsym(RTLD_NEXT, "bufferevent_socket_new");
+	assert_non_null(real);
+	return real(base, fd, opt);
+}
+
+static int
+parent_chan(struct ps_chan *c, uint32_t type, uint64_t id, struct ps_rd *rd)
+{
+	const char *name = ps_get_str(rd, PS_STR_MAX);
+
+	if (name == NULL)
+		return -1;
+	asked.n++;
+	asked.id = id;
+	snprintf(asked.name, sizeof asked.name, "%s", name);
+	return 0;
+}
+
+static void
+parent_gone(struct ps_chan *c, const char *why)
+{
+	fail_msg("the worker's end: %s", why);
+}
+
+static const struct ps_handler parent_handlers[] = {
+	{ PS_CHAN, parent_chan },
+};
+
+/*
+ * From now on the daemon is the worker: what needs privileges is asked
+ * of the test, its parent on a socketpair, which answers when it likes.
+ */
+static void
+fixture_worker(struct fx *f)
+{
+	int sv[2];
+
+	assert_int_equal(
+	    socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv), 0);
+	ps_worker_start(ev_base, sv[0]);
+	f->parent = ps_chan_new(ev_base, sv[1], parent_handlers,
+	    FH_ARRAY_SIZE(parent_handlers), parent_gone, NULL);
+}
+
+/* The parent's answer to channel request id: connected, fd is the QEMU
+ * end. The test keeps its own fd. */
+static void
+parent_answer(struct fx *f, uint64_t id, int fd)
+{
+	struct ps_buf b = { 0 };
+
+	ps_put_u32(&b, 0);
+	ps_put_str(&b, NULL);
+	assert_int_equal(ps_put_fd(&b, fd), 0);
+	ps_send(f->parent, PS_CHAN_DONE, id, &b);
+}
+
+/* The daemon closed the other end of fd: it reads end of file. */
+static bool
+peer_closed(int fd)
+{
+	char c;
+
+	return recv(fd, &c, 1, MSG_DONTWAIT) == 0;
 }
 
 /* The VM's QEMU listens: dialled once the map is read, a session. */
@@ -241,6 +357,219 @@ test_unservable(void **state)
 	assert_null(vm_find("u")->chan);
 }
 
+/*
+ * Out of memory for the session: the connection is closed and the
+ * channel dialled again after the least delay.
+ */
+static void
+test_guest_new_fails(void **state)
+{
+	struct fx *f = *state;
+	struct vm *vm;
+	uint64_t t0;
+	int fd;
+
+	f->lfd = fixture_listen(f->path);
+	bev_fail = 1;
+	vm = add(f, getpid(), false);
+	fd = fixture_accept(f->lfd);
+	t0 = fh_monotonic_ms();
+	assert_int_equal(bev_fail, 0);
+	assert_null(vm->guest);
+	assert_true(peer_closed(fd));
+	close(fd);
+	fd = fixture_accept(f->lfd);
+	assert_true(fh_monotonic_ms() - t0 >= BACKOFF_MIN_MS - 10);
+	FIXTURE_SPIN_UNTIL(ev_base, vm->guest != NULL);
+	assert_int_equal(vm->transport, VM_TRANSPORT_CHANNEL);
+	close(fd);
+}
+
+/*
+ * The delay doubles up to BACKOFF_MAX_MS and no further: after ten
+ * failures in a row (200 ms doubled nine times is 102 s, past the
+ * fixture's 30 s) the channel is still dialled, not before 5 s.
+ */
+static void
+test_backoff_max(void **state)
+{
+	struct fx *f = *state;
+	struct vm *vm;
+	uint64_t t0;
+	int fd, i;
+
+	f->lfd = fixture_listen(f->path);
+	vm = add(f, getpid(), false);
+	assert_non_null(vm->chan);
+	for (i = 0; i < 10; i++)
+		chan_lost(vm);
+	t0 = fh_monotonic_ms();
+	fd = fixture_accept(f->lfd);
+	assert_true(fh_monotonic_ms() - t0 >= BACKOFF_MAX_MS - 10);
+	FIXTURE_SPIN_UNTIL(ev_base, vm->guest != NULL);
+	close(fd);
+}
+
+/*
+ * The VM goes away while the parent has not answered the channel's
+ * request: the answer, when it comes, has its connection closed and
+ * frees the connector (a leak or a use after free fails under ASan and
+ * valgrind).
+ */
+static void
+test_stop_asking(void **state)
+{
+	struct fx *f = *state;
+	struct vm *vm;
+	int sv[2];
+
+	vm = add(f, getpid(), false);
+	assert_non_null(vm->chan);
+	fixture_worker(f);
+	FIXTURE_SPIN_UNTIL(ev_base, asked.n == 1);
+	assert_string_equal(asked.name, "vm1");
+	vm_source_remove("vm1");
+	assert_null(vm_find("vm1"));
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	parent_answer(f, asked.id, sv[0]);
+	close(sv[0]);
+	FIXTURE_SPIN_UNTIL(ev_base, peer_closed(sv[1]));
+	assert_int_equal(asked.n, 1);
+	close(sv[1]);
+}
+
+/*
+ * An agent came by vsock while the channel's request was out: the
+ * channel's connection, when it comes, is closed; the vsock session
+ * stays.
+ */
+static void
+test_chan_after_vsock(void **state)
+{
+	struct fx *f = *state;
+	struct guest *g;
+	struct vm *vm;
+	uint32_t gen;
+	int a[2], c[2];
+
+	vm = fixture_vm(&f->q, "vm1", 5, f->path);
+	fixture_worker(f);
+	FIXTURE_SPIN_UNTIL(ev_base, asked.n == 1);
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, a), 0);
+	listen_vsock_take(a[0], 5);
+	assert_non_null(g = vm->guest);
+	gen = vm->agent_gen;
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, c), 0);
+	parent_answer(f, asked.id, c[0]);
+	close(c[0]);
+	FIXTURE_SPIN_UNTIL(ev_base, peer_closed(c[1]));
+	assert_ptr_equal(vm->guest, g);
+	assert_int_equal(vm->transport, VM_TRANSPORT_VSOCK);
+	assert_int_equal(vm->agent_gen, gen);
+	assert_false(peer_closed(a[1]));
+	close(a[1]);
+	close(c[1]);
+}
+
+/* An agent from a VM's CID: that VM's session. */
+static void
+test_vsock_take(void **state)
+{
+	struct fx *f = *state;
+	struct vm *vm;
+	uint32_t gen;
+	int sv[2];
+
+	vm = fixture_vm(&f->q, "vm1", 5, NULL);
+	gen = vm->agent_gen;
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	listen_vsock_take(sv[0], 5);
+	assert_non_null(vm->guest);
+	assert_int_equal(vm->transport, VM_TRANSPORT_VSOCK);
+	assert_int_equal(vm->agent_gen, gen + 1);
+	assert_true(fcntl(sv[0], F_GETFL) & O_NONBLOCK);
+	assert_false(peer_closed(sv[1]));
+	close(sv[1]);
+}
+
+/* A CID no VM has: refused. */
+static void
+test_vsock_unknown_cid(void **state)
+{
+	struct fx *f = *state;
+	struct vm *vm;
+	int sv[2];
+
+	vm = fixture_vm(&f->q, "vm1", 5, NULL);
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	listen_vsock_take(sv[0], 6);
+	assert_true(peer_closed(sv[1]));
+	assert_null(vm->guest);
+	close(sv[1]);
+}
+
+/* A second agent for a VM that has one: refused, the first one kept. */
+static void
+test_vsock_second(void **state)
+{
+	struct fx *f = *state;
+	struct guest *g;
+	struct vm *vm;
+	uint32_t gen;
+	int a[2], b[2];
+
+	vm = fixture_vm(&f->q, "vm1", 5, NULL);
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, a), 0);
+	listen_vsock_take(a[0], 5);
+	assert_non_null(g = vm->guest);
+	gen = vm->agent_gen;
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, b), 0);
+	listen_vsock_take(b[0], 5);
+	assert_true(peer_closed(b[1]));
+	assert_ptr_equal(vm->guest, g);
+	assert_int_equal(vm->agent_gen, gen);
+	assert_false(peer_closed(a[1]));
+	close(a[1]);
+	close(b[1]);
+}
+
+/*
+ * The vsock listener given a socket of another family (a unix one, as
+ * no AF_VSOCK socket is opened here): each connection refused. The
+ * client's address read as a sockaddr_vm would name a VM's CID, so
+ * only the family check refuses it.
+ */
+static void
+test_vsock_family(void **state)
+{
+	struct fx *f = *state;
+	struct sockaddr_storage ss;
+	struct sockaddr_un sun;
+	socklen_t sslen = sizeof ss;
+	struct vm *vm;
+	uint32_t cid;
+	int lfd, c;
+
+	lfd = fh_unix_listen(f->path, 8, SOCK_NONBLOCK | SOCK_CLOEXEC);
+	assert_int_not_equal(lfd, -1);
+	assert_int_equal(listen_vsock_fd(lfd, 1024), 0);
+	c = socket(AF_UNIX, SOCK_STREAM, 0);
+	assert_int_not_equal(c, -1);
+	fixture_sun(&sun, f->cpath);
+	assert_int_equal(bind(c, (struct sockaddr *)&sun, sizeof sun), 0);
+	assert_int_equal(getsockname(c, (struct sockaddr *)&ss, &sslen), 0);
+	assert_true(sslen >= sizeof(struct sockaddr_vm));
+	memcpy(&cid, (char *)&ss + offsetof(struct sockaddr_vm, svm_cid),
+	    sizeof cid);
+	assert_int_not_equal(cid, 0);
+	vm = fixture_vm(&f->q, "vm1", cid, NULL);
+	fixture_sun(&sun, f->path);
+	assert_int_equal(connect(c, (struct sockaddr *)&sun, sizeof sun), 0);
+	FIXTURE_SPIN_UNTIL(ev_base, peer_closed(c));
+	assert_null(vm->guest);
+	close(c);
+}
+
 static int accepted; /* by count_accept */
 
 static void
@@ -324,6 +653,14 @@ main(void)
 		UNIT_FX(test_refused),
 		UNIT_FX(test_static_same_user),
 		UNIT_FX(test_unservable),
+		UNIT_FX(test_guest_new_fails),
+		UNIT_FX(test_backoff_max),
+		UNIT_FX(test_stop_asking),
+		UNIT_FX(test_chan_after_vsock),
+		UNIT_FX(test_vsock_take),
+		UNIT_FX(test_vsock_unknown_cid),
+		UNIT_FX(test_vsock_second),
+		UNIT_FX(test_vsock_family),
 		UNIT_FX(test_accept_backoff_emfile),
 	};
 
