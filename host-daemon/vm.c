@@ -224,21 +224,25 @@ vm_map_cancel(struct vm *vm)
 }
 
 /*
- * The load is over, whichever way: the channel starts now (an agent that
- * said Hello before the map was there would have been told record-only),
- * and a session that was told less than the map now allows is restarted.
- */
-/*
  * The VM's agent session is over. The registry owns the guest and says
- * what comes next: a channel is dialled again after a backoff; a vsock
- * agent calls back by itself.
+ * what comes next: a channel it started (vm_map_settled: a servable VM
+ * with one) is dialled again after a backoff; a vsock agent calls back
+ * by itself, and a VM whose channel is not started yet gets it when its
+ * map is read.
  */
 void
 vm_guest_lost(struct vm *vm)
 {
-	chan_lost(vm); /* no channel: nothing to dial */
+	if (vm->chan == NULL)
+		return;
+	chan_lost(vm);
 }
 
+/*
+ * The load is over, whichever way: the channel starts now (an agent that
+ * said Hello before the map was there would have been told record-only),
+ * and a session that was told less than the map now allows is restarted.
+ */
 static void
 vm_map_settled(struct vm *vm, Freehint__Mode was)
 {
