@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0-only */
 /*
- * The VM registry (host-daemon/vm.c) through what sources call
+ * The VM registry (host-daemon/vm.c, vm_map.c) through what sources call
  * (vmsource.h): VMs added, found by name and CID, added again, refused,
  * removed; the memory map read through a fake monitor (hostd_fixture.h),
  * less a PC's SMRAM, retried after a monitor that does not answer; the
