@@ -383,6 +383,12 @@ int64_t vm_returned_bytes(const struct vm *);
 void vm_policy(const struct vm *, struct policy *);
 int vm_policy_set(struct vm *, char **kv, int n, char *, size_t);
 const char *vm_transport_name(enum vm_transport);
+void vm_set_str(char **, const char *);
+void vm_dma_found(struct vm *, const char *);
+
+/* vm_map.c: the memory map read from QEMU's monitor, and its mode. */
+void vm_load_map(struct vm *, bool fresh);
+void vm_map_cancel(struct vm *);
 
 /* qmp.c: the static VM source (--vm name=,qmp=). */
 int qmp_static_start(const struct vm_conf *);

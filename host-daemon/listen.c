@@ -277,14 +277,15 @@ chan_start(struct vm *vm)
 	chan_schedule(c, 0);
 }
 
-/* The agent on the channel went away: try again after a while. */
+/*
+ * The channel is dialled again after a while: its agent went away (the
+ * registry's call, vm_guest_lost) or could not be reached.
+ */
 void
 chan_lost(struct vm *vm)
 {
 	struct chan *c = vm->chan;
 
-	if (c == NULL)
-		return;
 	chan_schedule(c, c->backoff_ms);
 	c->backoff_ms *= 2;
 	if (c->backoff_ms > CHAN_BACKOFF_MAX_MS)

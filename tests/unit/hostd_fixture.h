@@ -40,6 +40,9 @@ struct fake_qemu {
 	char mtree[512];
 	unsigned nhmp; /* monitor commands run */
 	bool mute; /* the monitor answers nothing */
+	/* qom-get's answers for a PC: the machine type (NULL: no PC), q35's
+	 * below-4g-mem-size and extended-tseg-mbytes (NULL: none). */
+	const char *machine, *below_4g, *tseg_mb;
 };
 
 /* The daemon's default policy, as without a configuration file. */
@@ -206,6 +209,14 @@ fake_hmp(void *ctx, const char *cmd, vm_hmp_done done, void *arg)
 	q->nhmp++;
 	if (q->mute)
 		done(arg, NULL);
+	else if (q->machine != NULL &&
+	    strcmp(cmd, "qom-get /machine type") == 0)
+		done(arg, q->machine);
+	else if (strcmp(cmd, "qom-get /machine/q35 below-4g-mem-size") == 0)
+		done(arg, q->below_4g);
+	else if (strcmp(cmd, "qom-get /machine/q35/mch extended-tseg-mbytes") ==
+	    0)
+		done(arg, q->tseg_mb);
 	else if (strcmp(cmd, "qom-get /machine type") == 0)
 		/* Not a PC: no SMRAM to cut out of the map. */
 		done(arg, "\"none-machine\"\r\n");
