@@ -52,7 +52,12 @@ usage(int status)
 	    "       freehintctl [-s socket] metrics\n"
 	    "       freehintctl [-s socket] hint|release NAME\n"
 	    "       freehintctl [-s socket] set NAME KEY=VALUE...\n"
-	    "       freehintctl [-s socket] notify EVENT NAME\n");
+	    "       freehintctl [-s socket] notify EVENT NAME\n"
+	    "  -s, --socket PATH  freehintd's control socket, not "
+	    "$FREEHINTD_SOCK or\n"
+	    "                     " CTL_DEFAULT_SOCK "\n"
+	    "  -h, --help         print this and exit\n"
+	    "  -V, --version      print the version and exit\n");
 	exit(status);
 }
 

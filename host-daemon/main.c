@@ -84,6 +84,7 @@ static void usage(int) __attribute__((noreturn));
 static struct config *config_new(void);
 static void config_free(struct config *);
 static int config_opt(int, const char *, const char *, void *, char *, size_t);
+static void cmdline_check(void);
 static struct config *config_load(char *, size_t);
 static void config_dump(const struct config *);
 static void start_vms(void);
@@ -107,7 +108,14 @@ usage(int status)
 	    "[--max-bytes-per-sec SIZE] [--max-faults N]\n"
 	    "                 [--stats-interval-ms MS] "
 	    "[--migration-hold-ms MS] [--punch-workers N]\n"
-	    "                 [--metrics-listen ADDR:PORT]\n");
+	    "                 [--metrics-listen ADDR:PORT]\n"
+	    "  -d, --debug        log to stderr, not syslog\n"
+	    "  -f, --config FILE  read FILE, not %s\n"
+	    "  -n, --check        check the configuration and exit\n"
+	    "  -v, --verbose      log debug messages too\n"
+	    "  -h, --help         print this and exit\n"
+	    "  -V, --version      print the version and exit\n",
+	    FREEHINTD_CONF);
 	exit(status);
 }
 
@@ -264,6 +272,29 @@ config_opt(int val, const char *name, const char *arg, void *ctx, char *err,
 	}
 	snprintf(err, errlen, "%s: bad value '%s'", name, arg);
 	return -1;
+}
+
+/*
+ * The command line's values alone, before the file is read: a bad one is
+ * a usage error (exit 2), one in the file a configuration error (1).
+ */
+static void
+cmdline_check(void)
+{
+	struct config *c = config_new();
+	char err[512];
+	size_t i;
+
+	for (i = 0; i < cmdline.n; i++) {
+		if (config_opt(cmdline.opt[i].val, cmdline.opt[i].name,
+		        cmdline.opt[i].arg, c, err, sizeof err) != 0) {
+			fprintf(stderr, "freehintd: %s\n", err);
+			config_free(c);
+			fh_cmdline_free(&cmdline);
+			exit(2);
+		}
+	}
+	config_free(c);
 }
 
 /* The file first (if any), then the command line on top of it. */
@@ -434,6 +465,7 @@ main(int argc, char **argv)
 	}
 	if (optind != argc)
 		usage(2);
+	cmdline_check();
 	/* Under systemd the journal reads stderr. */
 	log_init("freehintd",
 	    foreground || check_only || dump || getenv("JOURNAL_STREAM"),

@@ -1,9 +1,12 @@
 #!/bin/sh
 # The three programs' command lines: -h/--help prints the usage on stdout
 # and exits 0, -V/--version prints "NAME VERSION", an unknown option is a
-# usage error (exit 2, usage on stderr), every long option of the usage is
-# in the program's man page, every key of freehintd.conf(5) is printed by
-# --dump-config, and neither help nor version is a configuration file key.
+# usage error (exit 2, usage on stderr), so is a bad value given on a
+# daemon's command line (in the file it is a configuration error, 1),
+# every long option the program accepts (its struct option table) is in
+# its --help and its man page, every key of freehintd.conf(5) is printed
+# by --dump-config, and neither help nor version is a configuration file
+# key.
 set -u
 cd "$(dirname "$0")/../.." || exit 1
 . tests/guest/lib.sh
@@ -12,6 +15,17 @@ version=$(make -s --no-print-directory version)
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 printf 'help\n' >"$tmp/help.conf"
+
+# The source of each program's struct option table.
+src_freehintd=host-daemon/main.c
+src_freehint_agent=guest-agent/main.c
+src_freehintctl=host-daemon/freehintctl.c
+
+# The long option names of the struct option table(s) in file $1.
+long_options() {
+	sed -n '/struct option [a-z_]*\[\] = {/,/^};/p' "$1" |
+	    grep -oE '\{ "[a-z][a-z0-9-]*"' | sed 's/^{ "//; s/"$//'
+}
 
 for p in freehintd freehint-agent freehintctl; do
 	for h in -h --help; do
@@ -39,17 +53,60 @@ for p in freehintd freehint-agent freehintctl; do
 	else
 		pass "cli:$p:bad-option"
 	fi
-	# Options in the usage the man page does not explain: roff writes a
-	# dash as \- and mdoc's Fl adds the first one.
-	missing=""
-	for o in $(build/$p --help | grep -oE -- '--[a-z][a-z0-9-]*' | sort -u); do
-		sed 's/\\-/-/g' "man/$p.8" |
-		    grep -qE -- "${o#-}([^a-z0-9-]|\$)" || missing="$missing $o"
+	# Every long option the program accepts, from its source: in --help
+	# and in the man page (roff writes a dash as \- and mdoc's Fl adds
+	# the first one), as a whole word ("--config" is not "--dump-config").
+	eval "src=\$src_$(echo $p | tr - _)"
+	opts=$(long_options "$src")
+	build/$p --help >"$tmp/help"
+	sed 's/\\-/-/g' "man/$p.8" >"$tmp/man"
+	nohelp=""
+	noman=""
+	for o in $opts; do
+		grep -qE -- "(^|[^a-z0-9-])--$o([^a-z0-9-]|\$)" "$tmp/help" ||
+		    nohelp="$nohelp --$o"
+		grep -qE -- "(^|[^a-z0-9-])--?$o([^a-z0-9-]|\$)" "$tmp/man" ||
+		    noman="$noman --$o"
 	done
-	if [ -z "$missing" ]; then
-		pass "cli:$p:options-in-man-page"
+	# A table moved or reformatted must not pass as one with nothing.
+	if ! echo "$opts" | grep -qx help; then
+		fail "cli:$p:options-in-help" "no struct option table in $src"
+	elif [ -n "$nohelp" ]; then
+		fail "cli:$p:options-in-help" "not in $p --help:$nohelp"
 	else
-		fail "cli:$p:options-in-man-page" "not in man/$p.8:$missing"
+		pass "cli:$p:options-in-help"
+	fi
+	if ! echo "$opts" | grep -qx help; then
+		fail "cli:$p:options-in-man-page" "no struct option table in $src"
+	elif [ -n "$noman" ]; then
+		fail "cli:$p:options-in-man-page" "not in man/$p.8:$noman"
+	else
+		pass "cli:$p:options-in-man-page"
+	fi
+done
+
+# A bad value on a daemon's command line is a usage error (2) that names
+# the option; the same value in the configuration file is a configuration
+# error (1).
+for c in "freehintd punch-workers 0" "freehintd min-order 21" \
+    "freehintd vsock-port x" "freehint-agent max-inflight 0" \
+    "freehint-agent transport carrier-pigeon"; do
+	set -- $c
+	build/$1 -n -f /dev/null --$2 "$3" >"$tmp/out" 2>"$tmp/err"
+	rc=$?
+	printf '%s %s\n' "$2" "$3" >"$tmp/bad.conf"
+	build/$1 -n -f "$tmp/bad.conf" >/dev/null 2>&1
+	frc=$?
+	if [ "$rc" -ne 2 ]; then
+		fail "cli:$1:bad-value:$2" "exit status $rc (expected 2)"
+	elif [ -s "$tmp/out" ] || ! grep -q "^$1: $2: " "$tmp/err"; then
+		fail "cli:$1:bad-value:$2" \
+		    "not one line naming $2 on stderr: $(cat "$tmp/out" "$tmp/err")"
+	elif [ "$frc" -ne 1 ]; then
+		fail "cli:$1:bad-value:$2" \
+		    "in the file: exit status $frc (expected 1)"
+	else
+		pass "cli:$1:bad-value:$2"
 	fi
 done
 

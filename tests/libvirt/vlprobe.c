@@ -41,9 +41,9 @@ probe_find(const char *name)
 
 	for (i = 0; i < FH_ARRAY_SIZE(vms); i++) {
 		if (strcmp(vms[i].name, name) == 0)
-			return (&vms[i]);
+			return &vms[i];
 	}
-	return (NULL);
+	return NULL;
 }
 
 /* An HMP answer comes later, from the loop: printed when it comes. */
@@ -91,7 +91,7 @@ vm_source_add(const struct vm_desc *d, vm_hmp_fn hmp, void *ctx)
 	char line[600];
 
 	if ((v = probe_find(d->name)) == NULL && (v = probe_find("")) == NULL)
-		return (-1);
+		return -1;
 	snprintf(v->name, sizeof(v->name), "%s", d->name);
 	v->hmp = hmp;
 	v->ctx = ctx;
@@ -104,7 +104,7 @@ vm_source_add(const struct vm_desc *d, vm_hmp_fn hmp, void *ctx)
 	    (int)d->shared);
 	probe_hmp(hmp, ctx, "info mtree -f", line,
 	    d->unservable != NULL ? d->unservable : "-");
-	return (0);
+	return 0;
 }
 
 /* The policy in a domain's metadata is the registry's, tested through
@@ -247,5 +247,5 @@ main(int argc, char **argv)
 	event_free(ev);
 	vl_shutdown();
 	event_base_free(base);
-	return (0);
+	return 0;
 }
