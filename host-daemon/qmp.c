@@ -630,7 +630,8 @@ qmp_events_reply(struct qmpc *c, json_object *r, const char *err, void *arg)
 	struct qmp *q = arg;
 	struct timeval tv = { 0, QMP_POLL_MS * 1000 };
 
-	if (c != q->c)
+	/* A connection lost fails its commands before qmp_lost is told. */
+	if (c != q->c || !qmpc_ready(c))
 		return;
 	if (r == NULL) {
 		log_info("vm %s: no migration events (%s): polling "
@@ -676,6 +677,8 @@ qmp_poll_reply(struct qmpc *c, json_object *r, const char *err, void *arg)
 	if (c != q->c)
 		return;
 	q->polling = false;
+	if (!qmpc_ready(c))
+		return;
 	if (r == NULL) {
 		log_warnx("vm %s: %s", q->vc.name, err);
 		return;
