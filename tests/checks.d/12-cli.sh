@@ -69,20 +69,17 @@ for p in freehintd freehint-agent freehintctl; do
 		    noman="$noman --$o"
 	done
 	# A table moved or reformatted must not pass as one with nothing.
-	if ! echo "$opts" | grep -qx help; then
-		fail "cli:$p:options-in-help" "no struct option table in $src"
-	elif [ -n "$nohelp" ]; then
-		fail "cli:$p:options-in-help" "not in $p --help:$nohelp"
-	else
-		pass "cli:$p:options-in-help"
-	fi
-	if ! echo "$opts" | grep -qx help; then
-		fail "cli:$p:options-in-man-page" "no struct option table in $src"
-	elif [ -n "$noman" ]; then
-		fail "cli:$p:options-in-man-page" "not in man/$p.8:$noman"
-	else
-		pass "cli:$p:options-in-man-page"
-	fi
+	for w in "help:$nohelp:$p --help" "man-page:$noman:man/$p.8"; do
+		name=${w%%:*} rest=${w#*:}
+		missing=${rest%%:*} where=${rest#*:}
+		if ! echo "$opts" | grep -qx help; then
+			fail "cli:$p:options-in-$name" "no struct option table in $src"
+		elif [ -n "$missing" ]; then
+			fail "cli:$p:options-in-$name" "not in $where:$missing"
+		else
+			pass "cli:$p:options-in-$name"
+		fi
+	done
 done
 
 # A bad value on a daemon's command line is a usage error (2) that names

@@ -438,6 +438,29 @@ test_stop_asking(void **state)
 	close(sv[1]);
 }
 
+/* An agent that connects over vsock from cid; its end in *agent. */
+static struct guest *
+vsock_agent(struct vm *vm, uint32_t cid, int *agent)
+{
+	int sv[2];
+
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	listen_vsock_take(sv[0], cid);
+	*agent = sv[1];
+	assert_non_null(vm->guest);
+	return vm->guest;
+}
+
+/* The first agent's session stands: same guest and generation, open. */
+static void
+assert_session_kept(
+    const struct vm *vm, struct guest *g, uint32_t gen, int agent)
+{
+	assert_ptr_equal(vm->guest, g);
+	assert_int_equal(vm->agent_gen, gen);
+	assert_false(peer_closed(agent));
+}
+
 /*
  * An agent came by vsock while the channel's request was out: the
  * channel's connection, when it comes, is closed; the vsock session
@@ -450,24 +473,20 @@ test_chan_after_vsock(void **state)
 	struct guest *g;
 	struct vm *vm;
 	uint32_t gen;
-	int a[2], c[2];
+	int a, c[2];
 
 	vm = fixture_vm(&f->q, "vm1", 5, f->path);
 	fixture_worker(f);
 	FIXTURE_SPIN_UNTIL(ev_base, asked.n == 1);
-	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, a), 0);
-	listen_vsock_take(a[0], 5);
-	assert_non_null(g = vm->guest);
+	g = vsock_agent(vm, 5, &a);
 	gen = vm->agent_gen;
 	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, c), 0);
 	parent_answer(f, asked.id, c[0]);
 	close(c[0]);
 	FIXTURE_SPIN_UNTIL(ev_base, peer_closed(c[1]));
-	assert_ptr_equal(vm->guest, g);
+	assert_session_kept(vm, g, gen, a);
 	assert_int_equal(vm->transport, VM_TRANSPORT_VSOCK);
-	assert_int_equal(vm->agent_gen, gen);
-	assert_false(peer_closed(a[1]));
-	close(a[1]);
+	close(a);
 	close(c[1]);
 }
 
@@ -516,20 +535,16 @@ test_vsock_second(void **state)
 	struct guest *g;
 	struct vm *vm;
 	uint32_t gen;
-	int a[2], b[2];
+	int a, b[2];
 
 	vm = fixture_vm(&f->q, "vm1", 5, NULL);
-	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, a), 0);
-	listen_vsock_take(a[0], 5);
-	assert_non_null(g = vm->guest);
+	g = vsock_agent(vm, 5, &a);
 	gen = vm->agent_gen;
 	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, b), 0);
 	listen_vsock_take(b[0], 5);
 	assert_true(peer_closed(b[1]));
-	assert_ptr_equal(vm->guest, g);
-	assert_int_equal(vm->agent_gen, gen);
-	assert_false(peer_closed(a[1]));
-	close(a[1]);
+	assert_session_kept(vm, g, gen, a);
+	close(a);
 	close(b[1]);
 }
 

@@ -688,6 +688,26 @@ test_hint_refused(void **state)
 	close(fd);
 }
 
+/* A pass the registry takes as running, as vm_hint leaves one. */
+static void
+pass_running(struct vm *vm, uint64_t id, uint64_t held)
+{
+	vm->pass_active = true;
+	vm->pass_done = false;
+	vm->pass_id = id;
+	vm->pass_started_ms = fh_monotonic_ms();
+	vm->held_bytes = held;
+}
+
+/* The pass is over and nothing is counted as held. */
+static void
+assert_pass_over(const struct vm *vm)
+{
+	assert_false(vm->pass_active);
+	assert_true(vm->pass_done);
+	assert_int_equal(vm->held_bytes, 0);
+}
+
 /* A second request while a pass holds is that pass: no new one. */
 static void
 test_hint_pass_active(void **state)
@@ -699,9 +719,7 @@ test_hint_pass_active(void **state)
 
 	vm = fixture_vm(q, "a", 0, NULL);
 	fd = silent_agent(vm);
-	vm->pass_active = true;
-	vm->pass_id = 4;
-	vm->pass_started_ms = fh_monotonic_ms();
+	pass_running(vm, 4, 0);
 	assert_int_equal(vm_hint(vm, err, sizeof err), 0);
 	assert_string_equal(err, "");
 	assert_int_equal(vm->pass_id, 4);
@@ -711,9 +729,7 @@ test_hint_pass_active(void **state)
 	vm->held_bytes = MiB;
 	vm->pass_started_ms = fh_monotonic_ms() - FREEHINTD_PASS_TIMEOUT_MS;
 	assert_false(vm_pass_active(vm));
-	assert_false(vm->pass_active);
-	assert_true(vm->pass_done);
-	assert_int_equal(vm->held_bytes, 0);
+	assert_pass_over(vm);
 	close(fd);
 }
 
@@ -728,27 +744,18 @@ test_release_pass_active(void **state)
 
 	vm = fixture_vm(q, "a", 0, NULL);
 	fd = silent_agent(vm);
-	vm->pass_active = true;
-	vm->pass_id = 2;
-	vm->pass_started_ms = fh_monotonic_ms();
-	vm->held_bytes = 4 * MiB;
+	pass_running(vm, 2, 4 * MiB);
 	/* No Hello yet: the Release cannot be sent. */
 	assert_int_equal(vm_release(vm, err, sizeof err), -1);
-	assert_false(vm->pass_active);
-	assert_true(vm->pass_done);
-	assert_int_equal(vm->held_bytes, 0);
+	assert_pass_over(vm);
 	assert_int_equal(vm->pass_id, 2);
 	close(fd);
 	FIXTURE_SPIN_UNTIL(ev_base, vm->guest == NULL);
 	/* No agent: the same, and says so. */
-	vm->pass_active = true;
-	vm->pass_done = false;
-	vm->held_bytes = MiB;
+	pass_running(vm, 2, MiB);
 	assert_int_equal(vm_release(vm, err, sizeof err), -1);
 	assert_string_equal(err, "no agent connected");
-	assert_false(vm->pass_active);
-	assert_true(vm->pass_done);
-	assert_int_equal(vm->held_bytes, 0);
+	assert_pass_over(vm);
 }
 
 /* No agent: a hint pass cannot start, and says why. */
