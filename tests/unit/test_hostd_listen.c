@@ -212,6 +212,18 @@ peer_closed(int fd)
 	return recv(fd, &c, 1, MSG_DONTWAIT) == 0;
 }
 
+/* The daemon dials the channel: QEMU's end, once a session stands. */
+static int
+channel_session(struct fx *f, struct vm *vm)
+{
+	int fd;
+
+	fd = fixture_accept(f->lfd);
+	FIXTURE_SPIN_UNTIL(ev_base, vm->guest != NULL);
+	assert_int_equal(vm->transport, VM_TRANSPORT_CHANNEL);
+	return fd;
+}
+
 /* The VM's QEMU listens: dialled once the map is read, a session. */
 static void
 test_connect(void **state)
@@ -223,9 +235,7 @@ test_connect(void **state)
 	f->lfd = fixture_listen(f->path);
 	vm = add(f, getpid(), true);
 	assert_int_equal(vm->mode, FREEHINT__MODE__DISCARD);
-	fd = fixture_accept(f->lfd);
-	FIXTURE_SPIN_UNTIL(ev_base, vm->guest != NULL);
-	assert_int_equal(vm->transport, VM_TRANSPORT_CHANNEL);
+	fd = channel_session(f, vm);
 	assert_string_equal(vm->last_error, "");
 	close(fd);
 }
@@ -328,9 +338,7 @@ test_static_same_user(void **state)
 		skip();
 	f->lfd = fixture_listen(f->path);
 	vm = add(f, 1, false);
-	fd = fixture_accept(f->lfd);
-	FIXTURE_SPIN_UNTIL(ev_base, vm->guest != NULL);
-	assert_int_equal(vm->transport, VM_TRANSPORT_CHANNEL);
+	fd = channel_session(f, vm);
 	close(fd);
 }
 

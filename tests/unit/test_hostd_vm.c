@@ -708,6 +708,18 @@ assert_pass_over(const struct vm *vm)
 	assert_int_equal(vm->held_bytes, 0);
 }
 
+/* A VM with an agent that says nothing, and a pass running. */
+static struct vm *
+vm_in_pass(struct fake_qemu *q, uint64_t id, uint64_t held, int *agent)
+{
+	struct vm *vm;
+
+	vm = fixture_vm(q, "a", 0, NULL);
+	*agent = silent_agent(vm);
+	pass_running(vm, id, held);
+	return vm;
+}
+
 /* A second request while a pass holds is that pass: no new one. */
 static void
 test_hint_pass_active(void **state)
@@ -717,9 +729,7 @@ test_hint_pass_active(void **state)
 	struct vm *vm;
 	int fd;
 
-	vm = fixture_vm(q, "a", 0, NULL);
-	fd = silent_agent(vm);
-	pass_running(vm, 4, 0);
+	vm = vm_in_pass(q, 4, 0, &fd);
 	assert_int_equal(vm_hint(vm, err, sizeof err), 0);
 	assert_string_equal(err, "");
 	assert_int_equal(vm->pass_id, 4);
@@ -742,9 +752,7 @@ test_release_pass_active(void **state)
 	struct vm *vm;
 	int fd;
 
-	vm = fixture_vm(q, "a", 0, NULL);
-	fd = silent_agent(vm);
-	pass_running(vm, 2, 4 * MiB);
+	vm = vm_in_pass(q, 2, 4 * MiB, &fd);
 	/* No Hello yet: the Release cannot be sent. */
 	assert_int_equal(vm_release(vm, err, sizeof err), -1);
 	assert_pass_over(vm);
