@@ -7,6 +7,7 @@ and hinting, and freehint, the guest's memory checked on the destination.
   bench/migration.py [--runs N] [--mem MIB] [--bandwidth 1g|10g|unlimited]
                      [--workload idle|busy] [--busy-rate MIB_S]
                      [--accel tcg|kvm] [--settle S] [--configs A,B,...]
+                     [--section NAME]
 
 Each run boots a fresh guest that fills --check-mib of memory with a
 pattern (bench/guest/memcheck.c), dirties 60% of its RAM and frees it,
@@ -28,6 +29,9 @@ import time
 
 import benchlib as b
 from qmp import migrate_wait
+
+# The section a run with the defaults writes (bench/bench.d/20-migration.sh).
+SECTION = "20-migration"
 
 # name: (virtio-balloon of QEMU, freehint: None, "report", "manual", "auto")
 CONFIGS = {
@@ -368,22 +372,22 @@ def run_one(cfg, args, rep):
             vm.stop()
 
 
-def plot(res, cfgs, title):
-    """docs/bench/20-migration.png: memory sent whole and total time side
-    by side, median bars with the lowest-highest range; its name, or None
+def plot(res, cfgs, title, section):
+    """docs/bench/SECTION.png: memory sent whole and total time side by
+    side, median bars with the lowest-highest range; its name, or None
     without gnuplot or figures."""
     rows = [(c, res[c]) for c in cfgs
             if "normal" in res[c] and "total_ms" in res[c]]
     if not rows:
         return None
-    dat = os.path.join(b.OUT, "migration.dat")
+    dat = os.path.join(b.OUT, section + ".dat")
     with open(dat, "w") as f:
         for i, (c, r) in enumerate(rows):
             n, t = r["normal"], r["total_ms"]
             f.write("%d %s %.1f %.1f %.1f %.2f %.2f %.2f\n" % (
                 i, c, n["med"] / 256, n["lo"] / 256, n["hi"] / 256,
                 t["med"] / 1000, t["lo"] / 1000, t["hi"] / 1000))
-    png = "20-migration.png"
+    png = section + ".png"
     panel = """set ylabel '%s'
 plot '{dat}' using 1:{m}:xtic(2) with boxes notitle, \\
   '' using 1:{m}:{lo}:{hi} with yerrorbars pt 0 lc rgb 'black' notitle
@@ -423,6 +427,9 @@ def main():
     ap.add_argument("--timeout", type=int, default=600)
     ap.add_argument("--configs", type=parse_configs,
                     default=",".join(CONFIGS))
+    ap.add_argument("--section", default=SECTION,
+                    help="the docs/bench/NAME.md (and .png) it writes; "
+                    "default " + SECTION)
     b.add_accel(ap)
     args = ap.parse_args()
     if args.runs < 1:
@@ -458,17 +465,26 @@ def main():
     return 0
 
 
+def section_head(args):
+    """The section's heading and the command that writes it again."""
+    opts = "--runs %d --mem %d --bandwidth %s --workload %s --accel %s" % (
+        args.runs, args.mem, args.bandwidth_name, args.workload, args.accel)
+    if args.section == SECTION:
+        return "## Migration", "`bench/run.sh migration %s`" % opts
+    return ("## Migration: %d MiB guest, %s, %s" % (
+                args.mem, args.bandwidth_name, args.workload),
+            "`bench/migration.py %s --section %s`" % (opts, args.section))
+
+
 def report(args, res, sent, times, verdict):
     rates = [res[c]["dirty_rate"]["med"] for c in res
              if "dirty_rate" in res[c]]
     failed = ["- %s, a run left out of the figures: %s." % (c, e)
               for c, r in res.items() for e in r["errors"]]
-    doc = ["## Migration", "",
-           "Command: `bench/run.sh migration --runs %d --mem %d --bandwidth "
-           "%s --workload %s --accel %s` (`bench/migration.py`; its "
-           "defaults are 5 runs, 512 MiB, unlimited, idle, tcg)."
-           % (args.runs, args.mem, args.bandwidth_name, args.workload,
-              args.accel), "",
+    head, cmd = section_head(args)
+    doc = [head, "",
+           "Command: %s (`bench/migration.py`; its defaults are 5 runs, "
+           "512 MiB, unlimited, idle, tcg)." % cmd, "",
            "Machine: %s. Guest: %d MiB on a shared memfd, 1 vCPU, migrated "
            "live over TCP to a destination QEMU on the same machine "
            "(`-incoming tcp:127.0.0.1:PORT`), max-bandwidth %s; a fresh "
@@ -494,10 +510,11 @@ def report(args, res, sent, times, verdict):
         verdict + ["", WHY]
     png = plot(res, list(res), "Migration of a %d MiB guest, %s, %s: "
                "median and lowest-highest of %d runs"
-               % (args.mem, args.bandwidth_name, args.workload, args.runs))
+               % (args.mem, args.bandwidth_name, args.workload, args.runs),
+               args.section)
     if png:
         doc += ["", "![memory sent whole and total time](%s)" % png]
-    b.write_doc("20-migration", "\n".join(doc), args.prov)
+    b.write_doc(args.section, "\n".join(doc), args.prov)
 
 
 if __name__ == "__main__":

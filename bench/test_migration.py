@@ -21,6 +21,18 @@ class Parse(unittest.TestCase):
             with self.assertRaises(argparse.ArgumentTypeError):
                 m.parse_bandwidth(bad)
 
+    def test_section_head(self):
+        a = argparse.Namespace(runs=5, mem=512, bandwidth_name="1g",
+                               workload="idle", accel="tcg",
+                               section=m.SECTION)
+        self.assertEqual(m.section_head(a), (
+            "## Migration", "`bench/run.sh migration --runs 5 --mem 512 "
+            "--bandwidth 1g --workload idle --accel tcg`"))
+        a.section = "21-migration-1g"
+        head, cmd = m.section_head(a)
+        self.assertEqual(head, "## Migration: 512 MiB guest, 1g, idle")
+        self.assertTrue(cmd.endswith("--section 21-migration-1g`"), cmd)
+
     def test_configs(self):
         self.assertEqual(m.parse_configs("none,freehint-auto"),
                          ["none", "freehint-auto"])
