@@ -195,7 +195,6 @@ bool session_rate_waiting(const struct session *);
 uint32_t session_batch_ranges(const struct session *);
 uint32_t session_min_order(const struct session *);
 bool session_zero(const struct session *);
-bool session_skip_reported(const struct session *);
 size_t session_batches_needed(const struct session *, size_t nranges);
 int session_send_ranges(struct session *, Freehint__RangeKind,
     const struct fh_rangeset *, uint64_t pass_id, bool last, struct kbatch *);
@@ -251,7 +250,7 @@ uint64_t headroom_budget(struct headroom *, uint64_t free_pages,
 struct hold *hold_new(struct agent *);
 void hold_free(struct hold *);
 int hold_start(struct hold *, uint64_t pass_id, uint32_t min_order,
-    uint64_t byte_limit, bool zero, bool skip_reported);
+    uint64_t byte_limit, bool zero);
 void hold_release(struct hold *, const char *why);
 void hold_pump(struct hold *);
 uint64_t hold_bytes(const struct hold *);

@@ -86,7 +86,7 @@ hold_bytes(const struct hold *h)
 
 int
 hold_start(struct hold *h, uint64_t pass_id, uint32_t min_order,
-    uint64_t byte_limit, bool zero, bool skip_reported)
+    uint64_t byte_limit, bool zero)
 {
 	struct timeval tv = { HOLD_TIMEOUT_SEC, 0 };
 	char cmd[128], limit[40] = "";
@@ -108,19 +108,10 @@ hold_start(struct hold *h, uint64_t pass_id, uint32_t min_order,
 	if (byte_limit != 0)
 		snprintf(limit, sizeof limit, " limit=%llu",
 		    (unsigned long long)byte_limit);
+	len = snprintf(cmd, sizeof cmd, "capture min_order=%u%s%s\n", min_order,
+	    limit, zero ? " zero" : "");
 	/* Synchronous in the module: bounded work, no reclaim. */
-	for (;;) {
-		len = snprintf(cmd, sizeof cmd, "capture min_order=%u%s%s%s\n",
-		    min_order, limit, zero ? " zero" : "",
-		    skip_reported ? " skip_reported" : "");
-		n = write(h->fd, cmd, (size_t)len);
-		/* A module older than skip_reported: capture them too. */
-		if (n == -1 && errno == EINVAL && skip_reported) {
-			skip_reported = false;
-			continue;
-		}
-		break;
-	}
+	n = write(h->fd, cmd, (size_t)len);
 	if (n != len) {
 		log_warn("hint pass %llu: %s: capture",
 		    (unsigned long long)pass_id, h->path);
@@ -133,9 +124,9 @@ hold_start(struct hold *h, uint64_t pass_id, uint32_t min_order,
 	h->eof = h->last_sent = false;
 	h->cur_id = h->next_id = 0;
 	evtimer_add(h->ev_timeout, &tv);
-	log_info("hint pass %llu: captured (min_order %u%s%s%s)",
-	    (unsigned long long)pass_id, min_order, limit, zero ? ", zero" : "",
-	    skip_reported ? ", reported skipped" : "");
+	log_info("hint pass %llu: captured (min_order %u%s%s)",
+	    (unsigned long long)pass_id, min_order, limit,
+	    zero ? ", zero" : "");
 	hold_pump(h);
 	return 0;
 }

@@ -285,19 +285,6 @@ session_zero(const struct session *s)
 	return s->mode == FREEHINT__MODE__ZERO_IN_GUEST;
 }
 
-/*
- * Free blocks the kernel has reported are holes on a discarding host
- * already (the host acknowledges a report only once it punched it; QEMU
- * discards what a virtio balloon reports): a pass that
- * captured them would only make the guest zero them (init_on_alloc),
- * which fills the holes again until they are punched once more.
- */
-bool
-session_skip_reported(const struct session *s)
-{
-	return s->mode == FREEHINT__MODE__DISCARD;
-}
-
 /* How many RangeBatches nranges ranges take (an empty set takes one). */
 size_t
 session_batches_needed(const struct session *s, size_t nranges)
@@ -743,8 +730,7 @@ handle_command(struct fh_peer *peer, const struct fh_msg *m, void *arg)
 		rc = hold_start(a->hold, c->pass_id,
 		    c->has_min_order ? c->min_order : s->min_order,
 		    c->has_byte_limit ? c->byte_limit : 0,
-		    (c->has_zero && c->zero) || session_zero(s),
-		    session_skip_reported(s));
+		    (c->has_zero && c->zero) || session_zero(s));
 		if (a->session == s)
 			session_answer(s, c,
 			    rc != 0 ? FREEHINT__REJECT_REASON__NOT_ALLOWED : 0,

@@ -35,7 +35,6 @@
 #include <linux/nodemask.h>
 #include <linux/notifier.h>
 #include <linux/page-flags.h>
-#include <linux/page-isolation.h>
 #include <linux/poll.h>
 #include <linux/proc_fs.h>
 #include <linux/sched/signal.h>
@@ -333,16 +332,11 @@ static bool fh_zone_gfp(enum zone_type zt, gfp_t *gfp)
 }
 
 /*
- * Capture from one zone of one node. Returns 0 when the zone has reached
- * its floor or the byte limit is reached, or a negative errno.
- */
-/*
- * Count the free blocks of @zone, per order from @min_order up, that the
- * kernel has not reported (PageReported): @unreported[order], or
- * ULONG_MAX for an order the count did not reach. Reported blocks are at
- * the tail of their free list (page reporting puts them there), so an
- * allocation takes unreported ones first. Returns the bytes counted as
- * reported.
+ * For "skip_reported": count @zone's free blocks of each order from
+ * @min_order up that the kernel has not reported (!PageReported) into
+ * @unreported[order]; an order the count did not reach is left alone.
+ * Only the lists a capture allocates from (no highatomic, isolate or CMA
+ * lists). Returns the bytes of the reported ones counted.
  */
 static u64 fh_count_unreported(struct zone *zone, unsigned int min_order,
 			       unsigned long *unreported)
@@ -352,20 +346,15 @@ static u64 fh_count_unreported(struct zone *zone, unsigned int min_order,
 	struct page *page;
 	int order, mt;
 
-	for (order = 0; order < MAX_ORDER; order++)
-		unreported[order] = ULONG_MAX;
 	spin_lock_irqsave(&zone->lock, flags);
 	for (order = MAX_ORDER - 1; order >= (int)min_order; order--) {
 		unsigned long n = 0;
 		u64 rep = 0;
 
-		for (mt = 0; mt < MIGRATE_TYPES; mt++) {
-			/* Never allocated from by a capture. */
-			if (is_migrate_isolate(mt) || is_migrate_cma(mt))
-				continue;
+		for (mt = 0; mt < MIGRATE_PCPTYPES; mt++) {
 			list_for_each_entry(page,
 					    &zone->free_area[order].free_list[mt],
-					    lru) {
+					    buddy_list) {
 				if (++seen > FH_HOLD_COUNT_MAX)
 					goto out;
 				if (PageReported(page))
@@ -382,6 +371,10 @@ out:
 	return reported;
 }
 
+/*
+ * Capture from one zone of one node. Returns 0 when the zone has reached
+ * its floor or the byte limit is reached, or a negative errno.
+ */
 static int fh_capture_zone(struct fh_hold *h, int nid, enum zone_type zt,
 			   gfp_t zone_gfp, unsigned int min_order, u64 limit,
 			   bool zero, bool skip_reported, u64 *held)
@@ -398,14 +391,18 @@ static int fh_capture_zone(struct fh_hold *h, int nid, enum zone_type zt,
 	struct page *page;
 	int order;
 
-	if (skip_reported)
+	for (order = 0; order < MAX_ORDER; order++)
+		unreported[order] = ULONG_MAX;
+	if (skip_reported && *held + (PAGE_SIZE << min_order) <= limit &&
+	    fh_zone_has_room(zone, 1UL << min_order))
 		atomic64_add(fh_count_unreported(zone, min_order, unreported),
 			     &fh_stats.hold_skipped_bytes);
 	for (order = MAX_ORDER - 1; order >= (int)min_order; order--) {
 		while (*held + (PAGE_SIZE << order) <= limit) {
-			if (skip_reported && unreported[order] != ULONG_MAX &&
-			    !unreported[order]--)
+			if (!unreported[order])
 				break;
+			if (unreported[order] != ULONG_MAX)
+				unreported[order]--;
 			if (fatal_signal_pending(current) ||
 			    READ_ONCE(h->stopping))
 				return -EINTR;
