@@ -2,8 +2,9 @@
 /*
  * freehint: expose free guest memory to a host agent.
  *
- * Module setup and teardown, parameters, /proc/freehint/stats and small
- * helpers shared by the other files.
+ * The module that the three /proc files (blocks.c, report.c, hold.c)
+ * belong to: its load and unload, its parameters, its stats file, and
+ * the few routines those files share.
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 

@@ -212,6 +212,17 @@ peer_closed(int fd)
 	return recv(fd, &c, 1, MSG_DONTWAIT) == 0;
 }
 
+/* QEMU's end of the next dial, which comes no sooner than min_ms after t0. */
+static int
+dialled_after(struct fx *f, uint64_t t0, uint64_t min_ms)
+{
+	int fd;
+
+	fd = fixture_accept(f->lfd);
+	assert_true(fh_monotonic_ms() - t0 >= min_ms - 10);
+	return fd;
+}
+
 /* The daemon dials the channel: QEMU's end, once a session stands. */
 static int
 channel_session(struct fx *f, struct vm *vm)
@@ -261,9 +272,8 @@ test_reconnect(void **state)
 		t0 = fh_monotonic_ms();
 		FIXTURE_SPIN_UNTIL(ev_base, vm->guest == NULL);
 		assert_int_equal(vm->transport, VM_TRANSPORT_NONE);
-		fd = fixture_accept(f->lfd);
 		/* A good connection resets the delay: the least, each time. */
-		assert_true(fh_monotonic_ms() - t0 >= BACKOFF_MIN_MS - 10);
+		fd = dialled_after(f, t0, BACKOFF_MIN_MS);
 	}
 	close(fd);
 }
@@ -386,8 +396,7 @@ test_guest_new_fails(void **state)
 	assert_null(vm->guest);
 	assert_true(peer_closed(fd));
 	close(fd);
-	fd = fixture_accept(f->lfd);
-	assert_true(fh_monotonic_ms() - t0 >= BACKOFF_MIN_MS - 10);
+	fd = dialled_after(f, t0, BACKOFF_MIN_MS);
 	FIXTURE_SPIN_UNTIL(ev_base, vm->guest != NULL);
 	assert_int_equal(vm->transport, VM_TRANSPORT_CHANNEL);
 	close(fd);
@@ -403,7 +412,6 @@ test_backoff_max(void **state)
 {
 	struct fx *f = *state;
 	struct vm *vm;
-	uint64_t t0;
 	int fd, i;
 
 	f->lfd = fixture_listen(f->path);
@@ -411,9 +419,7 @@ test_backoff_max(void **state)
 	assert_non_null(vm->chan);
 	for (i = 0; i < 10; i++)
 		chan_lost(vm);
-	t0 = fh_monotonic_ms();
-	fd = fixture_accept(f->lfd);
-	assert_true(fh_monotonic_ms() - t0 >= BACKOFF_MAX_MS - 10);
+	fd = dialled_after(f, fh_monotonic_ms(), BACKOFF_MAX_MS);
 	FIXTURE_SPIN_UNTIL(ev_base, vm->guest != NULL);
 	close(fd);
 }
