@@ -309,7 +309,6 @@ main(int argc, char *argv[])
 	uint64_t wd_usec;
 	char err[512];
 	int ch, foreground = 0, verbose = 0, dump = 0, check = 0, rc;
-	size_t i;
 
 	memset(&a, 0, sizeof a);
 	a.conf_file = AGENT_CONF_FILE;
@@ -351,14 +350,12 @@ main(int argc, char *argv[])
 	/* A bad value here is a usage error (2), in the file a
 	 * configuration error (1): the command line's alone first. */
 	conf_defaults(&a.conf);
-	for (i = 0; i < cmdline.n; i++) {
-		if (conf_set(cmdline.opt[i].val, cmdline.opt[i].name,
-		        cmdline.opt[i].arg, &a.conf, err, sizeof err) != 0) {
-			fprintf(stderr, "freehint-agent: %s\n", err);
-			conf_clear(&a.conf);
-			fh_cmdline_free(&cmdline);
-			return 2;
-		}
+	if (fh_cmdline_apply(&cmdline, conf_set, &a.conf, err, sizeof err) !=
+	    0) {
+		fprintf(stderr, "freehint-agent: %s\n", err);
+		conf_clear(&a.conf);
+		fh_cmdline_free(&cmdline);
+		return 2;
 	}
 	conf_clear(&a.conf);
 	/* Under systemd stderr goes to the journal: no syslog needed. */

@@ -283,16 +283,12 @@ cmdline_check(void)
 {
 	struct config *c = config_new();
 	char err[512];
-	size_t i;
 
-	for (i = 0; i < cmdline.n; i++) {
-		if (config_opt(cmdline.opt[i].val, cmdline.opt[i].name,
-		        cmdline.opt[i].arg, c, err, sizeof err) != 0) {
-			fprintf(stderr, "freehintd: %s\n", err);
-			config_free(c);
-			fh_cmdline_free(&cmdline);
-			exit(2);
-		}
+	if (fh_cmdline_apply(&cmdline, config_opt, c, err, sizeof err) != 0) {
+		fprintf(stderr, "freehintd: %s\n", err);
+		config_free(c);
+		fh_cmdline_free(&cmdline);
+		exit(2);
 	}
 	config_free(c);
 }

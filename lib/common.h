@@ -90,6 +90,8 @@ void fh_cmdline_add(
 void fh_cmdline_free(struct fh_cmdline *);
 int fh_conf_apply(const char *path, int must_exist, const struct option *,
     const struct fh_cmdline *, fh_opt_cb, void *ctx, char *err, size_t errlen);
+int fh_cmdline_apply(
+    const struct fh_cmdline *, fh_opt_cb, void *ctx, char *err, size_t errlen);
 int fh_parse_u64(const char *, uint64_t min, uint64_t max, uint64_t *);
 int fh_parse_size(const char *, uint64_t *);
 

@@ -155,11 +155,19 @@ fh_conf_apply(const char *path, int must_exist, const struct option *opts,
     const struct fh_cmdline *cl, fh_opt_cb cb, void *ctx, char *err,
     size_t errlen)
 {
-	size_t i;
-
 	if (fh_conf_load(path, opts, cb, ctx, err, errlen) != 0 &&
 	    (errno != ENOENT || must_exist))
 		return -1;
+	return fh_cmdline_apply(cl, cb, ctx, err, errlen);
+}
+
+/* The command line's options alone, in order; -1 at the first refused. */
+int
+fh_cmdline_apply(const struct fh_cmdline *cl, fh_opt_cb cb, void *ctx,
+    char *err, size_t errlen)
+{
+	size_t i;
+
 	for (i = 0; i < cl->n; i++)
 		if (cb(cl->opt[i].val, cl->opt[i].name, cl->opt[i].arg, ctx,
 		        err, errlen) != 0)
