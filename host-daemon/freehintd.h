@@ -56,6 +56,8 @@ struct policy {
 	uint32_t hint_min_order; /* hint pass: smallest held block, or AUTO */
 	uint32_t stats_interval_ms;
 	uint32_t migration_hold_ms; /* bandwidth held down at most this */
+	uint64_t migration_link_bps; /* what QEMU can send at most */
+	uint64_t hint_pass_bps; /* a pass's speed until one is measured */
 	bool no_discard; /* count batches, punch nothing (policy.c) */
 };
 /* hint-min-order "auto": the order of the backing's page (vm_pass_policy). */
@@ -65,6 +67,16 @@ struct policy {
  * QEMU sends before the pass has held a page is sent whole.
  */
 #define FREEHINTD_HOLD_BPS (256ULL << 10)
+/*
+ * What a hold costs a migration beyond the pass: QEMU's migration thread,
+ * once over its rate, sleeps to the end of its 100 ms window (QEMU's
+ * BUFFER_DELAY), and a bandwidth given back does not wake it.
+ */
+#define FREEHINTD_HOLD_WAIT_MS 100
+/* The guest's free blocks counted by order (Stats): orders 0 to 19. */
+#define FREEHINTD_MAX_ORDERS 20
+/* A pass's speed is learnt from one that held at least this. */
+#define FREEHINTD_PASS_SPEED_MIN (16ULL << 20)
 
 struct config {
 	char *control;
@@ -320,6 +332,10 @@ struct vm {
 	uint64_t agent_gen;
 
 	uint64_t guest_free_bytes;
+	/* The agent's last Stats: free blocks by order, and when. */
+	uint64_t guest_free_by_order[FREEHINTD_MAX_ORDERS];
+	size_t guest_free_norders;
+	uint64_t guest_stats_ms; /* fh_monotonic_ms(); 0: none yet */
 	uint64_t reclaimed_bytes;
 	uint64_t held_bytes;
 	uint64_t ranges_applied;
@@ -331,6 +347,7 @@ struct vm {
 	bool pass_active;
 	uint64_t pass_started_ms; /* fh_monotonic_ms() */
 	bool pass_done; /* its last HELD batch was applied */
+	uint64_t pass_bps; /* the last complete pass's speed; 0: none */
 	vm_speed_fn speed; /* NULL: the source cannot change the bandwidth */
 	void *speed_ctx;
 	struct mighold *mighold; /* mighold.c: bandwidth held, or NULL */
@@ -361,6 +378,8 @@ void vm_guest_lost(struct vm *);
 void vm_check_dma(struct vm *);
 int vm_release(struct vm *, char *, size_t);
 void vm_pass_over(struct vm *, const char *);
+void vm_pass_complete(struct vm *);
+int vm_pass_refused(struct vm *, char *, size_t);
 
 /* The hint pass a VM gets: the one place its policy is decided. */
 struct pass_policy {
@@ -370,8 +389,36 @@ struct pass_policy {
 };
 struct pass_policy vm_pass_policy(const struct vm *, uint32_t guest_page);
 
+/* passcost.c: whether a migration's own pass pays. */
+struct pass_estimate {
+	uint64_t capture; /* bytes the pass would capture */
+	uint64_t gain; /* of them, bytes QEMU would send whole */
+	uint64_t speed; /* bytes a second it captures */
+	uint64_t cost_ms; /* the pass and QEMU's wait */
+	uint64_t ceiling; /* it pays below this bandwidth; UINT64_MAX: any */
+};
+struct pass_figures {
+	uint64_t ram; /* the guest's RAM */
+	int64_t alloc; /* of it, allocated in the backing; -1: private */
+	uint64_t limit; /* the pass's byte limit */
+	uint64_t free_bytes; /* the guest's, by its last Stats */
+	const uint64_t *by_order; /* its free blocks by order */
+	size_t norders;
+	uint64_t page; /* the guest's page size */
+	uint32_t min_order; /* the pass's */
+	uint64_t speed; /* bytes a second the pass captures */
+	uint64_t link; /* bytes a second QEMU can send at most */
+};
+uint64_t pass_ceiling(uint64_t capture, uint64_t gain, uint64_t speed,
+    uint64_t link, uint64_t *cost_ms);
+int pass_weigh(
+    const struct pass_figures *, struct pass_estimate *, char *, size_t);
+int pass_estimate(
+    struct vm *, struct pass_estimate *, char *why, size_t whylen);
+
 /* mighold.c: a migration's bandwidth held down while its pass runs. */
-void mighold_start(struct vm *);
+void mighold_start(struct vm *, const struct pass_estimate *);
+void mighold_migration(struct vm *);
 void mighold_end(struct vm *, const char *why);
 void vm_remove_all(void);
 const char *vm_mode_name(Freehint__Mode);
@@ -428,6 +475,7 @@ void guest_devices_checked(struct guest *);
 void guest_stop_punching(struct guest *);
 void guest_punch_done(struct punch_job *, void *vm);
 uint32_t guest_page_size(const struct guest *);
+bool guest_ready(const struct guest *);
 
 /* listen.c: vsock listener and virtio-serial channel connectors. */
 struct accept_backoff {

@@ -85,6 +85,7 @@ guest_new(struct vm *vm, int fd, enum vm_transport t)
 	vm->guest = g;
 	vm->transport = t;
 	vm->agent_gen++;
+	vm->guest_stats_ms = 0; /* a new agent: perhaps a new guest */
 	log_info("%s: connected", name);
 	return g;
 }
@@ -128,6 +129,13 @@ guest_lost(struct fh_peer *p, const char *why, void *arg)
 }
 
 /* The guest's page size from its Hello; 0 before. */
+/* The agent said Hello and was welcomed: commands may be sent. */
+bool
+guest_ready(const struct guest *g)
+{
+	return g->hello && !g->await_welcome;
+}
+
 uint32_t
 guest_page_size(const struct guest *g)
 {
@@ -368,7 +376,7 @@ guest_apply(struct guest *g, const struct policy *pol,
 		vm->held_bytes += bytes;
 		vm->counters.pass_bytes += bytes;
 		if (b->has_last && b->last)
-			vm_pass_over(vm, "the pass holds all it captured");
+			vm_pass_complete(vm);
 	}
 	return 0;
 }
@@ -473,8 +481,7 @@ guest_punch_done(struct punch_job *j, void *arg)
 			vm->held_bytes += j->bytes;
 			vm->counters.pass_bytes += j->bytes;
 			if (j->last)
-				vm_pass_over(
-				    vm, "the pass holds all it captured");
+				vm_pass_complete(vm);
 		}
 		guest_ack(
 		    g, j->batch_id, 0, NULL, j->nspans, j->nspans, &j->res);
@@ -579,11 +586,25 @@ static int
 guest_stats(struct fh_peer *p, const struct fh_msg *m, void *arg)
 {
 	struct guest *g = arg;
+	struct vm *vm = g->vm;
+	const Freehint__Stats *st = m->u.stats;
+	size_t n = st->n_free_blocks_by_order;
 
 	if (!g->hello || g->await_welcome)
 		return FREEHINT__REJECT_REASON__NOT_ALLOWED;
-	if (m->u.stats->has_free_bytes)
-		g->vm->guest_free_bytes = m->u.stats->free_bytes;
+	/* Figures only (pass_estimate): what a guest claims moves no more
+	 * than whether its own migration waits for its pass. */
+	if (!st->has_free_bytes)
+		return 0;
+	vm->guest_free_bytes = st->free_bytes;
+	if (n > FREEHINTD_MAX_ORDERS)
+		n = FREEHINTD_MAX_ORDERS;
+	memset(vm->guest_free_by_order, 0, sizeof vm->guest_free_by_order);
+	if (n > 0)
+		memcpy(vm->guest_free_by_order, st->free_blocks_by_order,
+		    n * sizeof *vm->guest_free_by_order);
+	vm->guest_free_norders = n;
+	vm->guest_stats_ms = fh_monotonic_ms();
 	return 0;
 }
 

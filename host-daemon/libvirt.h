@@ -108,6 +108,7 @@ struct vl_job {
 	vm_hmp_done hmp_done;
 	void *hmp_arg;
 	uint64_t bps; /* a migration's bandwidth to set */
+	uint64_t ceiling; /* only when the one in force is at most this */
 	int64_t was; /* the one it had, bytes a second; -1: refused */
 	vm_speed_done speed_done;
 	void *speed_arg;
@@ -168,6 +169,6 @@ void vl_dom_listed(char **, int);
 
 /* libvirt_qemu.c */
 void vl_hmp(void *, const char *, vm_hmp_done, void *);
-void vl_speed(void *, uint64_t, vm_speed_done, void *);
+void vl_speed(void *, uint64_t, uint64_t, vm_speed_done, void *);
 
 #endif

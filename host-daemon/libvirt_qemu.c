@@ -66,13 +66,15 @@ vl_hmp_done(struct vl_job *j)
  * force before is given back as it was.
  */
 void
-vl_speed(void *ctx, uint64_t bps, vm_speed_done done, void *arg)
+vl_speed(
+    void *ctx, uint64_t bps, uint64_t ceiling, vm_speed_done done, void *arg)
 {
 	struct vl_dom *d = ctx;
 	struct vl_job *j;
 
 	j = vl_job_new(vl_speed_work, vl_speed_done, d->name);
 	j->bps = bps;
+	j->ceiling = ceiling;
 	j->speed_done = done;
 	j->speed_arg = arg;
 	vl_submit(j);
@@ -90,13 +92,19 @@ vl_speed_work(struct vl_job *j, virConnectPtr conn)
 	mib = (unsigned long)(j->bps >> 20);
 	if (mib == 0)
 		mib = 1;
-	if (virDomainMigrateGetMaxSpeed(dom, &was, 0) < 0 ||
-	    virDomainMigrateSetMaxSpeed(dom, mib, 0) < 0)
+	if (virDomainMigrateGetMaxSpeed(dom, &was, 0) < 0) {
 		vl_job_fail(j);
-	else
-		j->was = was > (unsigned long)(INT64_MAX >> 20)
-		    ? INT64_MAX
-		    : (int64_t)was << 20;
+		virDomainFree(dom);
+		return;
+	}
+	j->was = was > (unsigned long)(INT64_MAX >> 20) ? INT64_MAX
+	                                                : (int64_t)was << 20;
+	/* Above the ceiling nothing is set, and was says so. */
+	if ((uint64_t)j->was <= j->ceiling &&
+	    virDomainMigrateSetMaxSpeed(dom, mib, 0) < 0) {
+		j->was = -1;
+		vl_job_fail(j);
+	}
 	virDomainFree(dom);
 }
 

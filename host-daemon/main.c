@@ -41,6 +41,8 @@ enum {
 	OPT_HINT_ORDER,
 	OPT_STATS_MS,
 	OPT_HOLD_MS,
+	OPT_LINK_SPEED,
+	OPT_PASS_SPEED,
 	OPT_PUNCH_WORKERS,
 	OPT_METRICS_LISTEN,
 };
@@ -67,6 +69,8 @@ static const struct option longopts[] = { { "debug", no_argument, NULL, 'd' },
 	{ "hint-min-order", required_argument, NULL, OPT_HINT_ORDER },
 	{ "stats-interval-ms", required_argument, NULL, OPT_STATS_MS },
 	{ "migration-hold-ms", required_argument, NULL, OPT_HOLD_MS },
+	{ "migration-link-speed", required_argument, NULL, OPT_LINK_SPEED },
+	{ "hint-pass-speed", required_argument, NULL, OPT_PASS_SPEED },
 	{ "punch-workers", required_argument, NULL, OPT_PUNCH_WORKERS },
 	{ "metrics-listen", required_argument, NULL, OPT_METRICS_LISTEN },
 	{ NULL, 0, NULL, 0 } };
@@ -108,6 +112,8 @@ usage(int status)
 	    "[--max-bytes-per-sec SIZE] [--max-faults N]\n"
 	    "                 [--stats-interval-ms MS] "
 	    "[--migration-hold-ms MS] [--punch-workers N]\n"
+	    "                 [--migration-link-speed SIZE] "
+	    "[--hint-pass-speed SIZE]\n"
 	    "                 [--metrics-listen ADDR:PORT]\n"
 	    "  -d, --debug        log to stderr, not syslog\n"
 	    "  -f, --config FILE  read FILE, not %s\n"
@@ -235,12 +241,18 @@ config_opt(int val, const char *name, const char *arg, void *ctx, char *err,
 		return 0;
 	case OPT_MAX_BYTES:
 	case OPT_BYTES_SEC:
+	case OPT_LINK_SPEED:
+	case OPT_PASS_SPEED:
 		if (fh_parse_size(arg, &v) != 0 || v == 0)
 			break;
 		if (val == OPT_MAX_BYTES)
 			c->policy.max_batch_bytes = v;
-		else
+		else if (val == OPT_BYTES_SEC)
 			c->policy.max_bytes_sec = v;
+		else if (val == OPT_LINK_SPEED)
+			c->policy.migration_link_bps = v;
+		else
+			c->policy.hint_pass_bps = v;
 		return 0;
 	case OPT_BATCHES_SEC:
 	case OPT_MAX_FAULTS:
@@ -337,6 +349,9 @@ config_dump(const struct config *c)
 	printf("stats-interval-ms %u\nmigration-hold-ms %u\npunch-workers %u\n",
 	    c->policy.stats_interval_ms, c->policy.migration_hold_ms,
 	    c->punch_workers);
+	printf("migration-link-speed %llu\nhint-pass-speed %llu\n",
+	    (unsigned long long)c->policy.migration_link_bps,
+	    (unsigned long long)c->policy.hint_pass_bps);
 	TAILQ_FOREACH(vc, &c->vms, entry) {
 		printf("vm name=%s,qmp=%s", vc->name, vc->qmp);
 		if (vc->channel)

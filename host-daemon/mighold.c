@@ -8,6 +8,10 @@
  * (vm_speed_fn): QMP's migrate-set-parameters, libvirt's
  * virDomainMigrateSetMaxSpeed.
  *
+ * The migration's own pass starts only once QEMU is held, and only when
+ * it pays at the bandwidth in force (passcost.c): the hold is asked with
+ * the bandwidth below which it does, and QEMU above it is left alone.
+ *
  * The hold belongs to its chain of answers, as a map load does: ending it
  * only cuts its link to the VM, and the last answer frees it.
  */
@@ -26,6 +30,8 @@ struct mighold {
 	int64_t was; /* the bandwidth to give back; -1 until known */
 	int pending; /* answers not yet in */
 	bool over; /* the pass ended before QEMU answered */
+	bool start_pass; /* the migration's own pass, once held */
+	struct pass_estimate est; /* its figures */
 };
 
 static void mighold_free_maybe(struct mighold *);
@@ -33,6 +39,8 @@ static void mighold_set_cb(void *, int64_t);
 static void mighold_restore_cb(void *, int64_t);
 static void mighold_bound_cb(evutil_socket_t, short, void *);
 static void mighold_sent_cb(void *, const char *);
+static void mighold_log_unpaid(
+    const struct vm *, const struct pass_estimate *, uint64_t);
 
 static void
 mighold_free_maybe(struct mighold *mh)
@@ -43,8 +51,37 @@ mighold_free_maybe(struct mighold *mh)
 	free(mh);
 }
 
+/*
+ * A migration started with no pass running: its own pass, if one pays.
+ * A source that cannot hold QEMU down, or hold-ms 0, gets the pass at
+ * once, racing QEMU's walk: the bandwidth is not known to weigh it.
+ */
 void
-mighold_start(struct vm *vm)
+mighold_migration(struct vm *vm)
+{
+	struct pass_estimate est;
+	char err[256];
+
+	if (pass_estimate(vm, &est, err, sizeof err) != 0) {
+		log_info("vm %s: no hint pass: %s", vm->name, err);
+		return;
+	}
+	if (vm->speed == NULL || vm_pass_policy(vm, 0).hold_ms == 0 ||
+	    vm->mighold != NULL) {
+		if (vm_hint(vm, err, sizeof err) != 0)
+			log_info("vm %s: no hint pass: %s", vm->name, err);
+		return;
+	}
+	mighold_start(vm, &est);
+}
+
+/*
+ * Hold the migration down: for the pass running (est NULL), or for the
+ * migration's own pass, started once QEMU is held, and only when the
+ * bandwidth in force is below est's ceiling.
+ */
+void
+mighold_start(struct vm *vm, const struct pass_estimate *est)
 {
 	struct pass_policy pol;
 	struct mighold *mh;
@@ -56,6 +93,10 @@ mighold_start(struct vm *vm)
 	mh = xcalloc(1, sizeof *mh);
 	mh->vm = vm;
 	mh->was = -1;
+	if (est != NULL) {
+		mh->start_pass = true;
+		mh->est = *est;
+	}
 	mh->started_ms = fh_monotonic_ms();
 	if ((mh->bound = evtimer_new(ev_base, mighold_bound_cb, mh)) == NULL)
 		fatalx("%s: evtimer_new", __func__);
@@ -64,7 +105,8 @@ mighold_start(struct vm *vm)
 	vm->mighold = mh;
 	mh->pending++;
 	/* Last: the source may answer before it returns. */
-	vm->speed(vm->speed_ctx, pol.hold_bps, mighold_set_cb, mh);
+	vm->speed(vm->speed_ctx, pol.hold_bps,
+	    mh->start_pass ? mh->est.ceiling : UINT64_MAX, mighold_set_cb, mh);
 }
 
 /* QEMU holds the migration down: remember what to give back. */
@@ -73,10 +115,18 @@ mighold_set_cb(void *arg, int64_t was)
 {
 	struct mighold *mh = arg;
 	struct vm *vm = mh->vm;
+	bool start = mh->start_pass;
+	char err[256];
 
 	mh->pending--;
 	if (vm == NULL) {
 		mighold_free_maybe(mh);
+		return;
+	}
+	if (start && was >= 0 && (uint64_t)was > mh->est.ceiling) {
+		/* QEMU was left alone: it sends faster than a pass saves. */
+		mighold_log_unpaid(vm, &mh->est, (uint64_t)was);
+		mighold_end(vm, NULL);
 		return;
 	}
 	if (was < 0) {
@@ -84,9 +134,16 @@ mighold_set_cb(void *arg, int64_t was)
 		          "down: the pass races it",
 		    vm->name);
 		mighold_end(vm, NULL);
+		if (start && vm_hint(vm, err, sizeof err) != 0)
+			log_info("vm %s: no hint pass: %s", vm->name, err);
 		return;
 	}
 	mh->was = was;
+	if (start && vm_hint(vm, err, sizeof err) != 0) {
+		log_info("vm %s: no hint pass: %s", vm->name, err);
+		mighold_end(vm, "no hint pass");
+		return;
+	}
 	log_info("vm %s: migration bandwidth held at %" PRIu64
 	         " bytes/s (was %" PRId64 ") until the hint pass is over",
 	    vm->name, vm_pass_policy(vm, 0).hold_bps, was);
@@ -96,6 +153,25 @@ mighold_set_cb(void *arg, int64_t was)
 	/* Lower than ours already, or the pass was over first. */
 	if (mh->over || (uint64_t)was <= vm_pass_policy(vm, 0).hold_bps)
 		mighold_end(vm, mh->over ? "the pass was over" : "was lower");
+}
+
+static void
+mighold_log_unpaid(
+    const struct vm *vm, const struct pass_estimate *e, uint64_t was)
+{
+	uint64_t bps = conf->policy.migration_link_bps;
+
+	if (was < bps)
+		bps = was;
+	if (bps == 0)
+		bps = 1;
+	log_info("vm %s: no hint pass: at %" PRIu64 " MiB/s the migration "
+	         "sends the %" PRIu64 " MiB a pass would keep back in "
+	         "%" PRIu64 " ms, and the pass would take about %" PRIu64
+	         " ms (%" PRIu64 " MiB at %" PRIu64 " MiB/s, and QEMU's wait)",
+	    vm->name, bps >> 20, e->gain >> 20,
+	    (uint64_t)((double)e->gain * 1000 / (double)bps), e->cost_ms,
+	    e->capture >> 20, e->speed >> 20);
 }
 
 static void
@@ -156,8 +232,8 @@ mighold_end(struct vm *vm, const char *why)
 		         " bytes/s after %" PRIu64 " ms (%s)",
 		    vm->name, mh->was, fh_monotonic_ms() - mh->started_ms, why);
 		mh->pending++;
-		vm->speed(
-		    vm->speed_ctx, (uint64_t)mh->was, mighold_restore_cb, mh);
+		vm->speed(vm->speed_ctx, (uint64_t)mh->was, UINT64_MAX,
+		    mighold_restore_cb, mh);
 		return;
 	}
 	mighold_free_maybe(mh);

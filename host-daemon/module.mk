@@ -6,7 +6,7 @@ JSONC_LIBS := $(shell $(PKG_CONFIG) --libs json-c 2>/dev/null)
 HOSTD_SRCS := host-daemon/memmap.c host-daemon/discard.c host-daemon/punch.c \
 	host-daemon/validate.c host-daemon/vm.c host-daemon/vm_map.c \
 	host-daemon/qmp.c \
-	host-daemon/qmpc.c host-daemon/mighold.c \
+	host-daemon/qmpc.c host-daemon/mighold.c host-daemon/passcost.c \
 	host-daemon/guest.c host-daemon/listen.c host-daemon/control.c \
 	host-daemon/policy.c host-daemon/metrics.c host-daemon/vmsource.c \
 	host-daemon/priv.c host-daemon/psmsg.c host-daemon/privsep.c \

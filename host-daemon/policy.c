@@ -139,6 +139,8 @@ policy_defaults(struct policy *p)
 	p->max_faults = 8;
 	p->hint_min_order = FREEHINTD_ORDER_AUTO;
 	p->migration_hold_ms = 5000;
+	p->migration_link_bps = 1ULL << 30;
+	p->hint_pass_bps = 512ULL << 20;
 	p->stats_interval_ms = 2000;
 }
 

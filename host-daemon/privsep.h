@@ -39,7 +39,7 @@ enum ps_type {
 	PS_NOTIFY_DONE, /* rc msg */
 	/* Worker to parent: requests, each answered. */
 	PS_HMP = 100, /* name cmd */
-	PS_SPEED, /* name bps */
+	PS_SPEED, /* name bps ceiling */
 	PS_RESOLVE, /* name n {gpa size hva}... */
 	PS_DMA, /* name */
 	PS_CHAN, /* name */

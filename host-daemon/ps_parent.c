@@ -313,6 +313,8 @@ ps_parent_policy(const struct policy *p)
 	ps_put_u32(&b, p->hint_min_order);
 	ps_put_u32(&b, p->stats_interval_ms);
 	ps_put_u32(&b, p->migration_hold_ms);
+	ps_put_u64(&b, p->migration_link_bps);
+	ps_put_u64(&b, p->hint_pass_bps);
 	ps_put_u32(&b, p->no_discard);
 	ps_send(pchan, PS_POLICY_CONF, 0, &b);
 }
@@ -418,6 +420,7 @@ p_speed(struct ps_chan *c, uint32_t type, uint64_t id, struct ps_rd *rd)
 {
 	const char *name = ps_get_str(rd, PS_STR_MAX);
 	uint64_t bps = ps_get_u64(rd);
+	uint64_t ceiling = ps_get_u64(rd);
 	struct preq *q;
 	struct pvm *p;
 
@@ -431,7 +434,7 @@ p_speed(struct ps_chan *c, uint32_t type, uint64_t id, struct ps_rd *rd)
 		p_speed_done(q, -1);
 		return 0;
 	}
-	p->speed(p->speed_ctx, bps, p_speed_done, q);
+	p->speed(p->speed_ctx, bps, ceiling, p_speed_done, q);
 	return 0;
 }
 

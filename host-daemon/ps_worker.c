@@ -50,7 +50,7 @@ static ps_handler_fn w_src_add, w_src_remove, w_src_migration, w_src_dma,
     w_ping, w_answer;
 static void w_lost(struct ps_chan *, const char *);
 static void w_hmp(void *, const char *, vm_hmp_done, void *);
-static void w_speed(void *, uint64_t, vm_speed_done, void *);
+static void w_speed(void *, uint64_t, uint64_t, vm_speed_done, void *);
 
 static const struct ps_handler w_handlers[] = {
 	{ PS_SRC_ADD, w_src_add },
@@ -298,6 +298,8 @@ w_policy_conf(struct ps_chan *c, uint32_t type, uint64_t id, struct ps_rd *rd)
 	p.hint_min_order = ps_get_u32(rd);
 	p.stats_interval_ms = ps_get_u32(rd);
 	p.migration_hold_ms = ps_get_u32(rd);
+	p.migration_link_bps = ps_get_u64(rd);
+	p.hint_pass_bps = ps_get_u64(rd);
 	p.no_discard = ps_get_u32(rd) != 0;
 	if (rd->bad)
 		return -1;
@@ -428,7 +430,8 @@ w_hmp(void *ctx, const char *cmd, vm_hmp_done done, void *arg)
 }
 
 static void
-w_speed(void *ctx, uint64_t bps, vm_speed_done done, void *arg)
+w_speed(
+    void *ctx, uint64_t bps, uint64_t ceiling, vm_speed_done done, void *arg)
 {
 	struct wsrc *ws = ctx;
 	struct ps_buf b = { 0 };
@@ -436,6 +439,7 @@ w_speed(void *ctx, uint64_t bps, vm_speed_done done, void *arg)
 
 	ps_put_str(&b, ws->name);
 	ps_put_u64(&b, bps);
+	ps_put_u64(&b, ceiling);
 	r = w_request(PS_SPEED, PS_SPEED_DONE, &b, arg);
 	r->cb.speed = done;
 }

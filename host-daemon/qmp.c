@@ -55,9 +55,13 @@ struct qmp {
 
 /* A bandwidth change of the registry's, in flight. */
 struct qmp_speed_req {
+	struct qmp *q;
 	vm_speed_done done;
 	void *arg;
 	int64_t was; /* from query-migrate-parameters; -1 unknown */
+	uint64_t bps;
+	uint64_t ceiling; /* set only when was is at most this */
+	bool set_sent; /* migrate-set-parameters is out */
 };
 
 /* A human monitor command of the registry's, in flight. */
@@ -85,7 +89,8 @@ static void qmp_ev_stop(struct qmp *, json_object *);
 static const char *qmp_check_pid(struct qmp *, char *, size_t);
 static void qmp_hmp(void *, const char *, vm_hmp_done, void *);
 static void qmp_hmp_reply(struct qmpc *, json_object *, const char *, void *);
-static void qmp_speed(void *, uint64_t, vm_speed_done, void *);
+static void qmp_speed(void *, uint64_t, uint64_t, vm_speed_done, void *);
+static int qmp_speed_set(struct qmp_speed_req *);
 static void qmp_speed_query_reply(
     struct qmpc *, json_object *, const char *, void *);
 static void qmp_speed_set_reply(
@@ -539,40 +544,57 @@ qmp_hmp_reply(struct qmpc *c, json_object *r, const char *err, void *arg)
 }
 
 /*
- * The bandwidth in force, then the new one, sent back to back: QEMU
- * answers in order, and the migration is held down one round trip
- * sooner than if the set waited for the query's answer.
+ * The bandwidth in force, then the new one. With no ceiling the two are
+ * sent back to back: QEMU answers in order, and the migration is held
+ * down one round trip sooner than if the set waited for the query's
+ * answer. With one, the set waits for the answer and is sent only when
+ * the bandwidth in force is at most the ceiling.
  */
 static void
-qmp_speed(void *ctx, uint64_t bps, vm_speed_done done, void *arg)
+qmp_speed(
+    void *ctx, uint64_t bps, uint64_t ceiling, vm_speed_done done, void *arg)
 {
 	struct qmp *q = ctx;
 	struct qmp_speed_req *req;
-	json_object *args;
 
 	if (q->c == NULL || !qmpc_ready(q->c) || bps > INT64_MAX) {
 		done(arg, -1);
 		return;
 	}
 	req = xcalloc(1, sizeof *req);
+	req->q = q;
 	req->done = done;
 	req->arg = arg;
 	req->was = -1;
+	req->bps = bps;
+	req->ceiling = ceiling;
 	if (qmpc_send(q->c, "query-migrate-parameters", NULL,
 	        qmp_speed_query_reply, req) != 0) {
 		free(req);
 		done(arg, -1);
 		return;
 	}
-	args = json_object_new_object();
-	json_object_object_add(
-	    args, "max-bandwidth", json_object_new_int64((int64_t)bps));
+	if (ceiling != UINT64_MAX)
+		return;
+	req->set_sent = true;
 	/* It fails only with the client, which has failed the query. */
-	if (qmpc_send(q->c, "migrate-set-parameters", args, qmp_speed_set_reply,
-	        req) != 0) {
+	if (qmp_speed_set(req) != 0) {
 		free(req);
 		done(arg, -1);
 	}
+}
+
+/* 0, or -1 when the client failed (the caller is told by the query). */
+static int
+qmp_speed_set(struct qmp_speed_req *req)
+{
+	json_object *args;
+
+	args = json_object_new_object();
+	json_object_object_add(
+	    args, "max-bandwidth", json_object_new_int64((int64_t)req->bps));
+	return qmpc_send(req->q->c, "migrate-set-parameters", args,
+	    qmp_speed_set_reply, req);
 }
 
 static void
@@ -585,6 +607,17 @@ qmp_speed_query_reply(
 	if (r != NULL && json_object_object_get_ex(r, "max-bandwidth", &v) &&
 	    json_object_is_type(v, json_type_int))
 		req->was = json_object_get_int64(v);
+	if (req->set_sent)
+		return; /* the set's answer ends it */
+	/* Above the ceiling, or no answer: nothing is set. */
+	if (req->was >= 0 && (uint64_t)req->was <= req->ceiling) {
+		req->set_sent = true;
+		if (qmp_speed_set(req) == 0)
+			return;
+		req->was = -1;
+	}
+	req->done(req->arg, req->was);
+	free(req);
 }
 
 static void

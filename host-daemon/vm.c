@@ -492,15 +492,16 @@ registry_migration(const char *name, enum vm_migration_event ev)
 	    ev == VM_MIGRATION_STARTED ? "started" : "finished");
 	vm_postcopy(vm, ev);
 	/*
-	 * A pass started by hand before the migration serves it. Until the
-	 * pass is over, what QEMU reads of a page the pass would hold is
-	 * sent whole: hold the migration back meanwhile.
+	 * A pass started by hand before the migration serves it; else the
+	 * migration gets its own, when one pays (mighold_migration). Until
+	 * the pass is over, what QEMU reads of a page the pass would hold
+	 * is sent whole: hold the migration back meanwhile.
 	 */
 	if (ev == VM_MIGRATION_STARTED) {
-		if (!vm_pass_active(vm) && vm_hint(vm, err, sizeof err) != 0)
-			log_info("vm %s: no hint pass: %s", name, err);
-		if (vm_pass_active(vm) && !vm->pass_done)
-			mighold_start(vm);
+		if (!vm_pass_active(vm))
+			mighold_migration(vm);
+		else if (!vm->pass_done)
+			mighold_start(vm, NULL);
 	} else {
 		vm_release(vm, err, sizeof err);
 		/* The destination's map, or the source's after a failure. */
@@ -579,13 +580,13 @@ vm_pass_byte_limit(const struct vm *vm)
 	return limit;
 }
 
-/* Ask the guest to capture and hold most of its free memory. */
+/*
+ * Why no pass can be asked of this VM now (-1), or 0. The migration's
+ * own pass is weighed (passcost.c) only once it could be asked.
+ */
 int
-vm_hint(struct vm *vm, char *err, size_t errlen)
+vm_pass_refused(struct vm *vm, char *err, size_t errlen)
 {
-	struct pass_policy pol;
-	uint64_t limit;
-
 	if (vm->guest == NULL) {
 		snprintf(err, errlen, "no agent connected");
 		return -1;
@@ -595,25 +596,42 @@ vm_hint(struct vm *vm, char *err, size_t errlen)
 		    vm->mode_why != NULL ? vm->mode_why : "");
 		return -1;
 	}
-	/* A second request while a pass holds would start another pass,
-	 * and the first one's HELD batches would then be refused. */
-	if (vm_pass_active(vm)) {
-		log_info("vm %s: hint pass %" PRIu64 " already active",
-		    vm->name, vm->pass_id);
-		return 0;
-	}
-	pol = vm_pass_policy(vm, guest_page_size(vm->guest));
 	if (vm->map.n == 0) {
 		snprintf(err, errlen, "the memory map is not read yet");
 		return -1;
 	}
 	/* 0 would be no limit to the agent. */
-	if ((limit = vm_pass_byte_limit(vm)) == 0) {
+	if (vm_pass_byte_limit(vm) == 0) {
 		snprintf(err, errlen,
 		    "the backing holds no memory: "
 		    "nothing to capture");
 		return -1;
 	}
+	if (!guest_ready(vm->guest)) {
+		snprintf(err, errlen, "the agent has not said Hello yet");
+		return -1;
+	}
+	return 0;
+}
+
+/* Ask the guest to capture and hold most of its free memory. */
+int
+vm_hint(struct vm *vm, char *err, size_t errlen)
+{
+	struct pass_policy pol;
+	uint64_t limit;
+
+	/* A second request while a pass holds would start another pass,
+	 * and the first one's HELD batches would then be refused. */
+	if (vm->guest != NULL && vm_pass_active(vm)) {
+		log_info("vm %s: hint pass %" PRIu64 " already active",
+		    vm->name, vm->pass_id);
+		return 0;
+	}
+	if (vm_pass_refused(vm, err, errlen) != 0)
+		return -1;
+	pol = vm_pass_policy(vm, guest_page_size(vm->guest));
+	limit = vm_pass_byte_limit(vm);
 	if (guest_command(vm->guest, FREEHINT__COMMAND_TYPE__HINT_PASS,
 	        vm->pass_id + 1, pol.min_order, limit,
 	        vm->mode == FREEHINT__MODE__ZERO_IN_GUEST) != 0) {
@@ -647,6 +665,21 @@ vm_pass_over(struct vm *vm, const char *why)
 		    vm->held_bytes >> 20);
 	vm->pass_done = true;
 	mighold_end(vm, why);
+}
+
+/*
+ * The pass's last HELD batch is applied: its speed is what the next
+ * migration's estimate uses (passcost.c), from a pass of some size.
+ */
+void
+vm_pass_complete(struct vm *vm)
+{
+	uint64_t ms = fh_monotonic_ms() - vm->pass_started_ms;
+
+	if (vm->pass_active && !vm->pass_done &&
+	    vm->held_bytes >= FREEHINTD_PASS_SPEED_MIN)
+		vm->pass_bps = vm->held_bytes * 1000 / (ms != 0 ? ms : 1);
+	vm_pass_over(vm, "the pass holds all it captured");
 }
 
 int

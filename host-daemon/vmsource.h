@@ -50,14 +50,16 @@ typedef void (*vm_hmp_fn)(
     void *ctx, const char *cmd, vm_hmp_done done, void *arg);
 
 /*
- * Sets the running migration's bandwidth to bps bytes a second and calls
+ * Sets the running migration's bandwidth to bps bytes a second, when the
+ * bandwidth in force is at most ceiling (UINT64_MAX: always), and calls
  * done exactly once with the bandwidth in force before (bytes a second),
- * or with -1 when QEMU did not take it. Like vm_hmp_fn, done may be
+ * or with -1 when QEMU did not answer or did not take it. Above ceiling
+ * nothing is set: was > ceiling says so. Like vm_hmp_fn, done may be
  * called before the function returns; the loop never waits.
  */
 typedef void (*vm_speed_done)(void *arg, int64_t was);
 typedef void (*vm_speed_fn)(
-    void *ctx, uint64_t bps, vm_speed_done done, void *arg);
+    void *ctx, uint64_t bps, uint64_t ceiling, vm_speed_done done, void *arg);
 
 enum vm_migration_event {
 	VM_MIGRATION_STARTED, /* ask the guest for a hint pass */

@@ -62,6 +62,38 @@ if ! e2e_wait_log "$t/d.log" "vm src: agent " 120 ||
 fi
 free_kib=$(sed -n 's/.*FRAG free_kib=\([0-9]*\).*/\1/p' "$t/src.log")
 used=$(((512 * 1024 - free_kib) / 4))
+bw() {
+	qmp "$t/qmp2" exec query-migrate-parameters | python3 -c 'import json, sys
+print(json.load(sys.stdin)["max-bandwidth"])'
+}
+bw_before=$(bw)
+
+# A bandwidth at which sending the free memory is quicker than the pass
+# (10 GiB/s, beyond freehintd's 1 GiB/s link): no pass, QEMU left alone.
+# The migration goes to a pipe nobody reads for 20 s, and is cancelled
+# once freehintd has decided.
+qmp "$t/qmp2" exec migrate-set-parameters '{"max-bandwidth": 10737418240}' \
+    >/dev/null
+qmp "$t/qmp2" exec migrate '{"uri": "exec:sleep 20; cat >/dev/null"}' \
+    >/dev/null
+if e2e_wait_log "$t/d.log" "vm src: no hint pass: at 1024 MiB/s" 30 &&
+    ! grep -q "hint pass 1 started\|bandwidth held" "$t/d.log" &&
+    [ "$(bw)" = 10737418240 ]; then
+	pass hostd-migration-pass:unpaid-left-alone
+else
+	fail hostd-migration-pass:unpaid-left-alone "$(bw)"
+	dump
+fi
+qmp "$t/qmp2" exec migrate_cancel >/dev/null
+cancelled() { qmp "$t/qmp2" exec query-migrate | grep -q '"cancelled"'; }
+if ! wait_for 40 cancelled || ! e2e_wait_log "$t/d.log" "migration finished" 10
+then
+	fail hostd-migration-pass:cancelled "$(qmp "$t/qmp2" exec query-migrate)"
+	dump
+	exit 1
+fi
+qmp "$t/qmp2" exec migrate-set-parameters \
+    "{\"max-bandwidth\": $bw_before}" >/dev/null
 
 # The destination: the same guest, waiting for the migration.
 tests/guest/run-guest.sh -b -t 400 -q "$t/dqmp" -c "$t/dchan" \
@@ -83,11 +115,6 @@ for n in src dst; do
 		renice -n 10 -p "${task##*/}" >/dev/null 2>&1
 	done
 done
-bw() {
-	qmp "$t/qmp2" exec query-migrate-parameters | python3 -c 'import json, sys
-print(json.load(sys.stdin)["max-bandwidth"])'
-}
-bw_before=$(bw)
 qmp "$t/qmp2" exec migrate "{\"uri\": \"unix:$t/mig.sock\"}" >/dev/null
 # Once the pass holds what it will, the rest is copied with the guest
 # paused: QEMU 7.2 under TCG loses guest writes made during a live

@@ -13,6 +13,8 @@
  * the one cleanup path.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <linux/falloc.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -1103,6 +1105,158 @@ test_welcome_after_devices(void **state)
 	expect_ack(f, 2, 0);
 }
 
+/* The source's bandwidth, played by the test: each call, and QEMU's. */
+struct speed_calls {
+	int n;
+	uint64_t bps[4], ceiling[4];
+	int64_t in_force;
+};
+
+static void
+speed_fn(
+    void *ctx, uint64_t bps, uint64_t ceiling, vm_speed_done done, void *arg)
+{
+	struct speed_calls *s = ctx;
+	int64_t was = s->in_force;
+
+	assert_true(s->n < 4);
+	s->bps[s->n] = bps;
+	s->ceiling[s->n++] = ceiling;
+	if ((uint64_t)was <= ceiling)
+		s->in_force = (int64_t)bps;
+	done(arg, was);
+}
+
+/* The agent's Stats: free MiB in 4 KiB pages; all of RAM written. */
+static void
+send_stats(struct fx *f, uint64_t free_mib)
+{
+	Freehint__Stats st = FREEHINT__STATS__INIT;
+	uint64_t by_order[1] = { free_mib * 256 };
+
+	memset(f->q.ram, 0x5a, FAKE_RAM_SIZE);
+	st.has_free_bytes = true;
+	st.free_bytes = free_mib << 20;
+	st.n_free_blocks_by_order = 1;
+	st.free_blocks_by_order = by_order;
+	send_msg(f, FH_MSG_STATS, &st.base);
+	FIXTURE_SPIN_UNTIL(ev_base, f->vm->guest_stats_ms != 0);
+}
+
+/* A session with the source's bandwidth played by s, whose agent sent
+ * Stats of free_mib (none when 0), and a migration started. */
+static void
+migrate_with(struct fx *f, struct speed_calls *s, uint64_t free_mib)
+{
+	start(f);
+	if (free_mib != 0)
+		send_stats(f, free_mib);
+	f->vm->speed = speed_fn;
+	f->vm->speed_ctx = s;
+	vm_registry.migration("vm1", VM_MIGRATION_STARTED);
+}
+
+/* The next message is a Command of type: its pass id. */
+static uint64_t
+expect_command(struct fx *f, Freehint__CommandType type)
+{
+	struct fh_msg m;
+	uint64_t pass;
+
+	next_msg(f, FH_MSG_COMMAND, &m);
+	assert_int_equal(m.u.command->type, type);
+	pass = m.u.command->pass_id;
+	fh_msg_free(&m);
+	return pass;
+}
+
+/*
+ * A migration's own pass when it pays: 12 of the 16 MiB free and all of
+ * it allocated. At 512 MiB/s the pass takes 23 ms and QEMU's wait 100:
+ * it pays below 12 MiB / 0.123 s, about 97 MiB/s. QEMU at 32 MiB/s is
+ * held (the ceiling is asked with), then the pass starts; its last HELD
+ * batch ends the hold, which gives 32 MiB/s back, and its speed is
+ * learnt.
+ */
+static void
+test_migration_pass_pays(void **state)
+{
+	struct fx *f = *state;
+	struct speed_calls s = { .in_force = 32 << 20 };
+	uint64_t deadline = fh_monotonic_ms() + 60000;
+
+	migrate_with(f, &s, 12);
+	assert_int_equal(s.n, 1);
+	assert_int_equal(s.bps[0], FREEHINTD_HOLD_BPS);
+	assert_true(s.ceiling[0] > 90ULL << 20 && s.ceiling[0] < 100ULL << 20);
+	assert_int_equal(
+	    expect_command(f, FREEHINT__COMMAND_TYPE__HINT_PASS), 1);
+	assert_true(f->vm->pass_active);
+	send_pass_batch(f, 1, FREEHINT__RANGE_KIND__HELD, 0,
+	    FAKE_RAM_SIZE / PAGE, deadline, 1, true);
+	expect_ack(f, 1, 0);
+	assert_int_equal(s.n, 2);
+	assert_int_equal(s.bps[1], 32 << 20);
+	assert_true(s.ceiling[1] == UINT64_MAX);
+	assert_true(f->vm->pass_bps > 0);
+}
+
+/*
+ * The same guest, QEMU at 1 GiB/s: above the ceiling, nothing is set,
+ * no pass starts, nothing is given back.
+ */
+static void
+test_migration_pass_unpaid(void **state)
+{
+	struct fx *f = *state;
+	struct speed_calls s = { .in_force = 1 << 30 };
+	char err[128];
+
+	migrate_with(f, &s, 12);
+	assert_int_equal(s.n, 1);
+	assert_int_equal(s.in_force, 1 << 30);
+	assert_false(f->vm->pass_active);
+	assert_null(f->vm->mighold);
+	vm_registry.migration("vm1", VM_MIGRATION_FINISHED);
+	assert_int_equal(s.n, 1);
+	/* The agent reads the migration's Release, and no pass before it;
+	 * then a first pass of its own. */
+	expect_command(f, FREEHINT__COMMAND_TYPE__RELEASE);
+	assert_int_equal(vm_hint(f->vm, err, sizeof err), 0);
+	assert_int_equal(
+	    expect_command(f, FREEHINT__COMMAND_TYPE__HINT_PASS), 1);
+}
+
+/*
+ * No Stats yet: nothing known, the hold asked for at any bandwidth. All
+ * free memory reported (none of it allocated): no pass, no hold.
+ */
+static void
+test_migration_pass_figures(void **state)
+{
+	struct fx *f = *state;
+	struct speed_calls s = { .in_force = 1 << 30 };
+
+	migrate_with(f, &s, 0);
+	assert_int_equal(s.n, 1);
+	assert_true(s.ceiling[0] == UINT64_MAX);
+	expect_command(f, FREEHINT__COMMAND_TYPE__HINT_PASS);
+	vm_registry.migration("vm1", VM_MIGRATION_FINISHED);
+	expect_command(f, FREEHINT__COMMAND_TYPE__RELEASE);
+	assert_int_equal(s.n, 2); /* given back */
+
+	send_stats(f, 12);
+	/* Page reporting discarded all 16 MiB: only the 4 used are back. */
+	assert_int_equal(
+	    fallocate(f->q.memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0,
+	        (off_t)FAKE_RAM_SIZE),
+	    0);
+	memset(f->q.ram, 0x5a, 4 << 20);
+	vm_registry.migration("vm1", VM_MIGRATION_STARTED);
+	assert_int_equal(s.n, 2);
+	assert_false(f->vm->pass_active);
+}
+
 int
 main(void)
 {
@@ -1134,6 +1288,9 @@ main(void)
 		UNIT_FX(test_punch_queue_full),
 		UNIT_FX(test_record_only_cancels),
 		UNIT_FX(test_welcome_after_devices),
+		UNIT_FX(test_migration_pass_pays),
+		UNIT_FX(test_migration_pass_unpaid),
+		UNIT_FX(test_migration_pass_figures),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1042,33 +1042,34 @@ test_speed(void **state)
 	struct vm *vm;
 
 	vm = serve(f);
-	vm->speed(vm->speed_ctx, 1 << 20, speed_done, &sp);
+	vm->speed(vm->speed_ctx, 1 << 20, UINT64_MAX, speed_done, &sp);
 	speed_sent(f, &qid, &sid, 1 << 20);
 	reply(f, qid, params_7_2);
 	reply(f, sid, "{}");
 	FIXTURE_SPIN_UNTIL(ev_base, sp.n == 1);
 	assert_int_equal(sp.was, 134217728);
 	/* What was in force is unknown: -1. */
-	vm->speed(vm->speed_ctx, 134217728, speed_done, &sp);
+	vm->speed(vm->speed_ctx, 134217728, UINT64_MAX, speed_done, &sp);
 	speed_sent(f, &qid, &sid, 134217728);
 	refuse(f, qid);
 	reply(f, sid, "{}");
 	FIXTURE_SPIN_UNTIL(ev_base, sp.n == 2);
 	assert_int_equal(sp.was, -1);
 	/* Not taken. */
-	vm->speed(vm->speed_ctx, 4096, speed_done, &sp);
+	vm->speed(vm->speed_ctx, 4096, UINT64_MAX, speed_done, &sp);
 	speed_sent(f, &qid, &sid, 4096);
 	reply(f, qid, "{\"max-bandwidth\": 4096}");
 	refuse(f, sid);
 	FIXTURE_SPIN_UNTIL(ev_base, sp.n == 3);
 	assert_int_equal(sp.was, -1);
 	/* More than QMP's integers hold: refused before anything is sent. */
-	vm->speed(vm->speed_ctx, (uint64_t)INT64_MAX + 1, speed_done, &sp);
+	vm->speed(vm->speed_ctx, (uint64_t)INT64_MAX + 1, UINT64_MAX,
+	    speed_done, &sp);
 	assert_int_equal(sp.n, 4);
 	assert_int_equal(sp.was, -1);
 	/* The monitor lost with the change out: failed. */
 	sp.was = 0;
-	vm->speed(vm->speed_ctx, 8192, speed_done, &sp);
+	vm->speed(vm->speed_ctx, 8192, UINT64_MAX, speed_done, &sp);
 	speed_sent(f, &qid, &sid, 8192);
 	close(f->fd);
 	f->fd = -1;
@@ -1077,8 +1078,65 @@ test_speed(void **state)
 	/* No monitor: refused at once. */
 	assert_non_null(vm->speed);
 	sp.was = 0;
-	vm->speed(vm->speed_ctx, 8192, speed_done, &sp);
+	vm->speed(vm->speed_ctx, 8192, UINT64_MAX, speed_done, &sp);
 	assert_int_equal(sp.n, 6);
+	assert_int_equal(sp.was, -1);
+}
+
+/*
+ * With a ceiling the set waits for the query's answer and is sent only
+ * when the bandwidth in force is at most the ceiling; above it, or with
+ * no answer, nothing is set and the answer says so.
+ */
+static void
+test_speed_ceiling(void **state)
+{
+	struct fx *f = *state;
+	struct speed sp = { 0, 0 };
+	json_object *o, *args, *v;
+	uint64_t qid, sid;
+	struct vm *vm;
+
+	vm = serve(f);
+	/* 128 MiB/s in force, at most 200 MiB/s: held. */
+	vm->speed(vm->speed_ctx, 4096, 200 << 20, speed_done, &sp);
+	json_object_put(take(f, "query-migrate-parameters", &qid));
+	reply(f, qid, params_7_2);
+	o = take(f, "migrate-set-parameters", &sid);
+	assert_true(json_object_object_get_ex(o, "arguments", &args));
+	assert_true(json_object_object_get_ex(args, "max-bandwidth", &v));
+	assert_int_equal(json_object_get_int64(v), 4096);
+	json_object_put(o);
+	assert_int_equal(sp.n, 0);
+	reply(f, sid, "{}");
+	FIXTURE_SPIN_UNTIL(ev_base, sp.n == 1);
+	assert_int_equal(sp.was, 134217728);
+	/* Above 64 MiB/s: nothing set, and the next command is a query. */
+	vm->speed(vm->speed_ctx, 4096, 64 << 20, speed_done, &sp);
+	json_object_put(take(f, "query-migrate-parameters", &qid));
+	reply(f, qid, params_7_2);
+	FIXTURE_SPIN_UNTIL(ev_base, sp.n == 2);
+	assert_int_equal(sp.was, 134217728);
+	/* The query refused: nothing set, -1. */
+	vm->speed(vm->speed_ctx, 4096, 200 << 20, speed_done, &sp);
+	json_object_put(take(f, "query-migrate-parameters", &qid));
+	refuse(f, qid);
+	FIXTURE_SPIN_UNTIL(ev_base, sp.n == 3);
+	assert_int_equal(sp.was, -1);
+	/* The set refused: -1. */
+	vm->speed(vm->speed_ctx, 4096, 200 << 20, speed_done, &sp);
+	json_object_put(take(f, "query-migrate-parameters", &qid));
+	reply(f, qid, params_7_2);
+	json_object_put(take(f, "migrate-set-parameters", &sid));
+	refuse(f, sid);
+	FIXTURE_SPIN_UNTIL(ev_base, sp.n == 4);
+	assert_int_equal(sp.was, -1);
+	/* The monitor lost before the query's answer: -1, once. */
+	vm->speed(vm->speed_ctx, 4096, 200 << 20, speed_done, &sp);
+	json_object_put(take(f, "query-migrate-parameters", &qid));
+	close(f->fd);
+	f->fd = -1;
+	FIXTURE_SPIN_UNTIL(ev_base, sp.n == 5);
 	assert_int_equal(sp.was, -1);
 }
 
@@ -1227,6 +1285,7 @@ main(int argc, char **argv)
 		UNIT_FX(test_reset),
 		UNIT_FX(test_lost_migrating),
 		UNIT_FX(test_speed),
+		UNIT_FX(test_speed_ceiling),
 		UNIT_FX(test_cmdline_names_socket),
 		UNIT_FX(test_cmdline_silent),
 	};
