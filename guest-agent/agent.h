@@ -272,6 +272,7 @@ struct kmod_stats {
 	uint64_t report_order;
 	uint64_t page_poisoning;
 	uint64_t init_on_free;
+	uint64_t init_on_alloc;
 	uint64_t poison_value;
 	uint64_t hold_bytes;
 	uint64_t report_acked_bytes;

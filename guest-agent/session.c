@@ -480,6 +480,8 @@ session_hello(struct session *s)
 	h.has_page_poisoning = h.has_init_on_free = true;
 	h.page_poisoning = ks.page_poisoning != 0;
 	h.init_on_free = ks.init_on_free != 0;
+	h.has_init_on_alloc = true;
+	h.init_on_alloc = ks.init_on_alloc != 0;
 	h.has_poison_value = true;
 	h.poison_value = (uint32_t)(ks.poison_value & 0xff);
 	h.has_capabilities = true;

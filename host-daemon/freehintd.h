@@ -348,6 +348,7 @@ struct vm {
 	uint64_t pass_started_ms; /* fh_monotonic_ms() */
 	bool pass_done; /* its last HELD batch was applied */
 	uint64_t pass_bps; /* the last complete pass's speed; 0: none */
+	uint64_t pass_sent_bytes; /* its HELD batches taken, punched or not */
 	vm_speed_fn speed; /* NULL: the source cannot change the bandwidth */
 	void *speed_ctx;
 	struct mighold *mighold; /* mighold.c: bandwidth held, or NULL */

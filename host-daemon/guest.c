@@ -25,6 +25,7 @@ struct guest {
 	uint32_t report_order; /* the guest's, or UINT32_MAX */
 	Freehint__Mode mode;
 	uint32_t poison; /* the guest's non-zero poison pattern, or 0 */
+	bool zeroed; /* Hello's init_on_alloc: captured blocks read as 0 */
 	char agent_version[64]; /* printable (fh_strvis) */
 	bool await_welcome; /* Hello answered once the devices are known */
 	struct vstate vs;
@@ -245,6 +246,7 @@ guest_hello(struct fh_peer *p, const struct fh_msg *m, void *arg)
 	    ? h->poison_value
 	    : 0;
 	g->report_order = h->has_report_order ? h->report_order : UINT32_MAX;
+	g->zeroed = h->has_init_on_alloc && h->init_on_alloc;
 	fh_strvis(g->agent_version, sizeof g->agent_version,
 	    h->agent_version != NULL ? h->agent_version : "");
 	/* A new agent: the map may have changed since it was read. */
@@ -375,6 +377,7 @@ guest_apply(struct guest *g, const struct policy *pol,
 		}
 		vm->held_bytes += bytes;
 		vm->counters.pass_bytes += bytes;
+		vm->pass_sent_bytes += bytes;
 		if (b->has_last && b->last)
 			vm_pass_complete(vm);
 	}
@@ -388,6 +391,7 @@ guest_submit(struct guest *g, const Freehint__RangeBatch *b, uint64_t bytes,
 {
 	struct vm *vm = g->vm;
 	struct punch_job *j;
+	bool last = b->has_last && b->last;
 	size_t i;
 
 	/*
@@ -437,7 +441,7 @@ guest_submit(struct guest *g, const Freehint__RangeBatch *b, uint64_t bytes,
 	j->gen = vm->agent_gen;
 	j->pass_id = b->pass_id;
 	j->kind = b->kind;
-	j->last = b->has_last && b->last;
+	j->last = last;
 	j->bytes = bytes;
 	j->submitted_usec = fh_monotonic_us();
 	/*
@@ -452,6 +456,16 @@ guest_submit(struct guest *g, const Freehint__RangeBatch *b, uint64_t bytes,
 		return FREEHINT__REJECT_REASON__HOST_ERROR;
 	}
 	punch_submit(vm->pq, j);
+	if (b->kind == FREEHINT__RANGE_KIND__HELD) {
+		vm->pass_sent_bytes += bytes;
+		/*
+		 * Captured blocks came zeroed: QEMU reads a held page as a zero
+		 * page whether it is punched yet or not, so the migration need
+		 * not wait for the punches (its hold ends here).
+		 */
+		if (last && g->zeroed)
+			vm_pass_complete(vm);
+	}
 	return GUEST_QUEUED;
 }
 

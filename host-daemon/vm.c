@@ -642,6 +642,7 @@ vm_hint(struct vm *vm, char *err, size_t errlen)
 	vm->counters.passes++;
 	vm->pass_active = true;
 	vm->pass_done = false;
+	vm->pass_sent_bytes = 0;
 	vm->pass_started_ms = fh_monotonic_ms();
 	log_info("vm %s: hint pass %" PRIu64 " started (min order %u, at "
 	         "most %" PRIu64 " MiB)",
@@ -662,7 +663,7 @@ vm_pass_over(struct vm *vm, const char *why)
 		         " ms (%s), %" PRIu64 " MiB held",
 		    vm->name, vm->pass_id,
 		    fh_monotonic_ms() - vm->pass_started_ms, why,
-		    vm->held_bytes >> 20);
+		    vm->pass_sent_bytes >> 20);
 	vm->pass_done = true;
 	mighold_end(vm, why);
 }
@@ -677,8 +678,8 @@ vm_pass_complete(struct vm *vm)
 	uint64_t ms = fh_monotonic_ms() - vm->pass_started_ms;
 
 	if (vm->pass_active && !vm->pass_done &&
-	    vm->held_bytes >= FREEHINTD_PASS_SPEED_MIN)
-		vm->pass_bps = vm->held_bytes * 1000 / (ms != 0 ? ms : 1);
+	    vm->pass_sent_bytes >= FREEHINTD_PASS_SPEED_MIN)
+		vm->pass_bps = vm->pass_sent_bytes * 1000 / (ms != 0 ? ms : 1);
 	vm_pass_over(vm, "the pass holds all it captured");
 }
 

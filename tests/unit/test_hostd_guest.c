@@ -47,6 +47,7 @@ struct fx {
 	int fd; /* the agent's end */
 	struct evbuffer *in;
 	bool eof;
+	bool init_on_alloc; /* the Hello says so */
 };
 
 static int setup(void **);
@@ -168,6 +169,8 @@ send_hello(struct fx *f, uint32_t poison)
 	h.page_size = PAGE;
 	h.ram_bytes = FAKE_RAM_SIZE;
 	h.max_pfn = FAKE_RAM_SIZE / PAGE;
+	h.has_init_on_alloc = f->init_on_alloc;
+	h.init_on_alloc = f->init_on_alloc;
 	if (poison != 0) {
 		h.has_page_poisoning = h.page_poisoning = true;
 		h.has_poison_value = true;
@@ -1202,6 +1205,33 @@ test_migration_pass_pays(void **state)
 }
 
 /*
+ * A guest that zeroes what it allocates (init_on_alloc): its captured
+ * blocks read as zeroes before they are punched, so the hold ends with
+ * the last HELD batch taken, while its punch is still on the workers.
+ */
+static void
+test_migration_pass_zeroed(void **state)
+{
+	struct fx *f = *state;
+	struct speed_calls s = { .in_force = 32 << 20 };
+	uint64_t deadline = fh_monotonic_ms() + 60000;
+
+	f->init_on_alloc = true;
+	slow_discards();
+	migrate_with(f, &s, 12);
+	assert_int_equal(
+	    expect_command(f, FREEHINT__COMMAND_TYPE__HINT_PASS), 1);
+	send_pass_batch(f, 1, FREEHINT__RANGE_KIND__HELD, 0,
+	    FAKE_RAM_SIZE / PAGE, deadline, 1, true);
+	FIXTURE_SPIN_UNTIL(ev_base, s.n == 2);
+	assert_int_equal(s.bps[1], 32 << 20);
+	assert_true(f->vm->pass_done);
+	assert_int_equal(punchq_pending(f->vm->pq), 1);
+	expect_ack(f, 1, 0);
+	assert_int_equal(s.n, 2);
+}
+
+/*
  * The same guest, QEMU at 1 GiB/s: above the ceiling, nothing is set,
  * no pass starts, nothing is given back.
  */
@@ -1289,6 +1319,7 @@ main(void)
 		UNIT_FX(test_record_only_cancels),
 		UNIT_FX(test_welcome_after_devices),
 		UNIT_FX(test_migration_pass_pays),
+		UNIT_FX(test_migration_pass_zeroed),
 		UNIT_FX(test_migration_pass_unpaid),
 		UNIT_FX(test_migration_pass_figures),
 	};
