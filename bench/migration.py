@@ -5,13 +5,15 @@ QEMU on this machine, with no hinting, QEMU's virtio-balloon reporting
 and hinting, and freehint, the guest's memory checked on the destination.
 
   bench/migration.py [--runs N] [--mem MIB] [--bandwidth 1g|10g|unlimited]
-                     [--workload idle|busy] [--busy-rate MIB_S]
+                     [--workload idle|busy|fragmented] [--busy-rate MIB_S]
+                     [--frag-mib MIB]
                      [--accel tcg|kvm] [--settle S] [--configs A,B,...]
                      [--section NAME]
 
 Each run boots a fresh guest that fills --check-mib of memory with a
-pattern (bench/guest/memcheck.c), dirties 60% of its RAM and frees it,
-then waits --settle seconds (every configuration the same; freehint's
+pattern (bench/guest/memcheck.c), dirties 60% of its RAM and frees it
+(fragmented: writes --frag-mib and frees every other 32 KiB of it), then
+waits --settle seconds (every configuration the same; freehint's
 wait starts once its agent is connected). The destination is started
 with -incoming tcp:127.0.0.1:PORT; once the migration completed, the
 benchmark asks the guest, now on the destination, to check every word of
@@ -71,12 +73,15 @@ WHY = """Reading the figures:
   page reporting) discards free memory before the migration, so
   "source RssShmem before" is lower in those rows and QEMU reads holes
   as zero pages. freehint-report has no hint pass (`--hint-min-order 20`:
-  no free block is that large, so the pass freehintd starts on the
-  migration holds nothing); freehint-manual runs `freehintctl hint`
-  first and its "total ms" includes that pass; freehint-auto is the
-  migration alone, freehintd starting the pass on QEMU's MIGRATION event
-  and holding the migration's bandwidth down until it is over (its
-  "hint pass ms" is inside "total ms").
+  no free block is that large, so freehintd asks for none);
+  freehint-manual runs `freehintctl hint` first and its "total ms"
+  includes that pass; freehint-auto is the migration alone, with
+  freehintd's defaults. On QEMU's MIGRATION event freehintd weighs the
+  pass (docs/hostd.md, "When the pass pays"). When the pass pays at the
+  bandwidth in force, freehintd holds the migration's bandwidth down
+  until the pass is over, and "hint pass ms" is inside "total ms". When
+  it does not pay, QEMU is left alone and "hint pass ms" and "MiB held"
+  are "-".
 - "total ms", "setup ms" and "downtime ms" are QEMU's `total-time`,
   `setup-time` and `downtime` (freehint-manual adds its pass);
   `ram.normal` counts pages sent whole, `ram.duplicate` zero pages sent
@@ -244,14 +249,17 @@ def wait_agent(vm, timeout=120):
 def pass_from_log(vm, timeout=30):
     """(ms, MiB held) of the last hint pass freehintd started on the
     migration, from its log line "hint pass N over after MS ms (...), M
-    MiB held"; None when it started none."""
+    MiB held"; None when it started none (it logs "no hint pass: why")."""
     rx = re.compile(r"hint pass \d+ over after (\d+) ms.*, (\d+) MiB held")
     end = time.monotonic() + timeout
     while True:
         with open(os.path.join(vm.dir, "freehintd.log")) as f:
-            m = rx.findall(f.read())
+            text = f.read()
+        m = rx.findall(text)
         if m:
             return int(m[-1][0]), int(m[-1][1])
+        if "no hint pass: " in text:
+            return None
         if time.monotonic() > end:
             return None
         time.sleep(0.1)
@@ -308,7 +316,8 @@ def run_one(cfg, args, rep):
     {"error": why}."""
     balloon, fh = CONFIGS[cfg]
     name = "mig-%s-%d" % (cfg.replace("+", "-"), rep)
-    append = "bench.rate=%g bench.check_mib=%d" % (args.rate, args.check_mib)
+    append = "bench.rate=%g bench.check_mib=%d bench.frag=%d" % (
+        args.rate, args.check_mib, args.frag)
     port = free_port()
     kw = dict(mem_mib=args.mem, balloon=balloon, freehint=fh is not None,
               append=append, accel=args.accel, bench_port=True)
@@ -417,9 +426,13 @@ def main():
     ap.add_argument("--mem", type=int, default=512, help="guest MiB")
     ap.add_argument("--bandwidth", type=parse_bandwidth, default="unlimited",
                     help="max-bandwidth: 1g, 10g (Gbit/s) or unlimited")
-    ap.add_argument("--workload", choices=("idle", "busy"), default="idle")
+    ap.add_argument("--workload", choices=("idle", "busy", "fragmented"),
+                    default="idle")
     ap.add_argument("--busy-rate", type=float, default=32,
                     help="MiB/s the busy guest rewrites (default 32)")
+    ap.add_argument("--frag-mib", type=int, default=320,
+                    help="MiB the fragmented guest writes, then frees "
+                    "every other 32 KiB of (default 320)")
     ap.add_argument("--check-mib", type=int, default=64,
                     help="guest memory checked on the destination")
     ap.add_argument("--settle", type=int, default=10,
@@ -437,6 +450,7 @@ def main():
     args.bandwidth_name = next(k for k, v in BANDWIDTHS.items()
                                if v == args.bandwidth)
     args.rate = args.busy_rate if args.workload == "busy" else 0
+    args.frag = args.frag_mib if args.workload == "fragmented" else 0
     # What is built now is what is measured.
     args.prov = b.Provenance(args.accel)
     b.build_initrd()
@@ -469,6 +483,8 @@ def section_head(args):
     """The section's heading and the command that writes it again."""
     opts = "--runs %d --mem %d --bandwidth %s --workload %s --accel %s" % (
         args.runs, args.mem, args.bandwidth_name, args.workload, args.accel)
+    if args.workload == "fragmented":
+        opts += " --frag-mib %d" % args.frag_mib
     if args.section == SECTION:
         return "## Migration", "`bench/run.sh migration %s`" % opts
     return ("## Migration: %d MiB guest, %s, %s" % (
@@ -489,17 +505,21 @@ def report(args, res, sent, times, verdict):
            "live over TCP to a destination QEMU on the same machine "
            "(`-incoming tcp:127.0.0.1:PORT`), max-bandwidth %s; a fresh "
            "pair of QEMUs per run, configurations alternating. The guest "
-           "fills %d MiB with a pattern, dirties 60%% of its RAM and frees "
-           "it, waits %d s (every configuration; freehint's wait starts "
-           "once its agent is connected), then migrates; %s. On the "
-           "destination it checks every word of its pattern."
+           "fills %d MiB with a pattern, %s, waits %d s (every "
+           "configuration; freehint's wait starts once its agent is "
+           "connected), then migrates; %s. On the destination it checks "
+           "every word of its pattern."
            % (b.machine(args.accel), args.mem, args.bandwidth_name,
-              args.check_mib, args.settle,
-              "idle: nothing runs but the checker, asleep on its port"
-              if args.workload == "idle" else
+              args.check_mib,
+              "writes %d MiB and frees every other 32 KiB of it (free "
+              "memory in pieces no reporting order reaches)" % args.frag
+              if args.frag else "dirties 60% of its RAM and frees it",
+              args.settle,
               "busy: it rewrites its pattern at %g MiB/s during the "
               "migration (achieved, median of the runs: %s MiB/s)"
-              % (args.rate, " ".join("%.1f" % r for r in rates) or "-")),
+              % (args.rate, " ".join("%.1f" % r for r in rates) or "-")
+              if args.workload == "busy" else
+              "nothing runs but the checker, asleep on its port"),
            "", "Each cell is the median of the runs that completed and "
            "were checked; (a-b) is the lowest and highest of them, [a-b] "
            "the interquartile range when there were 5 or more; one value "

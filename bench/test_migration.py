@@ -6,6 +6,7 @@ tests/checks.d/18-bench-unit.sh; no guest boots here."""
 import argparse
 import os
 import sys
+import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -32,6 +33,30 @@ class Parse(unittest.TestCase):
         head, cmd = m.section_head(a)
         self.assertEqual(head, "## Migration: 512 MiB guest, 1g, idle")
         self.assertTrue(cmd.endswith("--section 21-migration-1g`"), cmd)
+        a.workload, a.frag_mib = "fragmented", 320
+        a.section = "22-migration-fragmented"
+        head, cmd = m.section_head(a)
+        self.assertEqual(head, "## Migration: 512 MiB guest, 1g, fragmented")
+        self.assertIn("--workload fragmented --accel tcg --frag-mib 320 ", cmd)
+
+    def test_pass_from_log(self):
+        import tempfile
+        with tempfile.TemporaryDirectory() as d:
+            vm = argparse.Namespace(dir=d)
+            log = os.path.join(d, "freehintd.log")
+            with open(log, "w") as f:
+                f.write("freehintd: vm x: hint pass 1 over after 252 ms "
+                        "(the pass holds all it captured), 171 MiB held\n")
+            self.assertEqual(m.pass_from_log(vm, timeout=0), (252, 171))
+            # No pass: said at once, not waited for.
+            with open(log, "w") as f:
+                f.write("freehintd: vm x: no hint pass: at 1024 MiB/s ...\n")
+            t = time.monotonic()
+            self.assertIsNone(m.pass_from_log(vm, timeout=30))
+            self.assertLess(time.monotonic() - t, 5)
+            with open(log, "w") as f:
+                f.write("freehintd: vm x: migration started\n")
+            self.assertIsNone(m.pass_from_log(vm, timeout=0))
 
     def test_configs(self):
         self.assertEqual(m.parse_configs("none,freehint-auto"),

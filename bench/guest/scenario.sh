@@ -6,6 +6,8 @@
 #   bench.check_mib=MIB  migrate: memory memcheck fills and checks (64)
 #   bench.rate=MIBS      migrate: memcheck's dirty rate, 0 for idle (0)
 #   bench.dirty=PERCENT  migrate: RAM dirtied, then freed, first (60)
+#   bench.frag=MIB       migrate: instead, MIB written and every other
+#                        32 KiB of it freed (bench/guest/frag.c)
 #   bench.balloon=1    load virtio_balloon (QEMU's hinting and reporting)
 #   bench.freehint=1   load freehint.ko and start freehint-agent
 #   bench.churn=SECONDS
@@ -14,7 +16,7 @@
 # The host follows the serial console: every line it needs starts with
 # "BENCH ".
 run=none balloon=0 freehint=0 churn=20 defer= headroom=
-check_mib=64 rate=0 dirty_pct=60
+check_mib=64 rate=0 dirty_pct=60 frag_mib=0
 for a in $(cat /proc/cmdline); do
 	case "$a" in
 	bench.run=*) run=${a#*=} ;;
@@ -26,6 +28,7 @@ for a in $(cat /proc/cmdline); do
 	bench.check_mib=*) check_mib=${a#*=} ;;
 	bench.rate=*) rate=${a#*=} ;;
 	bench.dirty=*) dirty_pct=${a#*=} ;;
+	bench.frag=*) frag_mib=${a#*=} ;;
 	esac
 done
 
@@ -67,7 +70,17 @@ migrate)
 		grep -q "memcheck:" /tmp/memcheck.log 2>/dev/null && break
 		sleep 0.2
 	done
-	dirty "$dirty_pct"
+	if [ "$frag_mib" -gt 0 ]; then
+		# Free memory in pieces no reporting order reaches; frag keeps
+		# the other half until the guest goes.
+		frag "$frag_mib" 32 >/tmp/frag.log 2>&1 &
+		while ! grep -q "frag: ready" /tmp/frag.log; do
+			grep -q "frag: .*:" /tmp/frag.log && break
+			sleep 0.2
+		done
+	else
+		dirty "$dirty_pct"
+	fi
 	sleep 1
 	used
 	echo "BENCH ready"
