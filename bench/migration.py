@@ -288,11 +288,24 @@ def crash(lines):
     return next((ln.strip() for ln in lines if CRASH.search(ln)), None)
 
 
+def dest_gone(dst):
+    """Why the destination QEMU is gone: its guest kernel's crash when
+    the console shows one (a panic powers the guest off)."""
+    oops = crash(dst.lines())
+    if oops is not None:
+        return "the guest kernel crashed: " + oops
+    return "the destination QEMU exited, no crash on its console"
+
+
 def check_destination(dst, timeout=180):
     """Asks the guest on the destination to check its memory; its verdict
     (a guest kernel that crashed is a failed check)."""
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    s.connect(dst.bench_sock)
+    try:
+        s.connect(dst.bench_sock)
+    except OSError:  # QEMU gone with its socket
+        s.close()
+        return {"ok": False, "why": dest_gone(dst)}
     line, err = None, None
     try:
         s.sendall(b"check\n")
@@ -349,6 +362,10 @@ def run_one(cfg, args, rep):
         if st.get("status") != "completed":
             return {"error": "migration %s: %s" % (
                 st.get("status"), st.get("error-desc", ""))}
+        try:
+            cpu_dst = dst.cpu_seconds()
+        except OSError:  # it exited once the guest was there: a crash
+            return {"error": "memory on the destination: " + dest_gone(dst)}
         run = {"used": args.mem * 256 - free_kib // 4,
                "normal": st["ram"]["normal"],
                "duplicate": st["ram"]["duplicate"],
@@ -358,7 +375,7 @@ def run_one(cfg, args, rep):
                "downtime_ms": st.get("downtime"),
                "rss_before": rss_before, "rss_peak": rss_peak,
                "cpu_src": src.cpu_seconds() - cpu[0],
-               "cpu_dst": dst.cpu_seconds(),
+               "cpu_dst": cpu_dst,
                "cpu_fhd": src.daemon_cpu_seconds() - cpu[1]
                if fh else None,
                "held_mib": None, "pass_ms": pass_ms,

@@ -39,6 +39,19 @@ class Parse(unittest.TestCase):
         self.assertEqual(head, "## Migration: 512 MiB guest, 1g, fragmented")
         self.assertIn("--workload fragmented --accel tcg --frag-mib 320 ", cmd)
 
+    def test_dest_gone(self):
+        class Dst:
+            def __init__(self, lines):
+                self.text = lines
+
+            def lines(self):
+                return self.text
+        self.assertEqual(
+            m.dest_gone(Dst(["[ 17.0] BUG: kernel NULL pointer dereference"])),
+            "the guest kernel crashed: [ 17.0] BUG: kernel NULL pointer "
+            "dereference")
+        self.assertIn("exited", m.dest_gone(Dst(["BENCH booted"])))
+
     def test_pass_from_log(self):
         import tempfile
         with tempfile.TemporaryDirectory() as d:
