@@ -402,8 +402,7 @@ struct pass_figures {
 	uint64_t ram; /* the guest's RAM */
 	int64_t alloc; /* of it, allocated in the backing; -1: private */
 	uint64_t limit; /* the pass's byte limit */
-	uint64_t free_bytes; /* the guest's, by its last Stats */
-	const uint64_t *by_order; /* its free blocks by order */
+	const uint64_t *by_order; /* the guest's free blocks by order (Stats) */
 	size_t norders;
 	uint64_t page; /* the guest's page size */
 	uint32_t min_order; /* the pass's */

@@ -129,7 +129,6 @@ guest_lost(struct fh_peer *p, const char *why, void *arg)
 	vm_guest_lost(vm);
 }
 
-/* The guest's page size from its Hello; 0 before. */
 /* The agent said Hello and was welcomed: commands may be sent. */
 bool
 guest_ready(const struct guest *g)
@@ -137,6 +136,7 @@ guest_ready(const struct guest *g)
 	return g->hello && !g->await_welcome;
 }
 
+/* The guest's page size from its Hello; 0 before. */
 uint32_t
 guest_page_size(const struct guest *g)
 {

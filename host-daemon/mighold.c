@@ -123,6 +123,19 @@ mighold_set_cb(void *arg, int64_t was)
 		mighold_free_maybe(mh);
 		return;
 	}
+	/*
+	 * Over before QEMU answered (the migration ended, the agent went,
+	 * the bound passed): no pass for it now, and what was set is given
+	 * back.
+	 */
+	if (start && mh->over) {
+		if (was >= 0 && (uint64_t)was <= mh->est.ceiling)
+			mh->was = was;
+		log_info(
+		    "vm %s: no hint pass: over before QEMU answered", vm->name);
+		mighold_end(vm, "over before QEMU answered");
+		return;
+	}
 	if (start && was >= 0 && (uint64_t)was > mh->est.ceiling) {
 		/* QEMU was left alone: it sends faster than a pass saves. */
 		mighold_log_unpaid(vm, &mh->est, (uint64_t)was);

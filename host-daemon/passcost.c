@@ -51,7 +51,7 @@ int
 pass_weigh(const struct pass_figures *in, struct pass_estimate *e, char *why,
     size_t whylen)
 {
-	uint64_t bytes = 0, used, pages;
+	uint64_t bytes = 0, free = 0, used, pages, b;
 	size_t o;
 
 	e->capture = e->gain = e->cost_ms = 0;
@@ -59,15 +59,21 @@ pass_weigh(const struct pass_figures *in, struct pass_estimate *e, char *why,
 	e->ceiling = UINT64_MAX;
 	/* The guest's own figures: no order counts more than its RAM. */
 	pages = in->page != 0 ? in->ram / in->page : 0;
-	for (o = in->min_order; o < in->norders && o < 64; o++)
-		bytes += in->by_order[o] <= pages >> o
+	for (o = 0; o < in->norders && o < 64; o++) {
+		b = in->by_order[o] <= pages >> o
 		    ? (in->by_order[o] * in->page) << o
 		    : in->ram;
+		free += b;
+		if (o >= in->min_order)
+			bytes += b;
+	}
 	if (bytes > in->ram)
 		bytes = in->ram;
+	if (free > in->ram)
+		free = in->ram;
 	e->capture = bytes < in->limit ? bytes : in->limit;
 	/* Free memory the backing holds: what QEMU would send whole. */
-	used = in->free_bytes < in->ram ? in->ram - in->free_bytes : 0;
+	used = in->ram - free;
 	if (in->alloc < 0)
 		e->gain = e->capture; /* private memory: all of it is there */
 	else
@@ -110,7 +116,6 @@ pass_estimate(struct vm *vm, struct pass_estimate *e, char *why, size_t whylen)
 	in.ram = memmap_ram_bytes(&vm->map);
 	in.alloc = vm_allocated_bytes(vm);
 	in.limit = vm_pass_byte_limit(vm);
-	in.free_bytes = vm->guest_free_bytes;
 	in.by_order = vm->guest_free_by_order;
 	in.norders = vm->guest_free_norders;
 	in.page = guest_page_size(vm->guest);

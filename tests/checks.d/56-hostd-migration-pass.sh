@@ -71,7 +71,9 @@ bw_before=$(bw)
 # A bandwidth at which sending the free memory is quicker than the pass
 # (10 GiB/s, beyond freehintd's 1 GiB/s link): no pass, QEMU left alone.
 # The migration goes to a pipe nobody reads for 20 s, and is cancelled
-# once freehintd has decided.
+# once freehintd has decided. First a Stats of the fragmented guest
+# (stats-interval-ms is 2000): the pass is weighed on the agent's last.
+sleep 3
 qmp "$t/qmp2" exec migrate-set-parameters '{"max-bandwidth": 10737418240}' \
     >/dev/null
 qmp "$t/qmp2" exec migrate '{"uri": "exec:sleep 20; cat >/dev/null"}' \

@@ -1113,21 +1113,34 @@ struct speed_calls {
 	int n;
 	uint64_t bps[4], ceiling[4];
 	int64_t in_force;
+	bool defer; /* answer only at speed_answer() */
+	vm_speed_done done;
+	void *arg;
 };
+
+static void
+speed_answer(struct speed_calls *s)
+{
+	int64_t was = s->in_force;
+
+	if ((uint64_t)was <= s->ceiling[s->n - 1])
+		s->in_force = (int64_t)s->bps[s->n - 1];
+	s->done(s->arg, was);
+}
 
 static void
 speed_fn(
     void *ctx, uint64_t bps, uint64_t ceiling, vm_speed_done done, void *arg)
 {
 	struct speed_calls *s = ctx;
-	int64_t was = s->in_force;
 
 	assert_true(s->n < 4);
 	s->bps[s->n] = bps;
 	s->ceiling[s->n++] = ceiling;
-	if ((uint64_t)was <= ceiling)
-		s->in_force = (int64_t)bps;
-	done(arg, was);
+	s->done = done;
+	s->arg = arg;
+	if (!s->defer)
+		speed_answer(s);
 }
 
 /* The agent's Stats: free MiB in 4 KiB pages; all of RAM written. */
@@ -1232,6 +1245,34 @@ test_migration_pass_zeroed(void **state)
 }
 
 /*
+ * The migration ends while QEMU's answer is out (a migration that fails
+ * at once): no pass starts when the answer comes, and the hold QEMU took
+ * is given back.
+ */
+static void
+test_migration_pass_over_first(void **state)
+{
+	struct fx *f = *state;
+	struct speed_calls s = { .in_force = 32 << 20, .defer = true };
+	char err[128];
+
+	migrate_with(f, &s, 12);
+	assert_int_equal(s.n, 1);
+	vm_registry.migration("vm1", VM_MIGRATION_FINISHED);
+	expect_command(f, FREEHINT__COMMAND_TYPE__RELEASE);
+	speed_answer(&s);
+	assert_false(f->vm->pass_active);
+	assert_null(f->vm->mighold);
+	assert_int_equal(s.n, 2); /* given back */
+	speed_answer(&s);
+	assert_int_equal(s.in_force, 32 << 20);
+	/* Nothing was sent after the Release: the next pass is the first. */
+	assert_int_equal(vm_hint(f->vm, err, sizeof err), 0);
+	assert_int_equal(
+	    expect_command(f, FREEHINT__COMMAND_TYPE__HINT_PASS), 1);
+}
+
+/*
  * The same guest, QEMU at 1 GiB/s: above the ceiling, nothing is set,
  * no pass starts, nothing is given back.
  */
@@ -1320,6 +1361,7 @@ main(void)
 		UNIT_FX(test_welcome_after_devices),
 		UNIT_FX(test_migration_pass_pays),
 		UNIT_FX(test_migration_pass_zeroed),
+		UNIT_FX(test_migration_pass_over_first),
 		UNIT_FX(test_migration_pass_unpaid),
 		UNIT_FX(test_migration_pass_figures),
 	};
