@@ -36,7 +36,7 @@ pass_ceiling(uint64_t capture, uint64_t gain, uint64_t speed, uint64_t link,
 
 	if (speed == 0)
 		speed = 1;
-	/* Both in bytes and bytes a second: ms to one decimal is plenty. */
+	/* In double: bytes times 1000 may not fit 64 bits; whole ms. */
 	*cost_ms = (uint64_t)((double)capture * 1000 / (double)speed) +
 	    FREEHINTD_HOLD_WAIT_MS;
 	ceiling = (uint64_t)((double)gain * 1000 / (double)*cost_ms);
