@@ -61,7 +61,6 @@ struct qmp_speed_req {
 	int64_t was; /* from query-migrate-parameters; -1 unknown */
 	uint64_t bps;
 	uint64_t ceiling; /* set only when was is at most this */
-	bool set_sent; /* migrate-set-parameters is out */
 };
 
 /* A human monitor command of the registry's, in flight. */
@@ -90,7 +89,6 @@ static const char *qmp_check_pid(struct qmp *, char *, size_t);
 static void qmp_hmp(void *, const char *, vm_hmp_done, void *);
 static void qmp_hmp_reply(struct qmpc *, json_object *, const char *, void *);
 static void qmp_speed(void *, uint64_t, uint64_t, vm_speed_done, void *);
-static int qmp_speed_set(struct qmp_speed_req *);
 static void qmp_speed_query_reply(
     struct qmpc *, json_object *, const char *, void *);
 static void qmp_speed_set_reply(
@@ -544,11 +542,10 @@ qmp_hmp_reply(struct qmpc *c, json_object *r, const char *err, void *arg)
 }
 
 /*
- * The bandwidth in force, then the new one. With no ceiling the two are
- * sent back to back: QEMU answers in order, and the migration is held
- * down one round trip sooner than if the set waited for the query's
- * answer. With one, the set waits for the answer and is sent only when
- * the bandwidth in force is at most the ceiling.
+ * The bandwidth in force, then the new one, set only once the answer is
+ * in and at most the ceiling. Sent back to back, a refused query with a
+ * set that took would leave QEMU held with nothing known to restore;
+ * waiting costs one round trip on a local socket.
  */
 static void
 qmp_speed(
@@ -572,29 +569,7 @@ qmp_speed(
 	        qmp_speed_query_reply, req) != 0) {
 		free(req);
 		done(arg, -1);
-		return;
 	}
-	if (ceiling != UINT64_MAX)
-		return;
-	req->set_sent = true;
-	/* It fails only with the client, which has failed the query. */
-	if (qmp_speed_set(req) != 0) {
-		free(req);
-		done(arg, -1);
-	}
-}
-
-/* 0, or -1 when the client failed (the caller is told by the query). */
-static int
-qmp_speed_set(struct qmp_speed_req *req)
-{
-	json_object *args;
-
-	args = json_object_new_object();
-	json_object_object_add(
-	    args, "max-bandwidth", json_object_new_int64((int64_t)req->bps));
-	return qmpc_send(req->q->c, "migrate-set-parameters", args,
-	    qmp_speed_set_reply, req);
 }
 
 static void
@@ -602,17 +577,18 @@ qmp_speed_query_reply(
     struct qmpc *c, json_object *r, const char *err, void *arg)
 {
 	struct qmp_speed_req *req = arg;
-	json_object *v;
+	json_object *args, *v;
 
 	if (r != NULL && json_object_object_get_ex(r, "max-bandwidth", &v) &&
 	    json_object_is_type(v, json_type_int))
 		req->was = json_object_get_int64(v);
-	if (req->set_sent)
-		return; /* the set's answer ends it */
 	/* Above the ceiling, or no answer: nothing is set. */
 	if (req->was >= 0 && (uint64_t)req->was <= req->ceiling) {
-		req->set_sent = true;
-		if (qmp_speed_set(req) == 0)
+		args = json_object_new_object();
+		json_object_object_add(args, "max-bandwidth",
+		    json_object_new_int64((int64_t)req->bps));
+		if (qmpc_send(req->q->c, "migrate-set-parameters", args,
+		        qmp_speed_set_reply, req) == 0)
 			return;
 		req->was = -1;
 	}

@@ -1014,13 +1014,18 @@ speed_done(void *arg, int64_t was)
 	sp->was = was;
 }
 
-/* The bandwidth change, sent: the query's id, and the set's. */
+/*
+ * The bandwidth change: the query, answered with params, then the set
+ * of bps (its id in *sid).
+ */
 static void
-speed_sent(struct fx *f, uint64_t *qid, uint64_t *sid, int64_t bps)
+speed_sent(struct fx *f, uint64_t *sid, const char *params, int64_t bps)
 {
 	json_object *o, *args, *v;
+	uint64_t qid;
 
-	json_object_put(take(f, "query-migrate-parameters", qid));
+	json_object_put(take(f, "query-migrate-parameters", &qid));
+	reply(f, qid, params);
 	o = take(f, "migrate-set-parameters", sid);
 	assert_true(json_object_object_get_ex(o, "arguments", &args));
 	assert_true(json_object_object_get_ex(args, "max-bandwidth", &v));
@@ -1030,8 +1035,10 @@ speed_sent(struct fx *f, uint64_t *qid, uint64_t *sid, int64_t bps)
 
 /*
  * The registry sets the migration's bandwidth: the one in force is
- * asked for and the new one set back to back; the old one is the
- * answer, or -1 when either failed or the monitor went away.
+ * asked for, and the new one set only once the answer is in; the old
+ * one is the answer, or -1 when either failed or the monitor went away.
+ * A refused query sets nothing: QEMU is never left held with nothing
+ * known to restore.
  */
 static void
 test_speed(void **state)
@@ -1043,70 +1050,68 @@ test_speed(void **state)
 
 	vm = serve(f);
 	vm->speed(vm->speed_ctx, 1 << 20, UINT64_MAX, speed_done, &sp);
-	speed_sent(f, &qid, &sid, 1 << 20);
-	reply(f, qid, params_7_2);
+	assert_int_equal(sp.n, 0);
+	speed_sent(f, &sid, params_7_2, 1 << 20);
+	assert_int_equal(sp.n, 0);
 	reply(f, sid, "{}");
 	FIXTURE_SPIN_UNTIL(ev_base, sp.n == 1);
 	assert_int_equal(sp.was, 134217728);
-	/* What was in force is unknown: -1. */
+	/* What was in force is unknown: nothing set, -1. */
 	vm->speed(vm->speed_ctx, 134217728, UINT64_MAX, speed_done, &sp);
-	speed_sent(f, &qid, &sid, 134217728);
+	json_object_put(take(f, "query-migrate-parameters", &qid));
 	refuse(f, qid);
-	reply(f, sid, "{}");
 	FIXTURE_SPIN_UNTIL(ev_base, sp.n == 2);
+	assert_int_equal(sp.was, -1);
+	/* An answer with no usable max-bandwidth is no answer. */
+	vm->speed(vm->speed_ctx, 4096, UINT64_MAX, speed_done, &sp);
+	json_object_put(take(f, "query-migrate-parameters", &qid));
+	reply(f, qid, "{\"max-bandwidth\": \"lots\"}");
+	FIXTURE_SPIN_UNTIL(ev_base, sp.n == 3);
 	assert_int_equal(sp.was, -1);
 	/* Not taken. */
 	vm->speed(vm->speed_ctx, 4096, UINT64_MAX, speed_done, &sp);
-	speed_sent(f, &qid, &sid, 4096);
-	reply(f, qid, "{\"max-bandwidth\": 4096}");
+	speed_sent(f, &sid, "{\"max-bandwidth\": 4096}", 4096);
 	refuse(f, sid);
-	FIXTURE_SPIN_UNTIL(ev_base, sp.n == 3);
+	FIXTURE_SPIN_UNTIL(ev_base, sp.n == 4);
 	assert_int_equal(sp.was, -1);
 	/* More than QMP's integers hold: refused before anything is sent. */
 	vm->speed(vm->speed_ctx, (uint64_t)INT64_MAX + 1, UINT64_MAX,
 	    speed_done, &sp);
-	assert_int_equal(sp.n, 4);
+	assert_int_equal(sp.n, 5);
 	assert_int_equal(sp.was, -1);
 	/* The monitor lost with the change out: failed. */
 	sp.was = 0;
 	vm->speed(vm->speed_ctx, 8192, UINT64_MAX, speed_done, &sp);
-	speed_sent(f, &qid, &sid, 8192);
+	speed_sent(f, &sid, params_7_2, 8192);
 	close(f->fd);
 	f->fd = -1;
-	FIXTURE_SPIN_UNTIL(ev_base, sp.n == 5);
+	FIXTURE_SPIN_UNTIL(ev_base, sp.n == 6);
 	assert_int_equal(sp.was, -1);
 	/* No monitor: refused at once. */
 	assert_non_null(vm->speed);
 	sp.was = 0;
 	vm->speed(vm->speed_ctx, 8192, UINT64_MAX, speed_done, &sp);
-	assert_int_equal(sp.n, 6);
+	assert_int_equal(sp.n, 7);
 	assert_int_equal(sp.was, -1);
 }
 
 /*
- * With a ceiling the set waits for the query's answer and is sent only
- * when the bandwidth in force is at most the ceiling; above it, or with
- * no answer, nothing is set and the answer says so.
+ * With a ceiling the set is sent only when the bandwidth in force is at
+ * most the ceiling; above it, or with no answer, nothing is set and the
+ * answer says so.
  */
 static void
 test_speed_ceiling(void **state)
 {
 	struct fx *f = *state;
 	struct speed sp = { 0, 0 };
-	json_object *o, *args, *v;
 	uint64_t qid, sid;
 	struct vm *vm;
 
 	vm = serve(f);
 	/* 128 MiB/s in force, at most 200 MiB/s: held. */
 	vm->speed(vm->speed_ctx, 4096, 200 << 20, speed_done, &sp);
-	json_object_put(take(f, "query-migrate-parameters", &qid));
-	reply(f, qid, params_7_2);
-	o = take(f, "migrate-set-parameters", &sid);
-	assert_true(json_object_object_get_ex(o, "arguments", &args));
-	assert_true(json_object_object_get_ex(args, "max-bandwidth", &v));
-	assert_int_equal(json_object_get_int64(v), 4096);
-	json_object_put(o);
+	speed_sent(f, &sid, params_7_2, 4096);
 	assert_int_equal(sp.n, 0);
 	reply(f, sid, "{}");
 	FIXTURE_SPIN_UNTIL(ev_base, sp.n == 1);
@@ -1125,9 +1130,7 @@ test_speed_ceiling(void **state)
 	assert_int_equal(sp.was, -1);
 	/* The set refused: -1. */
 	vm->speed(vm->speed_ctx, 4096, 200 << 20, speed_done, &sp);
-	json_object_put(take(f, "query-migrate-parameters", &qid));
-	reply(f, qid, params_7_2);
-	json_object_put(take(f, "migrate-set-parameters", &sid));
+	speed_sent(f, &sid, params_7_2, 4096);
 	refuse(f, sid);
 	FIXTURE_SPIN_UNTIL(ev_base, sp.n == 4);
 	assert_int_equal(sp.was, -1);
