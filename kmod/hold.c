@@ -59,12 +59,24 @@
 #define FH_HOLD_MAX_INFLIGHT	32
 #define FH_HOLD_INFLIGHT_SHIFT	2
 /*
- * "skip_reported" counts a zone's free blocks with zone->lock held (irqs
- * off): at most this many list entries, the largest orders first, so a
- * huge fragmented zone keeps its lock hold short. Orders left uncounted
- * are captured as without the option.
+ * "skip_reported" counts a zone's free blocks one order at a time with
+ * zone->lock held (irqs off): at most this many list entries per order,
+ * so a huge fragmented zone keeps each lock hold short.
  */
 #define FH_HOLD_COUNT_MAX	16384
+/*
+ * A "skip_reported" capture allocates movable blocks and counts only the
+ * movable lists: that is where a guest's free memory mostly is, and an
+ * allocation of its own type takes the head of the smallest list that
+ * can serve it, so a counted order is served from the blocks counted.
+ * Any other type, once its own lists run dry, steals the largest free
+ * block of another type: on a reporting guest, a reported one. A kernel
+ * with CMA would also serve movable allocations from CMA pageblocks,
+ * which must stay migratable, and a module cannot tell them apart
+ * (get_pfnblock_flags_mask is not exported): there the capture stays
+ * reclaimable and counts every list, as a bound only.
+ */
+#define FH_SKIP_MOVABLE	(!IS_ENABLED(CONFIG_CMA))
 
 /**
  * struct fh_hold_batch - blocks handed out by one read
@@ -332,43 +344,38 @@ static bool fh_zone_gfp(enum zone_type zt, gfp_t *gfp)
 }
 
 /*
- * For "skip_reported": count @zone's free blocks of each order from
- * @min_order up that the kernel has not reported (!PageReported) into
- * @unreported[order]; an order the count did not reach is left alone.
- * Only the lists a capture allocates from (no highatomic, isolate or CMA
- * lists). Returns the bytes of the reported ones counted.
+ * For "skip_reported": count @zone's free blocks of @order on the lists
+ * a capture takes from (FH_SKIP_MOVABLE) that the kernel has not reported
+ * (!PageReported). The kernel puts reported blocks at the tail and
+ * allocates from the head, so a count cut short at FH_HOLD_COUNT_MAX
+ * entries still counts blocks at the head. Adds the bytes of the
+ * reported ones seen to *@reported.
  */
-static u64 fh_count_unreported(struct zone *zone, unsigned int min_order,
-			       unsigned long *unreported)
+static unsigned long fh_count_unreported(struct zone *zone,
+					 unsigned int order, u64 *reported)
 {
-	unsigned long flags, seen = 0;
-	u64 reported = 0;
+	unsigned long flags, seen = 0, n = 0;
 	struct page *page;
-	int order, mt;
+	int mt;
 
 	spin_lock_irqsave(&zone->lock, flags);
-	for (order = MAX_ORDER - 1; order >= (int)min_order; order--) {
-		unsigned long n = 0;
-		u64 rep = 0;
-
-		for (mt = 0; mt < MIGRATE_PCPTYPES; mt++) {
-			list_for_each_entry(page,
-					    &zone->free_area[order].free_list[mt],
-					    buddy_list) {
-				if (++seen > FH_HOLD_COUNT_MAX)
-					goto out;
-				if (PageReported(page))
-					rep += PAGE_SIZE << order;
-				else
-					n++;
-			}
+	for (mt = 0; mt < MIGRATE_PCPTYPES; mt++) {
+		if (FH_SKIP_MOVABLE && mt != MIGRATE_MOVABLE)
+			continue;
+		list_for_each_entry(page,
+				    &zone->free_area[order].free_list[mt],
+				    buddy_list) {
+			if (++seen > FH_HOLD_COUNT_MAX)
+				goto out;
+			if (PageReported(page))
+				*reported += PAGE_SIZE << order;
+			else
+				n++;
 		}
-		unreported[order] = n;
-		reported += rep;
 	}
 out:
 	spin_unlock_irqrestore(&zone->lock, flags);
-	return reported;
+	return n;
 }
 
 /*
@@ -380,29 +387,38 @@ static int fh_capture_zone(struct fh_hold *h, int nid, enum zone_type zt,
 			   bool zero, bool skip_reported, u64 *held)
 {
 	struct zone *zone = &NODE_DATA(nid)->node_zones[zt];
-	/*
-	 * Never __GFP_MOVABLE: held blocks cannot be migrated. They are
-	 * __GFP_RECLAIMABLE, like other memory a shrinker gives back.
-	 */
 	gfp_t gfp = (GFP_HIGHUSER & ~(__GFP_RECLAIM | GFP_ZONEMASK)) |
-		    __GFP_RECLAIMABLE | __GFP_NORETRY | __GFP_NOWARN |
-		    __GFP_NOMEMALLOC | __GFP_THISNODE | zone_gfp;
-	unsigned long unreported[MAX_ORDER], zeroed;
+		    __GFP_NORETRY | __GFP_NOWARN | __GFP_NOMEMALLOC |
+		    __GFP_THISNODE | zone_gfp;
+	unsigned long left, zeroed;
+	u64 reported;
 	struct page *page;
 	int order;
 
-	for (order = 0; order < MAX_ORDER; order++)
-		unreported[order] = ULONG_MAX;
-	if (skip_reported && *held + (PAGE_SIZE << min_order) <= limit &&
-	    fh_zone_has_room(zone, 1UL << min_order))
-		atomic64_add(fh_count_unreported(zone, min_order, unreported),
-			     &fh_stats.hold_skipped_bytes);
+	/*
+	 * Reclaimable, like other memory a shrinker gives back; or, skipping
+	 * reported blocks, the type whose lists were counted
+	 * (FH_SKIP_MOVABLE). Movable there only while held, for a
+	 * migration's seconds, as memory pinned for I/O is; ZONE_MOVABLE is
+	 * still never allocated from (the zone modifiers above).
+	 */
+	gfp |= skip_reported && FH_SKIP_MOVABLE ? __GFP_MOVABLE
+						: __GFP_RECLAIMABLE;
 	for (order = MAX_ORDER - 1; order >= (int)min_order; order--) {
+		left = ULONG_MAX;
+		if (skip_reported) {
+			if (*held + (PAGE_SIZE << order) > limit ||
+			    !fh_zone_has_room(zone, 1UL << order))
+				continue;
+			reported = 0;
+			left = fh_count_unreported(zone, order, &reported);
+			atomic64_add(reported, &fh_stats.hold_skipped_bytes);
+		}
 		while (*held + (PAGE_SIZE << order) <= limit) {
-			if (!unreported[order])
+			if (!left)
 				break;
-			if (unreported[order] != ULONG_MAX)
-				unreported[order]--;
+			if (left != ULONG_MAX)
+				left--;
 			if (fatal_signal_pending(current) ||
 			    READ_ONCE(h->stopping))
 				return -EINTR;
