@@ -8,6 +8,7 @@ import json
 import os
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import time
@@ -451,3 +452,30 @@ def gnuplot(script):
         return False
     subprocess.run(["gnuplot"], input=script, text=True, check=True)
     return True
+
+
+def stats(vals):
+    """Median, quartiles (inclusive method), lowest, highest, count."""
+    vals = sorted(vals)
+    if not vals:
+        raise ValueError("no values")
+    if len(vals) > 1:
+        q1, _, q3 = statistics.quantiles(vals, n=4, method="inclusive")
+    else:
+        q1 = q3 = vals[0]
+    return {"med": statistics.median(vals), "q1": q1, "q3": q3,
+            "lo": vals[0], "hi": vals[-1], "n": len(vals)}
+
+
+def cell(st, fmt):
+    """A median with its spread: [q1-q3] from 5 runs on, (lowest-highest)
+    below that; the median alone when every run gave the same."""
+    if st is None:
+        return "-"
+    if st["lo"] == st["hi"]:
+        return fmt % st["med"]
+    if st["n"] >= 5:
+        return (fmt + " [" + fmt + "-" + fmt + "]") % (st["med"], st["q1"],
+                                                      st["q3"])
+    return (fmt + " (" + fmt + "-" + fmt + ")") % (st["med"], st["lo"],
+                                                  st["hi"])

@@ -24,12 +24,12 @@ import argparse
 import os
 import re
 import socket
-import statistics
 import sys
 import threading
 import time
 
 import benchlib as b
+from benchlib import cell, stats
 from qmp import migrate_wait
 
 # The section a run with the defaults writes (bench/bench.d/20-migration.sh).
@@ -134,19 +134,6 @@ def parse_memcheck(line):
     raise ValueError("not a memcheck verdict: %r" % line)
 
 
-def stats(vals):
-    """Median, quartiles (inclusive method), lowest, highest, count."""
-    vals = sorted(vals)
-    if not vals:
-        raise ValueError("no values")
-    if len(vals) > 1:
-        q1, _, q3 = statistics.quantiles(vals, n=4, method="inclusive")
-    else:
-        q1 = q3 = vals[0]
-    return {"med": statistics.median(vals), "q1": q1, "q3": q3,
-            "lo": vals[0], "hi": vals[-1], "n": len(vals)}
-
-
 def summarise(runs):
     """One row from its runs: stats of each figure over the runs that
     completed and were checked, the count of the others, their errors."""
@@ -158,20 +145,6 @@ def summarise(runs):
         if vals:
             row[k] = stats(vals)
     return row
-
-
-def cell(st, fmt):
-    """A median with its spread: [q1-q3] from 5 runs on, (lowest-highest)
-    below that; the median alone when every run gave the same."""
-    if st is None:
-        return "-"
-    if st["lo"] == st["hi"]:
-        return fmt % st["med"]
-    if st["n"] >= 5:
-        return (fmt + " [" + fmt + "-" + fmt + "]") % (st["med"], st["q1"],
-                                                      st["q3"])
-    return (fmt + " (" + fmt + "-" + fmt + ")") % (st["med"], st["lo"],
-                                                  st["hi"])
 
 
 def tables(res, cfgs):

@@ -44,6 +44,11 @@ cpu() {
 	awk '/^cpu / {print "BENCH cpu_ticks=" $2+$3+$4+$7+$8+$9}' /proc/stat
 }
 
+# bench_time NAME: dirty's "wrote N MiB in S s" as "BENCH NAME_ms=MS".
+bench_time() {
+	awk -v n="$1" '/^dirty: wrote/ { printf "BENCH %s_ms=%d\n", n, $6 * 1000 }'
+}
+
 finish() {
 	echo "BENCH done"
 	exit 0
@@ -87,13 +92,16 @@ migrate)
 	;;
 reclaim)
 	cpu
-	dirty 70
+	dirty 70 | bench_time fill
 	echo "BENCH freed"
 	cpu
 	# The host samples for 10 s after the free: stay up a little longer.
 	sleep 10
 	cpu
-	sleep 5
+	sleep 1
+	# The cost of faulting the memory back in: the same dirtying again,
+	# now onto whatever the host discarded.
+	dirty 70 | bench_time refill
 	finish
 	;;
 busy)

@@ -1,0 +1,100 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0-only
+"""Unit tests of bench/reclaim.py's pure parts: a run's curve analysed,
+the runs' summaries, the spread band of the plots and the verdicts. Run
+by tests/checks.d/18-bench-unit.sh; no guest boots here."""
+import os
+import sys
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import reclaim as r  # noqa: E402
+
+
+def run(footprint, t_drop, refill=900):
+    """A run freed at 0 s from 400 MiB, down to footprint at t_drop."""
+    curve = [(t / 10.0, 400.0 if t < t_drop * 10 else footprint)
+             for t in range(-20, 100)]
+    res = r.analyse([(t + 5, m * 1024) for t, m in curve], 5, 0.1, 0.2)
+    res.update(daemon_cpu=None, fill_ms=800, refill_ms=refill)
+    return res
+
+
+class Analyse(unittest.TestCase):
+    def test_curve(self):
+        a = run(100, 2.0)
+        self.assertEqual(a["at_free"], 400)
+        self.assertEqual(a["footprint"], 100)
+        self.assertAlmostEqual(a["t90"], 2.0)
+
+    def test_never(self):
+        a = run(400, 0)
+        self.assertIsNone(a["t90"])
+
+
+class Summary(unittest.TestCase):
+    def test_medians_and_failures(self):
+        runs = [run(100, 2.0), run(110, 4.0), run(120, 8.0),
+                {"error": "boot"}]
+        sm = r.idle_summary(runs)
+        self.assertEqual((sm["n"], sm["runs"]), (3, 4))
+        self.assertEqual(sm["errors"], ["boot"])
+        self.assertEqual(sm["footprint"]["med"], 110)
+        self.assertAlmostEqual(sm["t90"]["med"], 4.0)
+        self.assertIsNone(sm["daemon_cpu"])
+
+    def test_never_has_no_time(self):
+        sm = r.idle_summary([run(400, 0), run(100, 2.0)])
+        self.assertEqual(sm["t90s"].count(None), 1)
+        self.assertEqual(sm["t90"]["n"], 1)
+
+
+class Verdicts(unittest.TestCase):
+    def sums(self, fh_runs):
+        return {"none": r.idle_summary([run(400, 0)]),
+                "qemu-report": r.idle_summary([run(100, 2.0)] * 3),
+                "freehint": r.idle_summary(fh_runs)}
+
+    def test_within_one_pass(self):
+        v = r.verdicts(self.sums([run(100, 3.9)] * 3))
+        self.assertIn("met", v[0])
+        self.assertNotIn("NOT MET", v[0])
+        self.assertNotIn("NOT MET", v[1])
+
+    def test_later_than_one_pass(self):
+        v = r.verdicts(self.sums([run(100, 4.2)] * 3))
+        self.assertIn("NOT MET", v[1])
+
+    def test_larger_footprint(self):
+        v = r.verdicts(self.sums([run(120, 2.0)] * 3))
+        self.assertIn("NOT MET", v[0])
+
+    def test_mostly_never(self):
+        v = r.verdicts(self.sums([run(100, 2.0), run(400, 0),
+                                  run(400, 0)]))
+        self.assertIn("NOT MET", v[1])
+        self.assertIn("2 freehint runs never reached 90%", v[1])
+
+    def test_all_failed(self):
+        v = r.verdicts(self.sums([{"error": "x"}]))
+        self.assertIn("not measured", v[0])
+
+    def test_fault_back(self):
+        v = r.fault_back(self.sums([run(100, 2.0, refill=1500)]))
+        self.assertIn("freehint 1500 ms (first 800 ms)", v[0])
+
+
+class Band(unittest.TestCase):
+    def test_median_and_spread(self):
+        runs = [run(100, 2.0), run(200, 2.0), run(300, 2.0)]
+        pts = dict((round(t, 1), (m, lo, hi))
+                   for t, m, lo, hi in r.band(runs))
+        self.assertEqual(pts[-1.0], (400, 400, 400))
+        self.assertEqual(pts[5.0], (200, 100, 300))
+
+    def test_failed_runs_ignored(self):
+        self.assertEqual(r.band([{"error": "x"}]), [])
+
+
+if __name__ == "__main__":
+    unittest.main()
