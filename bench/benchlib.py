@@ -460,11 +460,24 @@ def stats(vals):
     if not vals:
         raise ValueError("no values")
     if len(vals) > 1:
-        q1, _, q3 = statistics.quantiles(vals, n=4, method="inclusive")
+        q1, q3 = quartile(vals, 1), quartile(vals, 3)
     else:
         q1 = q3 = vals[0]
     return {"med": statistics.median(vals), "q1": q1, "q3": q3,
             "lo": vals[0], "hi": vals[-1], "n": len(vals)}
+
+
+def quartile(vals, i):
+    """Quartile i of sorted vals, as statistics.quantiles(n=4,
+    method="inclusive") gives it, but an infinite value (a run that never
+    got there) is taken as it is, never interpolated into nan."""
+    m = len(vals) - 1
+    j, delta = divmod(i * m, 4)
+    if delta == 0 or vals[j + 1] == vals[j]:
+        return vals[j]
+    if vals[j + 1] == float("inf"):
+        return float("inf")
+    return (vals[j] * (4 - delta) + vals[j + 1] * delta) / 4
 
 
 def cell(st, fmt):

@@ -24,6 +24,7 @@ CONFIGS = ("none", "qemu-report", "freehint")
 # everything, to show what the headroom keeps back on a busy guest.
 BUSY = ("busy-qemu-report", "busy-freehint", "busy-freehint-headroom0")
 PERIOD = 0.1
+INF = float("inf")
 
 
 def run_one(cfg, args, rep=0):
@@ -63,8 +64,13 @@ def run_one(cfg, args, rep=0):
         r = analyse(samples, t_free, (ticks[2] - ticks[1]) / 100.0, qemu_cpu)
         r["daemon_cpu"] = daemon_cpu
         if not busy:
-            r["fill_ms"] = vm.value("fill_ms")[-1]
-            r["refill_ms"] = vm.value("refill_ms")[-1]
+            # A dirtying that did not say how long it took loses only
+            # its own figure.
+            for k in ("fill_ms", "refill_ms"):
+                try:
+                    r[k] = vm.value(k)[-1]
+                except RuntimeError:
+                    r[k] = None
         if busy:
             churn = vm.wait(r"^BENCH fhchurn: ", 5)
             if not churn.endswith(" 0 bad pages"):
@@ -157,16 +163,28 @@ IDLE = (("at_free", "RssShmem at free MiB", "%.0f"),
 
 
 def idle_summary(runs):
-    """Each figure's stats over the runs that completed; the runs whose
-    memory never came back to 90% count apart (no time to 90%)."""
+    """Each figure's stats over the runs that completed. A run whose
+    memory never came back ranks last in the time to 90% (infinite), so
+    that the median counts it."""
     ok = [r for r in runs if "error" not in r]
     sm = {"n": len(ok), "runs": len(runs),
           "errors": [r["error"] for r in runs if "error" in r],
           "t90s": [r["t90"] for r in ok]}
     for k, _, _ in IDLE:
-        vals = [r[k] for r in ok if r.get(k) is not None]
+        if k == "t90":
+            vals = [INF if r["t90"] is None else r["t90"] for r in ok]
+        else:
+            vals = [r[k] for r in ok if r.get(k) is not None]
         sm[k] = b.stats(vals) if vals else None
     return sm
+
+
+def idle_cell(st, k, fmt):
+    """A cell of the idle table; an infinite time to 90% reads "never"."""
+    if k != "t90" or st is None:
+        return b.cell(st, fmt)
+    cell = b.cell(st, fmt)
+    return cell.replace("inf", "never")
 
 
 def med(sm, k):
@@ -188,8 +206,7 @@ def verdicts(sums):
     # Issue 14: no more than one kernel reporting pass (2 s) later.
     f, r = med(fh, "t90"), med(ref, "t90")
     never = fh["t90s"].count(None)
-    ok = f is not None and r is not None and f <= r + 2.0 and \
-        never * 2 < fh["n"]
+    ok = f is not None and r is not None and f <= r + 2.0
     out.append("- time to 90%%: freehint %s s vs QEMU free-page-reporting "
                "%s s (medians%s); the target is at most one kernel "
                "reporting pass (2 s) later: %s." % (
@@ -209,7 +226,7 @@ def fault_back(sums):
                 c, med(sm, "refill_ms"), med(sm, "fill_ms")))
     if not parts:
         return []
-    return ["- dirtying the freed memory again, 10 s after the free "
+    return ["- dirtying the freed memory again, 11 s after the free "
             "(medians): " + ", ".join(parts) + "."]
 
 
@@ -217,14 +234,29 @@ WHY = """Reading the figures: the kernel's page reporting works in passes, 2 s
 after a large free, each reporting about a sixteenth of every free list
 (and at least one batch), so the memory comes back in steps about 2 s
 apart, for QEMU's reporting and freehint alike; which step reaches 90%
-depends on when the first pass lands, and moves the time by 2 s from one
-run to the next. freehint's agent sends what leaves its headroom of free
-memory unreported (docs/agent.md, "Busy memory stays put"): on the idle
-guest the headroom is nil (one burst is not a churn), so every batch goes
-whole. A freehint batch is out for a host round trip, and memory freed
-next to it meanwhile merges with it when the kernel puts it back, which
-asks for no new pass: that part comes when the agent rearms the kernel's
-reporting, a second after the last batch, plus the kernel's 2 s."""
+depends on when the first pass lands. freehint's agent sends what leaves
+its headroom of free memory unreported (docs/agent.md, "Busy memory stays
+put"): on the idle guest the headroom is nil (one burst is not a churn),
+so every batch goes whole."""
+
+# Said only when the medians show it.
+WHY_LATE = """ A freehint batch is out for a host round trip, and
+memory freed next to it meanwhile merges with it when the kernel puts it
+back, which asks for no new pass: that part comes when the agent rearms
+the kernel's reporting, a second after the last batch, plus the kernel's
+2 s."""
+WHY_SAME = """ Here freehint's batches reached 90% on the same kernel
+pass as QEMU's (medians within half a second): a host round trip per
+batch did not hold the pass back."""
+
+
+def why(sums):
+    """WHY, with the sentence the medians bear out."""
+    f, r = med(sums["freehint"], "t90"), med(sums["qemu-report"], "t90")
+    if f is None or r is None:
+        return WHY
+    return WHY + (WHY_SAME if abs(f - r) <= 0.5 else WHY_LATE)
+
 
 BUSY_WHY = """Reading the busy figures: both mechanisms report only free
 blocks of the kernel's reporting order (2 MiB), so what the churn keeps in
@@ -237,7 +269,7 @@ the churn does not fault on discarded memory (Overhead)."""
 
 
 def fmt_t(t):
-    return "never" if t is None else "%.1f" % t
+    return "never" if t is None or t == INF else "%.1f" % t
 
 
 def report(args, res, busy):
@@ -246,7 +278,7 @@ def report(args, res, busy):
     for c in CONFIGS:
         sm = sums[c]
         rows.append([c, "%d/%d" % (sm["n"], sm["runs"])]
-                    + [b.cell(sm[k], f) for k, _, f in IDLE]
+                    + [idle_cell(sm[k], k, f) for k, _, f in IDLE]
                     + [" ".join(fmt_t(t) for t in sm["t90s"]) or "-"])
         for e in sm["errors"]:
             print("%s: failed run: %s" % (c, e))
@@ -283,7 +315,7 @@ def report(args, res, busy):
            "back in, or onto memory it kept)."
            % (b.machine(args.accel), args.mem, args.window, args.reps), "",
            tab, "",
-           "Targets:", ""] + verdict + ["", WHY]
+           "Targets:", ""] + verdict + ["", why(sums)]
     if plot:
         doc += ["", "![RssShmem after the free](%s)" % plot]
     doc += ["", "### A busy guest", "",

@@ -43,10 +43,26 @@ class Summary(unittest.TestCase):
         self.assertAlmostEqual(sm["t90"]["med"], 4.0)
         self.assertIsNone(sm["daemon_cpu"])
 
-    def test_never_has_no_time(self):
-        sm = r.idle_summary([run(400, 0), run(100, 2.0)])
+    def test_never_ranks_last(self):
+        sm = r.idle_summary([run(400, 0), run(100, 2.0), run(100, 3.0)])
         self.assertEqual(sm["t90s"].count(None), 1)
-        self.assertEqual(sm["t90"]["n"], 1)
+        self.assertEqual(sm["t90"]["n"], 3)
+        self.assertAlmostEqual(sm["t90"]["med"], 3.0)
+        self.assertEqual(r.idle_cell(sm["t90"], "t90", "%.1f"),
+                         "3.0 (2.0-never)")
+
+    def test_quartiles_with_never(self):
+        inf = float("inf")
+        st = r.b.stats([1, 2, 3, inf, inf])
+        self.assertEqual((st["q1"], st["med"], st["q3"]), (2, 3, inf))
+
+    def test_quartiles_as_statistics(self):
+        import statistics
+        for vals in ([1, 2], [1, 5, 6, 9], [3, 1, 4, 1, 5, 9, 2, 6, 5, 3]):
+            q = statistics.quantiles(vals, n=4, method="inclusive")
+            st = r.b.stats(vals)
+            self.assertAlmostEqual(st["q1"], q[0])
+            self.assertAlmostEqual(st["q3"], q[2])
 
 
 class Verdicts(unittest.TestCase):
@@ -73,11 +89,26 @@ class Verdicts(unittest.TestCase):
         v = r.verdicts(self.sums([run(100, 2.0), run(400, 0),
                                   run(400, 0)]))
         self.assertIn("NOT MET", v[1])
+        self.assertIn("freehint never s", v[1])
         self.assertIn("2 freehint runs never reached 90%", v[1])
+
+    def test_some_never_count(self):
+        # 4 of 10 never: the median is the 5th and 6th of the ranked
+        # runs, not of the 6 finite ones.
+        runs = [run(100, t) for t in (1.0, 1.5, 2.0, 3.0, 4.4, 9.0)]
+        runs += [run(400, 0)] * 4
+        sm = r.idle_summary(runs)
+        self.assertAlmostEqual(sm["t90"]["med"], (4.4 + 9.0) / 2)
+        v = r.verdicts(self.sums(runs))
+        self.assertIn("NOT MET", v[1])
 
     def test_all_failed(self):
         v = r.verdicts(self.sums([{"error": "x"}]))
         self.assertIn("not measured", v[0])
+
+    def test_why_follows_the_medians(self):
+        self.assertIn("same kernel", r.why(self.sums([run(100, 2.3)])))
+        self.assertIn("rearms", r.why(self.sums([run(100, 4.0)])))
 
     def test_fault_back(self):
         v = r.fault_back(self.sums([run(100, 2.0, refill=1500)]))

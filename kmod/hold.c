@@ -68,7 +68,9 @@
  * A "skip_reported" capture allocates movable blocks and counts only the
  * movable lists: that is where a guest's free memory mostly is, and an
  * allocation of its own type takes the head of the smallest list that
- * can serve it, so a counted order is served from the blocks counted.
+ * can serve it, so a counted order is served from the blocks counted
+ * (but for the per-CPU lists, which refill in batches and may split a
+ * larger, possibly reported, block once an order's list runs dry).
  * Any other type, once its own lists run dry, steals the largest free
  * block of another type: on a reporting guest, a reported one. A kernel
  * with CMA would also serve movable allocations from CMA pageblocks,

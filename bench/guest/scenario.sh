@@ -46,7 +46,7 @@ cpu() {
 
 # bench_time NAME: dirty's "wrote N MiB in S s" as "BENCH NAME_ms=MS".
 bench_time() {
-	awk -v n="$1" '/^dirty: wrote/ { printf "BENCH %s_ms=%d\n", n, $6 * 1000 }'
+	awk -v n="$1" '/^dirty: wrote/ { printf "BENCH %s_ms=%.0f\n", n, $6 * 1000 }'
 }
 
 finish() {

@@ -41,11 +41,16 @@ insmod /lib/freehint/freehint.ko || echo "FHGUEST no module"
 freehint-agent -d --transport virtio-serial >/tmp/agent.log 2>&1 &
 echo FHGUEST READY
 sleep 2
-dd if=/dev/urandom of=/tmp/fill bs=1M count=96 2>/dev/null
-echo FHGUEST FILLED
-sleep 6
-rm -f /tmp/fill
-echo FHGUEST FREED
+# Three rounds, numbered: the host takes the first round whose fill it
+# sees before the free.
+for i in 1 2 3; do
+	dd if=/dev/urandom of=/tmp/fill bs=1M count=96 2>/dev/null
+	echo "FHGUEST FILLED $i"
+	sleep 6
+	rm -f /tmp/fill
+	echo "FHGUEST FREED $i"
+	sleep 20
+done
 while :; do sleep 1; done
 GUEST
 if ! guest_build "$out/guest.cpio.gz" -s "$out/guest.sh" -m kmod/freehint.ko \
@@ -152,14 +157,23 @@ wait_for 5 sh -c "! $ctl status | grep -q fh-lv-bad"
 
 rss() { awk '/^RssShmem/ { print $2 }' /proc/"$qpid"/status; }
 # The baseline is read while the guest still holds its 96 MiB: read after
-# the free, page reporting may already have given the memory back.
-wait_for 60 grep -q "FHGUEST FILLED" "$out/$DOM.log"
-before=$(rss)
-wait_for 30 grep -q "FHGUEST FREED" "$out/$DOM.log"
+# the free, page reporting may already have given the memory back. A
+# round whose free the host saw too late is skipped.
+round=
+for i in 1 2 3; do
+	wait_for 60 grep -q "FHGUEST FILLED $i" "$out/$DOM.log" || break
+	before=$(rss)
+	grep -q "FHGUEST FREED $i" "$out/$DOM.log" && continue
+	round=$i
+	break
+done
+[ -n "$round" ] && wait_for 30 grep -q "FHGUEST FREED $round" "$out/$DOM.log"
 # Reporting runs by itself; give it a few seconds under TCG.
 reclaimed() { [ "$(rss)" -lt $((before - 32768)) ]; }
-if wait_for 30 reclaimed; then
-	pass libvirt-reclaims "RssShmem ${before} kB -> $(rss) kB"
+if [ -z "$round" ]; then
+	fail libvirt-reclaims "no round of the guest's fill was read before its free: $(grep -a FHGUEST "$out/$DOM.log" | tr '\n' ' ')"
+elif wait_for 30 reclaimed; then
+	pass libvirt-reclaims "round $round: RssShmem ${before} kB -> $(rss) kB"
 else
 	fail libvirt-reclaims "RssShmem ${before} kB -> $(rss) kB; $(tail -n 3 "$out/freehintd.log")"
 fi

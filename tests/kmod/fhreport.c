@@ -105,10 +105,11 @@ block_overlap(const struct fh_block *a, const struct fh_block *b)
 /*
  * Capture with @args through /proc/freehint/hold, read every held block
  * (acking each batch), release. Returns how many held pages lie in blocks
- * this test acked as reported, or -1; *held gets the bytes captured.
+ * this test acked as reported, or -1; *held gets the bytes captured, and
+ * *small (when not NULL) those in blocks below order 9.
  */
 static long long
-capture_overlap(const char *args, long long *held)
+capture_overlap(const char *args, long long *held, long long *small)
 {
 	struct fh_block hb[64];
 	char buf[8192], c[128];
@@ -126,13 +127,18 @@ capture_overlap(const char *args, long long *held)
 		return -1;
 	}
 	*held = stat_get("hold_bytes");
+	if (small != NULL)
+		*small = 0;
 	while ((len = read(hfd, buf, sizeof(buf) - 1)) > 0) {
 		n = parse_batch(buf, len, &hid, hb, 64);
 		if (n < 0)
 			break;
-		for (i = 0; i < n; i++)
+		for (i = 0; i < n; i++) {
+			if (small != NULL && hb[i].order < 9)
+				*small += 4096LL << hb[i].order;
 			for (j = 0; j < acked.n; j++)
 				over += block_overlap(&hb[i], &acked.b[j]);
+		}
 		snprintf(c, sizeof(c), "ack %" PRIu64 "\n", hid);
 		write_str(hfd, c);
 	}
@@ -197,7 +203,7 @@ main(int argc, char **argv)
 	struct fh_block blk[MAXB];
 	long long acked0, failed0, timeouts0, rearms0, acked_bytes = 0;
 	long long skipped0, skipped, over_skip, over_skip0, over_all,
-	    held_skip = 0, held_skip0 = 0, held_all = 0;
+	    held_skip = 0, held_skip0 = 0, small_skip0 = 0, held_all = 0;
 	unsigned char *frag;
 	int i, n, fd2, poll_bad = 0, batches = 0, repeats = 0, reoffered = 0,
 	               nfailed = 0;
@@ -441,7 +447,8 @@ main(int argc, char **argv)
 	 * only, the kernel's reporting order.
 	 */
 	skipped0 = stat_get("hold_skipped_bytes");
-	over_skip = capture_overlap("min_order=9 skip_reported", &held_skip);
+	over_skip =
+	    capture_overlap("min_order=9 skip_reported", &held_skip, NULL);
 	skipped = stat_get("hold_skipped_bytes") - skipped0;
 	/*
 	 * Every order, as a hint pass on a 4 KiB backing asks, on a guest
@@ -451,10 +458,11 @@ main(int argc, char **argv)
 	 * block of another type once its own lists run dry).
 	 */
 	frag = fragment(FRAG_MIB);
-	over_skip0 = capture_overlap("min_order=0 skip_reported", &held_skip0);
+	over_skip0 = capture_overlap(
+	    "min_order=0 skip_reported", &held_skip0, &small_skip0);
 	if (frag != NULL)
 		munmap(frag, FRAG_MIB << 20);
-	over_all = capture_overlap("min_order=9", &held_all);
+	over_all = capture_overlap("min_order=9", &held_all, NULL);
 	say("report: capture skip_reported held %lld MiB, %lld pages of them "
 	    "reported, %lld MiB skipped; a plain capture held %lld MiB, %lld "
 	    "pages reported\n",
@@ -466,16 +474,21 @@ main(int argc, char **argv)
 	    "held reported pages: %lld with skip_reported, %lld without; "
 	    "%lld bytes skipped",
 	    over_skip, over_all, skipped);
-	say("report: capture min_order=0 skip_reported held %lld MiB, %lld "
-	    "pages of them reported\n",
-	    held_skip0 >> 20, over_skip0);
+	say("report: capture min_order=0 skip_reported held %lld MiB (%lld "
+	    "MiB in blocks below order 9), %lld pages of them reported\n",
+	    held_skip0 >> 20, small_skip0 >> 20, over_skip0);
+	/*
+	 * The pieces (half of FRAG_MIB) are what it takes below order 9. A
+	 * per-CPU list's refill may still split a reported block or two
+	 * (docs/kmod.md); the old capture held almost nothing else.
+	 */
 	CHECK(frag != NULL && over_skip0 >= 0 &&
-	        held_skip0 >= (FRAG_MIB << 20) / 4 &&
-	        over_skip0 * 4096LL <= held_skip0 / 4,
+	        small_skip0 - over_skip0 * 4096LL >= (FRAG_MIB << 20) / 4 &&
+	        over_skip0 * 4096LL <= small_skip0 / 2,
 	    "report-capture-small-skips-reported",
-	    "held %lld bytes, %lld reported pages of them; %lld reported "
-	    "pages free",
-	    held_skip0, over_skip0, over_all);
+	    "held %lld bytes, %lld of them below order 9, %lld reported "
+	    "pages of them",
+	    held_skip0, small_skip0, over_skip0);
 	/*
 	 * The release gave the plain capture's blocks back unreported: ack
 	 * the pass that reports them, so that no batch stays isolated, out
