@@ -467,6 +467,20 @@ def stats(vals):
             "lo": vals[0], "hi": vals[-1], "n": len(vals)}
 
 
+def summarise(runs, keys=None):
+    """One row from its runs: stats of each figure (keys, or those of the
+    first run that completed) over the runs that completed, the count of
+    the others, their errors."""
+    ok = [r for r in runs if "error" not in r]
+    row = {"runs": len(runs), "ok": len(ok),
+           "errors": [r["error"] for r in runs if "error" in r]}
+    for k in keys if keys is not None else (ok[0] if ok else {}):
+        vals = [r[k] for r in ok if r.get(k) is not None]
+        if vals:
+            row[k] = stats(vals)
+    return row
+
+
 def quartile(vals, i):
     """Quartile i of sorted vals, as statistics.quantiles(n=4,
     method="inclusive") gives it, but an infinite value (a run that never

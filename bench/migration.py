@@ -29,7 +29,7 @@ import threading
 import time
 
 import benchlib as b
-from benchlib import cell, stats
+from benchlib import cell, summarise
 from qmp import migrate_wait
 
 # The section a run with the defaults writes (bench/bench.d/20-migration.sh).
@@ -132,19 +132,6 @@ def parse_memcheck(line):
     if m:
         return {"ok": False, "why": m.group(1).strip()}
     raise ValueError("not a memcheck verdict: %r" % line)
-
-
-def summarise(runs):
-    """One row from its runs: stats of each figure over the runs that
-    completed and were checked, the count of the others, their errors."""
-    ok = [r for r in runs if "error" not in r]
-    row = {"runs": len(runs), "ok": len(ok),
-           "errors": [r["error"] for r in runs if "error" in r]}
-    for k in (ok[0] if ok else {}):
-        vals = [r[k] for r in ok if r.get(k) is not None]
-        if vals:
-            row[k] = stats(vals)
-    return row
 
 
 def tables(res, cfgs):

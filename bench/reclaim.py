@@ -71,7 +71,7 @@ def run_one(cfg, args, rep=0):
                     r[k] = vm.value(k)[-1]
                 except RuntimeError:
                     r[k] = None
-        if busy:
+        else:
             churn = vm.wait(r"^BENCH fhchurn: ", 5)
             if not churn.endswith(" 0 bad pages"):
                 raise RuntimeError("the churn lost memory: " + churn)
@@ -163,19 +163,13 @@ IDLE = (("at_free", "RssShmem at free MiB", "%.0f"),
 
 
 def idle_summary(runs):
-    """Each figure's stats over the runs that completed. A run whose
-    memory never came back ranks last in the time to 90% (infinite), so
-    that the median counts it."""
-    ok = [r for r in runs if "error" not in r]
-    sm = {"n": len(ok), "runs": len(runs),
-          "errors": [r["error"] for r in runs if "error" in r],
-          "t90s": [r["t90"] for r in ok]}
-    for k, _, _ in IDLE:
-        if k == "t90":
-            vals = [INF if r["t90"] is None else r["t90"] for r in ok]
-        else:
-            vals = [r[k] for r in ok if r.get(k) is not None]
-        sm[k] = b.stats(vals) if vals else None
+    """Each figure's stats over the runs that completed (b.summarise). A
+    run whose memory never came back ranks last in the time to 90%
+    (infinite), so that the median counts it."""
+    sm = b.summarise(runs, [k for k, _, _ in IDLE if k != "t90"])
+    sm["t90s"] = [r["t90"] for r in runs if "error" not in r]
+    if sm["t90s"]:
+        sm["t90"] = b.stats([INF if t is None else t for t in sm["t90s"]])
     return sm
 
 
@@ -193,10 +187,10 @@ def med(sm, k):
 
 def verdicts(sums):
     fh, ref = sums["freehint"], sums["qemu-report"]
-    if not fh["n"]:
+    if not fh["ok"]:
         return ["- **Reclaim target not measured**: every freehint run "
                 "failed."]
-    if not ref["n"]:
+    if not ref["ok"]:
         return ["- **Reference failed** in every run."]
     out = []
     f, r = med(fh, "footprint"), med(ref, "footprint")
@@ -277,8 +271,8 @@ def report(args, res, busy):
     rows = []
     for c in CONFIGS:
         sm = sums[c]
-        rows.append([c, "%d/%d" % (sm["n"], sm["runs"])]
-                    + [idle_cell(sm[k], k, f) for k, _, f in IDLE]
+        rows.append([c, "%d/%d" % (sm["ok"], sm["runs"])]
+                    + [idle_cell(sm.get(k), k, f) for k, _, f in IDLE]
                     + [" ".join(fmt_t(t) for t in sm["t90s"]) or "-"])
         for e in sm["errors"]:
             print("%s: failed run: %s" % (c, e))

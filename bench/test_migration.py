@@ -10,6 +10,7 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import benchlib as b  # noqa: E402
 import migration as m  # noqa: E402
 
 
@@ -108,21 +109,21 @@ class Parse(unittest.TestCase):
 
 class Stats(unittest.TestCase):
     def test_odd(self):
-        s = m.stats([5, 1, 3])
+        s = b.stats([5, 1, 3])
         self.assertEqual((s["med"], s["lo"], s["hi"], s["n"]), (3, 1, 5, 3))
 
     def test_quartiles(self):
-        s = m.stats([1, 2, 3, 4, 5])
+        s = b.stats([1, 2, 3, 4, 5])
         self.assertEqual((s["q1"], s["med"], s["q3"]), (2, 3, 4))
-        s = m.stats([10, 20, 30, 40])
+        s = b.stats([10, 20, 30, 40])
         self.assertEqual(s["med"], 25)
         self.assertEqual((s["q1"], s["q3"]), (17.5, 32.5))
 
     def test_one_and_none(self):
-        s = m.stats([7])
+        s = b.stats([7])
         self.assertEqual((s["q1"], s["med"], s["q3"]), (7, 7, 7))
         with self.assertRaises(ValueError):
-            m.stats([])
+            b.stats([])
 
     def test_summarise_skips_failures(self):
         row = m.summarise([{"a": 1, "b": None}, {"error": "boom"},
@@ -138,10 +139,10 @@ class Stats(unittest.TestCase):
 
 class Output(unittest.TestCase):
     def test_cell(self):
-        self.assertEqual(m.cell(None, "%d"), "-")
-        self.assertEqual(m.cell(m.stats([4, 4, 4]), "%d"), "4")
-        self.assertEqual(m.cell(m.stats([1, 2, 9]), "%d"), "2 (1-9)")
-        self.assertEqual(m.cell(m.stats([1, 2, 3, 4, 5]), "%.1f"),
+        self.assertEqual(b.cell(None, "%d"), "-")
+        self.assertEqual(b.cell(b.stats([4, 4, 4]), "%d"), "4")
+        self.assertEqual(b.cell(b.stats([1, 2, 9]), "%d"), "2 (1-9)")
+        self.assertEqual(b.cell(b.stats([1, 2, 3, 4, 5]), "%.1f"),
                          "3.0 [2.0-4.0]")
 
     def test_tables(self):

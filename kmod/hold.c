@@ -350,13 +350,14 @@ static bool fh_zone_gfp(enum zone_type zt, gfp_t *gfp)
  * a capture takes from (FH_SKIP_MOVABLE) that the kernel has not reported
  * (!PageReported). The kernel puts reported blocks at the tail and
  * allocates from the head, so a count cut short at FH_HOLD_COUNT_MAX
- * entries still counts blocks at the head. Adds the bytes of the
- * reported ones seen to *@reported.
+ * entries still counts blocks at the head. The reported ones seen add
+ * up in hold_skipped_bytes.
  */
 static unsigned long fh_count_unreported(struct zone *zone,
-					 unsigned int order, u64 *reported)
+					 unsigned int order)
 {
 	unsigned long flags, seen = 0, n = 0;
+	u64 reported = 0;
 	struct page *page;
 	int mt;
 
@@ -370,13 +371,14 @@ static unsigned long fh_count_unreported(struct zone *zone,
 			if (++seen > FH_HOLD_COUNT_MAX)
 				goto out;
 			if (PageReported(page))
-				*reported += PAGE_SIZE << order;
+				reported += PAGE_SIZE << order;
 			else
 				n++;
 		}
 	}
 out:
 	spin_unlock_irqrestore(&zone->lock, flags);
+	atomic64_add(reported, &fh_stats.hold_skipped_bytes);
 	return n;
 }
 
@@ -393,7 +395,6 @@ static int fh_capture_zone(struct fh_hold *h, int nid, enum zone_type zt,
 		    __GFP_NORETRY | __GFP_NOWARN | __GFP_NOMEMALLOC |
 		    __GFP_THISNODE | zone_gfp;
 	unsigned long left, zeroed;
-	u64 reported;
 	struct page *page;
 	int order;
 
@@ -412,9 +413,7 @@ static int fh_capture_zone(struct fh_hold *h, int nid, enum zone_type zt,
 			if (*held + (PAGE_SIZE << order) > limit ||
 			    !fh_zone_has_room(zone, 1UL << order))
 				continue;
-			reported = 0;
-			left = fh_count_unreported(zone, order, &reported);
-			atomic64_add(reported, &fh_stats.hold_skipped_bytes);
+			left = fh_count_unreported(zone, order);
 		}
 		while (*held + (PAGE_SIZE << order) <= limit) {
 			if (!left)

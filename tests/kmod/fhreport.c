@@ -6,7 +6,6 @@
  * Needs /bin/fhmem to dirty and free memory.
  */
 #include <poll.h>
-#include <sys/mman.h>
 #include <sys/wait.h>
 
 #include "fhtest.h"
@@ -155,34 +154,26 @@ capture_overlap(const char *args, long long *held, long long *small)
  * /proc/self/pagemap). NULL on failure.
  */
 #define FRAG_MIB 64L
-static unsigned char *
-fragment(long mib)
+static char *
+fragment(size_t mib)
 {
-	size_t len = (size_t)mib << 20, off;
-	uint64_t ent, pfn;
-	unsigned char *p;
+	size_t len = mib << 20, off;
+	uint64_t pfn;
 	int fd, i, j;
+	char *p;
 
-	p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
-	    -1, 0);
-	if (p == MAP_FAILED) {
+	if ((p = alloc_fill(mib, 0x5a)) == NULL) {
 		say("note: fragment: mmap: %s\n", strerror(errno));
 		return NULL;
 	}
-	madvise(p, len, MADV_NOHUGEPAGE);
-	memset(p, 0x5a, len);
 	if ((fd = open("/proc/self/pagemap", O_RDONLY)) == -1) {
 		say("note: fragment: pagemap: %s\n", strerror(errno));
 		munmap(p, len);
 		return NULL;
 	}
 	for (off = 0; off < len; off += 4096) {
-		if (pread(fd, &ent, sizeof ent,
-		        (off_t)((uintptr_t)(p + off) / 4096 * sizeof ent)) !=
-		        (ssize_t)sizeof ent ||
-		    !(ent >> 63))
+		if ((pfn = addr_pfn(fd, p + off)) == 0)
 			continue;
-		pfn = ent & ((1ULL << 55) - 1);
 		for (i = j = 0; i < acked.n; i++)
 			if (pfn < acked.b[i].pfn ||
 			    pfn >= acked.b[i].pfn + (1ULL << acked.b[i].order))
@@ -204,7 +195,7 @@ main(int argc, char **argv)
 	long long acked0, failed0, timeouts0, rearms0, acked_bytes = 0;
 	long long skipped0, skipped, over_skip, over_skip0, over_all,
 	    held_skip = 0, held_skip0 = 0, small_skip0 = 0, held_all = 0;
-	unsigned char *frag;
+	char *frag;
 	int i, n, fd2, poll_bad = 0, batches = 0, repeats = 0, reoffered = 0,
 	               nfailed = 0;
 	char small[16];
