@@ -32,10 +32,10 @@ for step in tests/checks.d/*.sh; do
 		echo "FAIL $name-timeout: no end after ${step_timeout}s" >>"$log"
 	fi
 	secs=$(($(date +%s) - start))
-	grep -E '^(PASS|FAIL|SKIP) ' "$log" | sed 's/^/    /'
-	p=$(grep -c '^PASS ' "$log")
-	f=$(grep -c '^FAIL ' "$log")
-	s=$(grep -c '^SKIP ' "$log")
+	grep -aE '^(PASS|FAIL|SKIP) ' "$log" | sed 's/^/    /'
+	p=$(grep -ac '^PASS ' "$log")
+	f=$(grep -ac '^FAIL ' "$log")
+	s=$(grep -ac '^SKIP ' "$log")
 	if [ "$rc" -eq 77 ]; then
 		echo "--- $name: skipped (${secs}s)"
 		[ "$s" -eq 0 ] && s=1
