@@ -90,6 +90,7 @@ hold_start(struct hold *h, uint64_t pass_id, uint32_t min_order,
 {
 	struct timeval tv = { HOLD_TIMEOUT_SEC, 0 };
 	char cmd[128], limit[40] = "";
+	uint64_t t0;
 	ssize_t n;
 	int len;
 
@@ -111,6 +112,7 @@ hold_start(struct hold *h, uint64_t pass_id, uint32_t min_order,
 	len = snprintf(cmd, sizeof cmd, "capture min_order=%u%s%s\n", min_order,
 	    limit, zero ? " zero" : "");
 	/* Synchronous in the module: bounded work, no reclaim. */
+	t0 = fh_monotonic_ms();
 	n = write(h->fd, cmd, (size_t)len);
 	if (n != len) {
 		log_warn("hint pass %llu: %s: capture",
@@ -124,8 +126,10 @@ hold_start(struct hold *h, uint64_t pass_id, uint32_t min_order,
 	h->eof = h->last_sent = false;
 	h->cur_id = h->next_id = 0;
 	evtimer_add(h->ev_timeout, &tv);
-	log_info("hint pass %llu: captured (min_order %u%s%s)",
-	    (unsigned long long)pass_id, min_order, limit,
+	/* The capture's share of the pass, for whoever weighs its cost. */
+	log_info("hint pass %llu: captured in %llu ms (min_order %u%s%s)",
+	    (unsigned long long)pass_id,
+	    (unsigned long long)(fh_monotonic_ms() - t0), min_order, limit,
 	    zero ? ", zero" : "");
 	hold_pump(h);
 	return 0;

@@ -349,6 +349,7 @@ struct vm {
 	bool pass_done; /* its last HELD batch was applied */
 	uint64_t pass_bps; /* the last complete pass's speed; 0: none */
 	uint64_t pass_sent_bytes; /* its HELD batches taken, punched or not */
+	uint64_t pass_ranges, pass_batches; /* and their count */
 	vm_speed_fn speed; /* NULL: the source cannot change the bandwidth */
 	void *speed_ctx;
 	struct mighold *mighold; /* mighold.c: bandwidth held, or NULL */
@@ -379,6 +380,7 @@ void vm_guest_lost(struct vm *);
 void vm_check_dma(struct vm *);
 int vm_release(struct vm *, char *, size_t);
 void vm_pass_over(struct vm *, const char *);
+void vm_pass_taken(struct vm *, uint64_t bytes, size_t ranges);
 void vm_pass_complete(struct vm *);
 int vm_pass_refused(struct vm *, char *, size_t);
 

@@ -377,7 +377,7 @@ guest_apply(struct guest *g, const struct policy *pol,
 		}
 		vm->held_bytes += bytes;
 		vm->counters.pass_bytes += bytes;
-		vm->pass_sent_bytes += bytes;
+		vm_pass_taken(vm, bytes, g->ranges.n);
 		if (b->has_last && b->last)
 			vm_pass_complete(vm);
 	}
@@ -457,7 +457,7 @@ guest_submit(struct guest *g, const Freehint__RangeBatch *b, uint64_t bytes,
 	}
 	punch_submit(vm->pq, j);
 	if (b->kind == FREEHINT__RANGE_KIND__HELD) {
-		vm->pass_sent_bytes += bytes;
+		vm_pass_taken(vm, bytes, g->ranges.n);
 		/*
 		 * Captured blocks came zeroed: QEMU reads a held page as a zero
 		 * page whether it is punched yet or not, so the migration need

@@ -642,7 +642,7 @@ vm_hint(struct vm *vm, char *err, size_t errlen)
 	vm->counters.passes++;
 	vm->pass_active = true;
 	vm->pass_done = false;
-	vm->pass_sent_bytes = 0;
+	vm->pass_sent_bytes = vm->pass_ranges = vm->pass_batches = 0;
 	vm->pass_started_ms = fh_monotonic_ms();
 	log_info("vm %s: hint pass %" PRIu64 " started (min order %u, at "
 	         "most %" PRIu64 " MiB)",
@@ -660,12 +660,23 @@ vm_pass_over(struct vm *vm, const char *why)
 {
 	if (vm->pass_active && !vm->pass_done)
 		log_info("vm %s: hint pass %" PRIu64 " over after %" PRIu64
-		         " ms (%s), %" PRIu64 " MiB held",
+		         " ms (%s), %" PRIu64 " MiB held in %" PRIu64
+		         " ranges, %" PRIu64 " batches",
 		    vm->name, vm->pass_id,
 		    fh_monotonic_ms() - vm->pass_started_ms, why,
-		    vm->pass_sent_bytes >> 20);
+		    vm->pass_sent_bytes >> 20, vm->pass_ranges,
+		    vm->pass_batches);
 	vm->pass_done = true;
 	mighold_end(vm, why);
+}
+
+/* One of the pass's HELD batches is taken (punched or not). */
+void
+vm_pass_taken(struct vm *vm, uint64_t bytes, size_t ranges)
+{
+	vm->pass_sent_bytes += bytes;
+	vm->pass_ranges += ranges;
+	vm->pass_batches++;
 }
 
 /*
