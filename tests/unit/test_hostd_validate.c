@@ -283,6 +283,58 @@ test_budget_outlives_hello(void **state)
 	assert_int_equal(validate_tiny(f, &p, tiny, 64), R(RATE_LIMITED));
 }
 
+/*
+ * A pass's held ranges are bounded by the pass, not charged per range: 40
+ * batches of 64 single pages (a pass of small blocks) go in one second,
+ * where reported ones stop after 15. Their bytes still count.
+ */
+static void
+test_held_ranges_per_pass(void **state)
+{
+	struct fixture *f = *state;
+	uint64_t tiny[128];
+	struct policy p = pol;
+	int i, j;
+
+	p.max_batches_sec = 1000;
+	for (i = 0; i < 40; i++) {
+		for (j = 0; j < 64; j++) {
+			tiny[2 * j] = j == 0 ? 0x4000 + i * 1024 : 1;
+			tiny[2 * j + 1] = 1;
+		}
+		if (judge_with(f, &p, FREEHINT__RANGE_KIND__HELD, 1, false,
+		        tiny, 64) != 0)
+			fail_msg("held batch %d: %s", i, f->err);
+	}
+	f->now.tv_sec++;
+	memset(&f->bud, 0, sizeof f->bud);
+	for (i = 0; i < 15; i++) {
+		for (j = 0; j < 64; j++) {
+			tiny[2 * j] = j == 0 ? 0x10000 + i * 1024 : 1;
+			tiny[2 * j + 1] = 1;
+		}
+		if (validate_tiny(f, &p, tiny, 64) != 0)
+			fail_msg("reported batch %d: %s", i, f->err);
+	}
+	assert_int_equal(validate_tiny(f, &p, tiny, 64), R(RATE_LIMITED));
+	/* Bytes count, held or not: 1 GiB a second here, so the sixth
+	 * 200 MiB batch (of three passes) is refused. */
+	f->now.tv_sec++;
+	memset(&f->bud, 0, sizeof f->bud);
+	for (i = 0; i < 6; i++) {
+		const uint64_t big[] = { 0x1000 + (i % 2) * 51200, 51200 };
+
+		if (i % 2 == 0) {
+			vstate_free(&f->vs);
+			vstate_init(&f->vs);
+			f->id = 0;
+		}
+		assert_int_equal(judge_with(f, &p, FREEHINT__RANGE_KIND__HELD,
+		                     512, false, big, 1),
+		    i < 5 ? 0 : R(RATE_LIMITED));
+	}
+}
+
 static void
 test_malformed(void **state)
 {
@@ -317,6 +369,7 @@ main(void)
 		UNIT_FX(test_too_large),
 		UNIT_FX(test_rate_and_ids),
 		UNIT_FX(test_budget_outlives_hello),
+		UNIT_FX(test_held_ranges_per_pass),
 		UNIT_FX(test_malformed),
 	};
 
