@@ -27,8 +27,12 @@ struct kbatch;
 #define AGENT_EXIT_NO_MODULE 78
 /* Orders the agent understands in the module's files (MAX_ORDER <= 64). */
 #define AGENT_MAX_ORDERS 64
-/* No kernel batch is larger than this (the module says 4096 is enough). */
-#define AGENT_KBUF_SIZE 8192
+/*
+ * A read of the module's files (4096 is always enough): the module fills
+ * a hold batch to the buffer, up to 1024 blocks, which 32 KiB holds. The
+ * bigger the batch, the fewer the host's batches in a pass of small blocks.
+ */
+#define AGENT_KBUF_SIZE 32768
 
 enum transport_kind {
 	TRANSPORT_AUTO,

@@ -39,6 +39,7 @@
 #include <linux/proc_fs.h>
 #include <linux/sched/signal.h>
 #include <linux/shrinker.h>
+#include <linux/sizes.h>
 #include <linux/slab.h>
 #include <linux/spinlock.h>
 #include <linux/string.h>
@@ -49,8 +50,18 @@
 
 #include "freehint.h"
 
-#define FH_HOLD_BATCH	64
-#define FH_HOLD_BUF	(64 + FH_HOLD_BATCH * 24)
+/*
+ * A batch has at most FH_HOLD_BATCH blocks, no more than the reader's
+ * buffer holds (a header and FH_HOLD_LINE bytes a block), and at most
+ * FH_HOLD_BATCH_BYTES (unless its first block is larger), which the
+ * host's default max-batch-bytes takes: the host takes a batch at a time,
+ * so a pass of small blocks moves at the batch rate times this.
+ */
+#define FH_HOLD_BATCH	1024
+#define FH_HOLD_BATCH_BYTES	SZ_256M
+#define FH_HOLD_HEADER	64
+#define FH_HOLD_LINE	24
+#define FH_HOLD_BUF	(FH_HOLD_HEADER + FH_HOLD_BATCH * FH_HOLD_LINE)
 /*
  * A reader that never answers pins at most this many batches, and at most
  * a quarter of the guest's memory: the rest stays within the shrinker's
@@ -686,7 +697,7 @@ static int fh_hold_open(struct inode *inode, struct file *file)
 	char *buf;
 	int err = 0;
 
-	buf = kmalloc(FH_HOLD_BUF, GFP_KERNEL);
+	buf = kvmalloc(FH_HOLD_BUF, GFP_KERNEL);
 	if (!buf)
 		return -ENOMEM;
 	mutex_lock(&h->mutex);
@@ -698,7 +709,7 @@ static int fh_hold_open(struct inode *inode, struct file *file)
 	}
 	mutex_unlock(&h->mutex);
 	if (err) {
-		kfree(buf);
+		kvfree(buf);
 		return err;
 	}
 	return stream_open(inode, file);
@@ -724,9 +735,14 @@ static ssize_t fh_hold_read(struct file *file, char __user *ubuf,
 	struct fh_hold_batch *b;
 	struct page *page, *last = NULL;
 	unsigned long cap, pages, batch_pages = 0;
-	unsigned int n = 0;
+	unsigned int n = 0, most;
 	ssize_t ret;
 	size_t len;
+
+	if (count < FH_HOLD_HEADER + FH_HOLD_LINE)
+		return -EINVAL;
+	most = min_t(size_t, FH_HOLD_BATCH,
+		     (count - FH_HOLD_HEADER) / FH_HOLD_LINE);
 
 	b = kmalloc(sizeof(*b), GFP_KERNEL);
 	if (!b)
@@ -750,7 +766,9 @@ static ssize_t fh_hold_read(struct file *file, char __user *ubuf,
 	 */
 	list_for_each_entry(page, &h->unread, lru) {
 		pages = 1UL << page_private(page);
-		if (n == FH_HOLD_BATCH ||
+		if (n == most ||
+		    (n && batch_pages + pages >
+				  FH_HOLD_BATCH_BYTES >> PAGE_SHIFT) ||
 		    ((n || h->inflight_pages) &&
 		     h->inflight_pages + batch_pages + pages > cap))
 			break;
@@ -825,7 +843,7 @@ static int fh_hold_release(struct inode *inode, struct file *file)
 	mutex_lock(&h->mutex);
 	fh_hold_release_all(h, true);
 	h->open = false;
-	kfree(h->buf);
+	kvfree(h->buf);
 	h->buf = NULL;
 	mutex_unlock(&h->mutex);
 	return 0;

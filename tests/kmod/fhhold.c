@@ -7,14 +7,14 @@
 
 #include "fhtest.h"
 
-#define MAXB 64
+#define MAXB FH_HOLD_MAXB
 
 static int fd;
 
 static int
 read_batch(uint64_t *id, struct fh_block *blk)
 {
-	char buf[4096];
+	static char buf[FH_HOLD_BUFSZ];
 	ssize_t n = read(fd, buf, sizeof(buf) - 1);
 
 	if (n <= 0)
@@ -43,7 +43,8 @@ int
 main(int argc, char **argv)
 {
 	long grace_ms = argc > 1 ? atol(argv[1]) : 2000;
-	struct fh_block blk[MAXB], flight[MAXB];
+	static struct fh_block blk[MAXB], flight[MAXB];
+	char tiny[64 + 3 * 24 + 1];
 	long long free0, held, shrunk0, v;
 	size_t len = 200 << 20, i, overlap = 0;
 	int n, nflight, fd2, pm;
@@ -85,6 +86,17 @@ main(int argc, char **argv)
 	CHECK(held > free0 * 1024 / 2, "hold-captures-most",
 	    "held %lld MiB of %lld MiB free", held >> 20, free0 >> 10);
 	CHECK(pollin(), "hold-poll-in", "no POLLIN with unread blocks");
+
+	/*
+	 * A batch fits the reader's buffer: 64 bytes and 24 a block, so
+	 * three blocks here; below one block's room, EINVAL.
+	 */
+	CHECK(read(fd, tiny, 87) < 0 && errno == EINVAL,
+	    "hold-read-buffer-too-small-einval", "%s", strerror(errno));
+	v = read(fd, tiny, sizeof(tiny) - 1);
+	n = v > 0 ? parse_batch(tiny, (size_t)v, &id, blk, MAXB) : -1;
+	CHECK(n >= 1 && n <= 3 && cmd("ack %" PRIu64 "\n", id) == 0,
+	    "hold-batch-fits-buffer", "read %lld bytes, %d blocks", v, n);
 
 	/* One batch acked (done), one left in flight. */
 	n = read_batch(&id, blk);

@@ -209,8 +209,9 @@ static void *
 holder(void *arg)
 {
 	int fd = open(FH_PROC "hold", O_RDWR);
-	struct fh_block blk[MAXB];
-	char buf[4096], c[64];
+	static struct fh_block blk[FH_HOLD_MAXB];
+	static char buf[FH_HOLD_BUFSZ];
+	char c[64];
 	uint64_t id;
 	ssize_t len;
 	int n;
@@ -224,7 +225,7 @@ holder(void *arg)
 			continue;
 		hold_captures++;
 		while ((len = read(fd, buf, sizeof(buf) - 1)) > 0) {
-			n = parse_batch(buf, len, &id, blk, MAXB);
+			n = parse_batch(buf, len, &id, blk, FH_HOLD_MAXB);
 			if (n < 0)
 				break;
 			check_overlap(blk, n);

@@ -107,12 +107,17 @@ block_overlap(const struct fh_block *a, const struct fh_block *b)
  * this test acked as reported, or -1; *held gets the bytes captured, and
  * *small (when not NULL) those in blocks below order 9.
  */
+/* Of the last capture_overlap(): its largest batch, in blocks, and its
+ * batches over 256 MiB of more than one block. */
+static int capture_most, capture_too_big;
+
 static long long
 capture_overlap(const char *args, long long *held, long long *small)
 {
-	struct fh_block hb[64];
-	char buf[8192], c[128];
-	long long over = 0;
+	static struct fh_block hb[FH_HOLD_MAXB];
+	static char buf[FH_HOLD_BUFSZ];
+	long long over = 0, bytes;
+	char c[128];
 	uint64_t hid;
 	int hfd, i, j, n;
 	ssize_t len;
@@ -128,10 +133,16 @@ capture_overlap(const char *args, long long *held, long long *small)
 	*held = stat_get("hold_bytes");
 	if (small != NULL)
 		*small = 0;
+	capture_most = capture_too_big = 0;
 	while ((len = read(hfd, buf, sizeof(buf) - 1)) > 0) {
-		n = parse_batch(buf, len, &hid, hb, 64);
+		n = parse_batch(buf, len, &hid, hb, FH_HOLD_MAXB);
 		if (n < 0)
 			break;
+		if (n > capture_most)
+			capture_most = n;
+		for (i = 0, bytes = 0; i < n; i++)
+			bytes += 4096LL << hb[i].order;
+		capture_too_big += n > 1 && bytes > 256LL << 20;
 		for (i = 0; i < n; i++) {
 			if (small != NULL && hb[i].order < 9)
 				*small += 4096LL << hb[i].order;
@@ -197,7 +208,7 @@ main(int argc, char **argv)
 	    held_skip = 0, held_skip0 = 0, small_skip0 = 0, held_all = 0;
 	char *frag;
 	int i, n, fd2, poll_bad = 0, batches = 0, repeats = 0, reoffered = 0,
-	               nfailed = 0;
+	               nfailed = 0, most_small, big_small;
 	char small[16];
 	double t0, gap;
 	uint64_t id, tid;
@@ -451,6 +462,8 @@ main(int argc, char **argv)
 	frag = fragment(FRAG_MIB);
 	over_skip0 = capture_overlap(
 	    "min_order=0 skip_reported", &held_skip0, &small_skip0);
+	most_small = capture_most;
+	big_small = capture_too_big;
 	if (frag != NULL)
 		munmap(frag, FRAG_MIB << 20);
 	over_all = capture_overlap("min_order=9", &held_all, NULL);
@@ -480,6 +493,13 @@ main(int argc, char **argv)
 	    "held %lld bytes, %lld of them below order 9, %lld reported "
 	    "pages of them",
 	    held_skip0, small_skip0, over_skip0);
+	/*
+	 * Small blocks go a thousand to a batch, not 64: the host takes a
+	 * batch at a time, and a pass of pieces moved at 64 per batch.
+	 */
+	CHECK(most_small > 64 && big_small == 0, "hold-batch-many-small-blocks",
+	    "largest batch %d blocks; %d batches over 256 MiB", most_small,
+	    big_small);
 	/*
 	 * The release gave the plain capture's blocks back unreported: ack
 	 * the pass that reports them, so that no batch stays isolated, out

@@ -19,6 +19,9 @@
 #include <unistd.h>
 
 #define FH_PROC "/proc/freehint/"
+/* A hold batch: at most this many blocks, which this buffer takes. */
+#define FH_HOLD_MAXB  1024
+#define FH_HOLD_BUFSZ 32768
 
 static int fh_failures __attribute__((unused));
 
