@@ -109,8 +109,14 @@ hold_start(struct hold *h, uint64_t pass_id, uint32_t min_order,
 	if (byte_limit != 0)
 		snprintf(limit, sizeof limit, " limit=%llu",
 		    (unsigned long long)byte_limit);
-	len = snprintf(cmd, sizeof cmd, "capture min_order=%u%s%s\n", min_order,
-	    limit, zero ? " zero" : "");
+	/*
+	 * Never what the kernel reported: the host discarded it, so it is a
+	 * hole that a migration sends as a zero page anyway, and capturing
+	 * it would write it (init_on_alloc) only to have it punched again.
+	 */
+	len = snprintf(cmd, sizeof cmd,
+	    "capture min_order=%u%s%s skip_reported\n", min_order, limit,
+	    zero ? " zero" : "");
 	/* Synchronous in the module: bounded work, no reclaim. */
 	t0 = fh_monotonic_ms();
 	n = write(h->fd, cmd, (size_t)len);

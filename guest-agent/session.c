@@ -486,7 +486,8 @@ session_hello(struct session *s)
 	h.poison_value = (uint32_t)(ks.poison_value & 0xff);
 	h.has_capabilities = true;
 	h.capabilities = FREEHINT__CAPABILITY__CAP_HOLD |
-	    FREEHINT__CAPABILITY__CAP_ZERO | FREEHINT__CAPABILITY__CAP_HINT;
+	    FREEHINT__CAPABILITY__CAP_ZERO | FREEHINT__CAPABILITY__CAP_HINT |
+	    FREEHINT__CAPABILITY__CAP_SKIP_REPORTED;
 	if (report_registered(a->report))
 		h.capabilities |= FREEHINT__CAPABILITY__CAP_REPORT;
 	if (ks.report_order <= 20) {

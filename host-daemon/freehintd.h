@@ -410,6 +410,7 @@ struct pass_figures {
 	uint32_t min_order; /* the pass's */
 	uint64_t speed; /* bytes a second the pass captures */
 	uint64_t link; /* bytes a second QEMU can send at most */
+	bool skips_reported; /* the capture leaves reported blocks alone */
 };
 uint64_t pass_ceiling(uint64_t capture, uint64_t gain, uint64_t speed,
     uint64_t link, uint64_t *cost_ms);
@@ -477,6 +478,7 @@ void guest_devices_checked(struct guest *);
 void guest_stop_punching(struct guest *);
 void guest_punch_done(struct punch_job *, void *vm);
 uint32_t guest_page_size(const struct guest *);
+bool guest_skips_reported(const struct guest *);
 bool guest_ready(const struct guest *);
 
 /* listen.c: vsock listener and virtio-serial channel connectors. */

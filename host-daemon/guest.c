@@ -26,6 +26,7 @@ struct guest {
 	Freehint__Mode mode;
 	uint32_t poison; /* the guest's non-zero poison pattern, or 0 */
 	bool zeroed; /* Hello's init_on_alloc: captured blocks read as 0 */
+	bool skips_reported; /* Hello's CAP_SKIP_REPORTED */
 	char agent_version[64]; /* printable (fh_strvis) */
 	bool await_welcome; /* Hello answered once the devices are known */
 	struct vstate vs;
@@ -143,6 +144,13 @@ guest_page_size(const struct guest *g)
 	return g != NULL && g->hello ? g->page_size : 0;
 }
 
+/* Does the guest's hint pass leave what its kernel reported alone? */
+bool
+guest_skips_reported(const struct guest *g)
+{
+	return g != NULL && g->hello && g->skips_reported;
+}
+
 int
 guest_command(struct guest *g, Freehint__CommandType type, uint64_t pass_id,
     uint32_t min_order, uint64_t byte_limit, bool zero)
@@ -247,6 +255,8 @@ guest_hello(struct fh_peer *p, const struct fh_msg *m, void *arg)
 	    : 0;
 	g->report_order = h->has_report_order ? h->report_order : UINT32_MAX;
 	g->zeroed = h->has_init_on_alloc && h->init_on_alloc;
+	g->skips_reported = h->has_capabilities &&
+	    (h->capabilities & FREEHINT__CAPABILITY__CAP_SKIP_REPORTED) != 0;
 	fh_strvis(g->agent_version, sizeof g->agent_version,
 	    h->agent_version != NULL ? h->agent_version : "");
 	/* A new agent: the map may have changed since it was read. */

@@ -81,6 +81,12 @@ pass_weigh(const struct pass_figures *in, struct pass_estimate *e, char *why,
 		    (uint64_t)in->alloc > used ? (uint64_t)in->alloc - used : 0;
 	if (e->gain > e->capture)
 		e->gain = e->capture;
+	/*
+	 * A guest that leaves reported blocks alone captures only what the
+	 * backing holds: reported memory is a hole there.
+	 */
+	if (in->skips_reported && in->alloc >= 0)
+		e->capture = e->gain;
 	if (e->gain == 0) {
 		snprintf(why, whylen,
 		    "the backing holds none of the guest's free memory in "
@@ -123,5 +129,6 @@ pass_estimate(struct vm *vm, struct pass_estimate *e, char *why, size_t whylen)
 	in.speed =
 	    vm->pass_bps != 0 ? vm->pass_bps : conf->policy.hint_pass_bps;
 	in.link = conf->policy.migration_link_bps;
+	in.skips_reported = guest_skips_reported(vm->guest);
 	return pass_weigh(&in, e, why, whylen);
 }
