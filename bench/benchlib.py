@@ -133,6 +133,7 @@ class Vm:
         self.pid = self.proc.pid
         self.daemon = None
         self._qmp = None
+        self._backing = None
 
     def lines(self):
         try:
@@ -190,6 +191,16 @@ class Vm:
         with open("/proc/%d/stat" % (pid or self.pid)) as f:
             fields = f.read().rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def backing_bytes(self):
+        """What the memfd of the guest's RAM holds allocated now
+        (allocated_bytes): it falls as the host discards."""
+        if not self._backing:
+            self._backing = memfd_paths(self.pid)
+            if not self._backing:
+                raise RuntimeError("%s: no memfd open in QEMU (/proc/%d/fd)"
+                                   % (self.name, self.pid))
+        return allocated_bytes(self._backing)
 
     def daemon_cpu_seconds(self):
         """freehintd's CPU time: its parent and its worker (privsep)."""
@@ -369,9 +380,53 @@ def _hwm_of(p):
     return 0
 
 
+def _faults_of(p):
+    """Minor plus major page faults of p, all its threads."""
+    with open("/proc/%d/stat" % p) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return int(fields[7]) + int(fields[9])
+
+
 def tree_cpu_seconds(pid):
     """User plus system CPU time of pid and its children, while they run."""
     return _tree_sum(pid, _cpu_of)
+
+
+def tree_faults(pid):
+    """Minor plus major page faults of pid and its children, while they
+    run (a fault on memory the host discarded is a minor one)."""
+    return _tree_sum(pid, _faults_of)
+
+
+def memfd_paths(pid, name="memory-backend-memfd"):
+    """/proc/PID/fd entries of the guest RAM's memfd, one per file: the
+    largest of those named after QEMU's backend (which QEMU keeps open;
+    another memfd, such as TCG's split code buffer, is not RAM), or of
+    all memfds when none has that name."""
+    found = {}
+    d = "/proc/%d/fd" % pid
+    for fd in os.listdir(d):
+        path = os.path.join(d, fd)
+        try:
+            target = os.readlink(path)
+            if not target.startswith("/memfd:"):
+                continue
+            st = os.stat(path)
+        except OSError:
+            continue
+        named = target.split(" ")[0] == "/memfd:" + name
+        found.setdefault((st.st_dev, st.st_ino), (named, st.st_size, path))
+    if not found:
+        return []
+    best = max((named, size) for named, size, _ in found.values())
+    return sorted(path for named, size, path in found.values()
+                  if (named, size) == best)
+
+
+def allocated_bytes(paths):
+    """What the files hold allocated: st_blocks, which holes (discarded
+    pages) do not count, as freehintd's vm_allocated_bytes counts it."""
+    return sum(os.stat(p).st_blocks * 512 for p in paths)
 
 
 def tree_hwm_kib(pid):

@@ -1,3 +1,4 @@
 #!/bin/sh
-# Overhead: guest churn throughput with and without freehint.
+# Overhead: what reporting costs a churning guest (full speed, paced,
+# bursty), no reporting, QEMU's free-page-reporting and freehint.
 exec python3 -B "$(dirname "$0")/../overhead.py" "$@"

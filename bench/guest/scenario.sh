@@ -10,12 +10,18 @@
 #                        32 KiB of it freed (bench/guest/frag.c)
 #   bench.balloon=1    load virtio_balloon (QEMU's hinting and reporting)
 #   bench.freehint=1   load freehint.ko and start freehint-agent
-#   bench.churn=SECONDS
+#   bench.churn=SECONDS    churn: each workload's time (20)
+#   bench.churn_mib=MIB    churn: the size of a round (128)
+#   bench.churn_runs=LIST  churn: the workloads, one after another, comma
+#                          separated: full (back to back), paced:MIB_S,
+#                          bursty:BUSY:IDLE (bench/guest/churn.c) (full)
+#   bench.churn_gap=S      churn: seconds between two workloads (2)
 #   bench.defer=MIBS   the agent's --report-defer-rate (its default if unset)
 #   bench.headroom=MIB the agent's --report-headroom (its default if unset)
 # The host follows the serial console: every line it needs starts with
 # "BENCH ".
 run=none balloon=0 freehint=0 churn=20 defer= headroom=
+churn_mib=128 churn_runs=full churn_gap=2
 check_mib=64 rate=0 dirty_pct=60 frag_mib=0
 for a in $(cat /proc/cmdline); do
 	case "$a" in
@@ -23,6 +29,9 @@ for a in $(cat /proc/cmdline); do
 	bench.balloon=*) balloon=${a#*=} ;;
 	bench.freehint=*) freehint=${a#*=} ;;
 	bench.churn=*) churn=${a#*=} ;;
+	bench.churn_mib=*) churn_mib=${a#*=} ;;
+	bench.churn_runs=*) churn_runs=${a#*=} ;;
+	bench.churn_gap=*) churn_gap=${a#*=} ;;
 	bench.defer=*) defer=${a#*=} ;;
 	bench.headroom=*) headroom=${a#*=} ;;
 	bench.check_mib=*) check_mib=${a#*=} ;;
@@ -126,9 +135,27 @@ busy)
 	finish
 	;;
 churn)
+	# Each workload starts with "BENCH churn-start NAME" and ends with
+	# churn's line (or its error), the first 3 s after boot.
 	sleep 3
-	echo "BENCH churn-start"
-	churn "$churn" 128 | sed 's/^/BENCH /'
+	for w in $(echo "$churn_runs" | tr , ' '); do
+		case "$w" in
+		full) opts= ;;
+		paced:*) opts="-r ${w#paced:}" ;;
+		bursty:*:*)
+			b=${w#bursty:}
+			opts="-b ${b%:*} -i ${b#*:}"
+			;;
+		*)
+			echo "BENCH error unknown churn workload '$w'"
+			continue
+			;;
+		esac
+		echo "BENCH churn-start $w"
+		# shellcheck disable=SC2086 # $opts is churn's options, split
+		churn $opts "$churn" "$churn_mib" 2>&1 | sed 's/^/BENCH /'
+		sleep "$churn_gap"
+	done
 	finish
 	;;
 *)
