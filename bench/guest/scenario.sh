@@ -15,13 +15,13 @@
 #   bench.churn_runs=LIST  churn: the workloads, one after another, comma
 #                          separated: full (back to back), paced:MIB_S,
 #                          bursty:BUSY:IDLE (bench/guest/churn.c) (full)
-#   bench.churn_gap=S      churn: seconds between two workloads (2)
+#   bench.churn_gap=S      churn: seconds between two workloads (5)
 #   bench.defer=MIBS   the agent's --report-defer-rate (its default if unset)
 #   bench.headroom=MIB the agent's --report-headroom (its default if unset)
 # The host follows the serial console: every line it needs starts with
 # "BENCH ".
 run=none balloon=0 freehint=0 churn=20 defer= headroom=
-churn_mib=128 churn_runs=full churn_gap=2
+churn_mib=128 churn_runs=full churn_gap=5
 check_mib=64 rate=0 dirty_pct=60 frag_mib=0
 for a in $(cat /proc/cmdline); do
 	case "$a" in
