@@ -222,6 +222,9 @@ struct budget {
 /* What each range costs on top of its bytes: one fallocate is work
  * however small its range, and tiny ranges must not buy more of it. */
 #define FREEHINTD_RANGE_COST (1ULL << 20)
+/* A held range's: a pass bounds them, and charged a reported range's cost
+ * a pass of small blocks would crawl; still a bound on fallocate calls. */
+#define FREEHINTD_HELD_RANGE_COST (128ULL << 10)
 
 /* One agent session's ids and the current pass's held ranges. */
 struct vstate {
@@ -350,6 +353,7 @@ struct vm {
 	uint64_t pass_bps; /* the last complete pass's speed; 0: none */
 	uint64_t pass_sent_bytes; /* its HELD batches taken, punched or not */
 	uint64_t pass_ranges, pass_batches; /* and their count */
+	bool pass_last_in; /* its last HELD batch came: no more */
 	vm_speed_fn speed; /* NULL: the source cannot change the bandwidth */
 	void *speed_ctx;
 	struct mighold *mighold; /* mighold.c: bandwidth held, or NULL */

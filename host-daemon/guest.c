@@ -27,6 +27,7 @@ struct guest {
 	uint32_t poison; /* the guest's non-zero poison pattern, or 0 */
 	bool zeroed; /* Hello's init_on_alloc: captured blocks read as 0 */
 	bool skips_reported; /* Hello's CAP_SKIP_REPORTED */
+	bool reports; /* Hello's CAP_REPORT */
 	char agent_version[64]; /* printable (fh_strvis) */
 	bool await_welcome; /* Hello answered once the devices are known */
 	struct vstate vs;
@@ -144,11 +145,15 @@ guest_page_size(const struct guest *g)
 	return g != NULL && g->hello ? g->page_size : 0;
 }
 
-/* Does the guest's hint pass leave what its kernel reported alone? */
+/*
+ * Does the guest's hint pass leave alone what the host already discarded?
+ * Only when it reports to us (CAP_REPORT): else its free memory is not
+ * reported at all, and skipping reported blocks skips nothing.
+ */
 bool
 guest_skips_reported(const struct guest *g)
 {
-	return g != NULL && g->hello && g->skips_reported;
+	return g != NULL && g->hello && g->skips_reported && g->reports;
 }
 
 int
@@ -255,6 +260,8 @@ guest_hello(struct fh_peer *p, const struct fh_msg *m, void *arg)
 	    : 0;
 	g->report_order = h->has_report_order ? h->report_order : UINT32_MAX;
 	g->zeroed = h->has_init_on_alloc && h->init_on_alloc;
+	g->reports = h->has_capabilities &&
+	    (h->capabilities & FREEHINT__CAPABILITY__CAP_REPORT) != 0;
 	g->skips_reported = h->has_capabilities &&
 	    (h->capabilities & FREEHINT__CAPABILITY__CAP_SKIP_REPORTED) != 0;
 	fh_strvis(g->agent_version, sizeof g->agent_version,
@@ -583,12 +590,17 @@ guest_ranges(struct fh_peer *p, const struct fh_msg *m, void *arg)
 	reason = validate_batch(&g->vs, &vm->budget, &pol, &vm->map,
 	    g->page_size, guest_align(g, &pol, b->kind), b, &now, &g->ranges,
 	    err, sizeof err);
+	/* Nothing after the pass's last batch: the pass bounds what a
+	 * guest may have punched (validate.c). */
 	if (reason == 0 && b->kind == FREEHINT__RANGE_KIND__HELD &&
 	    (!vm_pass_active(vm) || !b->has_pass_id ||
-	        b->pass_id != vm->pass_id)) {
+	        b->pass_id != vm->pass_id || vm->pass_last_in)) {
 		snprintf(err, sizeof err, "HELD outside the active hint pass");
 		reason = FREEHINT__REJECT_REASON__NOT_ALLOWED;
 	}
+	if (reason == 0 && b->kind == FREEHINT__RANGE_KIND__HELD &&
+	    b->has_last && b->last)
+		vm->pass_last_in = true;
 	if (reason == 0)
 		reason = guest_apply(g, &pol, b, err, sizeof err);
 	if (reason == GUEST_QUEUED)

@@ -7,11 +7,12 @@
  * limited per batch and per second, so that one VM cannot keep the daemon
  * from serving the others. The per-second budget belongs to the VM (a new
  * Hello or connection does not refill it) and each reported range costs
- * FREEHINTD_RANGE_COST on top of its bytes. A held range does not: the
- * pass bounds those (each page once a pass, and only the host starts
- * one), and a pass of small blocks charged per range would be held to
- * 16 ranges a millisecond, slower than the migration it is for. The
- * answer is a RejectReason.
+ * FREEHINTD_RANGE_COST on top of its bytes. A held range costs
+ * FREEHINTD_HELD_RANGE_COST: the pass bounds those too (each page once a
+ * pass, nothing after its last batch, and only the host starts one), and
+ * a pass of small blocks charged as much per range would be held to 16
+ * ranges a millisecond, slower than the migration it is for. The answer
+ * is a RejectReason.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -166,10 +167,11 @@ validate_batch(struct vstate *v, struct budget *bud, const struct policy *pol,
 		snprintf(err, errlen, "ranges already held in this pass");
 		return FREEHINT__REJECT_REASON__OVERLAPPING;
 	}
-	/* Snapshots are only counted: no fallocate per range to pay for;
-	 * held ranges are the pass's, bounded by it. */
+	/* Snapshots are only counted: no fallocate per range to pay for. */
 	if (b->kind == FREEHINT__RANGE_KIND__REPORTED)
 		bytes += out->n * FREEHINTD_RANGE_COST;
+	else if (b->kind == FREEHINT__RANGE_KIND__HELD)
+		bytes += out->n * FREEHINTD_HELD_RANGE_COST;
 	if ((rc = check_rate(bud, pol, now, bytes, err, errlen)) != 0)
 		return rc;
 	return 0;

@@ -643,6 +643,7 @@ vm_hint(struct vm *vm, char *err, size_t errlen)
 	vm->pass_active = true;
 	vm->pass_done = false;
 	vm->pass_sent_bytes = vm->pass_ranges = vm->pass_batches = 0;
+	vm->pass_last_in = false;
 	vm->pass_started_ms = fh_monotonic_ms();
 	log_info("vm %s: hint pass %" PRIu64 " started (min order %u, at "
 	         "most %" PRIu64 " MiB)",

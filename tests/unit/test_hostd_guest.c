@@ -917,6 +917,11 @@ test_held_last_punched(void **state)
 	assert_int_equal(f->vm->counters.pass_bytes, 512 * PAGE);
 	assert_true(f->vm->pass_done);
 	assert_int_equal(f->q.ram[512 * PAGE], 0);
+	/* Nothing after the last: the pass bounds what is punched. */
+	send_pass_batch(f, 2, FREEHINT__RANGE_KIND__HELD, 1024, 512,
+	    fh_monotonic_ms() + 60000, pass, false);
+	free_msg(ack_is(f, 2, FREEHINT__REJECT_REASON__NOT_ALLOWED));
+	assert_int_equal(f->q.ram[1024 * PAGE], 0x5a);
 }
 
 /*

@@ -284,9 +284,10 @@ test_budget_outlives_hello(void **state)
 }
 
 /*
- * A pass's held ranges are bounded by the pass, not charged per range: 40
- * batches of 64 single pages (a pass of small blocks) go in one second,
- * where reported ones stop after 15. Their bytes still count.
+ * A pass's held ranges cost FREEHINTD_HELD_RANGE_COST, an eighth of a
+ * reported one's: 64 single pages (a pass of small blocks) cost 8.25
+ * MiB, so 124 such batches go in a second of 1 GiB, where reported ones
+ * stop after 15. Their bytes count too.
  */
 static void
 test_held_ranges_per_pass(void **state)
@@ -294,18 +295,20 @@ test_held_ranges_per_pass(void **state)
 	struct fixture *f = *state;
 	uint64_t tiny[128];
 	struct policy p = pol;
-	int i, j;
+	int i, j, rc = 0;
 
 	p.max_batches_sec = 1000;
-	for (i = 0; i < 40; i++) {
+	for (i = 0; i < 125; i++) {
 		for (j = 0; j < 64; j++) {
-			tiny[2 * j] = j == 0 ? 0x4000 + i * 1024 : 1;
+			tiny[2 * j] = j == 0 ? 0x4000 + i * 256 : 1;
 			tiny[2 * j + 1] = 1;
 		}
-		if (judge_with(f, &p, FREEHINT__RANGE_KIND__HELD, 1, false,
-		        tiny, 64) != 0)
+		rc = judge_with(
+		    f, &p, FREEHINT__RANGE_KIND__HELD, 1, false, tiny, 64);
+		if (i < 124 && rc != 0)
 			fail_msg("held batch %d: %s", i, f->err);
 	}
+	assert_int_equal(rc, R(RATE_LIMITED));
 	f->now.tv_sec++;
 	memset(&f->bud, 0, sizeof f->bud);
 	for (i = 0; i < 15; i++) {
@@ -318,17 +321,13 @@ test_held_ranges_per_pass(void **state)
 	}
 	assert_int_equal(validate_tiny(f, &p, tiny, 64), R(RATE_LIMITED));
 	/* Bytes count, held or not: 1 GiB a second here, so the sixth
-	 * 200 MiB batch (of three passes) is refused. */
+	 * 200 MiB batch is refused (validate_batch does not record what is
+	 * held: guest.c does, so the same ranges may come again here). */
 	f->now.tv_sec++;
 	memset(&f->bud, 0, sizeof f->bud);
 	for (i = 0; i < 6; i++) {
 		const uint64_t big[] = { 0x1000 + (i % 2) * 51200, 51200 };
 
-		if (i % 2 == 0) {
-			vstate_free(&f->vs);
-			vstate_init(&f->vs);
-			f->id = 0;
-		}
 		assert_int_equal(judge_with(f, &p, FREEHINT__RANGE_KIND__HELD,
 		                     512, false, big, 1),
 		    i < 5 ? 0 : R(RATE_LIMITED));
