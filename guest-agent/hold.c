@@ -188,12 +188,22 @@ static int
 hold_read(
     struct hold *h, struct fh_rangeset *rs, uint64_t *id, uint32_t *grace_ms)
 {
+	size_t want = sizeof h->buf;
 	char err[128];
 	ssize_t n;
 
+	/*
+	 * The module fills a batch to the buffer (64 bytes, then 24 a
+	 * block): no more blocks than one RangeBatch takes, so that a kernel
+	 * batch never needs more pieces than the host lets in flight.
+	 */
+	if (session_ready(h->agent->session) &&
+	    session_batch_ranges(h->agent->session) < (sizeof h->buf - 64) / 24)
+		want =
+		    64 + 24 * (size_t)session_batch_ranges(h->agent->session);
 	*id = UINT64_MAX;
 	do
-		n = read(h->fd, h->buf, sizeof h->buf);
+		n = read(h->fd, h->buf, want);
 	while (n == -1 && errno == EINTR);
 	if (n == -1 && errno == EBUSY)
 		return -2;

@@ -781,33 +781,29 @@ static ssize_t fh_hold_read(struct file *file, char __user *ubuf,
 		ret = list_empty(&h->unread) ? 0 : -EBUSY;
 		goto out;
 	}
-	b->id = h->next_id + 1;
+	b->id = ++h->next_id;
 	/* The promise made with this batch: no later change shortens it. */
 	b->grace_ms = READ_ONCE(fh_report_grace_ms);
-	len = scnprintf(h->buf, FH_HOLD_BUF, "batch %llu %u grace_ms=%u\n",
-			b->id, n, b->grace_ms);
-	list_for_each_entry(page, &h->unread, lru) {
-		len += scnprintf(h->buf + len, FH_HOLD_BUF - len, "0x%lx %lu\n",
-				 page_to_pfn(page), page_private(page));
-		if (page == last)
-			break;
-	}
-	if (len > count) {
-		spin_unlock(&h->lock);
-		ret = -EINVAL;
-		goto out;
-	}
-	h->next_id++;
 	list_cut_position(&b->pages, &h->unread, &last->lru);
-	h->unread_pages -= fh_list_pages(&b->pages);
+	h->unread_pages -= batch_pages;
 	list_add_tail(&b->node, &h->batches);
 	h->inflight++;
-	h->inflight_pages += fh_list_pages(&b->pages);
+	h->inflight_pages += batch_pages;
 	spin_unlock(&h->lock);
 
-	/* In flight: neither the shrinker nor a release frees these now. */
-	list_for_each_entry(page, &b->pages, lru)
+	/*
+	 * In flight: neither the shrinker nor a release frees these now, and
+	 * only a holder of h->mutex settles the batch, so its list is ours
+	 * to format outside the lock the shrinker takes. The header (at most
+	 * 58 bytes) and the lines (at most 22) fit @count by @most.
+	 */
+	len = scnprintf(h->buf, FH_HOLD_BUF, "batch %llu %u grace_ms=%u\n",
+			b->id, n, b->grace_ms);
+	list_for_each_entry(page, &b->pages, lru) {
+		len += scnprintf(h->buf + len, FH_HOLD_BUF - len, "0x%lx %lu\n",
+				 page_to_pfn(page), page_private(page));
 		fh_scribble(page, page_private(page));
+	}
 
 	/*
 	 * Part of the batch may have reached the reader: it stays in flight
