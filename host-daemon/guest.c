@@ -378,10 +378,10 @@ guest_apply(struct guest *g, const struct policy *pol,
 
 	for (i = 0; i < g->ranges.n; i++)
 		bytes += g->ranges.r[i].npages * g->page_size;
-	if (b->kind == FREEHINT__RANGE_KIND__HINT) {
-		vm->guest_free_bytes = bytes;
+	/* Only counted: a snapshot may take several batches, and the
+	 * guest's free memory comes whole in its Stats. */
+	if (b->kind == FREEHINT__RANGE_KIND__HINT)
 		return 0;
-	}
 	/* discard=off: judged and counted, nothing punched. */
 	if (g->mode == FREEHINT__MODE__DISCARD && !pol->no_discard &&
 	    g->ranges.n != 0)
