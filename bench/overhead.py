@@ -218,6 +218,15 @@ def below(sm, c1, c2, k):
     return bool(a and z and a["hi"] < z["lo"])
 
 
+def apart(sums, workloads, k):
+    """The workloads where freehint's runs are all below QEMU's reporting's
+    in figure k, and those where they are all above."""
+    return ([w for w in workloads
+             if below(sums[w.spec], "freehint", "qemu-report", k)],
+            [w for w in workloads
+             if below(sums[w.spec], "qemu-report", "freehint", k)])
+
+
 def pct(x):
     return "%+.1f%%" % (100 * x)
 
@@ -327,10 +336,7 @@ def reading(sums, workloads):
             if cost(sums[w.spec], "freehint") is not None
             and cost(sums[w.spec], "qemu-report") is not None]
     if both:
-        cheaper = [w for w in both if below(sums[w.spec], "freehint",
-                                            "qemu-report", "cpu_gib")]
-        dearer = [w for w in both if below(sums[w.spec], "qemu-report",
-                                           "freehint", "cpu_gib")]
+        cheaper, dearer = apart(sums, both, "cpu_gib")
         out.append("freehint's runs all cost less host CPU than all of "
                    "QEMU's reporting's on %d of %d workloads%s, and all "
                    "more on %d; on the others their ranges overlap." % (
@@ -350,10 +356,7 @@ def reading(sums, workloads):
     faults = [w for w in both if sums[w.spec]["freehint"].get("kfaults")
               and sums[w.spec]["qemu-report"].get("kfaults")]
     if faults:
-        fewer = [w for w in faults if below(sums[w.spec], "freehint",
-                                            "qemu-report", "kfaults")]
-        more = [w for w in faults if below(sums[w.spec], "qemu-report",
-                                           "freehint", "kfaults")]
+        fewer, more = apart(sums, faults, "kfaults")
         out.append("QEMU took fewer page faults in every run with freehint "
                    "than in any with its own reporting on %d of %d "
                    "workloads, more on %d; on the others the ranges "
