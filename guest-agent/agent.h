@@ -33,6 +33,8 @@ struct kbatch;
  * bigger the batch, the fewer the host's batches in a pass of small blocks.
  */
 #define AGENT_KBUF_SIZE 32768
+/* What the module's hold batch of n blocks may take: 64 bytes, 24 a block. */
+#define AGENT_KBATCH_BYTES(n) (64 + 24 * (size_t)(n))
 
 enum transport_kind {
 	TRANSPORT_AUTO,

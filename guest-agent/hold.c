@@ -188,19 +188,19 @@ static int
 hold_read(
     struct hold *h, struct fh_rangeset *rs, uint64_t *id, uint32_t *grace_ms)
 {
+	struct session *s = h->agent->session;
 	size_t want = sizeof h->buf;
 	char err[128];
 	ssize_t n;
 
 	/*
-	 * The module fills a batch to the buffer (64 bytes, then 24 a
-	 * block): no more blocks than one RangeBatch takes, so that a kernel
-	 * batch never needs more pieces than the host lets in flight.
+	 * The module fills a batch to the buffer: no more blocks than one
+	 * RangeBatch takes, so that a kernel batch never needs more pieces
+	 * than the host lets in flight.
 	 */
-	if (session_ready(h->agent->session) &&
-	    session_batch_ranges(h->agent->session) < (sizeof h->buf - 64) / 24)
-		want =
-		    64 + 24 * (size_t)session_batch_ranges(h->agent->session);
+	if (session_ready(s) &&
+	    AGENT_KBATCH_BYTES(session_batch_ranges(s)) < want)
+		want = AGENT_KBATCH_BYTES(session_batch_ranges(s));
 	*id = UINT64_MAX;
 	do
 		n = read(h->fd, h->buf, want);

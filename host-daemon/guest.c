@@ -376,12 +376,12 @@ guest_apply(struct guest *g, const struct policy *pol,
 	uint64_t bytes = 0;
 	size_t i;
 
-	for (i = 0; i < g->ranges.n; i++)
-		bytes += g->ranges.r[i].npages * g->page_size;
 	/* Only counted: a snapshot may take several batches, and the
 	 * guest's free memory comes whole in its Stats. */
 	if (b->kind == FREEHINT__RANGE_KIND__HINT)
 		return 0;
+	for (i = 0; i < g->ranges.n; i++)
+		bytes += g->ranges.r[i].npages * g->page_size;
 	/* discard=off: judged and counted, nothing punched. */
 	if (g->mode == FREEHINT__MODE__DISCARD && !pol->no_discard &&
 	    g->ranges.n != 0)
