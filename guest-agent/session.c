@@ -327,7 +327,7 @@ session_send_ranges(struct session *s, Freehint__RangeKind kind,
 	struct fh_rangeset view;
 	struct pending *p;
 	uint64_t *scratch, now, deadline;
-	bool leased;
+	bool lease, leased;
 	size_t off = 0, n;
 	int rc = 0, err;
 
@@ -335,11 +335,18 @@ session_send_ranges(struct session *s, Freehint__RangeKind kind,
 	 * Before the send: the module keeps the pages at least grace_ms
 	 * after any moment the agent still has the file open.
 	 */
+	/*
+	 * An empty batch (only the last HELD one of a pass, which ends it)
+	 * gives the host nothing to discard: no lease, no deadline, and it
+	 * waits for its Ack as a HINT batch does. A pass that captured
+	 * nothing has no grace_ms from the module to lease with.
+	 */
 	now = fh_monotonic_ms();
-	leased = kind != FREEHINT__RANGE_KIND__HINT &&
+	lease = kind != FREEHINT__RANGE_KIND__HINT && rs->n != 0;
+	leased = lease &&
 	    hostclock_deadline(&s->clock, now, kb->grace_ms,
 	        AGENT_LEASE_MARGIN_MS, &deadline) == 0;
-	if (kind != FREEHINT__RANGE_KIND__HINT)
+	if (lease)
 		kb->expire_ms = now + kb->grace_ms;
 	/*
 	 * A discarding host needs a deadline (it refuses a batch without
@@ -348,8 +355,7 @@ session_send_ranges(struct session *s, Freehint__RangeKind kind,
 	 * Only the last HELD batch of a pass may be empty (it ends the
 	 * pass); the host refuses any other empty batch as MALFORMED.
 	 */
-	if (kind != FREEHINT__RANGE_KIND__HINT && !leased &&
-	    s->mode == FREEHINT__MODE__DISCARD) {
+	if (lease && !leased && s->mode == FREEHINT__MODE__DISCARD) {
 		log_warnx_rl(&nolease_rl,
 		    "batch %" PRIu64 " not sent: no lease to state "
 		    "(grace_ms %u, margin %u)",

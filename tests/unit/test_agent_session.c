@@ -429,7 +429,8 @@ count_done(struct kbatch *kb, void *arg)
 
 /* session_send_ranges of an empty set of kind; last for HELD. */
 static int
-send_empty(struct fx *f, Freehint__RangeKind kind, bool last)
+send_empty_grace(
+    struct fx *f, Freehint__RangeKind kind, bool last, uint32_t grace_ms)
 {
 	struct fh_rangeset rs;
 	struct kbatch *kb;
@@ -437,12 +438,18 @@ send_empty(struct fx *f, Freehint__RangeKind kind, bool last)
 
 	fh_rs_init(&rs);
 	kb = xcalloc(1, sizeof *kb);
-	kb->grace_ms = 2000;
+	kb->grace_ms = grace_ms;
 	kb->hint = kind == FREEHINT__RANGE_KIND__HINT;
 	kb->done = count_done;
 	rc = session_send_ranges(f->a.session, kind, &rs, 7, last, kb);
 	fh_rs_free(&rs);
 	return rc;
+}
+
+static int
+send_empty(struct fx *f, Freehint__RangeKind kind, bool last)
+{
+	return send_empty_grace(f, kind, last, 2000);
 }
 
 /*
@@ -473,6 +480,44 @@ test_no_empty_batch(void **state)
 	assert_true(last_ranges(f)->last);
 	assert_int_equal(last_ranges(f)->n_gaps, 0);
 	assert_int_equal(done_n, 3);
+}
+
+/*
+ * A pass that captured nothing ends with an empty last HELD batch, and
+ * the module gave it no grace_ms (none was read). It leases nothing, so
+ * it goes without a deadline to a discarding host (which takes an empty
+ * batch without one) and waits for its Ack: it was refused as unleased,
+ * so the host never saw the pass end, or, without a deadline to check,
+ * expired at once and released the pass as if the host had not answered.
+ */
+static void
+test_empty_last_held_no_lease(void **state)
+{
+	struct fx *f = rewelcome(state, FREEHINT__MODE__DISCARD, true);
+	Freehint__Ack a = FREEHINT__ACK__INIT;
+	const Freehint__RangeBatch *b;
+	uint64_t t0;
+
+	done_n = done_failed = 0;
+	assert_int_equal(
+	    send_empty_grace(f, FREEHINT__RANGE_KIND__HELD, true, 0), 0);
+	SPIN_UNTIL(f, count(f, FH_MSG_RANGES) == 1);
+	b = last_ranges(f);
+	assert_true(b->last);
+	assert_int_equal(b->n_gaps, 0);
+	assert_false(b->has_deadline_ms);
+	/* Unanswered for a while: still pending, not expired. */
+	t0 = fh_monotonic_ms();
+	while (fh_monotonic_ms() < t0 + 200)
+		settle(f);
+	assert_int_equal(done_n, 0);
+	assert_int_equal(f->a.stats.batches_failed, 0);
+	a.batch_id = b->batch_id;
+	a.status = FREEHINT__ACK_STATUS__APPLIED;
+	put(f, FH_MSG_ACK, &a.base);
+	SPIN_UNTIL(f, done_n == 1);
+	assert_int_equal(done_failed, 0);
+	assert_int_equal(f->a.stats.batches_acked, 1);
 }
 
 /* A host speaking another protocol version is told so and left. */
@@ -712,6 +757,7 @@ main(void)
 		UNIT_FX(test_rate_wakes_again),
 		UNIT_FX(test_rate_none),
 		UNIT_FX(test_no_empty_batch),
+		UNIT_FX(test_empty_last_held_no_lease),
 		UNIT_FX(test_garbage_reconnects),
 		UNIT_FX(test_disconnect_fails_pending),
 		UNIT_FX(test_wrong_version),

@@ -926,6 +926,28 @@ test_held_last_punched(void **state)
 }
 
 /*
+ * A pass that captured nothing ends with an empty last HELD batch with
+ * no deadline (it leases nothing): applied, and the pass is done.
+ */
+static void
+test_held_empty_last_no_deadline(void **state)
+{
+	struct fx *f = *state;
+	Freehint__RangeBatch b = FREEHINT__RANGE_BATCH__INIT;
+
+	start(f);
+	b.batch_id = 1;
+	b.kind = FREEHINT__RANGE_KIND__HELD;
+	b.has_pass_id = true;
+	b.pass_id = start_pass(f, NULL);
+	b.has_last = b.last = true;
+	send_msg(f, FH_MSG_RANGES, &b.base);
+	free_msg(ack_is(f, 1, 0));
+	assert_true(f->vm->pass_done);
+	assert_int_equal(f->vm->held_bytes, 0);
+}
+
+/*
  * A HELD batch is held from when it is queued: a batch overlapping it is
  * refused meanwhile. Its discard fails (cancelled behind a slow one):
  * the guest takes it back, so it is held no more, and the same ranges
@@ -1359,6 +1381,7 @@ main(void)
 		UNIT_FX(test_held_discard_off),
 		UNIT_FX(test_held_record_only),
 		UNIT_FX(test_held_last_punched),
+		UNIT_FX(test_held_empty_last_no_deadline),
 		UNIT_FX(test_held_punch_failed),
 		UNIT_FX(test_postcopy_refused),
 		UNIT_FX(test_devices_pending_refused),
