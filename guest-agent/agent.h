@@ -127,6 +127,12 @@ struct hostclock {
 
 /* Taken off every lease for the jiffy and millisecond roundings. */
 #define AGENT_LEASE_MARGIN_MS 100
+/*
+ * How long the empty batch that ends a hint pass waits for its Ack. It
+ * leases nothing (no deadline); unanswered, it ends the pass as an
+ * expired lease would: the module's default grace.
+ */
+#define AGENT_PASS_END_WAIT_MS 10000
 
 void hostclock_init(struct hostclock *);
 void hostclock_sample(struct hostclock *, uint64_t host_ms, uint64_t local_ms);

@@ -337,9 +337,9 @@ session_send_ranges(struct session *s, Freehint__RangeKind kind,
 	 */
 	/*
 	 * An empty batch (only the last HELD one of a pass, which ends it)
-	 * gives the host nothing to discard: no lease, no deadline, and it
-	 * waits for its Ack as a HINT batch does. A pass that captured
-	 * nothing has no grace_ms from the module to lease with.
+	 * gives the host nothing to discard: no lease, no deadline. A pass
+	 * that captured nothing has no grace_ms from the module to lease
+	 * with; it waits AGENT_PASS_END_WAIT_MS for its Ack.
 	 */
 	now = fh_monotonic_ms();
 	lease = kind != FREEHINT__RANGE_KIND__HINT && rs->n != 0;
@@ -348,6 +348,8 @@ session_send_ranges(struct session *s, Freehint__RangeKind kind,
 	        AGENT_LEASE_MARGIN_MS, &deadline) == 0;
 	if (lease)
 		kb->expire_ms = now + kb->grace_ms;
+	else if (kind != FREEHINT__RANGE_KIND__HINT)
+		kb->expire_ms = now + AGENT_PASS_END_WAIT_MS;
 	/*
 	 * A discarding host needs a deadline (it refuses a batch without
 	 * one, as a fault): with no lease to state (grace_ms within the

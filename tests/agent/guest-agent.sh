@@ -30,7 +30,7 @@ fi
 
 # Scenario 1 starts before the module, with --wait-module.
 fh-testhost -l unix:/tmp/h1.sock --reject-every 3 --hint-after 4 \
-	--pass-limit 32M --snapshot --until-reported 6 --until-passes 1 \
+	--pass-limit 32M --pass-min-order 0 --snapshot --until-reported 6 --until-passes 1 \
 	--timeout 120 >/tmp/h1.log 2>&1 &
 H=$!
 sleep 0.3
@@ -147,6 +147,32 @@ else
 	ko hint-pass-disconnect-releases "exit $hrc, hold_bytes $(st hold_bytes)"
 	show host3 /tmp/h3.log
 	show agent3 /tmp/a3.log
+fi
+kill -TERM $A
+wait $A
+
+# Scenario 3b: a pass that captures nothing (no block fits 1 KiB) ends
+# with an empty last batch, which waits for the host's Ack: it has no
+# lease to expire at once as if the host had not answered.
+fh-testhost -l unix:/tmp/h3b.sock --hint-after 1 --pass-limit 1K \
+	--pass-min-order 0 --until-passes 1 --timeout 120 >/tmp/h3b.log 2>&1 &
+H=$!
+sleep 0.3
+freehint-agent -d -v --transport unix --unix-path /tmp/h3b.sock \
+	--report-defer-rate 0 >/tmp/a3b.log 2>&1 &
+A=$!
+wait $H
+hrc=$?
+sleep 0.5
+if [ $hrc = 0 ] && grep -q "^PASS_DONE .*held_bytes=0" /tmp/h3b.log &&
+	grep -q "kind=HELD ranges=0 .*last=1" /tmp/h3b.log &&
+	grep -q "captured in" /tmp/a3b.log &&
+	! grep -q "within the lease\|within its lease" /tmp/a3b.log; then
+	ok hint-pass-empty-acked
+else
+	ko hint-pass-empty-acked "fh-testhost exit $hrc"
+	show host3b /tmp/h3b.log
+	show agent3b /tmp/a3b.log
 fi
 kill -TERM $A
 wait $A
