@@ -71,6 +71,14 @@ def run_one(cfg, args, rep=0):
                     r[k] = vm.value(k)[-1]
                 except RuntimeError:
                     r[k] = None
+            # At the window's end (guest/scenario.sh, memstate).
+            for k, kib, unit in (("used", "used_kib", 1024.0),
+                                 ("free_big", "free_big_kib", 1024.0),
+                                 ("agent_mem", "agent_kib", 1)):
+                try:
+                    r[k] = vm.value(kib)[-1] / unit
+                except RuntimeError:
+                    r[k] = None
         else:
             churn = vm.wait(r"^BENCH fhchurn: ", 5)
             if not churn.endswith(" 0 bad pages"):
@@ -158,6 +166,9 @@ IDLE = (("at_free", "RssShmem at free MiB", "%.0f"),
         ("guest_cpu", "guest CPU s", "%.2f"),
         ("qemu_cpu", "QEMU CPU s", "%.2f"),
         ("daemon_cpu", "freehintd CPU s", "%.2f"),
+        ("used", "guest used MiB", "%.0f"),
+        ("free_big", "guest free in 2 MiB+ blocks MiB", "%.0f"),
+        ("agent_mem", "agent memory KiB", "%.0f"),
         ("fill_ms", "first dirtying ms", "%.0f"),
         ("refill_ms", "dirtying again ms", "%.0f"))
 
@@ -245,11 +256,38 @@ batch did not hold the pass back."""
 
 
 def why(sums):
-    """WHY, with the sentence the medians bear out."""
+    """WHY, with the sentences the medians bear out."""
     f, r = med(sums["freehint"], "t90"), med(sums["qemu-report"], "t90")
     if f is None or r is None:
-        return WHY
-    return WHY + (WHY_SAME if abs(f - r) <= 0.5 else WHY_LATE)
+        return WHY + why_footprint(sums)
+    return WHY + (WHY_SAME if abs(f - r) <= 0.5 else WHY_LATE) + \
+        why_footprint(sums)
+
+
+def why_footprint(sums):
+    """The footprints' difference set against the guests' memory at the
+    window's end (medians): in use, and free in blocks page reporting
+    takes."""
+    fh, ref = sums["freehint"], sums["qemu-report"]
+    vals = [med(fh, k) for k in ("footprint", "used", "free_big")] + \
+        [med(ref, k) for k in ("footprint", "used", "free_big")]
+    if None in vals:
+        return ""
+    ff, fu, fb, rf, ru, rb = vals
+    agent = med(fh, "agent_mem")
+    out = (" At the window's end freehint's guest used %.0f MiB%s and had "
+           "%.0f MiB free in blocks of 2 MiB or more, the order both "
+           "report; QEMU's used %.0f MiB and had %.0f MiB so (medians). "
+           "freehint's footprint was %.0f MiB %s."
+           % (fu, " (its agent %.0f KiB: anonymous memory and page tables, "
+              "which reporting done in the kernel does not need)" % agent
+              if agent is not None else "", fb, ru, rb, abs(ff - rf),
+              "larger" if ff >= rf else "smaller"))
+    if ff > rf and fb < rb and abs((ff - rf) - (rb - fb)) <= 2:
+        out += (" freehint's guest had fewer such blocks, by about that "
+                "difference: more of its memory was in use or free in "
+                "pieces under 2 MiB, which no reporting takes.")
+    return out
 
 
 BUSY_WHY = """Reading the busy figures: both mechanisms report only free
@@ -303,7 +341,12 @@ def report(args, res, busy):
            "(a run whose memory did not come back shows \"never\" and has "
            "no time); guest CPU: the guest's non-idle CPU time (from "
            "`/proc/stat`) over the window; QEMU CPU and freehintd CPU: those "
-           "processes' over the window; dirtying: the guest's time to write "
+           "processes' over the window; guest free in 2 MiB+ blocks: the "
+           "guest's free memory in blocks of order 9 and up (what page "
+           "reporting takes, from `/proc/buddyinfo`) at the window's end; "
+           "guest used: its MemTotal less MemFree then; agent memory: "
+           "freehint-agent's `RssAnon` and `VmPTE` then; "
+           "dirtying: the guest's time to write "
            "70%% of its RAM, first after boot, then again after the window "
            "(onto memory the host discarded, which the host must fault "
            "back in, or onto memory it kept)."

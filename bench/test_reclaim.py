@@ -110,6 +110,34 @@ class Verdicts(unittest.TestCase):
         self.assertIn("same kernel", r.why(self.sums([run(100, 2.3)])))
         self.assertIn("rearms", r.why(self.sums([run(100, 4.0)])))
 
+    def test_footprint_set_against_free_blocks(self):
+        def mem(res, used, free_big, agent=None):
+            res.update(used=used, free_big=free_big, agent_mem=agent)
+            return res
+        ref = r.idle_summary([mem(run(100, 2.0), 70, 400)] * 3)
+
+        def why(fh_runs):
+            sums = self.sums(fh_runs)
+            sums["qemu-report"] = ref
+            return r.why_footprint(sums), r.why(sums)
+        w, full = why([mem(run(102, 2.0), 71, 400, 480)] * 3)
+        self.assertIn(w, full)
+        self.assertIn("used 71 MiB (its agent 480 KiB", w)
+        self.assertIn("QEMU's used 70 MiB and had 400 MiB", w)
+        self.assertIn("footprint was 2 MiB larger", w)
+        # As many such blocks: nothing is said of why.
+        self.assertNotIn("fewer such blocks", w)
+        # Fewer reportable blocks, by about the difference.
+        w, _ = why([mem(run(104, 2.0), 72, 396, 480)] * 3)
+        self.assertIn("fewer such blocks", w)
+        # Fewer, but not by the difference: nothing said of why.
+        w, _ = why([mem(run(120, 2.0), 70, 396)] * 3)
+        self.assertIn("footprint was 20 MiB larger", w)
+        self.assertNotIn("fewer such blocks", w)
+        self.assertNotIn("its agent", w)
+        # Not measured (an older run's figures): nothing said.
+        self.assertEqual(r.why_footprint(self.sums([run(100, 2.0)])), "")
+
     def test_fault_back(self):
         v = r.fault_back(self.sums([run(100, 2.0, refill=1500)]))
         self.assertIn("freehint 1500 ms (first 800 ms)", v[0])

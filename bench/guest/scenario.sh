@@ -58,6 +58,20 @@ bench_time() {
 	awk -v n="$1" '/^dirty: wrote/ { printf "BENCH %s_ms=%.0f\n", n, $6 * 1000 }'
 }
 
+# The guest's side of a footprint: memory in use, free memory in blocks
+# page reporting takes (order 9, 2 MiB, and up: QEMU's and freehint's
+# alike, on x86) and the agent's own memory (anonymous pages and page
+# tables).
+memstate() {
+	awk '/^MemTotal:/ { t = $2 } /^MemFree:/ { f = $2 }
+	    END { printf "BENCH used_kib=%d\n", t - f }' /proc/meminfo
+	awk '{ m = 4; for (i = 5; i <= NF; i++) { if (i >= 14) s += $i * m; m *= 2 } }
+	    END { printf "BENCH free_big_kib=%d\n", s }' /proc/buddyinfo
+	p=$(pidof freehint-agent) &&
+		awk '/^(RssAnon|VmPTE):/ { s += $2 }
+		    END { printf "BENCH agent_kib=%d\n", s }' "/proc/$p/status"
+}
+
 finish() {
 	echo "BENCH done"
 	exit 0
@@ -106,6 +120,7 @@ reclaim)
 	cpu
 	# The host samples for 10 s after the free: stay up a little longer.
 	sleep 10
+	memstate
 	cpu
 	sleep 1
 	# The cost of faulting the memory back in: the same dirtying again,
