@@ -64,19 +64,16 @@ def run_one(cfg, args, rep=0):
         r = analyse(samples, t_free, (ticks[2] - ticks[1]) / 100.0, qemu_cpu)
         r["daemon_cpu"] = daemon_cpu
         if not busy:
-            # A dirtying that did not say how long it took loses only
-            # its own figure.
-            for k in ("fill_ms", "refill_ms"):
+            # A figure the guest did not print loses only itself: the
+            # dirtyings' times, and its memory at the window's end
+            # (guest/scenario.sh, memstate).
+            for k, line, unit in (("fill_ms", "fill_ms", 1),
+                                  ("refill_ms", "refill_ms", 1),
+                                  ("used", "used_kib", 1024.0),
+                                  ("free_big", "free_big_kib", 1024.0),
+                                  ("agent_mem", "agent_kib", 1)):
                 try:
-                    r[k] = vm.value(k)[-1]
-                except RuntimeError:
-                    r[k] = None
-            # At the window's end (guest/scenario.sh, memstate).
-            for k, kib, unit in (("used", "used_kib", 1024.0),
-                                 ("free_big", "free_big_kib", 1024.0),
-                                 ("agent_mem", "agent_kib", 1)):
-                try:
-                    r[k] = vm.value(kib)[-1] / unit
+                    r[k] = vm.value(line)[-1] / unit
                 except RuntimeError:
                     r[k] = None
         else:
@@ -258,10 +255,10 @@ batch did not hold the pass back."""
 def why(sums):
     """WHY, with the sentences the medians bear out."""
     f, r = med(sums["freehint"], "t90"), med(sums["qemu-report"], "t90")
-    if f is None or r is None:
-        return WHY + why_footprint(sums)
-    return WHY + (WHY_SAME if abs(f - r) <= 0.5 else WHY_LATE) + \
-        why_footprint(sums)
+    pace = ""
+    if f is not None and r is not None:
+        pace = WHY_SAME if abs(f - r) <= 0.5 else WHY_LATE
+    return WHY + pace + why_footprint(sums)
 
 
 def why_footprint(sums):

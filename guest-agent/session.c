@@ -333,13 +333,11 @@ session_send_ranges(struct session *s, Freehint__RangeKind kind,
 
 	/*
 	 * Before the send: the module keeps the pages at least grace_ms
-	 * after any moment the agent still has the file open.
-	 */
-	/*
-	 * An empty batch (only the last HELD one of a pass, which ends it)
-	 * gives the host nothing to discard: no lease, no deadline. A pass
-	 * that captured nothing has no grace_ms from the module to lease
-	 * with; it waits AGENT_PASS_END_WAIT_MS for its Ack.
+	 * after any moment the agent still has the file open. An empty
+	 * batch (only the last HELD one of a pass, which ends it) gives the
+	 * host nothing to discard: no lease, no deadline. A pass that
+	 * captured nothing has no grace_ms from the module to lease with;
+	 * it waits AGENT_PASS_END_WAIT_MS for its Ack.
 	 */
 	now = fh_monotonic_ms();
 	lease = kind != FREEHINT__RANGE_KIND__HINT && rs->n != 0;

@@ -30,8 +30,8 @@ fi
 
 # Scenario 1 starts before the module, with --wait-module.
 fh-testhost -l unix:/tmp/h1.sock --reject-every 3 --hint-after 4 \
-	--pass-limit 32M --pass-min-order 0 --snapshot --until-reported 6 --until-passes 1 \
-	--timeout 120 >/tmp/h1.log 2>&1 &
+	--pass-limit 32M --pass-min-order 0 --snapshot --until-reported 6 \
+	--until-passes 1 --timeout 120 >/tmp/h1.log 2>&1 &
 H=$!
 sleep 0.3
 freehint-agent -d -v --wait-module --transport unix --unix-path /tmp/h1.sock \
@@ -179,7 +179,8 @@ wait $A
 
 # Scenario 4: SIGTERM while the host keeps a pass: released on the way out.
 fh-testhost -l unix:/tmp/h4.sock --hint-after 1 --pass-limit 32M \
-	--pass-min-order 0 --keep-pass --until-passes 2 --timeout 120 >/tmp/h4.log 2>&1 &
+	--pass-min-order 0 --keep-pass --until-passes 2 --timeout 120 \
+	>/tmp/h4.log 2>&1 &
 H=$!
 sleep 0.3
 freehint-agent -d --transport unix --unix-path /tmp/h4.sock \
